@@ -1,0 +1,118 @@
+/* A small escaping JSON writer: replies and dumps are written straight into a buffer. */
+#include "core.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+
+/* Length of the valid UTF-8 sequence at s (n bytes available), or 0 when invalid. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+        cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (s[i] & 0x3f);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+void core_json_str(struct core_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *u = (const unsigned char *)s;
+    core_buf_reserve(b, n + 2);
+    core_buf_putc(b, '"');
+    size_t run = 0; /* start of a run of bytes that need no escaping */
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = u[i];
+        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t ul = c >= 0x80 ? utf8_len(u + i, n - i) : 0;
+        if (ul > 0) {
+            i += ul;
+            continue;
+        }
+        core_buf_append(b, s + run, i - run);
+        switch (c) {
+        case '"':
+            core_buf_append(b, "\\\"", 2);
+            break;
+        case '\\':
+            core_buf_append(b, "\\\\", 2);
+            break;
+        case '\n':
+            core_buf_append(b, "\\n", 2);
+            break;
+        case '\r':
+            core_buf_append(b, "\\r", 2);
+            break;
+        case '\t':
+            core_buf_append(b, "\\t", 2);
+            break;
+        default:
+            if (c < 0x20) {
+                char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+                core_buf_append(b, esc, 6);
+            } else {
+                core_buf_append(b, "\xef\xbf\xbd", 3); /* U+FFFD for an invalid byte */
+            }
+        }
+        i++;
+        run = i;
+    }
+    core_buf_append(b, s + run, n - run);
+    core_buf_putc(b, '"');
+}
+
+void core_json_cstr(struct core_buf *b, const char *s)
+{
+    size_t n = 0;
+    while (s[n])
+        n++;
+    core_json_str(b, s, n);
+}
+
+void core_json_f64(struct core_buf *b, double v)
+{
+    if (!isfinite(v)) {
+        core_buf_puts(b, "null");
+        return;
+    }
+    if (v == (double)(int64_t)v && fabs(v) < 9007199254740992.0) {
+        core_json_i64(b, (int64_t)v);
+        return;
+    }
+    core_buf_printf(b, "%.17g", v);
+}
+
+void core_json_i64(struct core_buf *b, int64_t v)
+{
+    char tmp[24];
+    int n = snprintf(tmp, sizeof tmp, "%" PRId64, v);
+    core_buf_append(b, tmp, (size_t)n);
+}

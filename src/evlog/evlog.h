@@ -1,0 +1,160 @@
+/*
+ * evlog: the partitioned, ordered, replayable event log. Callers use only this function
+ * table; backends live one per file (evlog_file.c: embedded segment files; a Kafka backend
+ * comes next behind the same table).
+ *
+ * Threading: append, read, wait, high_water and friends may be called from any thread
+ * concurrently. Completions (evlog_done_fn) run on a backend thread and must not block.
+ */
+#ifndef RECSTREAM_EVLOG_H
+#define RECSTREAM_EVLOG_H
+
+#include "core/core.h"
+
+/* One record, to append or as read back. */
+struct evlog_record {
+    int32_t partition;
+    int64_t offset;         /* append: filled in before done() runs; read: the record's */
+    int64_t event_time_ms;  /* the event's own time */
+    int64_t ingest_time_ms; /* when the collector received it (the time index uses this) */
+    const void *key;        /* pseudonymous user key */
+    uint32_t key_len;
+    const void *value; /* encoded event (event_bin_encode) */
+    uint32_t value_len;
+};
+
+/* Durability met for every record of an append (status 0) or the append failed
+ * (negative code; no record of it is visible to readers). */
+typedef void (*evlog_done_fn)(void *arg, int status);
+
+enum evlog_fsync {
+    EVLOG_FSYNC_ALWAYS, /* fsync before done(): group commit of concurrent appends */
+    EVLOG_FSYNC_BATCH,  /* written to the OS before done(); fsync at least every interval */
+    EVLOG_FSYNC_NONE,   /* written to the OS before done(); fsync left to the OS */
+};
+
+/* Records read from a partition; records point into batch-owned memory. */
+struct evlog_batch {
+    struct evlog_record *recs;
+    size_t n;
+    size_t cap;
+    struct core_buf buf;
+};
+
+void evlog_batch_init(struct evlog_batch *b);
+void evlog_batch_dispose(struct evlog_batch *b);
+
+/* Per-partition figures for `recstream log stats`. */
+struct evlog_partition_stats {
+    int64_t low_water;  /* first offset still stored */
+    int64_t high_water; /* next offset to be written (records visible: [low, high)) */
+    int64_t bytes;      /* bytes on disk (segments + indexes) */
+    int32_t segments;
+    int64_t first_ingest_ms;
+    int64_t last_ingest_ms;
+};
+
+struct evlog;
+
+struct evlog_ops {
+    const char *name;
+    /*
+     * Queues n records for appending (each recs[i].partition must be valid). Copies keys
+     * and values before returning; recs itself must stay valid until done runs, because the
+     * backend writes each record's offset into it. Records of one call keep their order
+     * within each partition. Returns 0 (done will run exactly once), CORE_E_FULL when the
+     * append queue cannot take them (nothing queued: answer 429), CORE_E_TOOBIG for a
+     * record larger than the backend allows, or CORE_E_FAILED when the log is not writable.
+     */
+    int (*append)(struct evlog *log, struct evlog_record *recs, size_t n, evlog_done_fn done,
+                  void *arg);
+    /*
+     * Reads up to max records of partition p starting at offset from (clamped up to the
+     * low-water mark) into batch (replacing its contents). Returns the count (0 when no
+     * record at or after from is visible yet), or a negative error (CORE_E_CORRUPT naming
+     * the segment in the log).
+     */
+    int (*read)(struct evlog *log, int32_t p, int64_t from, size_t max, struct evlog_batch *b);
+    /* Blocks until high_water(p) > offset or timeout_ms passes (no polling). Returns 0, or
+     * CORE_E_TIMEOUT, or CORE_E_CLOSED once the log is shutting down. */
+    int (*wait)(struct evlog *log, int32_t p, int64_t offset, int timeout_ms);
+    int (*stats)(struct evlog *log, int32_t p, struct evlog_partition_stats *out);
+    /* First offset whose ingest time >= ts_ms (high_water when none). */
+    int (*offset_for_time)(struct evlog *log, int32_t p, int64_t ts_ms, int64_t *offset);
+    /* Writes and fsyncs everything queued so far (used at shutdown). */
+    int (*flush)(struct evlog *log);
+    /* Flushes, stops backend threads, wakes waiters with CORE_E_CLOSED, frees. */
+    void (*close)(struct evlog *log);
+};
+
+/* Every backend's handle starts with this. */
+struct evlog {
+    const struct evlog_ops *ops;
+    int32_t partitions;
+};
+
+static inline int evlog_append(struct evlog *log, struct evlog_record *recs, size_t n,
+                               evlog_done_fn done, void *arg)
+{
+    return log->ops->append(log, recs, n, done, arg);
+}
+static inline int evlog_read(struct evlog *log, int32_t p, int64_t from, size_t max,
+                             struct evlog_batch *b)
+{
+    return log->ops->read(log, p, from, max, b);
+}
+static inline int evlog_wait(struct evlog *log, int32_t p, int64_t offset, int timeout_ms)
+{
+    return log->ops->wait(log, p, offset, timeout_ms);
+}
+static inline int evlog_stats(struct evlog *log, int32_t p, struct evlog_partition_stats *out)
+{
+    return log->ops->stats(log, p, out);
+}
+static inline int evlog_offset_for_time(struct evlog *log, int32_t p, int64_t ts, int64_t *o)
+{
+    return log->ops->offset_for_time(log, p, ts, o);
+}
+static inline int evlog_flush(struct evlog *log)
+{
+    return log->ops->flush(log);
+}
+static inline void evlog_close(struct evlog *log)
+{
+    log->ops->close(log);
+}
+
+/* ---- file backend ---------------------------------------------------------------------- */
+
+struct evlog_file_options {
+    const char *dir;            /* e.g. data/log; created if missing */
+    int32_t partitions;         /* must match what an existing log was created with */
+    enum evlog_fsync fsync;
+    int fsync_interval_ms;      /* for EVLOG_FSYNC_BATCH */
+    int64_t segment_bytes;      /* roll a segment past this size (default 64 MiB) */
+    int64_t segment_ms;         /* roll a segment older than this (default 1 h) */
+    int64_t queue_bytes;        /* bound on bytes waiting to be written (default 64 MiB) */
+    bool read_only;             /* inspect only: no recovery writes, no writer thread */
+};
+
+void evlog_file_options_init(struct evlog_file_options *opt);
+
+/*
+ * Opens (creating if needed) the segment log in opt->dir and recovers it: every
+ * partition's last segment is verified, a torn last record is truncated (logged), and
+ * corruption followed by valid records is refused with CORE_E_CORRUPT and a log line naming
+ * file and position (read_only opens never truncate). On success *out is the log.
+ */
+int evlog_file_open(const struct evlog_file_options *opt, struct evlog **out);
+
+/* One problem found by evlog_file_check. */
+typedef void (*evlog_check_fn)(void *arg, const char *file, int64_t position, const char *what);
+
+/*
+ * Verifies every record of every segment in dir (checksums, framing, offset continuity,
+ * indexes), calling report for each problem. Returns the number of problems (0 = clean) or
+ * a negative error when dir cannot be read.
+ */
+int evlog_file_check(const char *dir, evlog_check_fn report, void *arg);
+
+#endif
