@@ -1,10 +1,41 @@
+/* `recstream <command>`: dispatch to one file per subcommand. */
 #include "cli/cli.h"
-#include "core/core.h"
-#include <stdio.h>
+#include "cli/cli_int.h"
+
+#include <string.h>
+
+static void usage(FILE *out)
+{
+    fprintf(out, "recstream %s: real-time behaviour events to personalised recommendations\n\n"
+                 "usage: recstream <command> [options]\n\n"
+                 "commands:\n"
+                 "  serve    run the collector (embedded log in --data DIR)\n"
+                 "  log      inspect the event log: tail, dump, check, stats\n\n"
+                 "recstream <command> --help shows a command's options; --version the "
+                 "version.\n",
+            RECSTREAM_VERSION);
+}
+
 int cli_main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
-    printf("recstream %s\n", RECSTREAM_VERSION);
-    return 0;
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+        printf("recstream %s\n", RECSTREAM_VERSION);
+        return 0;
+    }
+    if (!strcmp(cmd, "serve"))
+        return cli_cmd_serve(argc - 1, argv + 1);
+    if (!strcmp(cmd, "log"))
+        return cli_cmd_log(argc - 1, argv + 1);
+    fprintf(stderr, "recstream: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 2;
 }

@@ -103,7 +103,7 @@ void core_json_f64(struct core_buf *b, double v)
         core_buf_puts(b, "null");
         return;
     }
-    if (v == (double)(int64_t)v && fabs(v) < 9007199254740992.0) {
+    if (fabs(v) < 9007199254740992.0 && v == (double)(int64_t)v) {
         core_json_i64(b, (int64_t)v);
         return;
     }

@@ -103,7 +103,10 @@ void core_rfc3339_format(int64_t ms, char *out, size_t out_size)
     int msec = (int)(ms - secs * 1000);
     time_t t = (time_t)secs;
     struct tm tm;
-    gmtime_r(&t, &tm);
+    if (!gmtime_r(&t, &tm)) {
+        snprintf(out, out_size, "invalid-time");
+        return;
+    }
     snprintf(out, out_size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, msec);
 }
@@ -127,10 +130,10 @@ int core_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
         if (v > (UINT64_MAX - 9) / 10)
             return CORE_E_INVALID;
         v = v * 10 + (uint64_t)(*p - '0');
-        if (v > (uint64_t)INT64_MAX)
+        if (v > (uint64_t)INT64_MAX + (neg ? 1u : 0u))
             return CORE_E_INVALID;
     }
-    int64_t r = neg ? -(int64_t)v : (int64_t)v;
+    int64_t r = neg ? -(int64_t)(v - 1) - 1 : (int64_t)v;
     if (r < min || r > max)
         return CORE_E_INVALID;
     *out = r;

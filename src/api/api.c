@@ -1,0 +1,171 @@
+/* Routing, health endpoints and metrics. */
+#include "api/api_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct api *api_new(const struct api_config *cfg, struct ingest *ing, struct evlog *log)
+{
+    struct api *api = core_xcalloc(1, sizeof *api);
+    api->cfg = *cfg;
+    api->topics = core_xcalloc(cfg->ntopics ? cfg->ntopics : 1, sizeof *api->topics);
+    for (size_t i = 0; i < cfg->ntopics; i++)
+        api->topics[i] = core_xstrdup(cfg->topics[i]);
+    api->cfg.topics = (const char *const *)api->topics;
+    api->ing = ing;
+    api->log = log;
+    return api;
+}
+
+void api_free(struct api *api)
+{
+    if (!api)
+        return;
+    for (size_t i = 0; i < api->cfg.ntopics; i++)
+        free(api->topics[i]);
+    free(api->topics);
+    free(api);
+}
+
+void api__count_reply(struct api *api, int status)
+{
+    if (status == 429)
+        atomic_fetch_add(&api->replies_429, 1);
+    if (status >= 500)
+        atomic_fetch_add(&api->replies_5xx, 1);
+    else if (status >= 400)
+        atomic_fetch_add(&api->replies_4xx, 1);
+    else
+        atomic_fetch_add(&api->replies_2xx, 1);
+}
+
+static void metric(struct core_buf *b, const char *name, const char *type, const char *help,
+                   uint64_t v)
+{
+    core_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
+                    (unsigned long long)v);
+}
+
+static void reply_metrics(struct api *api, struct http_request *req)
+{
+    struct ingest_stats st;
+    ingest_stats(api->ing, &st);
+    struct core_buf *b = &req->reply;
+    metric(b, "recstream_events_accepted_total", "counter", "Events appended to the log.",
+           st.accepted);
+    metric(b, "recstream_events_duplicate_total", "counter",
+           "Events acknowledged as repeats of an earlier eventId.", st.duplicates);
+    metric(b, "recstream_events_rejected_total", "counter", "Events failing validation.",
+           st.rejected);
+    metric(b, "recstream_events_failed_total", "counter", "Events whose append failed.",
+           st.failed);
+    metric(b, "recstream_fields_dropped_total", "counter",
+           "Unknown event fields removed at ingest.", st.dropped_fields);
+    metric(b, "recstream_overloaded_total", "counter", "Requests refused with 429.",
+           st.overloaded);
+    metric(b, "recstream_dedup_entries", "gauge", "eventIds in the dedup window.",
+           st.dedup_entries);
+    metric(b, "recstream_dedup_evicted_total", "counter",
+           "eventIds forgotten early because the dedup window was full.", st.dedup_evicted);
+    metric(b, "recstream_http_requests_total", "counter", "HTTP requests handled.",
+           atomic_load(&api->requests));
+    core_buf_puts(b, "# HELP recstream_http_replies_total HTTP replies by status class.\n"
+                     "# TYPE recstream_http_replies_total counter\n");
+    core_buf_printf(b, "recstream_http_replies_total{class=\"2xx\"} %llu\n",
+                    (unsigned long long)atomic_load(&api->replies_2xx));
+    core_buf_printf(b, "recstream_http_replies_total{class=\"4xx\"} %llu\n",
+                    (unsigned long long)atomic_load(&api->replies_4xx));
+    core_buf_printf(b, "recstream_http_replies_total{class=\"5xx\"} %llu\n",
+                    (unsigned long long)atomic_load(&api->replies_5xx));
+    core_buf_puts(b, "# HELP recstream_log_high_water Next offset per partition.\n"
+                     "# TYPE recstream_log_high_water gauge\n");
+    for (int32_t p = 0; p < api->log->partitions; p++) {
+        struct evlog_partition_stats ps;
+        if (evlog_stats(api->log, p, &ps) == 0)
+            core_buf_printf(b, "recstream_log_high_water{partition=\"%d\"} %lld\n", (int)p,
+                            (long long)ps.high_water);
+    }
+    req->content_type = "text/plain; version=0.0.4";
+}
+
+static bool is_method(const struct http_request *req, const char *m)
+{
+    return strcmp(req->method, m) == 0;
+}
+
+static bool topic_known(const struct api *api, const char *name)
+{
+    for (size_t i = 0; i < api->cfg.ntopics; i++) {
+        if (strcmp(api->cfg.topics[i], name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The event routes share CORS handling and the POST-only rule. */
+static enum http_action route_ingest(struct api *api, struct http_request *req,
+                                     enum api_ingest_kind kind)
+{
+    req->cors = true;
+    if (is_method(req, "OPTIONS")) {
+        req->status = 204;
+        return HTTP_REPLY;
+    }
+    if (!is_method(req, "POST")) {
+        http_reply_error(req, 40501, "method %s not allowed; use POST", req->method);
+        return HTTP_REPLY;
+    }
+    return api__ingest(api, req, kind);
+}
+
+static enum http_action route(struct api *api, struct http_request *req)
+{
+    const char *url = req->url;
+    if (strncmp(url, "/topics/", 8) == 0) {
+        const char *topic = url + 8;
+        if (!topic_known(api, topic)) {
+            req->cors = true;
+            http_reply_error(req, 40401, "topic '%s' not found", topic);
+            return HTTP_REPLY;
+        }
+        return route_ingest(api, req, API_INGEST_REST);
+    }
+    if (strcmp(url, "/v1/events") == 0)
+        return route_ingest(api, req, API_INGEST_EVENTS);
+    if (strcmp(url, "/v1/beacon") == 0)
+        return route_ingest(api, req, API_INGEST_BEACON);
+    bool get = is_method(req, "GET") || is_method(req, "HEAD");
+    if (strcmp(url, "/healthz") == 0 && get) {
+        core_buf_puts(&req->reply, "{\"status\":\"ok\"}");
+        return HTTP_REPLY;
+    }
+    if (strcmp(url, "/readyz") == 0 && get) {
+        if (ingest_ready(api->ing)) {
+            core_buf_puts(&req->reply, "{\"status\":\"ready\"}");
+        } else {
+            http_reply_error(req, 50301, "event log is not writable");
+        }
+        return HTTP_REPLY;
+    }
+    if (strcmp(url, "/metrics") == 0 && get) {
+        reply_metrics(api, req);
+        return HTTP_REPLY;
+    }
+    if (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0 ||
+        strcmp(url, "/metrics") == 0) {
+        http_reply_error(req, 40501, "method %s not allowed; use GET", req->method);
+        return HTTP_REPLY;
+    }
+    http_reply_error(req, 40400, "no route for %s %s", req->method, url);
+    return HTTP_REPLY;
+}
+
+enum http_action api_handle(void *app, struct http_request *req)
+{
+    struct api *api = app;
+    atomic_fetch_add(&api->requests, 1);
+    enum http_action a = route(api, req);
+    if (a == HTTP_REPLY)
+        api__count_reply(api, req->status);
+    return a;
+}

@@ -1,0 +1,34 @@
+/*
+ * api: the HTTP routes and their JSON shapes. No business logic: requests are decoded and
+ * handed to ingest (and, later, stream/reco); replies are written here.
+ *
+ *   POST /topics/{topic}   Kafka REST Proxy v2 produce
+ *   POST /v1/events        JSON array / single object / NDJSON
+ *   POST /v1/beacon        navigator.sendBeacon bodies (text/plain JSON)
+ *   OPTIONS on the above   CORS preflight
+ *   GET  /healthz /readyz /metrics
+ */
+#ifndef RECSTREAM_API_H
+#define RECSTREAM_API_H
+
+#include "evlog/evlog.h"
+#include "http/http.h"
+#include "ingest/ingest.h"
+
+struct api_config {
+    const char *const *topics; /* Kafka REST topic names accepted (aliases of the event log) */
+    size_t ntopics;
+    int64_t max_records;       /* records per request; more is 413 (41302) */
+    int retry_after_s;         /* Retry-After on 429 */
+};
+
+struct api;
+
+/* Creates the route table over ingest and log (borrowed). */
+struct api *api_new(const struct api_config *cfg, struct ingest *ing, struct evlog *log);
+void api_free(struct api *api);
+
+/* The http_handler_fn to pass to http_server_start with the api as app. */
+enum http_action api_handle(void *app, struct http_request *req);
+
+#endif

@@ -1,0 +1,517 @@
+/*
+ * The event-ingesting routes: Kafka REST Proxy v2 produce, native /v1/events (JSON or
+ * NDJSON) and /v1/beacon. Each request body becomes "slots" (one per input record): a slot
+ * either failed before validation (bad JSON line, missing value, bad partition) or maps to
+ * an ingest item. The reply is written when ingest completes the batch, which may be on
+ * the log's writer thread; the connection is suspended meanwhile.
+ */
+#include "api/api_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct slot {
+    ssize_t item; /* index into items, or -1 when the slot failed early */
+    char field[64];
+    char message[192];
+};
+
+struct ingest_req {
+    struct api *api;
+    struct http_request *req;
+    enum api_ingest_kind kind;
+    cJSON *root;   /* the parsed body (JSON bodies) */
+    cJSON **lines; /* parsed lines (NDJSON bodies) */
+    size_t nlines;
+    struct slot *slots;
+    size_t nslots;
+    struct ingest_item *items;
+    size_t nitems;
+    struct ingest_batch batch;
+    bool batch_live;
+};
+
+static void ingest_req_free(void *p)
+{
+    struct ingest_req *r = p;
+    if (r->batch_live)
+        ingest_batch_dispose(&r->batch);
+    cJSON_Delete(r->root);
+    for (size_t i = 0; i < r->nlines; i++)
+        cJSON_Delete(r->lines[i]);
+    free(r->lines);
+    free(r->slots);
+    free(r->items);
+    free(r);
+}
+
+/* ---- body parsing ------------------------------------------------------------------- */
+
+static void position_of(const char *body, size_t pos, size_t *line, size_t *col)
+{
+    *line = 1;
+    *col = 1;
+    for (size_t i = 0; i < pos; i++) {
+        if (body[i] == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
+static bool only_space(const char *p, const char *end)
+{
+    for (; p < end; p++) {
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+            return false;
+    }
+    return true;
+}
+
+/* Parses one JSON value spanning [s, s+n). On failure writes the byte position of the
+ * error (relative to s) to *err_pos and returns NULL. */
+static cJSON *parse_json(const char *s, size_t n, size_t *err_pos)
+{
+    const char *end = NULL;
+    cJSON *v = cJSON_ParseWithLengthOpts(s, n, &end, 0);
+    if (!v) {
+        *err_pos = end && end >= s ? (size_t)(end - s) : 0;
+        if (*err_pos > n)
+            *err_pos = n;
+        return NULL;
+    }
+    if (!only_space(end, s + n)) {
+        *err_pos = (size_t)(end - s);
+        cJSON_Delete(v);
+        return NULL;
+    }
+    return v;
+}
+
+static bool content_type_is(const char *ct, const char *want)
+{
+    size_t n = strlen(want);
+    if (!ct || strncasecmp(ct, want, n) != 0)
+        return false;
+    return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
+}
+
+static bool is_ndjson(const char *ct)
+{
+    return content_type_is(ct, "application/x-ndjson") ||
+           content_type_is(ct, "application/ndjson") ||
+           content_type_is(ct, "application/jsonlines") ||
+           content_type_is(ct, "application/x-jsonlines");
+}
+
+static void slot_error(struct slot *s, const char *field, const char *message)
+{
+    s->item = -1;
+    snprintf(s->field, sizeof s->field, "%s", field);
+    snprintf(s->message, sizeof s->message, "%s", message);
+}
+
+static struct ingest_item *add_item(struct ingest_req *r, struct slot *s, const cJSON *value,
+                                    int32_t partition)
+{
+    struct ingest_item *it = &r->items[r->nitems];
+    memset(it, 0, sizeof *it);
+    it->value = value;
+    it->partition = partition;
+    s->item = (ssize_t)r->nitems++;
+    return it;
+}
+
+static void alloc_slots(struct ingest_req *r, size_t n)
+{
+    r->nslots = n;
+    r->slots = core_xcalloc(n ? n : 1, sizeof *r->slots);
+    r->items = core_xcalloc(n ? n : 1, sizeof *r->items);
+}
+
+/* Kafka REST: {"records":[{"key"?,"value":EVENT,"partition"?}, ...]} */
+static int rest_slots(struct ingest_req *r)
+{
+    struct http_request *req = r->req;
+    const cJSON *records = cJSON_GetObjectItemCaseSensitive(r->root, "records");
+    if (!cJSON_IsObject(r->root) || !cJSON_IsArray(records)) {
+        http_reply_error(req, 42202, "body must be an object with a \"records\" array");
+        return -1;
+    }
+    size_t n = (size_t)cJSON_GetArraySize(records);
+    if (n == 0) {
+        http_reply_error(req, 42202, "\"records\" is empty");
+        return -1;
+    }
+    if ((int64_t)n > r->api->cfg.max_records) {
+        http_reply_error(req, 41302, "%zu records exceed the limit of %lld per request", n,
+                         (long long)r->api->cfg.max_records);
+        return -1;
+    }
+    alloc_slots(r, n);
+    size_t i = 0;
+    const cJSON *rec;
+    cJSON_ArrayForEach(rec, records)
+    {
+        struct slot *s = &r->slots[i++];
+        const cJSON *value = cJSON_GetObjectItemCaseSensitive(rec, "value");
+        const cJSON *part = cJSON_GetObjectItemCaseSensitive(rec, "partition");
+        if (!cJSON_IsObject(rec)) {
+            slot_error(s, "", "record must be an object");
+        } else if (!value || cJSON_IsNull(value)) {
+            slot_error(s, "value", "value is required");
+        } else if (part && !cJSON_IsNull(part) &&
+                   (!cJSON_IsNumber(part) || part->valuedouble < 0 ||
+                    part->valuedouble > 2147483647.0 ||
+                    part->valuedouble != (double)(int32_t)part->valuedouble)) {
+            slot_error(s, "partition", "partition must be a non-negative integer");
+        } else {
+            int32_t p = part && cJSON_IsNumber(part) ? (int32_t)part->valuedouble : -1;
+            add_item(r, s, value, p);
+        }
+    }
+    return 0;
+}
+
+/* /v1/events and /v1/beacon JSON bodies: an array of events or one event. */
+static int json_slots(struct ingest_req *r)
+{
+    size_t n = cJSON_IsArray(r->root) ? (size_t)cJSON_GetArraySize(r->root) : 1;
+    if (n == 0) {
+        http_reply_error(r->req, 42202, "the event array is empty");
+        return -1;
+    }
+    if ((int64_t)n > r->api->cfg.max_records) {
+        http_reply_error(r->req, 41302, "%zu events exceed the limit of %lld per request", n,
+                         (long long)r->api->cfg.max_records);
+        return -1;
+    }
+    alloc_slots(r, n);
+    if (!cJSON_IsArray(r->root)) {
+        add_item(r, &r->slots[0], r->root, -1);
+        return 0;
+    }
+    size_t i = 0;
+    const cJSON *ev;
+    cJSON_ArrayForEach(ev, r->root)
+    {
+        add_item(r, &r->slots[i++], ev, -1);
+    }
+    return 0;
+}
+
+/* NDJSON: one event per non-empty line; a malformed line fails alone. */
+static int ndjson_slots(struct ingest_req *r)
+{
+    const char *body = r->req->body.data ? r->req->body.data : "";
+    size_t len = r->req->body.len;
+    size_t n = 0;
+    for (size_t i = 0, start = 0; i <= len; i++) {
+        if (i == len || body[i] == '\n') {
+            if (!only_space(body + start, body + i))
+                n++;
+            start = i + 1;
+        }
+    }
+    if (n == 0) {
+        http_reply_error(r->req, 42202, "the body holds no events");
+        return -1;
+    }
+    if ((int64_t)n > r->api->cfg.max_records) {
+        http_reply_error(r->req, 41302, "%zu events exceed the limit of %lld per request", n,
+                         (long long)r->api->cfg.max_records);
+        return -1;
+    }
+    alloc_slots(r, n);
+    r->lines = core_xcalloc(n, sizeof *r->lines);
+    size_t k = 0, lineno = 0;
+    for (size_t i = 0, start = 0; i <= len; i++) {
+        if (i != len && body[i] != '\n')
+            continue;
+        lineno++;
+        if (!only_space(body + start, body + i)) {
+            struct slot *s = &r->slots[k++];
+            size_t err_pos;
+            cJSON *v = parse_json(body + start, i - start, &err_pos);
+            if (!v) {
+                char msg[128];
+                snprintf(msg, sizeof msg, "malformed JSON at line %zu, column %zu", lineno,
+                         err_pos + 1);
+                slot_error(s, "", msg);
+            } else {
+                r->lines[r->nlines++] = v;
+                add_item(r, s, v, -1);
+            }
+        }
+        start = i + 1;
+    }
+    return 0;
+}
+
+/* ---- replies ------------------------------------------------------------------------ */
+
+static void item_error_text(const struct ingest_item *it, char *out, size_t size,
+                            const char *prefix, const char **field, const char **msg)
+{
+    static const char *storage = "storage failed; retry later";
+    if (it->status == CORE_E_INVALID) {
+        *field = it->err.field;
+        *msg = it->err.message;
+    } else {
+        *field = "";
+        *msg = storage;
+    }
+    if (**field)
+        snprintf(out, size, "%s%s: %s", prefix, *field, *msg);
+    else
+        snprintf(out, size, "%s", *msg);
+}
+
+struct tally {
+    size_t ok, dup, invalid, failed;
+    char first_error[256];
+};
+
+static void count(struct tally *t, const char *err)
+{
+    if (!t->first_error[0]) {
+        size_t n = strlen(err);
+        if (n >= sizeof t->first_error)
+            n = sizeof t->first_error - 1;
+        memcpy(t->first_error, err, n);
+        t->first_error[n] = '\0';
+    }
+}
+
+static void write_rest_offsets(struct ingest_req *r, struct core_buf *b, struct tally *t)
+{
+    core_buf_puts(b, "\"offsets\":[");
+    for (size_t i = 0; i < r->nslots; i++) {
+        const struct slot *s = &r->slots[i];
+        char err[300];
+        if (i)
+            core_buf_putc(b, ',');
+        const struct ingest_item *it = s->item >= 0 ? &r->items[s->item] : NULL;
+        if (it && it->status == 0) {
+            core_buf_printf(b, "{\"partition\":%d,\"offset\":%lld,\"error_code\":null,"
+                               "\"error\":null}",
+                            (int)it->out_partition, (long long)it->out_offset);
+            if (it->duplicate)
+                t->dup++;
+            else
+                t->ok++;
+            continue;
+        }
+        int code = 42201;
+        if (it) {
+            const char *field, *msg;
+            item_error_text(it, err, sizeof err, "value.", &field, &msg);
+            if (it->status != CORE_E_INVALID) {
+                code = 50001;
+                t->failed++;
+            } else {
+                t->invalid++;
+            }
+        } else {
+            if (s->field[0])
+                snprintf(err, sizeof err, "%s: %s", s->field, s->message);
+            else
+                snprintf(err, sizeof err, "%s", s->message);
+            t->invalid++;
+        }
+        char where[512];
+        snprintf(where, sizeof where, "records[%zu]: %s", i, err);
+        count(t, where);
+        core_buf_printf(b, "{\"partition\":null,\"offset\":null,\"error_code\":%d,\"error\":",
+                        code);
+        core_json_cstr(b, err);
+        core_buf_putc(b, '}');
+    }
+    core_buf_putc(b, ']');
+}
+
+static void reply_rest(struct ingest_req *r)
+{
+    struct http_request *req = r->req;
+    struct tally t = {0};
+    struct core_buf offsets;
+    core_buf_init(&offsets);
+    write_rest_offsets(r, &offsets, &t);
+    core_buf_reset(&req->reply);
+    if (t.ok + t.dup == 0) {
+        int code = t.failed ? 50301 : 42201;
+        req->status = code / 100;
+        core_buf_printf(&req->reply, "{\"error_code\":%d,\"message\":", code);
+        char msg[400];
+        snprintf(msg, sizeof msg, "no record was stored; first error: %s", t.first_error);
+        core_json_cstr(&req->reply, msg);
+        core_buf_putc(&req->reply, ',');
+    } else {
+        req->status = 200;
+        core_buf_puts(&req->reply, "{\"key_schema_id\":null,\"value_schema_id\":null,");
+    }
+    core_buf_append(&req->reply, offsets.data, offsets.len);
+    core_buf_putc(&req->reply, '}');
+    core_buf_dispose(&offsets);
+}
+
+static void reply_native(struct ingest_req *r)
+{
+    struct http_request *req = r->req;
+    struct tally t = {0};
+    struct core_buf errs, offs;
+    core_buf_init(&errs);
+    core_buf_init(&offs);
+    for (size_t i = 0; i < r->nslots; i++) {
+        const struct slot *s = &r->slots[i];
+        const struct ingest_item *it = s->item >= 0 ? &r->items[s->item] : NULL;
+        if (i)
+            core_buf_putc(&offs, ',');
+        if (it && it->status == 0) {
+            core_buf_printf(&offs, "{\"partition\":%d,\"offset\":%lld}", (int)it->out_partition,
+                            (long long)it->out_offset);
+            if (it->duplicate)
+                t.dup++;
+            else
+                t.ok++;
+            continue;
+        }
+        core_buf_puts(&offs, "null");
+        const char *field = s->field, *msg = s->message;
+        char text[300];
+        if (it) {
+            item_error_text(it, text, sizeof text, "", &field, &msg);
+            if (it->status != CORE_E_INVALID)
+                t.failed++;
+            else
+                t.invalid++;
+        } else {
+            t.invalid++;
+        }
+        char where[512];
+        snprintf(where, sizeof where, "[%zu] %s%s%s", i, field, *field ? ": " : "", msg);
+        count(&t, where);
+        if (errs.len)
+            core_buf_putc(&errs, ',');
+        core_buf_printf(&errs, "{\"index\":%zu,\"field\":", i);
+        core_json_cstr(&errs, field);
+        core_buf_puts(&errs, ",\"message\":");
+        core_json_cstr(&errs, msg);
+        core_buf_putc(&errs, '}');
+    }
+    core_buf_reset(&req->reply);
+    core_buf_putc(&req->reply, '{');
+    if (t.ok + t.dup == 0) {
+        int code = t.failed ? 50301 : 42201;
+        req->status = code / 100;
+        core_buf_printf(&req->reply, "\"error_code\":%d,\"message\":", code);
+        char msg[400];
+        snprintf(msg, sizeof msg, "no event was stored; first error: %s", t.first_error);
+        core_json_cstr(&req->reply, msg);
+        core_buf_putc(&req->reply, ',');
+    } else {
+        req->status = 200;
+    }
+    core_buf_printf(&req->reply,
+                    "\"accepted\":%zu,\"duplicates\":%zu,\"rejected\":%zu,\"errors\":[%s],"
+                    "\"offsets\":[%s]}",
+                    t.ok + t.dup, t.dup, t.invalid + t.failed, errs.data ? errs.data : "",
+                    offs.data ? offs.data : "");
+    core_buf_dispose(&errs);
+    core_buf_dispose(&offs);
+}
+
+static void build_reply(struct ingest_req *r)
+{
+    if (r->kind == API_INGEST_REST)
+        reply_rest(r);
+    else
+        reply_native(r);
+    api__count_reply(r->api, r->req->status);
+}
+
+/* Runs when every item has its outcome: possibly on the log writer thread. */
+static void on_batch_done(void *arg)
+{
+    struct ingest_req *r = arg;
+    build_reply(r);
+    http_request_complete(r->req);
+}
+
+/* ---- the route -------------------------------------------------------------------------- */
+
+static int check_content_type(struct ingest_req *r)
+{
+    const char *ct = http_request_header(r->req, "Content-Type");
+    if (r->kind == API_INGEST_REST) {
+        if (content_type_is(ct, "application/vnd.kafka.json.v2+json") ||
+            content_type_is(ct, "application/vnd.kafka.v2+json") ||
+            content_type_is(ct, "application/json"))
+            return 0;
+        http_reply_error(r->req, 41501,
+                         "Content-Type must be application/vnd.kafka.json.v2+json, not %s",
+                         ct ? ct : "(none)");
+        return -1;
+    }
+    if (!ct || content_type_is(ct, "application/json") || content_type_is(ct, "text/plain") ||
+        is_ndjson(ct))
+        return 0;
+    http_reply_error(r->req, 41501,
+                     "Content-Type must be application/json, application/x-ndjson or "
+                     "text/plain, not %s",
+                     ct);
+    return -1;
+}
+
+static int parse_body(struct ingest_req *r)
+{
+    struct http_request *req = r->req;
+    const char *ct = http_request_header(req, "Content-Type");
+    if (r->kind == API_INGEST_EVENTS && is_ndjson(ct))
+        return ndjson_slots(r);
+    const char *body = req->body.data ? req->body.data : "";
+    size_t err_pos;
+    r->root = parse_json(body, req->body.len, &err_pos);
+    if (!r->root) {
+        size_t line, col;
+        position_of(body, err_pos, &line, &col);
+        http_reply_error(req, 40002, "malformed JSON at byte %zu (line %zu, column %zu)%s",
+                         err_pos, line, col, req->body.len == 0 ? ": empty body" : "");
+        return -1;
+    }
+    if (r->kind == API_INGEST_REST)
+        return rest_slots(r);
+    return json_slots(r);
+}
+
+enum http_action api__ingest(struct api *api, struct http_request *req, enum api_ingest_kind kind)
+{
+    struct ingest_req *r = core_xcalloc(1, sizeof *r);
+    r->api = api;
+    r->req = req;
+    r->kind = kind;
+    req->ctx = r;
+    req->ctx_free = ingest_req_free;
+    if (check_content_type(r) < 0 || parse_body(r) < 0)
+        return HTTP_REPLY;
+    ingest_batch_init(&r->batch, r->items, r->nitems);
+    r->batch_live = true;
+    http_request_suspend(req);
+    int rc = ingest_batch_submit(api->ing, &r->batch, on_batch_done, r);
+    if (rc == 0)
+        return HTTP_ASYNC; /* r and req belong to the completion now */
+    if (rc == CORE_E_FULL) {
+        http_reply_error(req, 42901, "event log queue is full; retry after %d s",
+                         api->cfg.retry_after_s);
+        req->retry_after_s = api->cfg.retry_after_s;
+    } else {
+        http_reply_error(req, 50301, "event log is not writable: %s", core_strerror(rc));
+    }
+    api__count_reply(api, req->status);
+    http_request_complete(req);
+    return HTTP_ASYNC;
+}

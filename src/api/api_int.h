@@ -1,0 +1,24 @@
+/* Internals shared by the api files. */
+#ifndef RECSTREAM_API_INT_H
+#define RECSTREAM_API_INT_H
+
+#include "api/api.h"
+
+#include <stdatomic.h>
+
+struct api {
+    struct api_config cfg;
+    char **topics;
+    struct ingest *ing;
+    struct evlog *log;
+    atomic_uint_fast64_t requests, replies_2xx, replies_4xx, replies_5xx, replies_429;
+};
+
+/* The event-ingesting routes (api_ingest.c). kind: which body shape the route takes. */
+enum api_ingest_kind { API_INGEST_REST, API_INGEST_EVENTS, API_INGEST_BEACON };
+enum http_action api__ingest(struct api *api, struct http_request *req, enum api_ingest_kind kind);
+
+/* Counts a reply status for /metrics. */
+void api__count_reply(struct api *api, int status);
+
+#endif

@@ -1,0 +1,40 @@
+/* Internals shared by the cli files: option tables that read flags, env and config files. */
+#ifndef RECSTREAM_CLI_INT_H
+#define RECSTREAM_CLI_INT_H
+
+#include "core/core.h"
+
+#include <stdio.h>
+
+/*
+ * One option of a command. The same table serves `--name value` flags, RECSTREAM_NAME
+ * environment variables (dashes become underscores) and `name = value` lines of a config
+ * file. set() parses and stores the value into the command's config struct; it returns 0
+ * or writes a reason into err and returns a negative code.
+ */
+struct cli_opt {
+    const char *name;
+    const char *metavar; /* NULL for boolean flags (no value) */
+    const char *help;
+    int (*set)(void *cfg, const char *value, char *err, size_t err_size);
+};
+
+/*
+ * Applies defaults already in cfg, then the config file (--config / RECSTREAM_CONFIG), then
+ * the environment, then argv (argv[0] is the subcommand). Returns 0, 1 when --help was
+ * printed, or -1 after printing a clear error to stderr.
+ */
+int cli__parse(const char *cmd, const char *usage, const struct cli_opt *opts, size_t nopts,
+               void *cfg, int argc, char **argv);
+
+/* Prints a command's help from its table. */
+void cli__help(FILE *out, const char *cmd, const char *usage, const struct cli_opt *opts,
+               size_t nopts);
+
+/* Parses durations such as "500ms", "10s", "30m", "24h", "7d" or plain milliseconds. */
+int cli__parse_duration_ms(const char *s, int64_t *out);
+
+int cli_cmd_serve(int argc, char **argv);
+int cli_cmd_log(int argc, char **argv);
+
+#endif

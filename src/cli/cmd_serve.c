@@ -1,0 +1,413 @@
+/* `recstream serve`: the collector on the embedded log. */
+#include "api/api.h"
+#include "cli/cli_int.h"
+#include "evlog/evlog.h"
+#include "http/http.h"
+#include "ingest/ingest.h"
+#include "privacy/privacy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#define MAX_TOPICS 16
+
+struct serve_config {
+    char data[1024];
+    char key_file[1100];
+    char host[64];
+    uint16_t port;
+    int32_t partitions;
+    enum evlog_fsync fsync;
+    int fsync_ms;
+    char topics_buf[1024];
+    const char *topics[MAX_TOPICS];
+    size_t ntopics;
+    int64_t max_body, max_records, queue_bytes, dedup_window_ms, dedup_max, segment_bytes,
+        segment_ms;
+    int64_t max_connections, timeout_s, threads, retry_after_s;
+    char cors_origin[256];
+};
+
+#define CFG ((struct serve_config *)cfg)
+
+static int copy_str(char *dst, size_t size, const char *v, char *err, size_t es)
+{
+    if (strlen(v) >= size) {
+        snprintf(err, es, "longer than %zu characters", size - 1);
+        return CORE_E_INVALID;
+    }
+    memcpy(dst, v, strlen(v) + 1);
+    return 0;
+}
+
+static int set_data(void *cfg, const char *v, char *err, size_t es)
+{
+    return copy_str(CFG->data, sizeof CFG->data, v, err, es);
+}
+
+static int set_key_file(void *cfg, const char *v, char *err, size_t es)
+{
+    return copy_str(CFG->key_file, sizeof CFG->key_file, v, err, es);
+}
+
+static int set_listen(void *cfg, const char *v, char *err, size_t es)
+{
+    const char *colon = strrchr(v, ':');
+    int64_t port;
+    if (!colon || colon == v || (size_t)(colon - v) >= sizeof CFG->host ||
+        core_parse_i64(colon + 1, 0, 65535, &port)) {
+        snprintf(err, es, "expected HOST:PORT, e.g. 0.0.0.0:8080");
+        return CORE_E_INVALID;
+    }
+    memcpy(CFG->host, v, (size_t)(colon - v));
+    CFG->host[colon - v] = '\0';
+    CFG->port = (uint16_t)port;
+    return 0;
+}
+
+static int set_int(int64_t *dst, const char *v, int64_t min, int64_t max, char *err, size_t es)
+{
+    if (core_parse_i64(v, min, max, dst)) {
+        snprintf(err, es, "expected an integer in %lld..%lld", (long long)min, (long long)max);
+        return CORE_E_INVALID;
+    }
+    return 0;
+}
+
+static int set_partitions(void *cfg, const char *v, char *err, size_t es)
+{
+    int64_t p;
+    int rc = set_int(&p, v, 1, 1024, err, es);
+    if (rc == 0)
+        CFG->partitions = (int32_t)p;
+    return rc;
+}
+
+static int set_fsync(void *cfg, const char *v, char *err, size_t es)
+{
+    int64_t ms;
+    if (!strcmp(v, "always")) {
+        CFG->fsync = EVLOG_FSYNC_ALWAYS;
+    } else if (!strcmp(v, "none")) {
+        CFG->fsync = EVLOG_FSYNC_NONE;
+    } else if (!strncmp(v, "batch:", 6) && cli__parse_duration_ms(v + 6, &ms) == 0 && ms > 0 &&
+               ms <= 60000) {
+        CFG->fsync = EVLOG_FSYNC_BATCH;
+        CFG->fsync_ms = (int)ms;
+    } else {
+        snprintf(err, es, "expected always, batch:MS (1..60000) or none");
+        return CORE_E_INVALID;
+    }
+    return 0;
+}
+
+static int set_topics(void *cfg, const char *v, char *err, size_t es)
+{
+    if (copy_str(CFG->topics_buf, sizeof CFG->topics_buf, v, err, es))
+        return CORE_E_INVALID;
+    CFG->ntopics = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(CFG->topics_buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (CFG->ntopics == MAX_TOPICS) {
+            snprintf(err, es, "at most %d topics", MAX_TOPICS);
+            return CORE_E_INVALID;
+        }
+        for (const char *c = t; *c; c++) {
+            if (!(*c == '.' || *c == '_' || *c == '-' || (*c >= 'a' && *c <= 'z') ||
+                  (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9'))) {
+                snprintf(err, es, "topic names use [a-zA-Z0-9._-]");
+                return CORE_E_INVALID;
+            }
+        }
+        CFG->topics[CFG->ntopics++] = t;
+    }
+    if (CFG->ntopics == 0) {
+        snprintf(err, es, "at least one topic");
+        return CORE_E_INVALID;
+    }
+    return 0;
+}
+
+static int set_size(int64_t *dst, const char *v, int64_t min, char *err, size_t es)
+{
+    if (core_parse_size(v, dst) || *dst < min) {
+        snprintf(err, es, "expected a size >= %lld such as 1048576, 64k, 1MiB", (long long)min);
+        return CORE_E_INVALID;
+    }
+    return 0;
+}
+
+static int set_duration(int64_t *dst, const char *v, int64_t min, char *err, size_t es)
+{
+    if (cli__parse_duration_ms(v, dst) || *dst < min) {
+        snprintf(err, es, "expected a duration such as 500ms, 10s, 30m, 24h");
+        return CORE_E_INVALID;
+    }
+    return 0;
+}
+
+#define SIZE_SETTER(fn, field, min)                                                            \
+    static int fn(void *cfg, const char *v, char *err, size_t es)                              \
+    {                                                                                          \
+        return set_size(&CFG->field, v, min, err, es);                                         \
+    }
+#define INT_SETTER(fn, field, min, max)                                                        \
+    static int fn(void *cfg, const char *v, char *err, size_t es)                              \
+    {                                                                                          \
+        return set_int(&CFG->field, v, min, max, err, es);                                     \
+    }
+#define DURATION_SETTER(fn, field, min)                                                        \
+    static int fn(void *cfg, const char *v, char *err, size_t es)                              \
+    {                                                                                          \
+        return set_duration(&CFG->field, v, min, err, es);                                     \
+    }
+
+SIZE_SETTER(set_max_body, max_body, 1024)
+SIZE_SETTER(set_queue_bytes, queue_bytes, 4096)
+SIZE_SETTER(set_segment_bytes, segment_bytes, 4096)
+INT_SETTER(set_max_records, max_records, 1, 1000000)
+INT_SETTER(set_dedup_max, dedup_max, 16, 1000000000)
+INT_SETTER(set_max_connections, max_connections, 1, 1000000)
+INT_SETTER(set_timeout, timeout_s, 1, 3600)
+INT_SETTER(set_threads, threads, 1, 256)
+INT_SETTER(set_retry_after, retry_after_s, 1, 3600)
+DURATION_SETTER(set_dedup_window, dedup_window_ms, 0)
+DURATION_SETTER(set_segment_age, segment_ms, 1000)
+
+static int set_cors(void *cfg, const char *v, char *err, size_t es)
+{
+    return copy_str(CFG->cors_origin, sizeof CFG->cors_origin, v, err, es);
+}
+
+static int set_log_level(void *cfg, const char *v, char *err, size_t es)
+{
+    (void)cfg;
+    enum core_log_level lvl;
+    if (core_log_parse_level(v, &lvl)) {
+        snprintf(err, es, "expected debug, info, warn or error");
+        return CORE_E_INVALID;
+    }
+    core_log_set_level(lvl);
+    return 0;
+}
+
+static const struct cli_opt serve_opts[] = {
+    {"data", "DIR", "data directory (default ./data)", set_data},
+    {"listen", "HOST:PORT", "HTTP listen address (default 0.0.0.0:8080)", set_listen},
+    {"partitions", "N", "log partitions, fixed when the log is created (default 8)",
+     set_partitions},
+    {"fsync", "POLICY", "always | batch:MS | none (default always)", set_fsync},
+    {"key-file", "PATH", "pseudonymisation secret (default DIR/privacy/pseudonym.key)",
+     set_key_file},
+    {"topics", "A,B", "Kafka REST topic names accepted (default user-interactions)",
+     set_topics},
+    {"max-body", "SIZE", "largest request body (default 1MiB; larger: 413)", set_max_body},
+    {"max-records", "N", "most records per request (default 10000; more: 413)",
+     set_max_records},
+    {"queue-bytes", "SIZE", "bound on unwritten log bytes (default 64MiB; full: 429)",
+     set_queue_bytes},
+    {"segment-bytes", "SIZE", "roll log segments at this size (default 64MiB)",
+     set_segment_bytes},
+    {"segment-age", "DURATION", "roll log segments at this age (default 1h)", set_segment_age},
+    {"dedup-window", "DURATION", "remember eventIds this long (default 24h)", set_dedup_window},
+    {"dedup-max", "N", "remember at most N eventIds (default 1000000)", set_dedup_max},
+    {"max-connections", "N", "concurrent connections (default 10000)", set_max_connections},
+    {"timeout", "SECONDS", "idle / slow client timeout (default 30)", set_timeout},
+    {"threads", "N", "HTTP worker threads (default: number of cores)", set_threads},
+    {"retry-after", "SECONDS", "Retry-After sent with 429 (default 1)", set_retry_after},
+    {"cors-origin", "ORIGIN", "Access-Control-Allow-Origin for event routes (default *)",
+     set_cors},
+    {"log-level", "LEVEL", "debug | info | warn | error (default info)", set_log_level},
+};
+
+static void serve_defaults(struct serve_config *c)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->data, sizeof c->data, "./data");
+    snprintf(c->host, sizeof c->host, "0.0.0.0");
+    c->port = 8080;
+    c->partitions = 8;
+    c->fsync = EVLOG_FSYNC_ALWAYS;
+    c->fsync_ms = 5;
+    char err[64];
+    set_topics(c, "user-interactions", err, sizeof err);
+    c->max_body = 1024 * 1024;
+    c->max_records = 10000;
+    c->queue_bytes = 64 * 1024 * 1024;
+    c->segment_bytes = 64 * 1024 * 1024;
+    c->segment_ms = 3600 * 1000;
+    c->dedup_window_ms = 24LL * 3600 * 1000;
+    c->dedup_max = 1000000;
+    c->max_connections = 10000;
+    c->timeout_s = 30;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    c->threads = cores > 0 ? cores : 2;
+    c->retry_after_s = 1;
+    snprintf(c->cors_origin, sizeof c->cors_origin, "*");
+}
+
+/* Only one server may own a data directory. The lock lives as long as the process. */
+static int lock_data_dir(const char *data, int *fd_out)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/LOCK", data);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        close(fd);
+        return e == EWOULDBLOCK ? CORE_E_EXISTS : -e;
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+static const char *fsync_name(const struct serve_config *c, char *buf, size_t size)
+{
+    if (c->fsync == EVLOG_FSYNC_ALWAYS)
+        return "always";
+    if (c->fsync == EVLOG_FSYNC_NONE)
+        return "none";
+    snprintf(buf, size, "batch:%d", c->fsync_ms);
+    return buf;
+}
+
+static int run(struct serve_config *c)
+{
+    int rc, lock_fd = -1;
+    struct evlog *log = NULL;
+    struct ingest *ing = NULL;
+    struct api *api = NULL;
+    struct http_server *srv = NULL;
+    struct privacy_key key;
+    bool key_loaded = false;
+    char path[1100];
+
+    rc = core_mkdirs(c->data, 0700);
+    if (rc < 0) {
+        LOG_ERROR("cannot create data directory", "dir=%s err=\"%s\"", c->data,
+                  core_strerror(rc));
+        goto out;
+    }
+    rc = lock_data_dir(c->data, &lock_fd);
+    if (rc < 0) {
+        LOG_ERROR(rc == CORE_E_EXISTS ? "data directory is in use by another recstream"
+                                      : "cannot lock data directory",
+                  "dir=%s err=\"%s\"", c->data, core_strerror(rc));
+        goto out;
+    }
+    if (!c->key_file[0])
+        snprintf(c->key_file, sizeof c->key_file, "%s/privacy/pseudonym.key", c->data);
+    bool created = false;
+    rc = privacy_key_load_or_create(c->key_file, &key, &created);
+    if (rc < 0) {
+        LOG_ERROR("cannot load pseudonymisation key", "path=%s err=\"%s\"", c->key_file,
+                  core_strerror(rc));
+        goto out;
+    }
+    key_loaded = true;
+    if (created)
+        LOG_INFO("created pseudonymisation key (keep it secret, back it up)", "path=%s",
+                 c->key_file);
+
+    struct evlog_file_options lo;
+    evlog_file_options_init(&lo);
+    snprintf(path, sizeof path, "%s/log", c->data);
+    lo.dir = path;
+    lo.partitions = c->partitions;
+    lo.fsync = c->fsync;
+    lo.fsync_interval_ms = c->fsync_ms;
+    lo.segment_bytes = c->segment_bytes;
+    lo.segment_ms = c->segment_ms;
+    lo.queue_bytes = c->queue_bytes;
+    int64_t t0 = core_mono_ns();
+    rc = evlog_file_open(&lo, &log);
+    if (rc < 0) {
+        LOG_ERROR("cannot open the event log", "dir=%s err=\"%s\"", path, core_strerror(rc));
+        goto out;
+    }
+    struct ingest_config ic;
+    ingest_config_init(&ic);
+    ic.dedup_window_ms = c->dedup_window_ms;
+    ic.dedup_max = c->dedup_max;
+    rc = ingest_new(&ic, log, &key, &ing);
+    if (rc < 0) {
+        LOG_ERROR("cannot start ingest", "err=\"%s\"", core_strerror(rc));
+        goto out;
+    }
+    LOG_INFO("log recovered", "dir=%s partitions=%d took_ms=%lld", path, (int)c->partitions,
+             (long long)((core_mono_ns() - t0) / 1000000));
+
+    struct api_config ac = {.topics = c->topics,
+                            .ntopics = c->ntopics,
+                            .max_records = c->max_records,
+                            .retry_after_s = (int)c->retry_after_s};
+    api = api_new(&ac, ing, log);
+    struct http_options ho;
+    http_options_init(&ho);
+    ho.host = c->host;
+    ho.port = c->port;
+    ho.threads = (unsigned)c->threads;
+    ho.body_limit = c->max_body;
+    ho.max_connections = (unsigned)c->max_connections;
+    ho.timeout_s = (unsigned)c->timeout_s;
+    rc = http_server_start(&ho, api_handle, api, c->cors_origin[0] ? c->cors_origin : NULL, &srv);
+    if (rc < 0)
+        goto out;
+    char fs[32];
+    LOG_INFO("recstream listening", "addr=%s:%u data=%s fsync=%s topics=%s pid=%d", c->host,
+             (unsigned)http_server_port(srv), c->data, fsync_name(c, fs, sizeof fs),
+             c->topics[0], (int)getpid());
+
+    /* Signals were blocked in every thread; this one waits for them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    int sig = 0;
+    sigwait(&set, &sig);
+    LOG_INFO("shutting down", "signal=%s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    http_server_quiesce(srv);
+    evlog_flush(log); /* completes every suspended request */
+    http_server_stop(srv);
+    srv = NULL;
+    rc = 0;
+out:
+    if (srv)
+        http_server_stop(srv);
+    api_free(api);
+    ingest_free(ing);
+    if (log)
+        evlog_close(log);
+    if (key_loaded)
+        privacy_key_dispose(&key);
+    if (lock_fd >= 0)
+        close(lock_fd);
+    if (rc == 0)
+        LOG_INFO("stopped cleanly", NULL);
+    return rc < 0 ? 1 : 0;
+}
+
+int cli_cmd_serve(int argc, char **argv)
+{
+    struct serve_config c;
+    serve_defaults(&c);
+    int rc = cli__parse("serve", "[options]", serve_opts, sizeof serve_opts / sizeof *serve_opts,
+                        &c, argc, argv);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    return run(&c);
+}

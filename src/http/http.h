@@ -1,0 +1,78 @@
+/*
+ * http: the server wrapper around libmicrohttpd: listen, per-connection limits, body
+ * accumulation with a size cap, asynchronous completion (suspend/resume) and JSON replies.
+ * Routes and JSON shapes live in src/api; this module knows nothing about events.
+ */
+#ifndef RECSTREAM_HTTP_H
+#define RECSTREAM_HTTP_H
+
+#include "core/core.h"
+
+struct http_options {
+    const char *host;       /* listen address, e.g. "0.0.0.0" or "127.0.0.1" */
+    uint16_t port;
+    unsigned threads;       /* worker threads in the pool (default: cores) */
+    int64_t body_limit;     /* larger bodies get 413 before being read (default 1 MiB) */
+    unsigned max_connections;
+    unsigned timeout_s;     /* idle / slow-client timeout */
+};
+
+void http_options_init(struct http_options *opt);
+
+/* One request. Valid from the handler call until http_request_complete's response is sent. */
+struct http_request {
+    const char *method;
+    const char *url; /* path without the query string */
+    struct core_buf body;
+    /* reply, filled by the handler (synchronously or before http_request_complete) */
+    int status;
+    struct core_buf reply;
+    const char *content_type; /* default application/json */
+    int retry_after_s;        /* > 0 adds Retry-After */
+    bool cors;                /* add CORS headers (origin from the server's setting) */
+    /* handler-owned state, freed by the handler's cleanup callback */
+    void *ctx;
+    void (*ctx_free)(void *ctx);
+    /* internal */
+    void *conn;
+    int state;
+};
+
+/* Request header lookup (case-insensitive); NULL when absent. Handler threads only. */
+const char *http_request_header(struct http_request *req, const char *name);
+/* Query-string argument; NULL when absent. Handler threads only. */
+const char *http_request_query(struct http_request *req, const char *name);
+
+enum http_action {
+    HTTP_REPLY, /* the reply is filled in: send it */
+    HTTP_ASYNC, /* the handler called http_request_suspend; it will call _complete later */
+};
+
+/* Marks the request as answered later. Call from the handler, before starting the work whose
+ * completion calls http_request_complete. */
+void http_request_suspend(struct http_request *req);
+/* Sends the reply filled into req; any thread, exactly once per suspend. */
+void http_request_complete(struct http_request *req);
+
+/* Called once per request with the complete body (bodies over the limit never get here). */
+typedef enum http_action (*http_handler_fn)(void *app, struct http_request *req);
+
+struct http_server;
+
+/* Starts listening; handler runs on the pool threads. cors_origin may be NULL (no CORS). */
+int http_server_start(const struct http_options *opt, http_handler_fn handler, void *app,
+                      const char *cors_origin, struct http_server **out);
+/* The bound port (useful with port 0). */
+uint16_t http_server_port(struct http_server *srv);
+/* Stops accepting new connections; in-flight requests continue. */
+void http_server_quiesce(struct http_server *srv);
+/* Number of requests suspended and not yet completed. */
+unsigned http_server_inflight(struct http_server *srv);
+/* Stops the server (waits for in-flight suspended requests first) and frees it. */
+void http_server_stop(struct http_server *srv);
+
+/* Helpers for replies: {"error_code":code,"message":msg}, status = code / 100. */
+void http_reply_error(struct http_request *req, int error_code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

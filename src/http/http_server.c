@@ -1,0 +1,284 @@
+/*
+ * libmicrohttpd wrapper. MHD runs an epoll loop per pool thread; each connection stays on
+ * one thread. The access handler is called several times per request: first with headers
+ * only, then once per body chunk, then with no data once the body is complete; only that
+ * last call dispatches to the application. Asynchronous replies suspend the connection;
+ * http_request_complete resumes it from any thread and MHD calls us once more to send.
+ */
+#include "http/http.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+enum req_state {
+    REQ_RECEIVING, /* headers seen, body arriving */
+    REQ_TOO_BIG,   /* body over the limit: discarding, answer 413 at the end */
+    REQ_SUSPENDED, /* handler answered HTTP_ASYNC */
+    REQ_COMPLETED, /* async reply ready to send */
+    REQ_SENT,
+};
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    struct http_options opt;
+    http_handler_fn handler;
+    void *app;
+    char *cors_origin;
+    atomic_uint inflight;
+    uint16_t port;
+};
+
+struct conn_req {
+    struct http_request req;
+    struct http_server *srv;
+    _Atomic int state;
+};
+
+void http_options_init(struct http_options *opt)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    opt->host = "0.0.0.0";
+    opt->port = 8080;
+    opt->threads = cores > 0 ? (unsigned)cores : 2;
+    opt->body_limit = 1024 * 1024;
+    opt->max_connections = 10000;
+    opt->timeout_s = 30;
+}
+
+const char *http_request_header(struct http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_request_query(struct http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+void http_reply_error(struct http_request *req, int error_code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    req->status = error_code / 100;
+    core_buf_reset(&req->reply);
+    core_buf_printf(&req->reply, "{\"error_code\":%d,\"message\":", error_code);
+    core_json_cstr(&req->reply, msg);
+    core_buf_putc(&req->reply, '}');
+}
+
+void http_request_suspend(struct http_request *req)
+{
+    struct conn_req *cr = (struct conn_req *)req;
+    atomic_fetch_add(&cr->srv->inflight, 1);
+    atomic_store(&cr->state, REQ_SUSPENDED);
+    MHD_suspend_connection(req->conn);
+}
+
+void http_request_complete(struct http_request *req)
+{
+    struct conn_req *cr = (struct conn_req *)req;
+    struct http_server *srv = cr->srv;
+    atomic_store(&cr->state, REQ_COMPLETED);
+    MHD_resume_connection(req->conn);
+    atomic_fetch_sub(&srv->inflight, 1);
+}
+
+static enum MHD_Result send_reply(struct conn_req *cr)
+{
+    struct http_request *req = &cr->req;
+    struct MHD_Response *resp;
+    if (req->reply.len) {
+        resp = MHD_create_response_from_buffer(req->reply.len, req->reply.data,
+                                               MHD_RESPMEM_MUST_FREE);
+        core_buf_init(&req->reply); /* MHD owns the memory now */
+    } else {
+        resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    }
+    if (!resp)
+        return MHD_NO;
+    if (req->status != 204)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                req->content_type ? req->content_type : "application/json");
+    if (req->retry_after_s > 0) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", req->retry_after_s);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, v);
+    }
+    if (req->cors && cr->srv->cors_origin) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", cr->srv->cors_origin);
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods", "POST, GET, OPTIONS");
+        MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                                "Content-Type, Authorization");
+        MHD_add_response_header(resp, "Access-Control-Max-Age", "86400");
+        if (strcmp(cr->srv->cors_origin, "*") != 0)
+            MHD_add_response_header(resp, "Vary", "Origin");
+    }
+    enum MHD_Result r = MHD_queue_response(req->conn, (unsigned)req->status, resp);
+    MHD_destroy_response(resp);
+    atomic_store(&cr->state, REQ_SENT);
+    return r;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    struct http_server *srv = cls;
+    struct conn_req *cr = *con_cls;
+    if (!cr) {
+        cr = core_xcalloc(1, sizeof *cr);
+        cr->srv = srv;
+        cr->req.method = method;
+        cr->req.url = url;
+        cr->req.conn = conn;
+        cr->req.status = 200;
+        core_buf_init(&cr->req.body);
+        core_buf_init(&cr->req.reply);
+        atomic_store(&cr->state, REQ_RECEIVING);
+        *con_cls = cr;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        int64_t len;
+        if (cl && core_parse_i64(cl, 0, INT64_MAX, &len) == 0 && len > srv->opt.body_limit) {
+            /* Refuse before reading the body; MHD closes the connection afterwards. */
+            http_reply_error(&cr->req, 41301, "request body of %lld bytes exceeds the limit of %lld",
+                             (long long)len, (long long)srv->opt.body_limit);
+            return send_reply(cr);
+        }
+        return MHD_YES;
+    }
+    int state = atomic_load(&cr->state);
+    if (*upload_data_size > 0) {
+        if (state == REQ_RECEIVING) {
+            if ((int64_t)(cr->req.body.len + *upload_data_size) > srv->opt.body_limit)
+                atomic_store(&cr->state, REQ_TOO_BIG);
+            else
+                core_buf_append(&cr->req.body, upload_data, *upload_data_size);
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    switch (state) {
+    case REQ_TOO_BIG:
+        http_reply_error(&cr->req, 41301, "request body exceeds the limit of %lld bytes",
+                         (long long)srv->opt.body_limit);
+        return send_reply(cr);
+    case REQ_RECEIVING:
+        if (srv->handler(srv->app, &cr->req) == HTTP_ASYNC)
+            return MHD_YES;
+        return send_reply(cr);
+    case REQ_COMPLETED:
+        return send_reply(cr);
+    case REQ_SUSPENDED: /* a spurious call while suspended: keep waiting */
+    case REQ_SENT:
+    default:
+        return MHD_YES;
+    }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    struct conn_req *cr = *con_cls;
+    if (!cr)
+        return;
+    if (cr->req.ctx_free)
+        cr->req.ctx_free(cr->req.ctx);
+    core_buf_dispose(&cr->req.body);
+    core_buf_dispose(&cr->req.reply);
+    free(cr);
+    *con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    LOG_DEBUG("libmicrohttpd", "detail=\"%s\"", msg);
+}
+
+int http_server_start(const struct http_options *opt, http_handler_fn handler, void *app,
+                      const char *cors_origin, struct http_server **out)
+{
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(opt->port);
+    if (inet_pton(AF_INET, opt->host, &addr.sin_addr) != 1) {
+        LOG_ERROR("listen address must be an IPv4 address", "host=%s", opt->host);
+        return CORE_E_INVALID;
+    }
+    struct http_server *srv = core_xcalloc(1, sizeof *srv);
+    srv->opt = *opt;
+    srv->handler = handler;
+    srv->app = app;
+    srv->cors_origin = cors_origin ? core_xstrdup(cors_origin) : NULL;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+    srv->daemon = MHD_start_daemon(
+        flags, opt->port, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, &addr,
+        MHD_OPTION_THREAD_POOL_SIZE, opt->threads > 1 ? opt->threads : 1,
+        MHD_OPTION_CONNECTION_LIMIT, opt->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        opt->timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_END);
+    if (!srv->daemon) {
+        LOG_ERROR("cannot listen", "host=%s port=%u", opt->host, (unsigned)opt->port);
+        free(srv->cors_origin);
+        free(srv);
+        return CORE_E_FAILED;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = info ? info->port : opt->port;
+    *out = srv;
+    return 0;
+}
+
+uint16_t http_server_port(struct http_server *srv)
+{
+    return srv->port;
+}
+
+void http_server_quiesce(struct http_server *srv)
+{
+    MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+unsigned http_server_inflight(struct http_server *srv)
+{
+    return atomic_load(&srv->inflight);
+}
+
+void http_server_stop(struct http_server *srv)
+{
+    /* MHD must not be stopped with suspended connections: give them time to complete. */
+    for (int i = 0; i < 3000 && atomic_load(&srv->inflight) > 0; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    MHD_stop_daemon(srv->daemon);
+    free(srv->cors_origin);
+    free(srv);
+}

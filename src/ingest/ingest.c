@@ -1,0 +1,449 @@
+/*
+ * The collector pipeline: decode -> validate -> pseudonymise -> dedup -> partition ->
+ * append, completing each batch once its records are durable (or known duplicates of
+ * durable records).
+ *
+ * Dedup and append happen under one mutex so that two requests carrying the same eventId
+ * can never both be stored: the first inserts a pending dedup entry that points at its
+ * in-flight group; a later repeat either reads the stored position or waits on that group.
+ */
+#include "ingest/ingest_int.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct waiter {
+    struct ingest_batch *batch; /* the batch holding the repeat */
+    size_t item;                /* its item */
+    size_t rec;                 /* the original's record index in the awaited group */
+};
+
+struct ingest_group {
+    struct ingest_batch *batch;
+    struct ingest *ing;
+    bool own_pending; /* its own append has not completed yet */
+    size_t waits;     /* its items waiting on other groups */
+    int status;       /* outcome of its own append */
+    struct waiter *waiters; /* other batches' items waiting on this group's records */
+    size_t nwaiters, cap_waiters;
+    uint64_t *hashes; /* per record: eventId hash (h1, h2), or 0,0 when server-assigned */
+};
+
+struct ingest {
+    struct ingest_config cfg;
+    struct evlog *log;
+    struct privacy_key key;
+    pthread_mutex_t mu;
+    struct dedup dedup;
+    atomic_uint_fast64_t accepted, duplicates, rejected, dropped_fields, overloaded, failed;
+    atomic_bool log_failed;
+};
+
+void ingest_config_init(struct ingest_config *cfg)
+{
+    cfg->dedup_window_ms = 24LL * 3600 * 1000;
+    cfg->dedup_max = 1000000;
+}
+
+void ingest_batch_init(struct ingest_batch *b, struct ingest_item *items, size_t n)
+{
+    memset(b, 0, sizeof *b);
+    b->items = items;
+    b->n = n;
+    core_arena_init(&b->arena);
+    core_buf_init(&b->payload);
+    for (size_t i = 0; i < n; i++) {
+        items[i].status = 0;
+        items[i].duplicate = false;
+        items[i].out_partition = -1;
+        items[i].out_offset = -1;
+        items[i].err.field[0] = '\0';
+        items[i].err.message[0] = '\0';
+    }
+}
+
+void ingest_batch_dispose(struct ingest_batch *b)
+{
+    core_arena_dispose(&b->arena);
+    core_buf_dispose(&b->payload);
+    free(b->recs);
+    free(b->rec_item);
+    b->recs = NULL;
+    b->rec_item = NULL;
+}
+
+/* ---- rebuilding the dedup window from the log ---------------------------------------- */
+
+static int rebuild_dedup(struct ingest *ing)
+{
+    int64_t since = core_now_ms() - ing->cfg.dedup_window_ms;
+    struct evlog_batch batch;
+    evlog_batch_init(&batch);
+    int rc = 0;
+    size_t loaded = 0;
+    for (int32_t p = 0; p < ing->log->partitions && rc == 0; p++) {
+        int64_t off;
+        rc = evlog_offset_for_time(ing->log, p, since, &off);
+        while (rc == 0) {
+            int n = evlog_read(ing->log, p, off, 4096, &batch);
+            if (n < 0) {
+                rc = n;
+                break;
+            }
+            if (n == 0)
+                break;
+            for (size_t i = 0; i < batch.n; i++) {
+                const struct evlog_record *r = &batch.recs[i];
+                struct event ev;
+                if (r->ingest_time_ms < since || event_bin_decode(r->value, r->value_len, &ev))
+                    continue;
+                uint64_t h1, h2;
+                ingest__dedup_hash(ev.event_id.ptr, ev.event_id.len, &h1, &h2);
+                struct dedup_entry *e = ingest__dedup_find(&ing->dedup, h1, h2);
+                if (!e)
+                    e = ingest__dedup_insert(&ing->dedup, h1, h2, r->ingest_time_ms);
+                e->partition = p;
+                e->offset = r->offset;
+                loaded++;
+            }
+            off = batch.recs[batch.n - 1].offset + 1;
+        }
+    }
+    evlog_batch_dispose(&batch);
+    if (rc == 0)
+        LOG_INFO("dedup window rebuilt from the log", "events=%zu remembered=%zu", loaded,
+                 ing->dedup.live);
+    return rc;
+}
+
+int ingest_new(const struct ingest_config *cfg, struct evlog *log, const struct privacy_key *key,
+               struct ingest **out)
+{
+    struct ingest *ing = core_xcalloc(1, sizeof *ing);
+    ing->cfg = *cfg;
+    ing->log = log;
+    ing->key = *key;
+    pthread_mutex_init(&ing->mu, NULL);
+    ingest__dedup_init(&ing->dedup, (size_t)cfg->dedup_max, cfg->dedup_window_ms);
+    int rc = rebuild_dedup(ing);
+    if (rc < 0) {
+        ingest_free(ing);
+        return rc;
+    }
+    *out = ing;
+    return 0;
+}
+
+void ingest_free(struct ingest *ing)
+{
+    if (!ing)
+        return;
+    ingest__dedup_dispose(&ing->dedup);
+    pthread_mutex_destroy(&ing->mu);
+    privacy_key_dispose(&ing->key);
+    free(ing);
+}
+
+void ingest_stats(struct ingest *ing, struct ingest_stats *out)
+{
+    out->accepted = atomic_load(&ing->accepted);
+    out->duplicates = atomic_load(&ing->duplicates);
+    out->rejected = atomic_load(&ing->rejected);
+    out->dropped_fields = atomic_load(&ing->dropped_fields);
+    out->overloaded = atomic_load(&ing->overloaded);
+    out->failed = atomic_load(&ing->failed);
+    pthread_mutex_lock(&ing->mu);
+    out->dedup_entries = ing->dedup.live;
+    out->dedup_evicted = ing->dedup.evicted;
+    pthread_mutex_unlock(&ing->mu);
+}
+
+bool ingest_ready(struct ingest *ing)
+{
+    return !atomic_load(&ing->log_failed);
+}
+
+/* ---- decoding a batch ------------------------------------------------------------------ */
+
+static void set_error(struct ingest_item *it, const char *field, const char *msg)
+{
+    it->status = CORE_E_INVALID;
+    snprintf(it->err.field, sizeof it->err.field, "%s", field);
+    snprintf(it->err.message, sizeof it->err.message, "%s", msg);
+}
+
+/* Decodes every item into an encoded payload and a candidate record. Records that will be
+ * appended are decided later (dedup); rec_item maps each candidate to its item. */
+static void decode_items(struct ingest *ing, struct ingest_batch *b, uint64_t *hashes,
+                         size_t *value_off)
+{
+    int64_t now = core_now_ms();
+    size_t j = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        struct ingest_item *it = &b->items[i];
+        struct event ev;
+        event_init(&ev);
+        if (event_json_decode(it->value, now, &b->arena, &ev, &it->err) < 0) {
+            it->status = CORE_E_INVALID;
+            continue;
+        }
+        if (it->partition >= ing->log->partitions) {
+            set_error(it, "partition", "no such partition");
+            continue;
+        }
+        atomic_fetch_add(&ing->dropped_fields, ev.dropped_fields);
+        if (ev.user_id.len)
+            privacy_pseudonym_user(&ing->key, ev.user_id.ptr, ev.user_id.len, ev.user_key);
+        if (ev.anonymous_id.len)
+            privacy_pseudonym_anon(&ing->key, ev.anonymous_id.ptr, ev.anonymous_id.len,
+                                   ev.anon_key);
+        ev.user_id = (struct event_str){NULL, 0};
+        ev.anonymous_id = (struct event_str){NULL, 0};
+        if (ev.event_id.len) {
+            ingest__dedup_hash(ev.event_id.ptr, ev.event_id.len, &hashes[2 * j],
+                               &hashes[2 * j + 1]);
+        } else {
+            char *id = core_arena_alloc(&b->arena, 37);
+            event_id_generate(now, id);
+            ev.event_id = (struct event_str){id, 36};
+            hashes[2 * j] = hashes[2 * j + 1] = 0;
+        }
+        const char *key = ev.user_key[0] ? ev.user_key : ev.anon_key;
+        struct evlog_record *r = &b->recs[j];
+        r->partition = it->partition >= 0
+                           ? it->partition
+                           : core_partition_for_key(key, EVENT_KEY_HEX, ing->log->partitions);
+        r->offset = -1;
+        r->event_time_ms = ev.ts_ms;
+        r->ingest_time_ms = ev.recv_ms;
+        /* The key is copied into the payload buffer too, so one buffer owns both. */
+        value_off[2 * j] = b->payload.len;
+        core_buf_append(&b->payload, key, EVENT_KEY_HEX);
+        value_off[2 * j + 1] = b->payload.len;
+        event_bin_encode(&ev, &b->payload);
+        r->key_len = EVENT_KEY_HEX;
+        r->value_len = (uint32_t)(b->payload.len - value_off[2 * j + 1]);
+        b->rec_item[j] = i;
+        j++;
+    }
+    b->nrecs = j;
+    for (j = 0; j < b->nrecs; j++) {
+        b->recs[j].key = b->payload.data + value_off[2 * j];
+        b->recs[j].value = b->payload.data + value_off[2 * j + 1];
+    }
+}
+
+/* ---- completion ------------------------------------------------------------------------ */
+
+static bool group_complete(const struct ingest_group *g)
+{
+    return !g->own_pending && g->waits == 0;
+}
+
+static void fill_from_record(struct ingest_item *it, const struct evlog_record *r, int status)
+{
+    it->status = status;
+    if (status == 0) {
+        it->out_partition = r->partition;
+        it->out_offset = r->offset;
+    }
+}
+
+/* Finishes a batch: frees its group and runs done last, since done may free the batch. */
+static void finish(struct ingest_batch *b)
+{
+    struct ingest_group *g = b->group;
+    ingest_done_fn done = b->done;
+    void *arg = b->done_arg;
+    b->group = NULL;
+    free(g->waiters);
+    free(g->hashes);
+    free(g);
+    done(arg);
+}
+
+static void on_appended(void *arg, int status)
+{
+    struct ingest_group *g = arg;
+    struct ingest *ing = g->ing;
+    struct ingest_batch *b = g->batch;
+    struct ingest_batch *ready[64];
+    size_t nready = 0;
+    struct ingest_batch **more = NULL; /* when more than 64 batches complete at once */
+    size_t nmore = 0;
+
+    pthread_mutex_lock(&ing->mu);
+    g->own_pending = false;
+    g->status = status;
+    if (status < 0)
+        atomic_store(&ing->log_failed, true);
+    for (size_t j = 0; j < b->nrecs; j++) {
+        fill_from_record(&b->items[b->rec_item[j]], &b->recs[j], status);
+        if (g->hashes[2 * j] == 0 && g->hashes[2 * j + 1] == 0)
+            continue;
+        struct dedup_entry *e = ingest__dedup_find(&ing->dedup, g->hashes[2 * j],
+                                                   g->hashes[2 * j + 1]);
+        if (!e || e->group != g)
+            continue;
+        e->group = NULL;
+        if (status == 0) {
+            e->partition = b->recs[j].partition;
+            e->offset = b->recs[j].offset;
+        } else {
+            ingest__dedup_remove(&ing->dedup, e);
+        }
+    }
+    /* Repeats inside this batch point at records of this batch. */
+    for (size_t i = 0; i < b->n; i++) {
+        struct ingest_item *it = &b->items[i];
+        if (it->duplicate && it->out_offset == -2) {
+            fill_from_record(it, &b->recs[(size_t)it->out_partition], status);
+        }
+    }
+    if (status == 0)
+        atomic_fetch_add(&ing->accepted, b->nrecs);
+    else
+        atomic_fetch_add(&ing->failed, b->nrecs);
+    for (size_t w = 0; w < g->nwaiters; w++) {
+        struct waiter *wt = &g->waiters[w];
+        fill_from_record(&wt->batch->items[wt->item], &b->recs[wt->rec], status);
+        struct ingest_group *wg = wt->batch->group;
+        wg->waits--;
+        if (group_complete(wg)) {
+            if (nready < 64) {
+                ready[nready++] = wt->batch;
+            } else {
+                more = core_xrealloc(more, (nmore + 1) * sizeof *more);
+                more[nmore++] = wt->batch;
+            }
+        }
+    }
+    bool self = group_complete(g);
+    pthread_mutex_unlock(&ing->mu);
+
+    for (size_t i = 0; i < nready; i++)
+        finish(ready[i]);
+    for (size_t i = 0; i < nmore; i++)
+        finish(more[i]);
+    free(more);
+    if (self)
+        finish(b);
+}
+
+/* ---- submit ---------------------------------------------------------------------------- */
+
+static void add_waiter(struct ingest_group *on, struct ingest_batch *b, size_t item, size_t rec)
+{
+    if (on->nwaiters == on->cap_waiters) {
+        on->cap_waiters = on->cap_waiters ? 2 * on->cap_waiters : 4;
+        on->waiters = core_xrealloc(on->waiters, on->cap_waiters * sizeof *on->waiters);
+    }
+    on->waiters[on->nwaiters++] = (struct waiter){b, item, rec};
+}
+
+int ingest_batch_submit(struct ingest *ing, struct ingest_batch *b, ingest_done_fn done,
+                        void *arg)
+{
+    struct ingest_group *g = core_xcalloc(1, sizeof *g);
+    g->batch = b;
+    g->ing = ing;
+    b->group = g;
+    b->done = done;
+    b->done_arg = arg;
+    b->recs = core_xcalloc(b->n ? b->n : 1, sizeof *b->recs);
+    b->rec_item = core_xcalloc(b->n ? b->n : 1, sizeof *b->rec_item);
+    uint64_t *hashes = core_xcalloc(2 * (b->n ? b->n : 1), sizeof *hashes);
+    size_t *value_off = core_xcalloc(2 * (b->n ? b->n : 1), sizeof *value_off);
+    decode_items(ing, b, hashes, value_off);
+    free(value_off);
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->items[i].status == CORE_E_INVALID)
+            atomic_fetch_add(&ing->rejected, 1);
+    }
+
+    /* Dedup decides which candidates are appended; kept ones are compacted to the front. */
+    struct dedup_entry **inserted = core_xcalloc(b->nrecs ? b->nrecs : 1, sizeof *inserted);
+    struct waiter *waits = core_xcalloc(b->nrecs ? b->nrecs : 1, sizeof *waits);
+    struct ingest_group **wait_on = core_xcalloc(b->nrecs ? b->nrecs : 1, sizeof *wait_on);
+    size_t ninserted = 0, nwaits = 0, kept = 0, ndups = 0;
+    int rc = 0;
+
+    pthread_mutex_lock(&ing->mu);
+    ingest__dedup_expire(&ing->dedup, core_now_ms());
+    for (size_t j = 0; j < b->nrecs; j++) {
+        uint64_t h1 = hashes[2 * j], h2 = hashes[2 * j + 1];
+        size_t item = b->rec_item[j];
+        struct dedup_entry *e = (h1 || h2) ? ingest__dedup_find(&ing->dedup, h1, h2) : NULL;
+        if (e) {
+            struct ingest_item *it = &b->items[item];
+            it->duplicate = true;
+            ndups++;
+            if (!e->group) {
+                it->out_partition = e->partition;
+                it->out_offset = e->offset;
+            } else if (e->group == g) {
+                /* Repeat within this batch: resolved at completion from the kept record.
+                 * out_offset -2 marks it; out_partition holds the kept record's index. */
+                it->out_offset = -2;
+                it->out_partition = (int32_t)e->group_index;
+            } else {
+                waits[nwaits] = (struct waiter){b, item, e->group_index};
+                wait_on[nwaits++] = e->group;
+            }
+            continue;
+        }
+        if (h1 || h2) {
+            e = ingest__dedup_insert(&ing->dedup, h1, h2, b->recs[j].ingest_time_ms);
+            e->group = g;
+            e->group_index = kept;
+            inserted[ninserted++] = e;
+        }
+        b->recs[kept] = b->recs[j];
+        b->rec_item[kept] = item;
+        hashes[2 * kept] = h1;
+        hashes[2 * kept + 1] = h2;
+        kept++;
+    }
+    b->nrecs = kept;
+    g->hashes = hashes;
+    if (kept > 0) {
+        g->own_pending = true;
+        rc = evlog_append(ing->log, b->recs, kept, on_appended, g);
+        if (rc < 0) {
+            g->own_pending = false;
+            for (size_t k = 0; k < ninserted; k++)
+                ingest__dedup_remove(&ing->dedup, inserted[k]);
+        }
+    }
+    if (rc == 0) {
+        for (size_t k = 0; k < nwaits; k++)
+            add_waiter(wait_on[k], b, waits[k].item, waits[k].rec);
+        g->waits = nwaits;
+    }
+    bool sync_done = rc == 0 && group_complete(g);
+    if (rc == 0)
+        atomic_fetch_add(&ing->duplicates, ndups);
+    pthread_mutex_unlock(&ing->mu);
+    free(inserted);
+    free(waits);
+    free(wait_on);
+
+    if (rc < 0) {
+        if (rc == CORE_E_FULL)
+            atomic_fetch_add(&ing->overloaded, 1);
+        if (rc == CORE_E_FAILED)
+            atomic_store(&ing->log_failed, true);
+        b->group = NULL;
+        free(g->hashes);
+        free(g);
+        return rc;
+    }
+    /* b may be gone from here on unless this thread completes it (done frees it). */
+    if (sync_done)
+        finish(b);
+    return 0;
+}

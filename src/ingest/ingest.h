@@ -1,0 +1,91 @@
+/*
+ * ingest: the collector pipeline without HTTP: decode -> validate -> pseudonymise ->
+ * dedup (eventId) -> partition -> append to the event log, with completion once the log's
+ * durability policy is met. The HTTP API, replay and tests all call it directly.
+ */
+#ifndef RECSTREAM_INGEST_H
+#define RECSTREAM_INGEST_H
+
+#include "core/core.h"
+#include "event/event.h"
+#include "evlog/evlog.h"
+#include "privacy/privacy.h"
+
+struct ingest_config {
+    int64_t dedup_window_ms; /* a repeated eventId within this window is not stored again */
+    int64_t dedup_max;       /* bound on remembered eventIds (oldest forgotten first) */
+};
+
+void ingest_config_init(struct ingest_config *cfg);
+
+/* Counters since start (read with ingest_stats; updated atomically). */
+struct ingest_stats {
+    uint64_t accepted;       /* records newly appended */
+    uint64_t duplicates;     /* records acknowledged as repeats of an earlier eventId */
+    uint64_t rejected;       /* records failing validation */
+    uint64_t dropped_fields; /* unknown fields removed (data minimisation) */
+    uint64_t overloaded;     /* batches refused because the log queue was full */
+    uint64_t failed;         /* records whose append failed */
+    uint64_t dedup_entries;  /* eventIds currently remembered */
+    uint64_t dedup_evicted;  /* eventIds forgotten early because dedup_max was reached */
+};
+
+/* One input record of a batch, and its outcome. */
+struct ingest_item {
+    const cJSON *value;  /* the event object (borrowed; must outlive the batch) */
+    int32_t partition;   /* explicit partition (Kafka REST), or -1 to hash the user key */
+    /* outcome, valid once the batch completed */
+    int status;          /* 0 stored or duplicate; CORE_E_INVALID (see err); other: failure */
+    bool duplicate;
+    int32_t out_partition;
+    int64_t out_offset;
+    struct event_error err;
+};
+
+/* Completion of a batch: every item has its outcome. Runs on the submitting thread (when
+ * nothing had to wait) or on the log's writer thread; must not block. */
+typedef void (*ingest_done_fn)(void *arg);
+
+struct ingest_group; /* internal completion bookkeeping */
+
+/* A batch of records from one request. Caller-owned; must stay alive until done ran. */
+struct ingest_batch {
+    struct ingest_item *items;
+    size_t n;
+    /* internal */
+    struct core_arena arena;
+    struct core_buf payload;
+    struct evlog_record *recs;
+    size_t *rec_item; /* recs[j] belongs to items[rec_item[j]] */
+    size_t nrecs;
+    struct ingest_group *group;
+    ingest_done_fn done;
+    void *done_arg;
+};
+
+void ingest_batch_init(struct ingest_batch *b, struct ingest_item *items, size_t n);
+void ingest_batch_dispose(struct ingest_batch *b);
+
+struct ingest;
+
+/* Creates the pipeline over log (borrowed; must outlive it) with a copy of key, and
+ * rebuilds the dedup window by reading the log's recent records. */
+int ingest_new(const struct ingest_config *cfg, struct evlog *log, const struct privacy_key *key,
+               struct ingest **out);
+void ingest_free(struct ingest *ing);
+
+/*
+ * Validates, pseudonymises, dedups, partitions and appends the batch. Returns 0 when
+ * done(arg) will run exactly once (possibly before this returns), or, with nothing stored
+ * and done never called: CORE_E_FULL (the log's queue is full: answer 429) or
+ * CORE_E_FAILED (the log is not writable). Invalid records never block valid ones.
+ */
+int ingest_batch_submit(struct ingest *ing, struct ingest_batch *b, ingest_done_fn done,
+                        void *arg);
+
+void ingest_stats(struct ingest *ing, struct ingest_stats *out);
+
+/* Readiness: the log opened, recovered and is writable. */
+bool ingest_ready(struct ingest *ing);
+
+#endif

@@ -1,0 +1,128 @@
+/* Pseudonymisation key file and HMAC-based pseudonyms. */
+#include "privacy/privacy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int parent_dir(const char *path, char *dir, size_t size)
+{
+    size_t n = strlen(path);
+    if (n >= size)
+        return -ENAMETOOLONG;
+    memcpy(dir, path, n + 1);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return CORE_E_NOTFOUND;
+    if (slash == dir)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+    return 0;
+}
+
+static int create_key_file(const char *path, struct privacy_key *key)
+{
+    char dir[4096];
+    if (parent_dir(path, dir, sizeof dir) == 0) {
+        int rc = core_mkdirs(dir, 0700);
+        if (rc < 0)
+            return rc;
+    }
+    randombytes_buf(key->bytes, sizeof key->bytes);
+    char hex[2 * PRIVACY_KEY_BYTES + 2];
+    core_hex(key->bytes, sizeof key->bytes, hex);
+    hex[2 * PRIVACY_KEY_BYTES] = '\n';
+    /* O_EXCL: two processes starting at once must not both invent a secret. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    int rc = 0;
+    if (write(fd, hex, sizeof hex - 1) != (ssize_t)(sizeof hex - 1) || fsync(fd) < 0)
+        rc = errno ? -errno : -EIO;
+    close(fd);
+    sodium_memzero(hex, sizeof hex);
+    if (rc < 0) {
+        unlink(path);
+        return rc;
+    }
+    if (parent_dir(path, dir, sizeof dir) == 0)
+        core_fsync_dir(dir);
+    return 0;
+}
+
+int privacy_key_load_or_create(const char *path, struct privacy_key *key, bool *created)
+{
+    if (sodium_init() < 0)
+        return CORE_E_FAILED;
+    struct stat st;
+    if (stat(path, &st) < 0) {
+        if (errno != ENOENT)
+            return -errno;
+        int rc = create_key_file(path, key);
+        if (rc == -EEXIST) /* lost a race with another starter: read theirs */
+            return privacy_key_load_or_create(path, key, created);
+        if (rc < 0)
+            return rc;
+        *created = true;
+        return 0;
+    }
+    if (st.st_mode & 077) {
+        LOG_ERROR("key file is readable by others; chmod 600 it", "path=%s mode=%o", path,
+                  (unsigned)(st.st_mode & 0777));
+        return CORE_E_INVALID;
+    }
+    struct core_buf buf;
+    core_buf_init(&buf);
+    int rc = core_read_file(path, 256, &buf);
+    if (rc < 0)
+        goto out;
+    size_t n = buf.len;
+    while (n > 0 && (buf.data[n - 1] == '\n' || buf.data[n - 1] == '\r' || buf.data[n - 1] == ' '))
+        n--;
+    size_t bin_len = 0;
+    if (n != 2 * PRIVACY_KEY_BYTES ||
+        sodium_hex2bin(key->bytes, sizeof key->bytes, buf.data, n, NULL, &bin_len, NULL) != 0 ||
+        bin_len != PRIVACY_KEY_BYTES) {
+        LOG_ERROR("key file must hold 64 hex characters", "path=%s", path);
+        rc = CORE_E_INVALID;
+        goto out;
+    }
+    *created = false;
+out:
+    if (buf.data)
+        sodium_memzero(buf.data, buf.cap);
+    core_buf_dispose(&buf);
+    return rc;
+}
+
+void privacy_key_dispose(struct privacy_key *key)
+{
+    sodium_memzero(key->bytes, sizeof key->bytes);
+}
+
+static void pseudonym(const struct privacy_key *key, const char *domain, size_t dlen,
+                      const char *id, size_t n, char *out)
+{
+    crypto_auth_hmacsha256_state st;
+    uint8_t mac[crypto_auth_hmacsha256_BYTES];
+    crypto_auth_hmacsha256_init(&st, key->bytes, sizeof key->bytes);
+    if (dlen)
+        crypto_auth_hmacsha256_update(&st, (const uint8_t *)domain, dlen);
+    crypto_auth_hmacsha256_update(&st, (const uint8_t *)id, n);
+    crypto_auth_hmacsha256_final(&st, mac);
+    core_hex(mac, 16, out);
+}
+
+void privacy_pseudonym_user(const struct privacy_key *key, const char *id, size_t n, char *out)
+{
+    pseudonym(key, NULL, 0, id, n, out);
+}
+
+void privacy_pseudonym_anon(const struct privacy_key *key, const char *id, size_t n, char *out)
+{
+    pseudonym(key, "anon:", 5, id, n, out);
+}

@@ -1,0 +1,163 @@
+"""Helpers for end-to-end tests: start the real recstream binary, talk HTTP, read the log.
+
+Standard library only. RECSTREAM_BIN names the binary (ctest sets it)."""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+BIN = os.environ.get("RECSTREAM_BIN", os.path.join(os.path.dirname(__file__), "../../build/recstream"))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Server:
+    """A recstream serve process on a private port and data directory."""
+
+    def __init__(self, *args, data=None, env=None):
+        self.tmp = None
+        if data is None:
+            self.tmp = tempfile.mkdtemp(prefix="rs-e2e-")
+            data = os.path.join(self.tmp, "data")
+        self.data = data
+        self.args = list(args)
+        self.env = env
+        self.proc = None
+        self.port = None
+
+    def start(self, wait=True):
+        self.port = free_port()
+        self.stderr_path = os.path.join(os.path.dirname(self.data) or ".", "server-%d.log" % self.port)
+        self.stderr = open(self.stderr_path, "w")
+        env = dict(os.environ)
+        env.update(self.env or {})
+        cmd = [BIN, "serve", "--data", self.data, "--listen", "127.0.0.1:%d" % self.port] + self.args
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.stderr, env=env)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("server exited with %d:\n%s" % (self.proc.returncode, self.log()))
+            try:
+                status, _, _ = self.request("GET", "/readyz")
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise AssertionError("server not ready:\n" + self.log())
+
+    def log(self):
+        with open(self.stderr_path) as f:
+            return f.read()
+
+    def request(self, method, path, body=None, headers=None, timeout=30):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            if isinstance(body, (dict, list)):
+                body = json.dumps(body)
+            if isinstance(body, str):
+                body = body.encode()
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            data = resp.read()
+            return resp.status, dict((k.lower(), v) for k, v in resp.getheaders()), data
+        finally:
+            conn.close()
+
+    def post_json(self, path, body, content_type="application/json"):
+        status, headers, data = self.request("POST", path, body, {"Content-Type": content_type})
+        try:
+            parsed = json.loads(data) if data else None
+        except ValueError:
+            raise AssertionError("reply is not JSON: %r" % data)
+        return status, headers, parsed
+
+    def produce(self, records, topic="user-interactions"):
+        return self.post_json("/topics/" + topic, {"records": records},
+                              "application/vnd.kafka.json.v2+json")
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout)
+        rc = self.proc.returncode if self.proc else None
+        if self.stderr:
+            self.stderr.close()
+            self.stderr = None
+        return rc
+
+    def kill(self):
+        return self.stop(signal.SIGKILL)
+
+    def cleanup(self):
+        if self.proc and self.proc.poll() is None:
+            self.kill()
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def run_cli(*args, check=True):
+    p = subprocess.run([BIN] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if check and p.returncode != 0:
+        raise AssertionError("recstream %s failed (%d): %s" % (" ".join(args), p.returncode, p.stderr))
+    return p
+
+
+def dump(data):
+    """All records of the log as parsed JSON objects."""
+    out = run_cli("log", "dump", "--data", data).stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def scan_dir_for(root, needles):
+    """Returns (path, needle) for every file under root containing any needle (bytes)."""
+    hits = []
+    for dirpath, _, files in os.walk(root):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            with open(path, "rb") as f:
+                blob = f.read()
+            for n in needles:
+                if n in blob:
+                    hits.append((path, n))
+    return hits
+
+
+class Runner:
+    """Tiny test runner: prints one line per test and 'N passed, M failed' at the end."""
+
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def run(self, fn):
+        t0 = time.time()
+        try:
+            fn()
+            self.passed += 1
+            print("ok   %s (%.1fs)" % (fn.__name__, time.time() - t0), flush=True)
+        except Exception as e:  # noqa: BLE001 - report every failure and go on
+            self.failed += 1
+            import traceback
+            traceback.print_exc()
+            print("FAIL %s: %s" % (fn.__name__, e), flush=True)
+
+    def finish(self):
+        print("%d passed, %d failed" % (self.passed, self.failed))
+        raise SystemExit(1 if self.failed else 0)

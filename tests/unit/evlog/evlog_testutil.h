@@ -1,0 +1,197 @@
+/* Helpers shared by the evlog unit tests: temp dirs, synchronous appends, reading back. */
+#ifndef RECSTREAM_EVLOG_TESTUTIL_H
+#define RECSTREAM_EVLOG_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "evlog/evlog_file_int.h"
+
+static inline char *tu_mkdtemp(void)
+{
+    char *dir = core_xstrdup("/tmp/evlog-test-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    return dir;
+}
+
+static inline int tu_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static inline void tu_rmtree(char *dir)
+{
+    nftw(dir, tu_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(dir);
+}
+
+static inline char *tu_path(const char *dir, const char *fmt, ...)
+{
+    struct core_buf b;
+    core_buf_init(&b);
+    core_buf_puts(&b, dir);
+    core_buf_putc(&b, '/');
+    char tail[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tail, sizeof tail, fmt, ap);
+    va_end(ap);
+    core_buf_puts(&b, tail);
+    return b.data;
+}
+
+static inline void tu_options(struct evlog_file_options *opt, const char *dir, int32_t parts)
+{
+    evlog_file_options_init(opt);
+    opt->dir = dir;
+    opt->partitions = parts;
+}
+
+/* Completion that a test thread can wait for. */
+struct tu_done {
+    pthread_mutex_t m;
+    pthread_cond_t c;
+    int pending;
+    int status;
+};
+
+static inline void tu_done_init(struct tu_done *d)
+{
+    pthread_mutex_init(&d->m, NULL);
+    pthread_cond_init(&d->c, NULL);
+    d->pending = 0;
+    d->status = 0;
+}
+
+static inline void tu_done_dispose(struct tu_done *d)
+{
+    pthread_mutex_destroy(&d->m);
+    pthread_cond_destroy(&d->c);
+}
+
+static inline void tu_done_cb(void *arg, int status)
+{
+    struct tu_done *d = arg;
+    pthread_mutex_lock(&d->m);
+    d->pending--;
+    if (status < 0)
+        d->status = status;
+    pthread_cond_broadcast(&d->c);
+    pthread_mutex_unlock(&d->m);
+}
+
+/* Waits until at most `left` appends are still pending. */
+static inline void tu_done_wait(struct tu_done *d, int left)
+{
+    pthread_mutex_lock(&d->m);
+    while (d->pending > left)
+        pthread_cond_wait(&d->c, &d->m);
+    pthread_mutex_unlock(&d->m);
+}
+
+/* Appends, waits for the completion and then for the records to be visible to readers
+ * (which the backend allows to trail the completion briefly). Returns append's result or
+ * the completion status. */
+static inline int tu_append_sync(struct evlog *log, struct evlog_record *recs, size_t n)
+{
+    struct tu_done d;
+    tu_done_init(&d);
+    d.pending = 1;
+    int rc = evlog_append(log, recs, n, tu_done_cb, &d);
+    if (rc == 0) {
+        tu_done_wait(&d, 0);
+        rc = d.status;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = evlog_wait(log, recs[i].partition, recs[i].offset, 10000);
+    tu_done_dispose(&d);
+    return rc;
+}
+
+/* A record for partition p whose key and value encode i (in the caller's buffers). */
+static inline void tu_record(struct evlog_record *rec, int32_t p, int i, char *key, char *val,
+                             int64_t ingest)
+{
+    snprintf(key, 32, "user-%d", i);
+    snprintf(val, 64, "value-%d-%s", i, (i % 3) ? "x" : "a-longer-value-for-variety");
+    memset(rec, 0, sizeof *rec);
+    rec->partition = p;
+    rec->key = key;
+    rec->key_len = (uint32_t)strlen(key);
+    rec->value = val;
+    rec->value_len = (uint32_t)strlen(val);
+    rec->event_time_ms = ingest - 5;
+    rec->ingest_time_ms = ingest;
+}
+
+/* Appends count records numbered first.. to partition p, one append of up to 64 each. */
+static inline void tu_fill(struct evlog *log, int32_t p, int first, int count, int64_t t0)
+{
+    char keys[64][32], vals[64][64];
+    struct evlog_record recs[64];
+    for (int done = 0; done < count;) {
+        int n = count - done < 64 ? count - done : 64;
+        for (int j = 0; j < n; j++)
+            tu_record(&recs[j], p, first + done + j, keys[j], vals[j], t0 + first + done + j);
+        assert_int_equal(tu_append_sync(log, recs, (size_t)n), 0);
+        done += n;
+    }
+}
+
+/* Checks that a read record is the one tu_fill wrote as number i at offset i. */
+static inline void tu_check_record(const struct evlog_record *rec, int32_t p, int i, int64_t t0)
+{
+    char key[32], val[64];
+    struct evlog_record want;
+    tu_record(&want, p, i, key, val, t0 + i);
+    assert_int_equal(rec->partition, p);
+    assert_int_equal(rec->offset, i);
+    assert_int_equal(rec->ingest_time_ms, want.ingest_time_ms);
+    assert_int_equal(rec->event_time_ms, want.event_time_ms);
+    assert_int_equal(rec->key_len, want.key_len);
+    assert_memory_equal(rec->key, want.key, want.key_len);
+    assert_int_equal(rec->value_len, want.value_len);
+    assert_memory_equal(rec->value, want.value, want.value_len);
+}
+
+/* Reads partition p from `from` in chunks of `chunk` and checks records first..first+count. */
+static inline void tu_check_all(struct evlog *log, int32_t p, int from, int count, size_t chunk,
+                                int64_t t0)
+{
+    struct evlog_batch b;
+    evlog_batch_init(&b);
+    int next = from;
+    while (next < count) {
+        int n = evlog_read(log, p, next, chunk, &b);
+        assert_true(n > 0);
+        assert_true((size_t)n <= chunk);
+        for (int j = 0; j < n; j++)
+            tu_check_record(&b.recs[j], p, next + j, t0);
+        next += n;
+    }
+    assert_int_equal(evlog_read(log, p, next, chunk, &b), 0);
+    evlog_batch_dispose(&b);
+}
+
+static inline int64_t tu_file_size(const char *path)
+{
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_size;
+}
+
+#endif
