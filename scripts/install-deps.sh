@@ -7,7 +7,7 @@ PKGS=(
     # build
     build-essential cmake pkg-config clang libclang-rt-14-dev
     # libraries
-    libmicrohttpd-dev libgnutls28-dev libcjson-dev libsodium-dev libzstd-dev libxxhash-dev
+    libmicrohttpd-dev libgnutls28-dev libcjson-dev libsodium-dev nettle-dev libzstd-dev libxxhash-dev
     librdkafka-dev libhiredis-dev liburcu-dev libpcre2-dev
     # tests
     libcmocka-dev curl python3 redis-server kcat

@@ -31,6 +31,7 @@ struct ingest_req {
     size_t nitems;
     struct ingest_batch batch;
     bool batch_live;
+    struct core_arena json_arena; /* holds the parsed body (see event_json_arena_begin) */
 };
 
 static void ingest_req_free(void *p)
@@ -38,9 +39,7 @@ static void ingest_req_free(void *p)
     struct ingest_req *r = p;
     if (r->batch_live)
         ingest_batch_dispose(&r->batch);
-    cJSON_Delete(r->root);
-    for (size_t i = 0; i < r->nlines; i++)
-        cJSON_Delete(r->lines[i]);
+    core_arena_dispose(&r->json_arena); /* frees every parsed tree */
     free(r->lines);
     free(r->slots);
     free(r->items);
@@ -496,14 +495,21 @@ enum http_action api__ingest(struct api *api, struct http_request *req, enum api
     r->kind = kind;
     req->ctx = r;
     req->ctx_free = ingest_req_free;
-    if (check_content_type(r) < 0 || parse_body(r) < 0)
+    core_arena_init(&r->json_arena);
+    if (check_content_type(r) < 0)
         return HTTP_REPLY;
+    /* The trees are only read until submit returns (ingest encodes what it keeps). */
+    event_json_arena_begin(&r->json_arena);
+    if (parse_body(r) < 0) {
+        event_json_arena_end();
+        return HTTP_REPLY;
+    }
     ingest_batch_init(&r->batch, r->items, r->nitems);
     r->batch_live = true;
-    http_request_suspend(req);
     int rc = ingest_batch_submit(api->ing, &r->batch, on_batch_done, r);
+    event_json_arena_end();
     if (rc == 0)
-        return HTTP_ASYNC; /* r and req belong to the completion now */
+        return HTTP_ASYNC; /* the completion replies; the connection thread frees r later */
     if (rc == CORE_E_FULL) {
         http_reply_error(req, 42901, "event log queue is full; retry after %d s",
                          api->cfg.retry_after_s);
@@ -511,7 +517,5 @@ enum http_action api__ingest(struct api *api, struct http_request *req, enum api
     } else {
         http_reply_error(req, 50301, "event log is not writable: %s", core_strerror(rc));
     }
-    api__count_reply(api, req->status);
-    http_request_complete(req);
-    return HTTP_ASYNC;
+    return HTTP_REPLY;
 }

@@ -218,7 +218,10 @@ void *core_arena_alloc(struct core_arena *a, size_t n)
     n = (n + align - 1) & ~(align - 1);
     struct core_arena_chunk *c = a->head;
     if (!c || c->size - c->used < n) {
-        size_t size = n > ARENA_CHUNK ? n : ARENA_CHUNK;
+        /* Chunks double (up to 1 MiB) so big requests need few mallocs. */
+        size_t size = c ? (c->size < (1u << 20) ? c->size * 2 : c->size) : ARENA_CHUNK;
+        if (size < n)
+            size = n;
         c = core_xmalloc(sizeof(*c) + size);
         c->size = size;
         c->used = 0;

@@ -126,6 +126,14 @@ void event_bin_encode(const struct event *ev, struct core_buf *out);
  * malformed input (never reads out of bounds). */
 int event_bin_decode(const void *data, size_t len, struct event *ev);
 
+/*
+ * Routes cJSON's allocations on the calling thread into arena until event_json_arena_end.
+ * Trees parsed in between must not be freed with cJSON_Delete after _end (they are freed
+ * with the arena) and must not outlive it. Nests not; any thread.
+ */
+void event_json_arena_begin(struct core_arena *arena);
+void event_json_arena_end(void);
+
 /* Writes a new UUIDv7 for time ms as 36 chars + NUL into out. */
 void event_id_generate(int64_t ms, char out[37]);
 

@@ -26,8 +26,8 @@ void evlog_file_options_init(struct evlog_file_options *opt)
      * ALWAYS cheap under concurrency. */
     opt->fsync = EVLOG_FSYNC_ALWAYS;
     opt->fsync_interval_ms = 10;
-    opt->segment_bytes = 64 * 1024 * 1024;
-    opt->segment_ms = 60 * 60 * 1000;
-    opt->queue_bytes = 64 * 1024 * 1024;
+    opt->segment_bytes = (int64_t)64 << 20;
+    opt->segment_ms = (int64_t)60 * 60 * 1000;
+    opt->queue_bytes = (int64_t)64 << 20;
     opt->read_only = false;
 }

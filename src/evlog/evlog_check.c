@@ -53,8 +53,9 @@ static void check_index(struct checker *ck, const struct evlog_segment *seg,
 {
     struct core_buf b;
     core_buf_init(&b);
-    struct evlog_seg_info got;
+    struct evlog_seg_info got = {0};
     struct evlog_index gidx;
+    evlog__index_init(&gidx);
     int rc = core_read_file(seg->idx_path, 256u * 1024 * 1024, &b);
     if (rc == -ENOENT)
         goto out;
@@ -66,8 +67,8 @@ static void check_index(struct checker *ck, const struct evlog_segment *seg,
     }
     if (!index_equal(&got, &gidx, info, idx))
         problem(ck, seg->idx_path, 0, "index does not match its segment");
-    evlog__index_dispose(&gidx);
 out:
+    evlog__index_dispose(&gidx);
     core_buf_dispose(&b);
 }
 

@@ -423,6 +423,8 @@ static int file_append(struct evlog *log, struct evlog_record *recs, size_t n, e
     int64_t total = validate_records(lf, recs, n);
     if (total < 0)
         return (int)total;
+    if (total == 0)
+        total = EVLOG_FRAME_HDR; /* empty appends still hold a queue slot: keep them bounded */
     int rc = 0;
     pthread_mutex_lock(&q->lock);
     if (!lf->has_writer || q->failed || q->stopping) {

@@ -116,10 +116,11 @@ int evlog__segment_list(const char *part_dir, int64_t **bases, size_t *n)
 int evlog__map_file(int fd, const uint8_t **map, int64_t *size)
 {
     struct stat st;
+    *map = NULL;
+    *size = 0;
     if (fstat(fd, &st) < 0)
         return -errno;
     *size = st.st_size;
-    *map = NULL;
     if (st.st_size == 0)
         return 0;
     void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -158,7 +159,7 @@ int64_t evlog__scan_frames(const uint8_t *map, int64_t size, int64_t pos,
 
 int64_t evlog__scan_find_valid(const uint8_t *map, int64_t size, int64_t pos, int64_t min_offset)
 {
-    while (pos < size) {
+    while (map && pos < size) {
         const uint8_t *m = memchr(map + pos, EVLOG_FRAME_MAGIC, (size_t)(size - pos));
         if (!m)
             return -1;
@@ -209,7 +210,7 @@ out:
 static int64_t scan_segment(struct evlog_segment *seg, int fd, int64_t *size, const char **why,
                             int64_t *next_valid)
 {
-    const uint8_t *map;
+    const uint8_t *map = NULL;
     int rc = evlog__map_file(fd, &map, size);
     if (rc < 0)
         return rc;
@@ -361,7 +362,7 @@ int evlog__meta_load(const char *dir, int32_t *partitions, bool create)
     core_buf_init(&path);
     core_buf_init(&text);
     core_buf_printf(&path, "%s/meta", dir);
-    int64_t format, have;
+    int64_t format = 0, have = 0;
     int rc = core_read_file(path.data, 4096, &text);
     if (rc == -ENOENT && create && *partitions > 0) {
         core_buf_reset(&text);

@@ -45,13 +45,15 @@ const char *http_request_query(struct http_request *req, const char *name);
 
 enum http_action {
     HTTP_REPLY, /* the reply is filled in: send it */
-    HTTP_ASYNC, /* the handler called http_request_suspend; it will call _complete later */
+    HTTP_ASYNC, /* work was started whose completion calls http_request_complete exactly once */
 };
 
-/* Marks the request as answered later. Call from the handler, before starting the work whose
- * completion calls http_request_complete. */
-void http_request_suspend(struct http_request *req);
-/* Sends the reply filled into req; any thread, exactly once per suspend. */
+/*
+ * Sends the reply filled into req. Call exactly once for every HTTP_ASYNC, from any thread,
+ * even before the handler has returned: a completion that happens while the handler still
+ * runs is answered on the spot without suspending the connection (the common case when the
+ * log acknowledges inline); otherwise the connection is suspended and resumed here.
+ */
 void http_request_complete(struct http_request *req);
 
 /* Called once per request with the complete body (bodies over the limit never get here). */

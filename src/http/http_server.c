@@ -19,10 +19,12 @@
 #include <unistd.h>
 
 enum req_state {
-    REQ_RECEIVING, /* headers seen, body arriving */
-    REQ_TOO_BIG,   /* body over the limit: discarding, answer 413 at the end */
-    REQ_SUSPENDED, /* handler answered HTTP_ASYNC */
-    REQ_COMPLETED, /* async reply ready to send */
+    REQ_RECEIVING,  /* headers seen, body arriving */
+    REQ_TOO_BIG,    /* body over the limit: discarding, answer 413 at the end */
+    REQ_IN_HANDLER, /* the handler runs (or returned HTTP_ASYNC and we are about to suspend) */
+    REQ_EARLY,      /* completed while still in the handler: reply without suspending */
+    REQ_SUSPENDED,  /* connection suspended until http_request_complete */
+    REQ_COMPLETED,  /* resumed: reply ready to send */
     REQ_SENT,
 };
 
@@ -77,23 +79,6 @@ void http_reply_error(struct http_request *req, int error_code, const char *fmt,
     core_buf_putc(&req->reply, '}');
 }
 
-void http_request_suspend(struct http_request *req)
-{
-    struct conn_req *cr = (struct conn_req *)req;
-    atomic_fetch_add(&cr->srv->inflight, 1);
-    atomic_store(&cr->state, REQ_SUSPENDED);
-    MHD_suspend_connection(req->conn);
-}
-
-void http_request_complete(struct http_request *req)
-{
-    struct conn_req *cr = (struct conn_req *)req;
-    struct http_server *srv = cr->srv;
-    atomic_store(&cr->state, REQ_COMPLETED);
-    MHD_resume_connection(req->conn);
-    atomic_fetch_sub(&srv->inflight, 1);
-}
-
 static enum MHD_Result send_reply(struct conn_req *cr)
 {
     struct http_request *req = &cr->req;
@@ -130,6 +115,36 @@ static enum MHD_Result send_reply(struct conn_req *cr)
     return r;
 }
 
+void http_request_complete(struct http_request *req)
+{
+    struct conn_req *cr = (struct conn_req *)req;
+    int expect = REQ_IN_HANDLER;
+    if (atomic_compare_exchange_strong(&cr->state, &expect, REQ_EARLY))
+        return; /* the connection thread sends it when the handler returns */
+    /* The connection is suspended (see on_request): resume it to send. */
+    struct http_server *srv = cr->srv;
+    atomic_store(&cr->state, REQ_COMPLETED);
+    MHD_resume_connection(req->conn);
+    atomic_fetch_sub(&srv->inflight, 1);
+}
+
+/* The handler returned HTTP_ASYNC: reply now if it already completed, else suspend. */
+static enum MHD_Result wait_async(struct conn_req *cr)
+{
+    if (atomic_load(&cr->state) == REQ_EARLY)
+        return send_reply(cr);
+    atomic_fetch_add(&cr->srv->inflight, 1);
+    MHD_suspend_connection(cr->req.conn);
+    int expect = REQ_IN_HANDLER;
+    if (atomic_compare_exchange_strong(&cr->state, &expect, REQ_SUSPENDED))
+        return MHD_YES; /* http_request_complete will resume us */
+    /* Completed between the check and the suspension: undo it; MHD calls us again. */
+    atomic_store(&cr->state, REQ_COMPLETED);
+    MHD_resume_connection(cr->req.conn);
+    atomic_fetch_sub(&cr->srv->inflight, 1);
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -158,6 +173,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                              (long long)len, (long long)srv->opt.body_limit);
             return send_reply(cr);
         }
+        if (cl && len > 0)
+            core_buf_reserve(&cr->req.body, (size_t)len);
         return MHD_YES;
     }
     int state = atomic_load(&cr->state);
@@ -177,11 +194,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                          (long long)srv->opt.body_limit);
         return send_reply(cr);
     case REQ_RECEIVING:
+        atomic_store(&cr->state, REQ_IN_HANDLER);
         if (srv->handler(srv->app, &cr->req) == HTTP_ASYNC)
-            return MHD_YES;
+            return wait_async(cr);
         return send_reply(cr);
     case REQ_COMPLETED:
         return send_reply(cr);
+    case REQ_IN_HANDLER:
+    case REQ_EARLY:
     case REQ_SUSPENDED: /* a spurious call while suspended: keep waiting */
     case REQ_SENT:
     default:

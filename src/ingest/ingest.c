@@ -266,9 +266,49 @@ static void finish(struct ingest_batch *b)
     done(arg);
 }
 
+/*
+ * The log may run completions on the appending thread before evlog_append returns (the
+ * inline "leader" write), possibly for other requests' groups too. submit holds the ingest
+ * mutex around evlog_append, so such completions are deferred to a per-thread list and run
+ * right after submit unlocks.
+ */
+struct deferred {
+    struct ingest_group *g;
+    int status;
+};
+static _Thread_local bool tl_in_lock;
+static _Thread_local struct deferred *tl_deferred;
+static _Thread_local size_t tl_ndeferred, tl_cap_deferred;
+
+static void complete_group(struct ingest_group *g, int status);
+
 static void on_appended(void *arg, int status)
 {
-    struct ingest_group *g = arg;
+    if (tl_in_lock) {
+        if (tl_ndeferred == tl_cap_deferred) {
+            tl_cap_deferred = tl_cap_deferred ? 2 * tl_cap_deferred : 16;
+            tl_deferred = core_xrealloc(tl_deferred, tl_cap_deferred * sizeof *tl_deferred);
+        }
+        tl_deferred[tl_ndeferred++] = (struct deferred){arg, status};
+        return;
+    }
+    complete_group(arg, status);
+}
+
+static void run_deferred(void)
+{
+    /* Completions append nothing, so the list does not grow while it is drained. It is freed
+     * each time: a thread-local pointer left behind at thread exit would leak. */
+    for (size_t i = 0; i < tl_ndeferred; i++)
+        complete_group(tl_deferred[i].g, tl_deferred[i].status);
+    tl_ndeferred = 0;
+    free(tl_deferred);
+    tl_deferred = NULL;
+    tl_cap_deferred = 0;
+}
+
+static void complete_group(struct ingest_group *g, int status)
+{
     struct ingest *ing = g->ing;
     struct ingest_batch *b = g->batch;
     struct ingest_batch *ready[64];
@@ -373,6 +413,7 @@ int ingest_batch_submit(struct ingest *ing, struct ingest_batch *b, ingest_done_
     int rc = 0;
 
     pthread_mutex_lock(&ing->mu);
+    tl_in_lock = true;
     ingest__dedup_expire(&ing->dedup, core_now_ms());
     for (size_t j = 0; j < b->nrecs; j++) {
         uint64_t h1 = hashes[2 * j], h2 = hashes[2 * j + 1];
@@ -427,6 +468,7 @@ int ingest_batch_submit(struct ingest *ing, struct ingest_batch *b, ingest_done_
     bool sync_done = rc == 0 && group_complete(g);
     if (rc == 0)
         atomic_fetch_add(&ing->duplicates, ndups);
+    tl_in_lock = false;
     pthread_mutex_unlock(&ing->mu);
     free(inserted);
     free(waits);
@@ -440,10 +482,12 @@ int ingest_batch_submit(struct ingest *ing, struct ingest_batch *b, ingest_done_
         b->group = NULL;
         free(g->hashes);
         free(g);
+        run_deferred();
         return rc;
     }
     /* b may be gone from here on unless this thread completes it (done frees it). */
     if (sync_done)
         finish(b);
+    run_deferred(); /* may complete b (when it was not sync_done) and other batches */
     return 0;
 }

@@ -32,7 +32,10 @@ static int create_key_file(const char *path, struct privacy_key *key)
         if (rc < 0)
             return rc;
     }
-    randombytes_buf(key->bytes, sizeof key->bytes);
+    uint8_t fresh[PRIVACY_KEY_BYTES];
+    randombytes_buf(fresh, sizeof fresh);
+    privacy_key_set(key, fresh);
+    sodium_memzero(fresh, sizeof fresh);
     char hex[2 * PRIVACY_KEY_BYTES + 2];
     core_hex(key->bytes, sizeof key->bytes, hex);
     hex[2 * PRIVACY_KEY_BYTES] = '\n';
@@ -84,13 +87,16 @@ int privacy_key_load_or_create(const char *path, struct privacy_key *key, bool *
     while (n > 0 && (buf.data[n - 1] == '\n' || buf.data[n - 1] == '\r' || buf.data[n - 1] == ' '))
         n--;
     size_t bin_len = 0;
+    uint8_t bytes[PRIVACY_KEY_BYTES];
     if (n != 2 * PRIVACY_KEY_BYTES ||
-        sodium_hex2bin(key->bytes, sizeof key->bytes, buf.data, n, NULL, &bin_len, NULL) != 0 ||
+        sodium_hex2bin(bytes, sizeof bytes, buf.data, n, NULL, &bin_len, NULL) != 0 ||
         bin_len != PRIVACY_KEY_BYTES) {
         LOG_ERROR("key file must hold 64 hex characters", "path=%s", path);
         rc = CORE_E_INVALID;
         goto out;
     }
+    privacy_key_set(key, bytes);
+    sodium_memzero(bytes, sizeof bytes);
     *created = false;
 out:
     if (buf.data)
@@ -101,28 +107,33 @@ out:
 
 void privacy_key_dispose(struct privacy_key *key)
 {
-    sodium_memzero(key->bytes, sizeof key->bytes);
+    sodium_memzero(key, sizeof *key);
 }
 
-static void pseudonym(const struct privacy_key *key, const char *domain, size_t dlen,
-                      const char *id, size_t n, char *out)
+void privacy_key_set(struct privacy_key *key, const uint8_t bytes[PRIVACY_KEY_BYTES])
 {
-    crypto_auth_hmacsha256_state st;
-    uint8_t mac[crypto_auth_hmacsha256_BYTES];
-    crypto_auth_hmacsha256_init(&st, key->bytes, sizeof key->bytes);
-    if (dlen)
-        crypto_auth_hmacsha256_update(&st, (const uint8_t *)domain, dlen);
-    crypto_auth_hmacsha256_update(&st, (const uint8_t *)id, n);
-    crypto_auth_hmacsha256_final(&st, mac);
-    core_hex(mac, 16, out);
+    memcpy(key->bytes, bytes, PRIVACY_KEY_BYTES);
+    hmac_sha256_set_key(&key->user_ctx, PRIVACY_KEY_BYTES, key->bytes);
+    key->anon_ctx = key->user_ctx;
+    hmac_sha256_update(&key->anon_ctx, 5, (const uint8_t *)"anon:");
+}
+
+static void pseudonym(const struct hmac_sha256_ctx *keyed, const char *id, size_t n, char *out)
+{
+    struct hmac_sha256_ctx ctx = *keyed;
+    uint8_t mac[16];
+    hmac_sha256_update(&ctx, n, (const uint8_t *)id);
+    hmac_sha256_digest(&ctx, sizeof mac, mac);
+    core_hex(mac, sizeof mac, out);
+    sodium_memzero(&ctx, sizeof ctx);
 }
 
 void privacy_pseudonym_user(const struct privacy_key *key, const char *id, size_t n, char *out)
 {
-    pseudonym(key, NULL, 0, id, n, out);
+    pseudonym(&key->user_ctx, id, n, out);
 }
 
 void privacy_pseudonym_anon(const struct privacy_key *key, const char *id, size_t n, char *out)
 {
-    pseudonym(key, "anon:", 5, id, n, out);
+    pseudonym(&key->anon_ctx, id, n, out);
 }
