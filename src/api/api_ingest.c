@@ -125,11 +125,22 @@ static struct ingest_item *add_item(struct ingest_req *r, struct slot *s, const 
     return it;
 }
 
-static void alloc_slots(struct ingest_req *r, size_t n)
+/* Checks the record count against the limits and allocates one slot per record. */
+static int start_slots(struct ingest_req *r, size_t n, const char *what)
 {
+    if (n == 0) {
+        http_reply_error(r->req, 42202, "the body holds no %s", what);
+        return -1;
+    }
+    if ((int64_t)n > r->api->cfg.max_records) {
+        http_reply_error(r->req, 41302, "%zu %s exceed the limit of %lld per request", n, what,
+                         (long long)r->api->cfg.max_records);
+        return -1;
+    }
     r->nslots = n;
-    r->slots = core_xcalloc(n ? n : 1, sizeof *r->slots);
-    r->items = core_xcalloc(n ? n : 1, sizeof *r->items);
+    r->slots = core_xcalloc(n, sizeof *r->slots);
+    r->items = core_xcalloc(n, sizeof *r->items);
+    return 0;
 }
 
 /* Kafka REST: {"records":[{"key"?,"value":EVENT,"partition"?}, ...]} */
@@ -142,16 +153,8 @@ static int rest_slots(struct ingest_req *r)
         return -1;
     }
     size_t n = (size_t)cJSON_GetArraySize(records);
-    if (n == 0) {
-        http_reply_error(req, 42202, "\"records\" is empty");
+    if (start_slots(r, n, "records") < 0)
         return -1;
-    }
-    if ((int64_t)n > r->api->cfg.max_records) {
-        http_reply_error(req, 41302, "%zu records exceed the limit of %lld per request", n,
-                         (long long)r->api->cfg.max_records);
-        return -1;
-    }
-    alloc_slots(r, n);
     size_t i = 0;
     const cJSON *rec;
     cJSON_ArrayForEach(rec, records)
@@ -180,16 +183,8 @@ static int rest_slots(struct ingest_req *r)
 static int json_slots(struct ingest_req *r)
 {
     size_t n = cJSON_IsArray(r->root) ? (size_t)cJSON_GetArraySize(r->root) : 1;
-    if (n == 0) {
-        http_reply_error(r->req, 42202, "the event array is empty");
+    if (start_slots(r, n, "events") < 0)
         return -1;
-    }
-    if ((int64_t)n > r->api->cfg.max_records) {
-        http_reply_error(r->req, 41302, "%zu events exceed the limit of %lld per request", n,
-                         (long long)r->api->cfg.max_records);
-        return -1;
-    }
-    alloc_slots(r, n);
     if (!cJSON_IsArray(r->root)) {
         add_item(r, &r->slots[0], r->root, -1);
         return 0;
@@ -216,16 +211,8 @@ static int ndjson_slots(struct ingest_req *r)
             start = i + 1;
         }
     }
-    if (n == 0) {
-        http_reply_error(r->req, 42202, "the body holds no events");
+    if (start_slots(r, n, "events") < 0)
         return -1;
-    }
-    if ((int64_t)n > r->api->cfg.max_records) {
-        http_reply_error(r->req, 41302, "%zu events exceed the limit of %lld per request", n,
-                         (long long)r->api->cfg.max_records);
-        return -1;
-    }
-    alloc_slots(r, n);
     r->lines = core_xcalloc(n, sizeof *r->lines);
     size_t k = 0, lineno = 0;
     for (size_t i = 0, start = 0; i <= len; i++) {

@@ -24,36 +24,11 @@ void cli__help(FILE *out, const char *cmd, const char *usage, const struct cli_o
 
 int cli__parse_duration_ms(const char *s, int64_t *out)
 {
-    size_t n = strlen(s);
-    size_t d = 0;
-    while (d < n && isdigit((unsigned char)s[d]))
-        d++;
-    if (d == 0 || d > 15)
-        return CORE_E_INVALID;
-    char num[16];
-    memcpy(num, s, d);
-    num[d] = '\0';
-    int64_t v;
-    if (core_parse_i64(num, 0, INT64_MAX, &v))
-        return CORE_E_INVALID;
-    const char *u = s + d;
-    int64_t mult;
-    if (!*u || !strcmp(u, "ms"))
-        mult = 1;
-    else if (!strcmp(u, "s"))
-        mult = 1000;
-    else if (!strcmp(u, "m"))
-        mult = 60 * 1000;
-    else if (!strcmp(u, "h"))
-        mult = 3600 * 1000;
-    else if (!strcmp(u, "d"))
-        mult = 24LL * 3600 * 1000;
-    else
-        return CORE_E_INVALID;
-    if (v > INT64_MAX / mult)
-        return CORE_E_INVALID;
-    *out = v * mult;
-    return 0;
+    static const struct core_unit units[] = {
+        {"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"h", 3600 * 1000},
+        {"d", 24LL * 3600 * 1000}, {NULL, 0},
+    };
+    return core_parse_scaled(s, units, out);
 }
 
 static const struct cli_opt *find_opt(const struct cli_opt *opts, size_t nopts, const char *name,

@@ -139,6 +139,14 @@ void core_rfc3339_format(int64_t ms, char *out, size_t out_size);
 
 /* Strict decimal integer parse of the whole string (no sign unless allowed, no junk). */
 int core_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+/* A unit suffix and its multiplier; tables end with a NULL name. */
+struct core_unit {
+    const char *name;
+    int64_t mult;
+};
+/* Parses "<digits><unit>" where unit is one of units (case-insensitive; "" for a bare
+ * number if listed), checking overflow. Returns 0 or CORE_E_INVALID. */
+int core_parse_scaled(const char *s, const struct core_unit *units, int64_t *out);
 /* Parses sizes like "1048576", "64k", "1MiB", "2m", "1g" into bytes. */
 int core_parse_size(const char *s, int64_t *out);
 

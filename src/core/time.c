@@ -140,7 +140,7 @@ int core_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
     return 0;
 }
 
-int core_parse_size(const char *s, int64_t *out)
+int core_parse_scaled(const char *s, const struct core_unit *units, int64_t *out)
 {
     size_t n = strlen(s);
     size_t digits_end = 0;
@@ -154,20 +154,23 @@ int core_parse_size(const char *s, int64_t *out)
     int64_t v;
     if (core_parse_i64(num, 0, INT64_MAX, &v))
         return CORE_E_INVALID;
-    const char *u = s + digits_end;
-    int64_t mult = 1;
-    if (!*u || !strcmp(u, "b") || !strcmp(u, "B"))
-        mult = 1;
-    else if (!strcasecmp(u, "k") || !strcasecmp(u, "kb") || !strcasecmp(u, "kib"))
-        mult = 1024;
-    else if (!strcasecmp(u, "m") || !strcasecmp(u, "mb") || !strcasecmp(u, "mib"))
-        mult = 1024 * 1024;
-    else if (!strcasecmp(u, "g") || !strcasecmp(u, "gb") || !strcasecmp(u, "gib"))
-        mult = 1024LL * 1024 * 1024;
-    else
-        return CORE_E_INVALID;
-    if (v > INT64_MAX / mult)
-        return CORE_E_INVALID;
-    *out = v * mult;
-    return 0;
+    for (const struct core_unit *u = units; u->name; u++) {
+        if (strcasecmp(s + digits_end, u->name) == 0) {
+            if (v > INT64_MAX / u->mult)
+                return CORE_E_INVALID;
+            *out = v * u->mult;
+            return 0;
+        }
+    }
+    return CORE_E_INVALID;
+}
+
+int core_parse_size(const char *s, int64_t *out)
+{
+    static const struct core_unit units[] = {
+        {"", 1},           {"b", 1},           {"k", 1024},           {"kb", 1024},
+        {"kib", 1024},     {"m", 1 << 20},     {"mb", 1 << 20},       {"mib", 1 << 20},
+        {"g", 1LL << 30},  {"gb", 1LL << 30},  {"gib", 1LL << 30},    {NULL, 0},
+    };
+    return core_parse_scaled(s, units, out);
 }

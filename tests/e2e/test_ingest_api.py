@@ -226,6 +226,15 @@ def test_partition_count_is_fixed():
     SRV.start()
 
 
+def test_second_server_on_same_data_refused():
+    other = rs.Server(data=SRV.data)
+    other.start(wait=False)
+    rc = other.proc.wait(30)
+    assert rc != 0 and "in use" in other.log(), other.log()
+    st, _, _ = SRV.request("GET", "/readyz")
+    assert st == 200
+
+
 def main():
     SRV.start()
     try:
@@ -236,7 +245,8 @@ def main():
                   test_beacon_and_cors, test_duplicate_event_id_stored_once,
                   test_health_and_metrics, test_dump_shows_pseudonymous_events,
                   test_restart_keeps_everything_and_dedup, test_raw_user_ids_appear_nowhere,
-                  test_cli_errors, test_partition_count_is_fixed]:
+                  test_cli_errors, test_partition_count_is_fixed,
+                  test_second_server_on_same_data_refused]:
             R.run(t)
     finally:
         SRV.stop()
