@@ -1,18 +1,20 @@
 /*
  * evlog_append: append throughput and append-to-done latency of the evlog file backend.
  *
- * N producer threads each keep one append in flight (like HTTP connections waiting for their
- * reply): append 1 or 10 records with ~150-byte values, wait for done, repeat. Each fsync
- * policy and call size gets a fresh log for a fixed time; the program prints records/s and
- * the p50/p99/max time from calling evlog_append to done running.
+ * N producer threads each keep up to `window` appends in flight, like HTTP worker threads
+ * serving that many connections each (window 1: a thread per connection, blocking until its
+ * reply): each call appends 1 or 10 records with ~150-byte values. Each fsync policy and call
+ * size gets a fresh log for a fixed time; the program prints records/s and the p50/p99/max
+ * latency from calling evlog_append until the reply could go out: done has run and append
+ * has returned, whichever is later (so a caller that writes for others pays for that too).
  *
  * Not built by CMake. From the repository root:
  *
  *   gcc -std=c11 -O2 -g -D_GNU_SOURCE -Wall -Wextra -Isrc -o /tmp/evlog_append \
  *       bench/evlog_append.c src/core/[a-z]*.c src/evlog/[a-z]*.c -lxxhash -lpthread -lm
  *
- * Usage: /tmp/evlog_append [-t threads] [-s seconds] [-p partitions] [-i fsync_interval_ms]
- *                          [-d parent_dir] [-P always|batch|none] [-n 1|10]
+ * Usage: /tmp/evlog_append [-t threads] [-w window] [-s seconds] [-p partitions]
+ *            [-i fsync_interval_ms] [-d parent_dir] [-P always|batch|none] [-n 1|10]
  * The log lives in a fresh directory under parent_dir (default /tmp) and is removed after.
  */
 #include "core/core.h"
@@ -31,12 +33,23 @@
 
 struct bench_cfg {
     int threads;
+    int window;
     int seconds;
     int32_t partitions;
     int interval_ms;
     const char *parent;
     int only_policy; /* -1: all */
     int only_n;      /* 0: both */
+};
+
+struct producer;
+
+/* One append in flight: the records must stay valid until done runs. */
+struct slot {
+    struct producer *pr;
+    struct evlog_record recs[MAX_CALL];
+    int64_t t0;
+    bool busy, returned, done;
 };
 
 struct producer {
@@ -46,26 +59,47 @@ struct producer {
     int32_t partitions;
     atomic_bool *stop;
     pthread_mutex_t m;
-    pthread_cond_t c;
-    bool done;
-    int status;
-    int64_t done_ns;
-    int64_t *lat; /* append-to-done, ns */
+    pthread_cond_t c; /* a slot became free */
+    struct slot *slots;
+    int window, nbusy;
+    char keys[MAX_CALL][24];
+    char vals[MAX_CALL][VALUE_LEN];
+    uint64_t seq;
+    int64_t *lat; /* append call to reply possible, ns */
     size_t nlat, cap_lat;
     uint64_t records;
     int failures;
 };
 
+/* The reply can go out once done ran and append returned, whichever is later (producer lock
+ * held). */
+static void slot_finish(struct slot *sl, int64_t now)
+{
+    struct producer *pr = sl->pr;
+    if (pr->nlat == pr->cap_lat) {
+        pr->cap_lat = pr->cap_lat ? 2 * pr->cap_lat : 4096;
+        pr->lat = core_xrealloc(pr->lat, pr->cap_lat * sizeof *pr->lat);
+    }
+    pr->lat[pr->nlat++] = now - sl->t0;
+    pr->records += (uint64_t)pr->n;
+    sl->busy = false;
+    pr->nbusy--;
+    pthread_cond_signal(&pr->c);
+}
+
 static void on_done(void *arg, int status)
 {
-    struct producer *pr = arg;
+    struct slot *sl = arg;
+    if (status < 0) {
+        fprintf(stderr, "append failed: %s\n", core_strerror(status));
+        exit(1);
+    }
     int64_t now = core_mono_ns();
-    pthread_mutex_lock(&pr->m);
-    pr->done = true;
-    pr->status = status;
-    pr->done_ns = now;
-    pthread_cond_signal(&pr->c);
-    pthread_mutex_unlock(&pr->m);
+    pthread_mutex_lock(&sl->pr->m);
+    sl->done = true;
+    if (sl->returned)
+        slot_finish(sl, now);
+    pthread_mutex_unlock(&sl->pr->m);
 }
 
 static uint64_t mix(uint64_t x)
@@ -76,53 +110,58 @@ static uint64_t mix(uint64_t x)
     return x;
 }
 
+static void fill_slot(struct producer *pr, struct slot *sl)
+{
+    for (int i = 0; i < pr->n; i++) {
+        uint64_t h = mix(++pr->seq);
+        snprintf(pr->keys[i], sizeof pr->keys[i], "u%016llx", (unsigned long long)h);
+        memset(pr->vals[i], 'a' + (int)(h % 26), sizeof pr->vals[i]);
+        memcpy(pr->vals[i], &pr->seq, sizeof pr->seq);
+        sl->recs[i] = (struct evlog_record){
+            .partition = (int32_t)(h % (uint64_t)pr->partitions),
+            .event_time_ms = core_now_ms(),
+            .ingest_time_ms = core_now_ms(),
+            .key = pr->keys[i],
+            .key_len = (uint32_t)strlen(pr->keys[i]),
+            .value = pr->vals[i],
+            .value_len = VALUE_LEN,
+        };
+    }
+}
+
 static void *producer_main(void *arg)
 {
     struct producer *pr = arg;
-    struct evlog_record recs[MAX_CALL];
-    char keys[MAX_CALL][24];
-    char vals[MAX_CALL][VALUE_LEN];
-    uint64_t seq = (uint64_t)pr->id << 40;
+    pr->seq = (uint64_t)pr->id << 40;
+    pthread_mutex_lock(&pr->m);
     while (!atomic_load_explicit(pr->stop, memory_order_relaxed)) {
-        for (int i = 0; i < pr->n; i++) {
-            uint64_t h = mix(++seq);
-            snprintf(keys[i], sizeof keys[i], "u%016llx", (unsigned long long)h);
-            memset(vals[i], 'a' + (int)(h % 26), sizeof vals[i]);
-            memcpy(vals[i], &seq, sizeof seq);
-            recs[i] = (struct evlog_record){
-                .partition = (int32_t)(h % (uint64_t)pr->partitions),
-                .event_time_ms = core_now_ms(),
-                .ingest_time_ms = core_now_ms(),
-                .key = keys[i],
-                .key_len = (uint32_t)strlen(keys[i]),
-                .value = vals[i],
-                .value_len = VALUE_LEN,
-            };
-        }
-        pr->done = false;
-        int64_t t0 = core_mono_ns();
-        int rc = evlog_append(pr->log, recs, (size_t)pr->n, on_done, pr);
-        if (rc < 0) {
-            pr->failures++;
-            continue; /* CORE_E_FULL: retry */
-        }
-        pthread_mutex_lock(&pr->m);
-        while (!pr->done)
+        while (pr->nbusy == pr->window)
             pthread_cond_wait(&pr->c, &pr->m);
-        int64_t lat = pr->done_ns - t0;
-        int status = pr->status;
+        struct slot *sl = pr->slots;
+        while (sl->busy)
+            sl++;
+        sl->busy = true;
+        sl->returned = sl->done = false;
+        pr->nbusy++;
         pthread_mutex_unlock(&pr->m);
-        if (status < 0) {
-            fprintf(stderr, "append failed: %s\n", core_strerror(status));
-            exit(1);
+        fill_slot(pr, sl);
+        sl->t0 = core_mono_ns();
+        int rc = evlog_append(pr->log, sl->recs, (size_t)pr->n, on_done, sl);
+        int64_t now = core_mono_ns();
+        pthread_mutex_lock(&pr->m);
+        if (rc < 0) {
+            pr->failures++; /* CORE_E_FULL: try again */
+            sl->busy = false;
+            pr->nbusy--;
+            continue;
         }
-        pr->records += (uint64_t)pr->n;
-        if (pr->nlat == pr->cap_lat) {
-            pr->cap_lat = pr->cap_lat ? 2 * pr->cap_lat : 4096;
-            pr->lat = core_xrealloc(pr->lat, pr->cap_lat * sizeof *pr->lat);
-        }
-        pr->lat[pr->nlat++] = lat;
+        sl->returned = true;
+        if (sl->done)
+            slot_finish(sl, now);
     }
+    while (pr->nbusy > 0)
+        pthread_cond_wait(&pr->c, &pr->m);
+    pthread_mutex_unlock(&pr->m);
     return NULL;
 }
 
@@ -176,6 +215,10 @@ static void run_case(const struct bench_cfg *cfg, enum evlog_fsync policy, int n
         pr->n = n;
         pr->partitions = cfg->partitions;
         pr->stop = &stop;
+        pr->window = cfg->window;
+        pr->slots = core_xcalloc((size_t)cfg->window, sizeof *pr->slots);
+        for (int w = 0; w < cfg->window; w++)
+            pr->slots[w].pr = pr;
         pthread_mutex_init(&pr->m, NULL);
         pthread_cond_init(&pr->c, NULL);
         pthread_create(&th[t], NULL, producer_main, pr);
@@ -198,6 +241,7 @@ static void run_case(const struct bench_cfg *cfg, enum evlog_fsync policy, int n
         memcpy(all + k, prs[t].lat, prs[t].nlat * sizeof *all);
         k += prs[t].nlat;
         free(prs[t].lat);
+        free(prs[t].slots);
         pthread_mutex_destroy(&prs[t].m);
         pthread_cond_destroy(&prs[t].c);
     }
@@ -208,10 +252,11 @@ static void run_case(const struct bench_cfg *cfg, enum evlog_fsync policy, int n
     int64_t tc = core_mono_ns();
     evlog_close(log);
     double close_ms = (double)(core_mono_ns() - tc) / 1e6;
-    printf("%-6s n=%-2d threads=%-3d  %10.0f rec/s  %9.0f calls/s  p50 %8.1f us  p99 %8.1f "
-           "us  max %8.1f us  full=%d close=%.1fms\n",
-           policy_name(policy), n, cfg->threads, (double)records / secs, (double)nlat / secs, p50,
-           p99, pmax, failures, close_ms);
+    printf(
+        "%-6s n=%-2d threads=%-3d window=%-3d %10.0f rec/s  %9.0f calls/s  p50 %8.1f us  p99 %8.1f "
+        "us  max %8.1f us  full=%d close=%.1fms\n",
+        policy_name(policy), n, cfg->threads, cfg->window, (double)records / secs,
+        (double)nlat / secs, p50, p99, pmax, failures, close_ms);
     fflush(stdout);
     free(all);
     free(prs);
@@ -221,12 +266,15 @@ static void run_case(const struct bench_cfg *cfg, enum evlog_fsync policy, int n
 
 int main(int argc, char **argv)
 {
-    struct bench_cfg cfg = {8, 3, 4, 10, "/tmp", -1, 0};
+    struct bench_cfg cfg = {8, 1, 3, 4, 10, "/tmp", -1, 0};
     int c;
-    while ((c = getopt(argc, argv, "t:s:p:i:d:P:n:")) != -1) {
+    while ((c = getopt(argc, argv, "t:w:s:p:i:d:P:n:")) != -1) {
         switch (c) {
         case 't':
             cfg.threads = (int)strtol(optarg, NULL, 10);
+            break;
+        case 'w':
+            cfg.window = (int)strtol(optarg, NULL, 10);
             break;
         case 's':
             cfg.seconds = (int)strtol(optarg, NULL, 10);
@@ -250,13 +298,14 @@ int main(int argc, char **argv)
             break;
         default:
             fprintf(stderr,
-                    "usage: %s [-t threads] [-s seconds] [-p partitions] "
+                    "usage: %s [-t threads] [-w window] [-s seconds] [-p partitions] "
                     "[-i fsync_interval_ms] [-d parent_dir] [-P policy] [-n 1|10]\n",
                     argv[0]);
             return 2;
         }
     }
-    if (cfg.threads < 1 || cfg.seconds < 1 || cfg.partitions < 1 || cfg.interval_ms < 1) {
+    if (cfg.threads < 1 || cfg.window < 1 || cfg.seconds < 1 || cfg.partitions < 1 ||
+        cfg.interval_ms < 1) {
         fprintf(stderr, "bad arguments\n");
         return 2;
     }

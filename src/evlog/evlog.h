@@ -4,7 +4,8 @@
  * comes next behind the same table).
  *
  * Threading: append, read, wait, high_water and friends may be called from any thread
- * concurrently. Completions (evlog_done_fn) run on a backend thread and must not block.
+ * concurrently. Completions (evlog_done_fn) run on a backend thread or on a thread inside
+ * append (see append), must not block, and may append but not flush or close.
  */
 #ifndef RECSTREAM_EVLOG_H
 #define RECSTREAM_EVLOG_H
@@ -24,13 +25,16 @@ struct evlog_record {
 };
 
 /* Durability met for every record of an append (status 0) or the append failed
- * (negative code; no record of it is visible to readers). */
+ * (negative code; no record of it is visible to readers). On success the records can
+ * become visible to readers a little after done ran. */
 typedef void (*evlog_done_fn)(void *arg, int status);
 
 enum evlog_fsync {
     EVLOG_FSYNC_ALWAYS, /* fsync before done(): group commit of concurrent appends */
-    EVLOG_FSYNC_BATCH,  /* written to the OS before done(); fsync at least every interval */
-    EVLOG_FSYNC_NONE,   /* written to the OS before done(); fsync left to the OS */
+    EVLOG_FSYNC_BATCH,  /* written to the OS before done(); a background thread fsyncs at
+                           least every interval, concurrently with writes */
+    EVLOG_FSYNC_NONE,   /* written to the OS before done(); fsync left to the OS (and to
+                           segment rolls, flush and close) */
 };
 
 /* Records read from a partition; records point into batch-owned memory. */
@@ -65,6 +69,12 @@ struct evlog_ops {
      * within each partition. Returns 0 (done will run exactly once), CORE_E_FULL when the
      * append queue cannot take them (nothing queued: answer 429), CORE_E_TOOBIG for a
      * record larger than the backend allows, or CORE_E_FAILED when the log is not writable.
+     *
+     * done may run on the calling thread before append returns: the file backend under
+     * EVLOG_FSYNC_BATCH and EVLOG_FSYNC_NONE writes inline when no write is in progress, and
+     * then runs the completions of every append it wrote, this call's and other callers'
+     * (in append order). So a caller must not hold, across append, a lock that any of its
+     * completions takes. With EVLOG_FSYNC_ALWAYS done always runs on a backend thread.
      */
     int (*append)(struct evlog *log, struct evlog_record *recs, size_t n, evlog_done_fn done,
                   void *arg);
@@ -81,7 +91,7 @@ struct evlog_ops {
     int (*stats)(struct evlog *log, int32_t p, struct evlog_partition_stats *out);
     /* First offset whose ingest time >= ts_ms (high_water when none). */
     int (*offset_for_time)(struct evlog *log, int32_t p, int64_t ts_ms, int64_t *offset);
-    /* Writes and fsyncs everything queued so far (used at shutdown). */
+    /* Writes and fsyncs everything queued so far (used at shutdown). Not from done. */
     int (*flush)(struct evlog *log);
     /* Flushes, stops backend threads, wakes waiters with CORE_E_CLOSED, frees. */
     void (*close)(struct evlog *log);
@@ -127,14 +137,14 @@ static inline void evlog_close(struct evlog *log)
 /* ---- file backend ---------------------------------------------------------------------- */
 
 struct evlog_file_options {
-    const char *dir;            /* e.g. data/log; created if missing */
-    int32_t partitions;         /* must match what an existing log was created with */
+    const char *dir;    /* e.g. data/log; created if missing */
+    int32_t partitions; /* must match what an existing log was created with */
     enum evlog_fsync fsync;
-    int fsync_interval_ms;      /* for EVLOG_FSYNC_BATCH */
-    int64_t segment_bytes;      /* roll a segment past this size (default 64 MiB) */
-    int64_t segment_ms;         /* roll a segment older than this (default 1 h) */
-    int64_t queue_bytes;        /* bound on bytes waiting to be written (default 64 MiB) */
-    bool read_only;             /* inspect only: no recovery writes, no writer thread */
+    int fsync_interval_ms; /* for EVLOG_FSYNC_BATCH */
+    int64_t segment_bytes; /* roll a segment past this size (default 64 MiB) */
+    int64_t segment_ms;    /* roll a segment older than this (default 1 h) */
+    int64_t queue_bytes;   /* bound on bytes waiting to be written (default 64 MiB) */
+    bool read_only;        /* inspect only: no recovery writes, no writer thread */
 };
 
 void evlog_file_options_init(struct evlog_file_options *opt);

@@ -124,7 +124,7 @@ struct evlog_segment {
     struct evlog_seg_info info;
     struct evlog_index idx;
     int fd;        /* -1 while closed (rolled segments are opened on demand) */
-    int readers;   /* reads in progress using fd */
+    int readers;   /* reads, or fsyncs by another thread, in progress using fd */
     bool writable; /* the active segment: fd stays open for the writer */
     uint64_t last_use;
     /* Writer thread only. */
@@ -181,10 +181,12 @@ struct evlog_part {
     bool closing;
     int open_rolled;
     uint64_t use_clock;
-    /* Writer thread only. */
+    /* The thread holding evlog_queue.writing only. */
     struct core_buf wframes; /* frames taken from the queue, being written */
     int64_t wend;            /* offset after the last of them */
-    bool dirty;              /* active segment written since its last fsync */
+    /* Under evlog_sync.lock. */
+    bool dirty;  /* active segment written since the last fsync of it began */
+    int syncing; /* fsyncs of this partition in progress (any thread) */
 };
 
 /* Per-partition part of the append queue (under evlog_queue.lock). */
@@ -212,6 +214,9 @@ struct evlog_queue {
     int64_t bytes; /* queued + being written; bounded by queue_bytes */
     uint64_t flush_req;
     uint64_t flush_done;
+    /* One thread at a time writes: the writer thread or an appending "leader". It owns the
+     * batch fields of evlog_file and the partitions' wframes/wend while this is set. */
+    bool writing;
     bool writer_idle;
     bool stopping;
     bool failed;
@@ -225,6 +230,43 @@ struct evlog_file_counters {
     uint64_t writes;  /* write syscalls to segment files */
     uint64_t fsyncs;  /* fdatasync calls on segment files */
     uint64_t rolls;   /* segments rolled */
+    uint64_t leads;   /* passes written by appending threads themselves (BATCH, NONE) */
+};
+
+/* Partitions to fsync and their pinned segments: one per thread that runs sync passes. */
+struct evlog_sync_scratch {
+    int32_t *ids;
+    struct evlog_segment **segs;
+};
+
+/* Helper threads that fsync the segments of one ALWAYS drain concurrently (evlog_sync.c). */
+#define EVLOG_SYNC_HELPERS 3
+
+struct evlog_sync_pool {
+    pthread_mutex_t lock;
+    pthread_cond_t work;         /* a round posted, or stop */
+    pthread_cond_t idle;         /* the round's last fsync returned */
+    struct evlog_segment **jobs; /* the round: the poster's scratch, valid until it ends */
+    size_t njobs, next, finished;
+    int rc; /* first error of the round */
+    bool stop;
+    pthread_t th[EVLOG_SYNC_HELPERS];
+    int nth;
+};
+
+/* fsync bookkeeping shared by the writing thread and the BATCH syncer (evlog_sync.c). */
+struct evlog_sync {
+    pthread_mutex_t lock; /* guards dirty, ndirty, last_ns, stop and parts' dirty, syncing */
+    pthread_cond_t cond;  /* a partition became dirty, or stop (the syncer waits on it) */
+    int32_t *dirty;       /* partitions with dirty set */
+    size_t ndirty;
+    int64_t last_ns; /* when the syncer's last pass began */
+    bool stop;
+    bool has_syncer;
+    pthread_t syncer;
+    struct evlog_sync_scratch wscratch; /* the writing thread's */
+    struct evlog_sync_scratch sscratch; /* the syncer's */
+    struct evlog_sync_pool pool;
 };
 
 struct evlog_file {
@@ -233,22 +275,45 @@ struct evlog_file {
     char *dir;
     struct evlog_part *parts;
     struct evlog_queue q;
+    struct evlog_sync sync;
     pthread_t writer;
     bool has_writer;
-    /* Writer thread only: the batch taken from the queue and fsync bookkeeping. */
+    /* The thread holding q.writing only: the batch taken from the queue. */
     int32_t *wtouched;
     size_t nwtouched;
     struct evlog_completion *wc;
     size_t nwc;
     size_t cap_wc;
     int64_t wbytes;
-    int32_t *wdirty;
-    size_t nwdirty;
-    int64_t last_sync_ns;
-    uint64_t flushed_gen;
     struct evlog_index stage;
-    _Atomic uint64_t n_appends, n_records, n_drains, n_writes, n_fsyncs, n_rolls;
+    _Atomic uint64_t n_appends, n_records, n_drains, n_writes, n_fsyncs, n_rolls, n_leads;
 };
+
+static inline struct evlog_segment *evlog__part_active(const struct evlog_part *part)
+{
+    return part->segs[part->nsegs - 1];
+}
+
+/* Marks the log failed (appends refused, flush fails); takes the queue lock. */
+void evlog__file_fail(struct evlog_file *lf, int rc);
+
+/* ---- fsync side (evlog_sync.c) ----------------------------------------------------------- */
+
+/* Sets up lf->sync for lf->base.partitions partitions (no threads yet). */
+void evlog__sync_init(struct evlog_file *lf);
+/* Starts the BATCH syncer or the ALWAYS fsync helpers, as lf->opt.fsync asks. */
+int evlog__sync_start(struct evlog_file *lf);
+/* Stops and joins the threads evlog__sync_start started, then frees lf->sync. */
+void evlog__sync_dispose(struct evlog_file *lf);
+/* Records that part's active segment was written (by the thread holding q.writing). */
+void evlog__sync_mark_dirty(struct evlog_file *lf, struct evlog_part *part);
+/* fsyncs part's active segment before a roll retires it, when anything written to it may
+ * not be durable yet (thread holding q.writing). */
+int evlog__sync_before_roll(struct evlog_file *lf, struct evlog_part *part);
+/* fsyncs every dirty partition's active segment; with all, also those another thread is
+ * fsyncing, so everything written before the call is durable when it returns (thread
+ * holding q.writing, or the writer thread at exit). */
+int evlog__sync_dirty(struct evlog_file *lf, bool all);
 
 /* Snapshot of the counters of a log opened by evlog_file_open. */
 void evlog__file_counters(struct evlog *log, struct evlog_file_counters *out);

@@ -10,6 +10,7 @@
 
 #include <ftw.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,6 +193,186 @@ static inline int64_t tu_file_size(const char *path)
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     return st.st_size;
+}
+
+/* ---- concurrent producers ------------------------------------------------------------------
+ * Threads that append numbered calls of 1 or TU_CALL_MAX records (~150-byte values) across
+ * partitions with a bounded number in flight, and a check that every call completed exactly
+ * once and every record landed, readable, at the gap-free offset append gave it. */
+
+#define TU_CALL_MAX 4
+#define TU_VALUE_LEN 150
+
+struct tu_producer;
+
+struct tu_call {
+    struct tu_producer *pr;
+    int nrecs;
+    struct evlog_record recs[TU_CALL_MAX]; /* valid until done: the log writes offsets */
+    atomic_int done_calls;
+    atomic_int status;
+};
+
+struct tu_producer {
+    struct evlog *log;
+    int id;
+    int ncalls;
+    int window;
+    int32_t partitions;
+    struct tu_call *calls;
+    struct tu_done win; /* calls in flight */
+    int append_rc;      /* first refused append */
+};
+
+static inline void tu_call_key(char *key, int t, int i, int j)
+{
+    snprintf(key, 32, "t%d-c%d-r%d", t, i, j);
+}
+
+static inline void tu_call_value(char *val, const char *key, int i, int j)
+{
+    memset(val, 'a' + (i + j) % 26, TU_VALUE_LEN);
+    memcpy(val, key, strlen(key));
+}
+
+static inline void tu_call_cb(void *arg, int status)
+{
+    struct tu_call *call = arg;
+    atomic_store(&call->status, status);
+    atomic_fetch_add(&call->done_calls, 1);
+    tu_done_cb(&call->pr->win, status);
+}
+
+static inline void *tu_producer_main(void *arg)
+{
+    struct tu_producer *pr = arg;
+    char key[TU_CALL_MAX][32], val[TU_CALL_MAX][TU_VALUE_LEN];
+    for (int i = 0; i < pr->ncalls; i++) {
+        struct tu_call *call = &pr->calls[i];
+        call->pr = pr;
+        call->nrecs = i % 3 == 0 ? TU_CALL_MAX : 1;
+        for (int j = 0; j < call->nrecs; j++) {
+            struct evlog_record *rec = &call->recs[j];
+            tu_call_key(key[j], pr->id, i, j);
+            tu_call_value(val[j], key[j], i, j);
+            memset(rec, 0, sizeof *rec);
+            rec->partition = (pr->id + i + j) % pr->partitions;
+            rec->key = key[j];
+            rec->key_len = (uint32_t)strlen(key[j]);
+            rec->value = val[j];
+            rec->value_len = TU_VALUE_LEN;
+            rec->ingest_time_ms = rec->event_time_ms = 1700000000000LL + i;
+        }
+        tu_done_wait(&pr->win, pr->window - 1);
+        pthread_mutex_lock(&pr->win.m);
+        pr->win.pending++;
+        pthread_mutex_unlock(&pr->win.m);
+        /* The key and value buffers are reused at once: append copies them. */
+        int rc = evlog_append(pr->log, call->recs, (size_t)call->nrecs, tu_call_cb, call);
+        if (rc < 0) {
+            pr->append_rc = rc;
+            tu_done_cb(&pr->win, 0);
+            break;
+        }
+    }
+    tu_done_wait(&pr->win, 0);
+    return NULL;
+}
+
+/* Runs nthreads producers of ncalls calls each on log and returns them (tu_producers_free). */
+static inline struct tu_producer *tu_producers_run(struct evlog *log, int nthreads, int ncalls,
+                                                   int window)
+{
+    struct tu_producer *prs = core_xcalloc((size_t)nthreads, sizeof *prs);
+    pthread_t *th = core_xcalloc((size_t)nthreads, sizeof *th);
+    for (int t = 0; t < nthreads; t++) {
+        struct tu_producer *pr = &prs[t];
+        pr->log = log;
+        pr->id = t;
+        pr->ncalls = ncalls;
+        pr->window = window;
+        pr->partitions = log->partitions;
+        pr->calls = core_xcalloc((size_t)ncalls, sizeof *pr->calls);
+        tu_done_init(&pr->win);
+        assert_int_equal(pthread_create(&th[t], NULL, tu_producer_main, pr), 0);
+    }
+    for (int t = 0; t < nthreads; t++)
+        pthread_join(th[t], NULL);
+    free(th);
+    return prs;
+}
+
+/* Every call done exactly once with status 0 (also right after close: checks no late ones). */
+static inline void tu_producers_check_done(const struct tu_producer *prs, int nthreads)
+{
+    for (int t = 0; t < nthreads; t++) {
+        assert_int_equal(prs[t].append_rc, 0);
+        for (int i = 0; i < prs[t].ncalls; i++) {
+            assert_int_equal(atomic_load(&prs[t].calls[i].done_calls), 1);
+            assert_int_equal(atomic_load(&prs[t].calls[i].status), 0);
+        }
+    }
+}
+
+/* Offsets are gap-free per partition, each thread's in its order, and every record reads
+ * back at its offset with its key and value. */
+static inline void tu_producers_check_log(struct evlog *log, const struct tu_producer *prs,
+                                          int nthreads)
+{
+    struct evlog_batch b;
+    evlog_batch_init(&b);
+    for (int32_t p = 0; p < log->partitions; p++) {
+        struct evlog_partition_stats st;
+        assert_int_equal(evlog_stats(log, p, &st), 0);
+        int64_t hw = st.high_water;
+        /* owner[o]: 1 + the index (t, i, j) packed, of the record given offset o */
+        int64_t *owner = core_xcalloc((size_t)hw + 1, sizeof *owner);
+        int64_t count = 0;
+        for (int t = 0; t < nthreads; t++) {
+            int64_t last = -1;
+            for (int i = 0; i < prs[t].ncalls; i++) {
+                for (int j = 0; j < prs[t].calls[i].nrecs; j++) {
+                    const struct evlog_record *rec = &prs[t].calls[i].recs[j];
+                    if (rec->partition != p)
+                        continue;
+                    assert_true(rec->offset > last && rec->offset < hw);
+                    last = rec->offset;
+                    assert_int_equal(owner[rec->offset], 0);
+                    owner[rec->offset] = 1 + ((int64_t)t << 40 | (int64_t)i << 8 | j);
+                    count++;
+                }
+            }
+        }
+        assert_int_equal(count, hw - st.low_water);
+        for (int64_t next = st.low_water; next < hw;) {
+            int n = evlog_read(log, p, next, 1000, &b);
+            assert_true(n > 0);
+            for (int k = 0; k < n; k++, next++) {
+                const struct evlog_record *rec = &b.recs[k];
+                assert_int_equal(rec->offset, next);
+                assert_true(owner[next] > 0);
+                int64_t o = owner[next] - 1;
+                char key[32], val[TU_VALUE_LEN];
+                tu_call_key(key, (int)(o >> 40), (int)(o >> 8 & 0xffffffff), (int)(o & 0xff));
+                tu_call_value(val, key, (int)(o >> 8 & 0xffffffff), (int)(o & 0xff));
+                assert_int_equal(rec->key_len, strlen(key));
+                assert_memory_equal(rec->key, key, rec->key_len);
+                assert_int_equal(rec->value_len, TU_VALUE_LEN);
+                assert_memory_equal(rec->value, val, TU_VALUE_LEN);
+            }
+        }
+        free(owner);
+    }
+    evlog_batch_dispose(&b);
+}
+
+static inline void tu_producers_free(struct tu_producer *prs, int nthreads)
+{
+    for (int t = 0; t < nthreads; t++) {
+        free(prs[t].calls);
+        tu_done_dispose(&prs[t].win);
+    }
+    free(prs);
 }
 
 #endif

@@ -227,6 +227,218 @@ static void test_concurrent_appends_group_commit(void **state)
     tu_rmtree(dir);
 }
 
+/* ---- inline ("leader") writes ------------------------------------------------------------ */
+
+/* A completion that records how often, with what and on which thread it ran. */
+struct where_done {
+    pthread_mutex_t m;
+    pthread_cond_t c;
+    int calls;
+    int status;
+    pthread_t thread;
+};
+
+static void where_done_cb(void *arg, int status)
+{
+    struct where_done *w = arg;
+    pthread_mutex_lock(&w->m);
+    w->calls++;
+    w->status = status;
+    w->thread = pthread_self();
+    pthread_cond_broadcast(&w->c);
+    pthread_mutex_unlock(&w->m);
+}
+
+static void test_inline_append_completes_synchronously(void **state)
+{
+    (void)state;
+    enum evlog_fsync policies[] = {EVLOG_FSYNC_BATCH, EVLOG_FSYNC_NONE, EVLOG_FSYNC_ALWAYS};
+    for (int pi = 0; pi < 3; pi++) {
+        char *dir = tu_mkdtemp();
+        struct evlog_file_options opt;
+        tu_options(&opt, dir, 3);
+        opt.fsync = policies[pi];
+        opt.fsync_interval_ms = 5;
+        struct evlog *log;
+        assert_int_equal(evlog_file_open(&opt, &log), 0);
+        int count[3] = {0, 0, 0};
+        struct evlog_batch b;
+        evlog_batch_init(&b);
+        for (int i = 0; i < 200; i++) {
+            char keys[3][32], vals[3][64];
+            struct evlog_record recs[3];
+            size_t n = (size_t)(i % 3) + 1;
+            for (size_t j = 0; j < n; j++) {
+                int32_t p = (int32_t)((i + (int)j) % 3);
+                tu_record(&recs[j], p, count[p], keys[j], vals[j], T0 + count[p]);
+                count[p]++;
+            }
+            struct where_done w = {
+                .m = PTHREAD_MUTEX_INITIALIZER, .c = PTHREAD_COND_INITIALIZER, .status = 1};
+            assert_int_equal(evlog_append(log, recs, n, where_done_cb, &w), 0);
+            pthread_mutex_lock(&w.m);
+            if (policies[pi] == EVLOG_FSYNC_ALWAYS) {
+                /* Group commit with fsync stays on the writer thread. */
+                while (w.calls == 0)
+                    pthread_cond_wait(&w.c, &w.m);
+                assert_false(pthread_equal(w.thread, pthread_self()));
+            } else {
+                /* Nobody else writing: done ran here, before append returned... */
+                assert_int_equal(w.calls, 1);
+                assert_true(pthread_equal(w.thread, pthread_self()));
+            }
+            assert_int_equal(w.calls, 1);
+            assert_int_equal(w.status, 0);
+            pthread_mutex_unlock(&w.m);
+            for (size_t j = 0; j < n && policies[pi] != EVLOG_FSYNC_ALWAYS; j++) {
+                /* ...and the records were readable as soon as it did. */
+                assert_int_equal(evlog_read(log, recs[j].partition, recs[j].offset, 1, &b), 1);
+                assert_int_equal(b.recs[0].offset, recs[j].offset);
+            }
+        }
+        evlog_batch_dispose(&b);
+        struct evlog_file_counters c;
+        evlog__file_counters(log, &c);
+        assert_int_equal(c.appends, 200);
+        if (policies[pi] == EVLOG_FSYNC_ALWAYS) {
+            assert_int_equal(c.leads, 0);
+        } else {
+            assert_int_equal(c.leads, 200); /* every pass written by the appender itself */
+            assert_int_equal(c.drains, 200);
+        }
+        assert_int_equal(evlog_flush(log), 0);
+        for (int32_t p = 0; p < 3; p++)
+            tu_check_all(log, p, 0, count[p], 64, T0);
+        evlog_close(log);
+        assert_int_equal(evlog_file_check(dir, NULL, NULL), 0);
+        tu_rmtree(dir);
+    }
+}
+
+static void test_inline_concurrent_appenders(void **state)
+{
+    (void)state;
+    enum evlog_fsync policies[] = {EVLOG_FSYNC_BATCH, EVLOG_FSYNC_NONE};
+    for (int pi = 0; pi < 2; pi++) {
+        char *dir = tu_mkdtemp();
+        struct evlog_file_options opt;
+        tu_options(&opt, dir, 3);
+        opt.fsync = policies[pi];
+        opt.fsync_interval_ms = 2;
+        struct evlog *log;
+        assert_int_equal(evlog_file_open(&opt, &log), 0);
+        enum { NTHREADS = 6, NCALLS = 1500 };
+        struct tu_producer *prs = tu_producers_run(log, NTHREADS, NCALLS, 8);
+        tu_producers_check_done(prs, NTHREADS);
+        assert_int_equal(evlog_flush(log), 0);
+        tu_producers_check_log(log, prs, NTHREADS);
+        struct evlog_file_counters c;
+        evlog__file_counters(log, &c);
+        print_message("%s: %llu appends, %llu passes, %llu by appenders, %llu fsyncs\n",
+                      pi == 0 ? "batch" : "none", (unsigned long long)c.appends,
+                      (unsigned long long)c.drains, (unsigned long long)c.leads,
+                      (unsigned long long)c.fsyncs);
+        assert_int_equal(c.appends, NTHREADS * NCALLS);
+        assert_true(c.leads > 0);
+        evlog_close(log);
+        tu_producers_check_done(prs, NTHREADS); /* no completion ran twice, even at close */
+        assert_int_equal(evlog_file_check(dir, NULL, NULL), 0);
+        tu_producers_free(prs, NTHREADS);
+        tu_rmtree(dir);
+    }
+}
+
+/* A completion that appends the next link of a chain (done may append). */
+struct chain {
+    struct evlog *log;
+    int next;
+    int appended;
+    int bad;
+    struct evlog_record recs[50];
+    char keys[50][32], vals[50][64];
+    struct tu_done d;
+};
+
+static void chain_cb(void *arg, int status)
+{
+    struct chain *ch = arg;
+    if (status < 0)
+        ch->bad++;
+    if (ch->next < 50) {
+        int i = ch->next++;
+        if (evlog_append(ch->log, &ch->recs[i], 1, chain_cb, ch) == 0)
+            ch->appended++;
+        else
+            ch->bad++;
+    }
+    tu_done_cb(&ch->d, status);
+}
+
+static void test_done_may_append(void **state)
+{
+    (void)state;
+    enum evlog_fsync policies[] = {EVLOG_FSYNC_BATCH, EVLOG_FSYNC_ALWAYS};
+    for (int pi = 0; pi < 2; pi++) {
+        char *dir = tu_mkdtemp();
+        struct evlog_file_options opt;
+        tu_options(&opt, dir, 1);
+        opt.fsync = policies[pi];
+        struct evlog *log;
+        assert_int_equal(evlog_file_open(&opt, &log), 0);
+        struct chain *ch = core_xcalloc(1, sizeof *ch);
+        ch->log = log;
+        for (int i = 0; i < 50; i++)
+            tu_record(&ch->recs[i], 0, i, ch->keys[i], ch->vals[i], T0 + i);
+        tu_done_init(&ch->d);
+        ch->d.pending = 50;
+        ch->next = 1;
+        assert_int_equal(evlog_append(log, &ch->recs[0], 1, chain_cb, ch), 0);
+        /* The nested appends queue behind the running pass; the writer thread takes over. */
+        tu_done_wait(&ch->d, 0);
+        assert_int_equal(ch->bad, 0);
+        assert_int_equal(ch->appended, 49);
+        assert_int_equal(ch->d.status, 0);
+        assert_int_equal(evlog_flush(log), 0);
+        tu_check_all(log, 0, 0, 50, 16, T0);
+        evlog_close(log);
+        tu_done_dispose(&ch->d);
+        free(ch);
+        tu_rmtree(dir);
+    }
+}
+
+static void test_inline_write_failure(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp();
+    struct evlog_file_options opt;
+    tu_options(&opt, dir, 1);
+    opt.fsync = EVLOG_FSYNC_NONE;
+    struct evlog *log;
+    assert_int_equal(evlog_file_open(&opt, &log), 0);
+    tu_fill(log, 0, 0, 5, T0);
+    struct evlog_segment *seg = ((struct evlog_file *)log)->parts[0].segs[0];
+    int ro = open(seg->path, O_RDONLY);
+    assert_true(ro >= 0);
+    assert_true(dup2(ro, seg->fd) >= 0);
+    close(ro);
+    char key[32], val[64];
+    struct evlog_record rec;
+    tu_record(&rec, 0, 5, key, val, T0 + 5);
+    struct where_done w = {.m = PTHREAD_MUTEX_INITIALIZER, .c = PTHREAD_COND_INITIALIZER};
+    assert_int_equal(evlog_append(log, &rec, 1, where_done_cb, &w), 0);
+    /* The failed write was reported inline, once. */
+    assert_int_equal(w.calls, 1);
+    assert_true(w.status < 0);
+    assert_int_equal(evlog_append(log, &rec, 1, where_done_cb, &w), CORE_E_FAILED);
+    assert_int_equal(w.calls, 1);
+    assert_int_equal(evlog_flush(log), CORE_E_FAILED);
+    assert_int_equal(evlog_wait(log, 0, 5, 20), CORE_E_TIMEOUT);
+    tu_check_all(log, 0, 0, 5, 10, T0);
+    evlog_close(log);
+    tu_rmtree(dir);
+}
+
 /* ---- segments ---------------------------------------------------------------------------- */
 
 static void test_segment_roll_and_read_across(void **state)
@@ -480,7 +692,7 @@ static void test_flush_with_batch_policy(void **state)
     struct evlog *log;
     assert_int_equal(evlog_file_open(&opt, &log), 0);
     tu_fill(log, 0, 0, 100, T0);
-    /* The interval fsync comes from a timed wait on the writer's condvar. */
+    /* The interval fsync comes from the syncer thread's timed wait. */
     struct evlog_file_counters c;
     int64_t t = core_mono_ns();
     do {
@@ -538,6 +750,10 @@ int main(void)
         cmocka_unit_test(test_reopen_keeps_everything),
         cmocka_unit_test(test_partition_count_mismatch),
         cmocka_unit_test(test_concurrent_appends_group_commit),
+        cmocka_unit_test(test_inline_append_completes_synchronously),
+        cmocka_unit_test(test_inline_concurrent_appenders),
+        cmocka_unit_test(test_done_may_append),
+        cmocka_unit_test(test_inline_write_failure),
         cmocka_unit_test(test_segment_roll_and_read_across),
         cmocka_unit_test(test_segment_roll_by_age),
         cmocka_unit_test(test_offset_for_time),
