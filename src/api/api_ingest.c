@@ -283,9 +283,11 @@ static void write_rest_offsets(struct ingest_req *r, struct core_buf *b, struct 
             core_buf_putc(b, ',');
         const struct ingest_item *it = s->item >= 0 ? &r->items[s->item] : NULL;
         if (it && it->status == 0) {
-            core_buf_printf(b, "{\"partition\":%d,\"offset\":%lld,\"error_code\":null,"
-                               "\"error\":null}",
-                            (int)it->out_partition, (long long)it->out_offset);
+            core_buf_puts(b, "{\"partition\":");
+            core_json_i64(b, it->out_partition);
+            core_buf_puts(b, ",\"offset\":");
+            core_json_i64(b, it->out_offset);
+            core_buf_puts(b, ",\"error_code\":null,\"error\":null}");
             if (it->duplicate)
                 t->dup++;
             else
@@ -358,8 +360,11 @@ static void reply_native(struct ingest_req *r)
         if (i)
             core_buf_putc(&offs, ',');
         if (it && it->status == 0) {
-            core_buf_printf(&offs, "{\"partition\":%d,\"offset\":%lld}", (int)it->out_partition,
-                            (long long)it->out_offset);
+            core_buf_puts(&offs, "{\"partition\":");
+            core_json_i64(&offs, it->out_partition);
+            core_buf_puts(&offs, ",\"offset\":");
+            core_json_i64(&offs, it->out_offset);
+            core_buf_putc(&offs, '}');
             if (it->duplicate)
                 t.dup++;
             else

@@ -110,9 +110,18 @@ void core_json_f64(struct core_buf *b, double v)
     core_buf_printf(b, "%.17g", v);
 }
 
+/* Hand-rolled: replies print an offset or two per record, and snprintf's format parsing
+ * showed up in profiles of 100-record requests. */
 void core_json_i64(struct core_buf *b, int64_t v)
 {
     char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%" PRId64, v);
-    core_buf_append(b, tmp, (size_t)n);
+    char *p = tmp + sizeof tmp;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    core_buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
 }

@@ -18,6 +18,14 @@
 #include <time.h>
 #include <unistd.h>
 
+/*
+ * Per-connection memory for MHD's read buffer and headers. MHD clears the whole pool after
+ * every request on a keep-alive connection; its 32 KiB default made that memset 6% of the
+ * CPU of small POSTs. 16 KiB still leaves room for large cookie headers; bodies stream
+ * through it in chunks into our own buffer.
+ */
+#define HTTP_CONN_MEMORY (16 * 1024)
+
 enum req_state {
     REQ_RECEIVING,  /* headers seen, body arriving */
     REQ_TOO_BIG,    /* body over the limit: discarding, answer 413 at the end */
@@ -261,7 +269,8 @@ int http_server_start(const struct http_options *opt, http_handler_fn handler, v
         MHD_OPTION_CONNECTION_LIMIT, opt->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
         opt->timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_END);
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)HTTP_CONN_MEMORY, MHD_OPTION_END);
     if (!srv->daemon) {
         LOG_ERROR("cannot listen", "host=%s port=%u", opt->host, (unsigned)opt->port);
         free(srv->cors_origin);
