@@ -416,9 +416,24 @@ static void reply_native(struct ingest_req *r)
     core_buf_dispose(&offs);
 }
 
+static bool any_overloaded(const struct ingest_req *r)
+{
+    for (size_t i = 0; i < r->nitems; i++) {
+        if (r->items[i].status == CORE_E_FULL)
+            return true;
+    }
+    return false;
+}
+
 static void build_reply(struct ingest_req *r)
 {
-    if (r->kind == API_INGEST_REST)
+    if (any_overloaded(r)) {
+        /* The log took none of this request's new records: the client retries the whole
+         * request (repeats of stored eventIds stay repeats). */
+        int s = r->api->cfg.retry_after_s;
+        http_reply_error(r->req, 42901, "event log queue is full; retry after %d s", s);
+        r->req->retry_after_s = s;
+    } else if (r->kind == API_INGEST_REST)
         reply_rest(r);
     else
         reply_native(r);
@@ -498,16 +513,7 @@ enum http_action api__ingest(struct api *api, struct http_request *req, enum api
     }
     ingest_batch_init(&r->batch, r->items, r->nitems);
     r->batch_live = true;
-    int rc = ingest_batch_submit(api->ing, &r->batch, on_batch_done, r);
+    ingest_batch_submit(api->ing, &r->batch, on_batch_done, r);
     event_json_arena_end();
-    if (rc == 0)
-        return HTTP_ASYNC; /* the completion replies; the connection thread frees r later */
-    if (rc == CORE_E_FULL) {
-        http_reply_error(req, 42901, "event log queue is full; retry after %d s",
-                         api->cfg.retry_after_s);
-        req->retry_after_s = api->cfg.retry_after_s;
-    } else {
-        http_reply_error(req, 50301, "event log is not writable: %s", core_strerror(rc));
-    }
-    return HTTP_REPLY;
+    return HTTP_ASYNC; /* the completion replies; the connection thread frees r later */
 }

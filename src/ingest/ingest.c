@@ -266,45 +266,13 @@ static void finish(struct ingest_batch *b)
     done(arg);
 }
 
-/*
- * The log may run completions on the appending thread before evlog_append returns (the
- * inline "leader" write), possibly for other requests' groups too. submit holds the ingest
- * mutex around evlog_append, so such completions are deferred to a per-thread list and run
- * right after submit unlocks.
- */
-struct deferred {
-    struct ingest_group *g;
-    int status;
-};
-static _Thread_local bool tl_in_lock;
-static _Thread_local struct deferred *tl_deferred;
-static _Thread_local size_t tl_ndeferred, tl_cap_deferred;
-
+/* The log's completion: may run on the log's thread or inside evlog_append on this one
+ * (the inline leader write), which is why submit holds no lock across evlog_append. */
 static void complete_group(struct ingest_group *g, int status);
 
 static void on_appended(void *arg, int status)
 {
-    if (tl_in_lock) {
-        if (tl_ndeferred == tl_cap_deferred) {
-            tl_cap_deferred = tl_cap_deferred ? 2 * tl_cap_deferred : 16;
-            tl_deferred = core_xrealloc(tl_deferred, tl_cap_deferred * sizeof *tl_deferred);
-        }
-        tl_deferred[tl_ndeferred++] = (struct deferred){arg, status};
-        return;
-    }
     complete_group(arg, status);
-}
-
-static void run_deferred(void)
-{
-    /* Completions append nothing, so the list does not grow while it is drained. It is freed
-     * each time: a thread-local pointer left behind at thread exit would leak. */
-    for (size_t i = 0; i < tl_ndeferred; i++)
-        complete_group(tl_deferred[i].g, tl_deferred[i].status);
-    tl_ndeferred = 0;
-    free(tl_deferred);
-    tl_deferred = NULL;
-    tl_cap_deferred = 0;
 }
 
 static void complete_group(struct ingest_group *g, int status)
@@ -319,7 +287,7 @@ static void complete_group(struct ingest_group *g, int status)
     pthread_mutex_lock(&ing->mu);
     g->own_pending = false;
     g->status = status;
-    if (status < 0)
+    if (status < 0 && status != CORE_E_FULL)
         atomic_store(&ing->log_failed, true);
     for (size_t j = 0; j < b->nrecs; j++) {
         fill_from_record(&b->items[b->rec_item[j]], &b->recs[j], status);
@@ -346,6 +314,8 @@ static void complete_group(struct ingest_group *g, int status)
     }
     if (status == 0)
         atomic_fetch_add(&ing->accepted, b->nrecs);
+    else if (status == CORE_E_FULL)
+        atomic_fetch_add(&ing->overloaded, 1);
     else
         atomic_fetch_add(&ing->failed, b->nrecs);
     for (size_t w = 0; w < g->nwaiters; w++) {
@@ -406,14 +376,11 @@ int ingest_batch_submit(struct ingest *ing, struct ingest_batch *b, ingest_done_
     }
 
     /* Dedup decides which candidates are appended; kept ones are compacted to the front. */
-    struct dedup_entry **inserted = core_xcalloc(b->nrecs ? b->nrecs : 1, sizeof *inserted);
     struct waiter *waits = core_xcalloc(b->nrecs ? b->nrecs : 1, sizeof *waits);
     struct ingest_group **wait_on = core_xcalloc(b->nrecs ? b->nrecs : 1, sizeof *wait_on);
-    size_t ninserted = 0, nwaits = 0, kept = 0, ndups = 0;
-    int rc = 0;
+    size_t nwaits = 0, kept = 0, ndups = 0;
 
     pthread_mutex_lock(&ing->mu);
-    tl_in_lock = true;
     ingest__dedup_expire(&ing->dedup, core_now_ms());
     for (size_t j = 0; j < b->nrecs; j++) {
         uint64_t h1 = hashes[2 * j], h2 = hashes[2 * j + 1];
@@ -441,7 +408,6 @@ int ingest_batch_submit(struct ingest *ing, struct ingest_batch *b, ingest_done_
             e = ingest__dedup_insert(&ing->dedup, h1, h2, b->recs[j].ingest_time_ms);
             e->group = g;
             e->group_index = kept;
-            inserted[ninserted++] = e;
         }
         b->recs[kept] = b->recs[j];
         b->rec_item[kept] = item;
@@ -451,43 +417,31 @@ int ingest_batch_submit(struct ingest *ing, struct ingest_batch *b, ingest_done_
     }
     b->nrecs = kept;
     g->hashes = hashes;
-    if (kept > 0) {
-        g->own_pending = true;
-        rc = evlog_append(ing->log, b->recs, kept, on_appended, g);
-        if (rc < 0) {
-            g->own_pending = false;
-            for (size_t k = 0; k < ninserted; k++)
-                ingest__dedup_remove(&ing->dedup, inserted[k]);
-        }
-    }
-    if (rc == 0) {
-        for (size_t k = 0; k < nwaits; k++)
-            add_waiter(wait_on[k], b, waits[k].item, waits[k].rec);
-        g->waits = nwaits;
-    }
-    bool sync_done = rc == 0 && group_complete(g);
-    if (rc == 0)
-        atomic_fetch_add(&ing->duplicates, ndups);
-    tl_in_lock = false;
+    /* Everything that others may look at is in place before the lock is dropped: the
+     * pending dedup entries, our waits on other groups, whether our own append is due. */
+    g->own_pending = kept > 0;
+    for (size_t k = 0; k < nwaits; k++)
+        add_waiter(wait_on[k], b, waits[k].item, waits[k].rec);
+    g->waits = nwaits;
+    bool sync_done = group_complete(g);
+    atomic_fetch_add(&ing->duplicates, ndups);
     pthread_mutex_unlock(&ing->mu);
-    free(inserted);
     free(waits);
     free(wait_on);
 
-    if (rc < 0) {
-        if (rc == CORE_E_FULL)
-            atomic_fetch_add(&ing->overloaded, 1);
-        if (rc == CORE_E_FAILED)
-            atomic_store(&ing->log_failed, true);
-        b->group = NULL;
-        free(g->hashes);
-        free(g);
-        run_deferred();
-        return rc;
-    }
-    /* b may be gone from here on unless this thread completes it (done frees it). */
-    if (sync_done)
+    /* From here on b may be completed (and freed by done) on another thread at any time. */
+    if (sync_done) {
         finish(b);
-    run_deferred(); /* may complete b (when it was not sync_done) and other batches */
+        return 0;
+    }
+    if (kept > 0) {
+        /* Appending outside the lock lets other threads parse, dedup and enqueue while the
+         * log writes inline. A refused append completes the group like a failed one: its
+         * dedup entries are dropped and its items (and repeats waiting on them) get the
+         * error, CORE_E_FULL for a full queue. */
+        int rc = evlog_append(ing->log, b->recs, kept, on_appended, g);
+        if (rc < 0)
+            complete_group(g, rc);
+    }
     return 0;
 }

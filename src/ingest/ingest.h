@@ -75,10 +75,11 @@ int ingest_new(const struct ingest_config *cfg, struct evlog *log, const struct 
 void ingest_free(struct ingest *ing);
 
 /*
- * Validates, pseudonymises, dedups, partitions and appends the batch. Returns 0 when
- * done(arg) will run exactly once (possibly before this returns), or, with nothing stored
- * and done never called: CORE_E_FULL (the log's queue is full: answer 429) or
- * CORE_E_FAILED (the log is not writable). Invalid records never block valid ones.
+ * Validates, pseudonymises, dedups, partitions and appends the batch, then runs done(arg)
+ * exactly once (possibly before this returns, possibly on the log's thread) when every item
+ * has its outcome. Items the log refused carry CORE_E_FULL (queue full: answer 429; nothing
+ * of the batch was stored) or another negative code (log not writable). Invalid records
+ * never block valid ones. Returns 0. Must not be called holding a lock that done takes.
  */
 int ingest_batch_submit(struct ingest *ing, struct ingest_batch *b, ingest_done_fn done,
                         void *arg);
