@@ -235,6 +235,61 @@ def test_second_server_on_same_data_refused():
     assert st == 200
 
 
+def test_config_file_and_env():
+    # Options come from a config file, the environment and flags; flags win over env, env
+    # over the file.
+    import tempfile
+    d = tempfile.mkdtemp(prefix="rs-cfg-")
+    cfg = os.path.join(d, "recstream.conf")
+    with open(cfg, "w") as f:
+        f.write("# comment\npartitions = 3\ntopics = from-file,other\nmax-records 7\n")
+    srv = rs.Server("--config", cfg, data=os.path.join(d, "data"), env={"RECSTREAM_MAX_RECORDS": "5"})
+    try:
+        srv.start()
+        st, _, reply = srv.produce([{"value": ev()}], topic="from-file")
+        assert st == 200 and reply["offsets"][0]["partition"] < 3
+        st, _, reply = srv.produce([{"value": ev()}] * 6, topic="other")
+        assert st == 413 and "limit of 5" in reply["message"], reply
+        st, _, _ = srv.produce([{"value": ev()}])  # default topic not configured any more
+        assert st == 404
+        stats = rs.run_cli("log", "stats", "--json", "--data", srv.data)
+        assert len(json.loads(stats.stdout)["partitions"]) == 3
+    finally:
+        srv.stop()
+        srv.cleanup()
+    with open(cfg, "w") as f:
+        f.write("bogus = 1\n")
+    p = rs.run_cli("serve", "--config", cfg, check=False)
+    assert p.returncode == 2 and "unknown option 'bogus'" in p.stderr and ":1" in p.stderr
+
+
+def test_log_tail_and_stats():
+    out = rs.run_cli("log", "tail", "--data", SRV.data, "--lines", "2").stdout.splitlines()
+    assert 1 <= len(out) <= 2 * 4
+    for line in out:
+        json.loads(line)
+    st = json.loads(rs.run_cli("log", "stats", "--json", "--data", SRV.data).stdout)
+    assert st["records"] == len(rs.dump(SRV.data)) and st["bytes_per_record"] > 40
+
+
+def test_slow_client_times_out():
+    srv = rs.Server("--timeout", "1")
+    try:
+        srv.start()
+        import socket
+        s = socket.create_connection(("127.0.0.1", srv.port))
+        s.sendall(b"POST /v1/events HTTP/1.1\r\nHost: x\r\n")  # never finishes its headers
+        s.settimeout(10)
+        t0 = time.time()
+        data = s.recv(100)
+        assert data == b"" and time.time() - t0 < 8, "slow client was not cut off"
+        s.close()
+        assert srv.request("GET", "/healthz")[0] == 200
+    finally:
+        srv.stop()
+        srv.cleanup()
+
+
 def main():
     SRV.start()
     try:
@@ -246,7 +301,8 @@ def main():
                   test_health_and_metrics, test_dump_shows_pseudonymous_events,
                   test_restart_keeps_everything_and_dedup, test_raw_user_ids_appear_nowhere,
                   test_cli_errors, test_partition_count_is_fixed,
-                  test_second_server_on_same_data_refused]:
+                  test_second_server_on_same_data_refused, test_config_file_and_env,
+                  test_log_tail_and_stats, test_slow_client_times_out]:
             R.run(t)
     finally:
         SRV.stop()
