@@ -36,13 +36,18 @@ enum event_type {
         EVENT_TYPE__COUNT
 };
 
+/* A type registered at run time (a schema of that name exists in the registry): its name is
+ * carried in event.type_name. Custom types have weight 1 and no required itemId. */
+#define EVENT_TYPE_CUSTOM EVENT_TYPE__COUNT
+
 struct event_type_info {
     const char *name;
     double weight;      /* default interaction weight (negative: undoes interest) */
     bool item_required; /* itemId is required for this type */
 };
 
-/* Returns the info of a type id (0 <= type < EVENT_TYPE__COUNT). */
+/* Returns the info of a type id (0 <= type < EVENT_TYPE__COUNT, or EVENT_TYPE_CUSTOM whose
+ * info has the name "custom"); NULL otherwise. */
 const struct event_type_info *event_type_get(int type);
 /* Looks a type name up; returns its id or -1 when not registered. */
 int event_type_lookup(const char *name, size_t len);
@@ -78,7 +83,8 @@ struct event {
     char user_key[EVENT_KEY_HEX + 1];
     char anon_key[EVENT_KEY_HEX + 1];
     struct event_str session_id;
-    int type; /* enum event_type */
+    int type;                  /* enum event_type, or EVENT_TYPE_CUSTOM */
+    struct event_str type_name; /* the custom type's name (EVENT_TYPE_CUSTOM only) */
     struct event_str item_id;
     int64_t ts_ms;   /* event time */
     int64_t recv_ms; /* receive (ingest) time */
@@ -111,6 +117,21 @@ struct event_error {
  */
 int event_json_decode(const cJSON *obj, int64_t recv_ms, struct core_arena *arena,
                       struct event *ev, struct event_error *err);
+
+/* Decoding options: custom_type (when set) is asked about an eventType that is not built in;
+ * returning true accepts it as EVENT_TYPE_CUSTOM. Called on the decoding thread. */
+struct event_decode_opts {
+    bool (*custom_type)(void *arg, const char *name, size_t len);
+    void *arg;
+};
+
+/* event_json_decode with options (opts may be NULL). */
+int event_json_decode_ex(const cJSON *obj, int64_t recv_ms, struct core_arena *arena,
+                         const struct event_decode_opts *opts, struct event *ev,
+                         struct event_error *err);
+
+/* The event's type name (built-in or custom), not NUL-terminated; length in *len. */
+const char *event_type_name(const struct event *ev, size_t *len);
 
 /*
  * Appends the event as a canonical JSON object (pseudonymous keys, never raw ids):

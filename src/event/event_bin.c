@@ -45,6 +45,7 @@ static const struct {
     {offsetof(struct event, schema), EVENT_SCHEMA_MAX},
     {offsetof(struct event, context_json), EVENT_JSON_FIELD_MAX},
     {offsetof(struct event, properties_json), EVENT_JSON_FIELD_MAX},
+    {offsetof(struct event, type_name), 64}, /* custom types only (appended in format 1) */
 };
 #define STR_FIELD_COUNT (sizeof str_fields / sizeof str_fields[0])
 #define BIN_ALL_FLAGS ((BIN_STR0 << STR_FIELD_COUNT) - 1)
@@ -188,7 +189,7 @@ static int get_header(const uint8_t **p, const uint8_t *end, struct event *ev, u
         return CORE_E_CORRUPT;
     (*p)++;
     if (get_varint(p, end, flags) < 0 || (*flags & ~(uint64_t)BIN_ALL_FLAGS) ||
-        get_varint(p, end, &type) < 0 || type >= EVENT_TYPE__COUNT || get_varint(p, end, &ts) < 0 ||
+        get_varint(p, end, &type) < 0 || type > EVENT_TYPE_CUSTOM || get_varint(p, end, &ts) < 0 ||
         get_varint(p, end, &delta) < 0)
         return CORE_E_CORRUPT;
     ev->type = (int)type;
@@ -246,6 +247,9 @@ int event_bin_decode(const void *data, size_t len, struct event *ev)
             return CORE_E_CORRUPT;
     }
     if (p != end)
+        return CORE_E_CORRUPT;
+    /* A type name exactly when the type is custom: one encoding per event. */
+    if ((tmp.type == EVENT_TYPE_CUSTOM) != (tmp.type_name.len > 0))
         return CORE_E_CORRUPT;
     *ev = tmp;
     return 0;

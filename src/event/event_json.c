@@ -57,6 +57,7 @@ struct decoder {
     struct event *ev;
     struct event_error *err;
     int64_t recv_ms;
+    const struct event_decode_opts *opts;
 };
 
 static int fail(struct decoder *d, const char *field, const char *fmt, ...)
@@ -187,6 +188,13 @@ static int decode_type_item(struct decoder *d)
     const char *name = item->valuestring;
     size_t len = strlen(name);
     ev->type = event_type_lookup(name, len);
+    if (ev->type < 0 && d->opts && d->opts->custom_type &&
+        d->opts->custom_type(d->opts->arg, name, len)) {
+        int rc = decode_str(d, &type_rule, &ev->type_name); /* checks length and UTF-8 */
+        if (rc < 0)
+            return rc;
+        ev->type = EVENT_TYPE_CUSTOM;
+    }
     if (ev->type < 0) {
         struct event_str ignored;
         int rc = decode_str(d, &type_rule, &ignored); /* reports invalid UTF-8 first */
@@ -403,8 +411,16 @@ static int decode_blob(struct decoder *d, enum field f, struct event_str *out)
 int event_json_decode(const cJSON *obj, int64_t recv_ms, struct core_arena *arena, struct event *ev,
                       struct event_error *err)
 {
+    return event_json_decode_ex(obj, recv_ms, arena, NULL, ev, err);
+}
+
+int event_json_decode_ex(const cJSON *obj, int64_t recv_ms, struct core_arena *arena,
+                         const struct event_decode_opts *opts, struct event *ev,
+                         struct event_error *err)
+{
     struct event tmp;
-    struct decoder d = {.arena = arena, .ev = &tmp, .err = err, .recv_ms = recv_ms};
+    struct decoder d = {
+        .arena = arena, .ev = &tmp, .err = err, .recv_ms = recv_ms, .opts = opts};
     event_init(&tmp);
     tmp.recv_ms = recv_ms;
     err->field[0] = '\0';

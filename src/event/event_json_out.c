@@ -257,14 +257,14 @@ static void put_raw(struct core_buf *out, bool *first, const char *key, struct e
 void event_json_encode(const struct event *ev, struct core_buf *out)
 {
     bool first = true;
-    const struct event_type_info *ti = event_type_get(ev->type);
+    size_t type_len;
+    const char *type_name = event_type_name(ev, &type_len);
     core_buf_putc(out, '{');
     put_str(out, &first, "eventId", ev->event_id.ptr, ev->event_id.len);
     put_str(out, &first, "userKey", ev->user_key, strnlen(ev->user_key, EVENT_KEY_HEX));
     put_str(out, &first, "anonKey", ev->anon_key, strnlen(ev->anon_key, EVENT_KEY_HEX));
     put_str(out, &first, "sessionId", ev->session_id.ptr, ev->session_id.len);
-    if (ti)
-        put_str(out, &first, "eventType", ti->name, strlen(ti->name));
+    put_str(out, &first, "eventType", type_name, type_len);
     put_str(out, &first, "itemId", ev->item_id.ptr, ev->item_id.len);
     put_key(out, &first, "timestamp");
     core_json_i64(out, ev->ts_ms);

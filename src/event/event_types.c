@@ -12,11 +12,26 @@ static const struct event_type_info types[EVENT_TYPE__COUNT] = {
 #undef XX
 };
 
+static const struct event_type_info custom_info = {"custom", 1.0, false};
+
 const struct event_type_info *event_type_get(int type)
 {
+    if (type == EVENT_TYPE_CUSTOM)
+        return &custom_info;
     if (type < 0 || type >= EVENT_TYPE__COUNT)
         return NULL;
     return &types[type];
+}
+
+const char *event_type_name(const struct event *ev, size_t *len)
+{
+    if (ev->type == EVENT_TYPE_CUSTOM) {
+        *len = ev->type_name.len;
+        return ev->type_name.ptr;
+    }
+    const struct event_type_info *ti = event_type_get(ev->type);
+    *len = ti ? strlen(ti->name) : 0;
+    return ti ? ti->name : "";
 }
 
 int event_type_lookup(const char *name, size_t len)

@@ -278,9 +278,52 @@ static void test_key_hex(void **state)
     expect_corrupt(payload, 5 + 16 + 1);
 }
 
+static bool allow_video(void *arg, const char *name, size_t len)
+{
+    (void)arg;
+    return len == 10 && memcmp(name, "video_play", 10) == 0;
+}
+
+/* Custom types (registered at run time) decode only when the option accepts them, and
+ * round-trip through the binary codec with their name. */
+static void test_custom_type_round_trip(void **state)
+{
+    (void)state;
+    cJSON *obj = cJSON_Parse("{\"userId\":\"u\",\"eventType\":\"video_play\",\"timestamp\":5}");
+    struct core_arena a;
+    core_arena_init(&a);
+    struct event ev, back;
+    struct event_error err;
+    assert_int_equal(event_json_decode(obj, 10, &a, &ev, &err), CORE_E_INVALID);
+    assert_string_equal(err.field, "eventType");
+    struct event_decode_opts opts = {allow_video, NULL};
+    assert_int_equal(event_json_decode_ex(obj, 10, &a, &opts, &ev, &err), 0);
+    assert_int_equal(ev.type, EVENT_TYPE_CUSTOM);
+    memcpy(ev.user_key, "0123456789abcdef0123456789abcdef", 33);
+    ev.user_id.len = 0;
+    struct core_buf b;
+    core_buf_init(&b);
+    event_bin_encode(&ev, &b);
+    assert_int_equal(event_bin_decode(b.data, b.len, &back), 0);
+    assert_int_equal(back.type, EVENT_TYPE_CUSTOM);
+    size_t len;
+    const char *name = event_type_name(&back, &len);
+    assert_int_equal(len, 10);
+    assert_memory_equal(name, "video_play", 10);
+    struct core_buf js;
+    core_buf_init(&js);
+    event_json_encode(&back, &js);
+    assert_non_null(strstr(js.data, "\"eventType\":\"video_play\""));
+    core_buf_dispose(&js);
+    core_buf_dispose(&b);
+    core_arena_dispose(&a);
+    cJSON_Delete(obj);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_custom_type_round_trip),
         cmocka_unit_test(test_round_trip_full),  cmocka_unit_test(test_round_trip_minimal),
         cmocka_unit_test(test_round_trip_edges), cmocka_unit_test(test_truncation),
         cmocka_unit_test(test_corrupt),          cmocka_unit_test(test_key_hex),

@@ -25,7 +25,8 @@ static void test_type_table(void **state)
         assert_int_equal(event_type_lookup(ti->name, strlen(ti->name)), t);
     }
     assert_null(event_type_get(-1));
-    assert_null(event_type_get(EVENT_TYPE__COUNT));
+    assert_string_equal(event_type_get(EVENT_TYPE_CUSTOM)->name, "custom");
+    assert_null(event_type_get(EVENT_TYPE_CUSTOM + 1));
     assert_true(event_type_get(EVENT_PURCHASE)->weight == 6.0);
     assert_true(event_type_get(EVENT_REMOVE_FROM_CART)->weight < 0);
     assert_true(event_type_get(EVENT_CLICK)->item_required);
