@@ -63,6 +63,8 @@ static void reply_metrics(struct api *api, struct http_request *req)
            "Unknown event fields removed at ingest.", st.dropped_fields);
     metric(b, "recstream_overloaded_total", "counter", "Requests refused with 429.",
            st.overloaded);
+    metric(b, "recstream_deadletters_total", "counter",
+           "Rejected events recorded in the dead-letter store.", st.deadlettered);
     metric(b, "recstream_dedup_entries", "gauge", "eventIds in the dedup window.",
            st.dedup_entries);
     metric(b, "recstream_dedup_evicted_total", "counter",
@@ -134,6 +136,10 @@ static enum http_action route(struct api *api, struct http_request *req)
         return route_ingest(api, req, API_INGEST_EVENTS);
     if (strcmp(url, "/v1/beacon") == 0)
         return route_ingest(api, req, API_INGEST_BEACON);
+    if (!strcmp(url, "/v1/schemas") || !strncmp(url, "/v1/schemas/", 12))
+        return api__schemas(api, req, url[11] ? url + 12 : "");
+    if (!strcmp(url, "/v1/deadletters") || !strncmp(url, "/v1/deadletters/", 16))
+        return api__deadletters(api, req, url + 15);
     bool get = is_method(req, "GET") || is_method(req, "HEAD");
     if (strcmp(url, "/healthz") == 0 && get) {
         core_buf_puts(&req->reply, "{\"status\":\"ok\"}");

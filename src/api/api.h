@@ -7,6 +7,7 @@
  *   POST /v1/beacon        navigator.sendBeacon bodies (text/plain JSON)
  *   OPTIONS on the above   CORS preflight
  *   GET  /healthz /readyz /metrics
+ *   /v1/schemas..., /v1/deadletters...  (api_schema.c)
  */
 #ifndef RECSTREAM_API_H
 #define RECSTREAM_API_H
@@ -20,6 +21,8 @@ struct api_config {
     size_t ntopics;
     int64_t max_records;       /* records per request; more is 413 (41302) */
     int retry_after_s;         /* Retry-After on 429 */
+    struct schema_registry *registry; /* borrowed; /v1/schemas */
+    struct deadletters *deadletters;  /* borrowed; /v1/deadletters */
 };
 
 struct api;

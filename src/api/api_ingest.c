@@ -513,6 +513,7 @@ enum http_action api__ingest(struct api *api, struct http_request *req, enum api
     }
     ingest_batch_init(&r->batch, r->items, r->nitems);
     r->batch_live = true;
+    r->batch.source = req->url;
     ingest_batch_submit(api->ing, &r->batch, on_batch_done, r);
     event_json_arena_end();
     return HTTP_ASYNC; /* the completion replies; the connection thread frees r later */

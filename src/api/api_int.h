@@ -18,6 +18,10 @@ struct api {
 enum api_ingest_kind { API_INGEST_REST, API_INGEST_EVENTS, API_INGEST_BEACON };
 enum http_action api__ingest(struct api *api, struct http_request *req, enum api_ingest_kind kind);
 
+/* Schema registry and dead-letter routes (api_schema.c); rest is the path after the prefix. */
+enum http_action api__schemas(struct api *api, struct http_request *req, const char *rest);
+enum http_action api__deadletters(struct api *api, struct http_request *req, const char *rest);
+
 /* Counts a reply status for /metrics. */
 void api__count_reply(struct api *api, int status);
 

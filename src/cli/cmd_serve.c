@@ -3,6 +3,7 @@
 #include "cli/cli_int.h"
 #include "evlog/evlog.h"
 #include "http/http.h"
+#include "ingest/deadletter.h"
 #include "ingest/ingest.h"
 #include "privacy/privacy.h"
 
@@ -279,6 +280,30 @@ static const char *fsync_name(const struct serve_config *c, char *buf, size_t si
     return buf;
 }
 
+/* Opens DIR/registry and makes sure the built-in envelope schema is registered. */
+static int open_registry(const struct serve_config *c, struct schema_registry **out)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/registry", c->data);
+    int rc = schema_registry_open(path, out);
+    if (rc < 0) {
+        LOG_ERROR("cannot open the schema registry", "dir=%s err=\"%s\"", path,
+                  schema_registry_strerror(rc));
+        return rc;
+    }
+    struct core_buf doc, msg;
+    core_buf_init(&doc);
+    core_buf_init(&msg);
+    event_envelope_schema_json(&doc);
+    rc = schema_registry_put(*out, "recstream.event", "1-0-0", doc.data, doc.len, &msg);
+    if (rc < 0)
+        LOG_WARN("built-in envelope schema not registered", "err=\"%s\" detail=\"%s\"",
+                 schema_registry_strerror(rc), msg.data ? msg.data : "");
+    core_buf_dispose(&doc);
+    core_buf_dispose(&msg);
+    return 0;
+}
+
 static int run(struct serve_config *c)
 {
     int rc, lock_fd = -1;
@@ -286,6 +311,8 @@ static int run(struct serve_config *c)
     struct ingest *ing = NULL;
     struct api *api = NULL;
     struct http_server *srv = NULL;
+    struct schema_registry *reg = NULL;
+    struct deadletters *dead = NULL;
     struct privacy_key key;
     bool key_loaded = false;
     char path[1100];
@@ -333,10 +360,26 @@ static int run(struct serve_config *c)
         LOG_ERROR("cannot open the event log", "dir=%s err=\"%s\"", path, core_strerror(rc));
         goto out;
     }
+    rc = open_registry(c, &reg);
+    if (rc < 0)
+        goto out;
+    struct deadletter_options dlo;
+    deadletter_options_init(&dlo);
+    char dl_path[1100];
+    snprintf(dl_path, sizeof dl_path, "%s/deadletters", c->data);
+    dlo.dir = dl_path;
+    rc = deadletter_open(&dlo, &dead);
+    if (rc < 0) {
+        LOG_ERROR("cannot open the dead-letter store", "dir=%s err=\"%s\"", dl_path,
+                  core_strerror(rc));
+        goto out;
+    }
     struct ingest_config ic;
     ingest_config_init(&ic);
     ic.dedup_window_ms = c->dedup_window_ms;
     ic.dedup_max = c->dedup_max;
+    ic.registry = reg;
+    ic.deadletters = dead;
     rc = ingest_new(&ic, log, &key, &ing);
     if (rc < 0) {
         LOG_ERROR("cannot start ingest", "err=\"%s\"", core_strerror(rc));
@@ -348,7 +391,9 @@ static int run(struct serve_config *c)
     struct api_config ac = {.topics = c->topics,
                             .ntopics = c->ntopics,
                             .max_records = c->max_records,
-                            .retry_after_s = (int)c->retry_after_s};
+                            .retry_after_s = (int)c->retry_after_s,
+                            .registry = reg,
+                            .deadletters = dead};
     api = api_new(&ac, ing, log);
     struct http_options ho;
     http_options_init(&ho);
@@ -386,6 +431,8 @@ out:
     ingest_free(ing);
     if (log)
         evlog_close(log);
+    deadletter_free(dead);
+    schema_registry_free(reg);
     if (key_loaded)
         privacy_key_dispose(&key);
     if (lock_fd >= 0)

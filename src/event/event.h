@@ -155,6 +155,10 @@ int event_bin_decode(const void *data, size_t len, struct event *ev);
 void event_json_arena_begin(struct core_arena *arena);
 void event_json_arena_end(void);
 
+/* Appends the canonical envelope as a JSON Schema draft-07 document (see event_envelope.c
+ * for how it relates to the decoder). */
+void event_envelope_schema_json(struct core_buf *out);
+
 /* Writes a new UUIDv7 for time ms as 36 chars + NUL into out. */
 void event_id_generate(int64_t ms, char out[37]);
 

@@ -245,6 +245,39 @@ static int decode_timestamp(struct decoder *d)
     return 0;
 }
 
+/* One SchemaVer part: decimal, no leading zero, at most 6 digits; advances *i. */
+static bool version_part(const char *s, size_t n, size_t *i, bool nonzero)
+{
+    size_t start = *i;
+    while (*i < n && s[*i] >= '0' && s[*i] <= '9')
+        (*i)++;
+    size_t len = *i - start;
+    if (len == 0 || len > 6 || (len > 1 && s[start] == '0'))
+        return false;
+    return !nonzero || s[start] != '0';
+}
+
+/* "name/MODEL-REVISION-ADDITION" with the registry's name rule (the registry resolves it). */
+static bool schema_ref_shaped(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (n == 0 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
+        return false;
+    while (i < n && s[i] != '/') {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '.' || c == '-'))
+            return false;
+        i++;
+    }
+    if (i == 0 || i > 128 || i == n)
+        return false;
+    i++;
+    return version_part(s, n, &i, true) && i < n && s[i++] == '-' &&
+           version_part(s, n, &i, false) && i < n && s[i++] == '-' &&
+           version_part(s, n, &i, false) && i == n;
+}
+
 static int decode_reco(struct decoder *d)
 {
     static const struct str_rule rec_id = {F_REC_ID, EVENT_RECID_MAX, false, false};
@@ -268,7 +301,10 @@ static int decode_reco(struct decoder *d)
         ev->has_position = true;
         ev->position = (int32_t)v;
     }
-    return decode_str(d, &schema, &ev->schema);
+    rc = decode_str(d, &schema, &ev->schema);
+    if (rc == 0 && ev->schema.len && !schema_ref_shaped(ev->schema.ptr, ev->schema.len))
+        return fail(d, "schema", "must be \"name/MODEL-REVISION-ADDITION\", e.g. \"purchase/1-0-2\"");
+    return rc;
 }
 
 /* ---- context and properties ----------------------------------------------------------------- */

@@ -33,18 +33,10 @@ struct ingest_group {
     uint64_t *hashes; /* per record: eventId hash (h1, h2), or 0,0 when server-assigned */
 };
 
-struct ingest {
-    struct ingest_config cfg;
-    struct evlog *log;
-    struct privacy_key key;
-    pthread_mutex_t mu;
-    struct dedup dedup;
-    atomic_uint_fast64_t accepted, duplicates, rejected, dropped_fields, overloaded, failed;
-    atomic_bool log_failed;
-};
 
 void ingest_config_init(struct ingest_config *cfg)
 {
+    memset(cfg, 0, sizeof *cfg);
     cfg->dedup_window_ms = 24LL * 3600 * 1000;
     cfg->dedup_max = 1000000;
 }
@@ -128,6 +120,8 @@ int ingest_new(const struct ingest_config *cfg, struct evlog *log, const struct 
     ing->log = log;
     ing->key = *key;
     pthread_mutex_init(&ing->mu, NULL);
+    ing->decode_opts.custom_type = ingest__custom_type;
+    ing->decode_opts.arg = ing;
     ingest__dedup_init(&ing->dedup, (size_t)cfg->dedup_max, cfg->dedup_window_ms);
     int rc = rebuild_dedup(ing);
     if (rc < 0) {
@@ -156,6 +150,7 @@ void ingest_stats(struct ingest *ing, struct ingest_stats *out)
     out->dropped_fields = atomic_load(&ing->dropped_fields);
     out->overloaded = atomic_load(&ing->overloaded);
     out->failed = atomic_load(&ing->failed);
+    out->deadlettered = atomic_load(&ing->deadlettered);
     pthread_mutex_lock(&ing->mu);
     out->dedup_entries = ing->dedup.live;
     out->dedup_evicted = ing->dedup.evicted;
@@ -178,31 +173,74 @@ static void set_error(struct ingest_item *it, const char *field, const char *msg
 
 /* Decodes every item into an encoded payload and a candidate record. Records that will be
  * appended are decided later (dedup); rec_item maps each candidate to its item. */
+/* A replayed dead letter carries its stored pseudonyms where raw ids would be. */
+static int take_keys(struct ingest_item *it, struct event *ev)
+{
+    const struct event_str *ids[2] = {&ev->user_id, &ev->anonymous_id};
+    char *keys[2] = {ev->user_key, ev->anon_key};
+    for (int k = 0; k < 2; k++) {
+        if (!ids[k]->len)
+            continue;
+        bool hex = ids[k]->len == EVENT_KEY_HEX;
+        for (size_t c = 0; hex && c < EVENT_KEY_HEX; c++)
+            hex = (ids[k]->ptr[c] >= '0' && ids[k]->ptr[c] <= '9') ||
+                  (ids[k]->ptr[c] >= 'a' && ids[k]->ptr[c] <= 'f');
+        if (!hex) {
+            set_error(it, k ? "anonKey" : "userKey", "not a stored pseudonym");
+            return CORE_E_INVALID;
+        }
+        memcpy(keys[k], ids[k]->ptr, EVENT_KEY_HEX);
+        keys[k][EVENT_KEY_HEX] = '\0';
+    }
+    return 0;
+}
+
+/* Decodes, validates and pseudonymises one item into ev; failures are recorded on the item
+ * and sent to the dead-letter store. */
+static int decode_one(struct ingest *ing, struct ingest_batch *b, struct ingest_item *it,
+                      struct event *ev, int64_t now, struct schema_errors *errs)
+{
+    errs->count = errs->total = 0;
+    int rc = event_json_decode_ex(it->value, now, &b->arena, &ing->decode_opts, ev, &it->err);
+    if (rc == 0 && it->partition >= ing->log->partitions) {
+        set_error(it, "partition", "no such partition");
+        rc = CORE_E_INVALID;
+    }
+    if (rc == 0)
+        rc = ingest__check_schema(ing, it, ev, &b->arena, errs);
+    if (rc == 0 && it->prekeyed)
+        rc = take_keys(it, ev);
+    if (rc < 0) {
+        it->status = CORE_E_INVALID;
+        if (!b->no_deadletters)
+            ingest__deadletter(ing, b, it, errs);
+        return rc;
+    }
+    atomic_fetch_add(&ing->dropped_fields, ev->dropped_fields);
+    if (!it->prekeyed && ev->user_id.len)
+        privacy_pseudonym_user(&ing->key, ev->user_id.ptr, ev->user_id.len, ev->user_key);
+    if (!it->prekeyed && ev->anonymous_id.len)
+        privacy_pseudonym_anon(&ing->key, ev->anonymous_id.ptr, ev->anonymous_id.len,
+                               ev->anon_key);
+    ev->user_id = (struct event_str){NULL, 0};
+    ev->anonymous_id = (struct event_str){NULL, 0};
+    return 0;
+}
+
+/* Decodes every item into an encoded payload and a candidate record. Records that will be
+ * appended are decided later (dedup); rec_item maps each candidate to its item. */
 static void decode_items(struct ingest *ing, struct ingest_batch *b, uint64_t *hashes,
                          size_t *value_off)
 {
     int64_t now = core_now_ms();
     size_t j = 0;
+    struct schema_errors *errs = core_xmalloc(sizeof *errs);
     for (size_t i = 0; i < b->n; i++) {
         struct ingest_item *it = &b->items[i];
         struct event ev;
         event_init(&ev);
-        if (event_json_decode(it->value, now, &b->arena, &ev, &it->err) < 0) {
-            it->status = CORE_E_INVALID;
+        if (decode_one(ing, b, it, &ev, now, errs) < 0)
             continue;
-        }
-        if (it->partition >= ing->log->partitions) {
-            set_error(it, "partition", "no such partition");
-            continue;
-        }
-        atomic_fetch_add(&ing->dropped_fields, ev.dropped_fields);
-        if (ev.user_id.len)
-            privacy_pseudonym_user(&ing->key, ev.user_id.ptr, ev.user_id.len, ev.user_key);
-        if (ev.anonymous_id.len)
-            privacy_pseudonym_anon(&ing->key, ev.anonymous_id.ptr, ev.anonymous_id.len,
-                                   ev.anon_key);
-        ev.user_id = (struct event_str){NULL, 0};
-        ev.anonymous_id = (struct event_str){NULL, 0};
         if (ev.event_id.len) {
             ingest__dedup_hash(ev.event_id.ptr, ev.event_id.len, &hashes[2 * j],
                                &hashes[2 * j + 1]);
@@ -212,7 +250,7 @@ static void decode_items(struct ingest *ing, struct ingest_batch *b, uint64_t *h
             ev.event_id = (struct event_str){id, 36};
             hashes[2 * j] = hashes[2 * j + 1] = 0;
         }
-        const char *key = ev.user_key[0] ? ev.user_key : ev.anon_key;
+    const char *key = ev.user_key[0] ? ev.user_key : ev.anon_key;
         struct evlog_record *r = &b->recs[j];
         r->partition = it->partition >= 0
                            ? it->partition
@@ -230,6 +268,7 @@ static void decode_items(struct ingest *ing, struct ingest_batch *b, uint64_t *h
         b->rec_item[j] = i;
         j++;
     }
+    free(errs);
     b->nrecs = j;
     for (j = 0; j < b->nrecs; j++) {
         b->recs[j].key = b->payload.data + value_off[2 * j];

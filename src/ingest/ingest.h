@@ -10,10 +10,19 @@
 #include "event/event.h"
 #include "evlog/evlog.h"
 #include "privacy/privacy.h"
+#include "schema/registry.h"
+
+struct deadletters;
 
 struct ingest_config {
     int64_t dedup_window_ms; /* a repeated eventId within this window is not stored again */
     int64_t dedup_max;       /* bound on remembered eventIds (oldest forgotten first) */
+    /* Optional, borrowed (must outlive the ingest): registered schemas validate `properties`
+     * (an event's "schema":"name/M-R-A", else the latest schema named like its eventType)
+     * and make registered names valid custom event types; rejected events go, pseudonymised
+     * and with their reasons, to the dead-letter store. */
+    struct schema_registry *registry;
+    struct deadletters *deadletters;
 };
 
 void ingest_config_init(struct ingest_config *cfg);
@@ -26,6 +35,7 @@ struct ingest_stats {
     uint64_t dropped_fields; /* unknown fields removed (data minimisation) */
     uint64_t overloaded;     /* batches refused because the log queue was full */
     uint64_t failed;         /* records whose append failed */
+    uint64_t deadlettered;   /* rejected records recorded in the dead-letter store */
     uint64_t dedup_entries;  /* eventIds currently remembered */
     uint64_t dedup_evicted;  /* eventIds forgotten early because dedup_max was reached */
 };
@@ -34,6 +44,8 @@ struct ingest_stats {
 struct ingest_item {
     const cJSON *value;  /* the event object (borrowed; must outlive the batch) */
     int32_t partition;   /* explicit partition (Kafka REST), or -1 to hash the user key */
+    bool prekeyed;       /* replay of a dead letter: userId/anonymousId hold the stored
+                          * pseudonyms (32 hex chars), not raw ids */
     /* outcome, valid once the batch completed */
     int status;          /* 0 stored or duplicate; CORE_E_INVALID (see err); other: failure */
     bool duplicate;
@@ -52,6 +64,8 @@ struct ingest_group; /* internal completion bookkeeping */
 struct ingest_batch {
     struct ingest_item *items;
     size_t n;
+    const char *source;    /* where the records came from (e.g. the route), for dead letters */
+    bool no_deadletters;   /* do not record rejections (dead-letter replay) */
     /* internal */
     struct core_arena arena;
     struct core_buf payload;

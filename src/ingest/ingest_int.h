@@ -4,6 +4,9 @@
 
 #include "ingest/ingest.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+
 /*
  * The dedup window: remembers the 128-bit hash of recent eventIds with where they were
  * stored. Bounded: at most max entries (the oldest is forgotten first) and entries older
@@ -46,5 +49,38 @@ struct dedup_entry *ingest__dedup_insert(struct dedup *d, uint64_t h1, uint64_t 
 void ingest__dedup_remove(struct dedup *d, struct dedup_entry *e);
 /* Drops entries older than now_ms - window. */
 void ingest__dedup_expire(struct dedup *d, int64_t now_ms);
+
+/* The dedup window (above) and the pipeline state. */
+struct ingest {
+    struct ingest_config cfg;
+    struct evlog *log;
+    struct privacy_key key;
+    pthread_mutex_t mu;
+    struct dedup dedup;
+    struct event_decode_opts decode_opts;
+    atomic_uint_fast64_t accepted, duplicates, rejected, dropped_fields, overloaded, failed,
+        deadlettered;
+    atomic_bool log_failed;
+};
+
+/* ---- schemas and dead letters (ingest_schema.c) ------------------------------------------ */
+
+/*
+ * Validates the decoded event's properties against its registered schema (explicit
+ * "schema" reference, else the latest schema named like its type). On success may set
+ * ev->schema to the resolved "name/M-R-A" (allocated in arena). On failure fills it->err
+ * (field "properties/...", or "schema") and returns CORE_E_INVALID; errs receives every
+ * schema error for the dead letter.
+ */
+int ingest__check_schema(struct ingest *ing, struct ingest_item *it, struct event *ev,
+                         struct core_arena *arena, struct schema_errors *errs);
+
+/* Records a rejected item in the dead-letter store (no-op without one): the event with raw
+ * ids replaced by their pseudonyms, and its reasons (errs when it failed on the schema). */
+void ingest__deadletter(struct ingest *ing, const struct ingest_batch *b,
+                        const struct ingest_item *it, const struct schema_errors *errs);
+
+/* Accepts registered schema names as custom event types (event_decode_opts.custom_type). */
+bool ingest__custom_type(void *arg, const char *name, size_t len);
 
 #endif

@@ -343,9 +343,18 @@ static void test_schema(void **state)
     struct fx *fx = *state;
     ok(fx, "{" BASE ",\"schema\":\"checkout/1-0-2\"}");
     assert_str(fx->ev.schema, "checkout/1-0-2");
-    ok(fx, fmt("{" BASE ",\"schema\":\"%s\"}", repeat('s', 256)));
+    ok(fx, fmt("{" BASE ",\"schema\":\"%s/1-0-0\"}", repeat('s', 128)));
+    bad(fx, fmt("{" BASE ",\"schema\":\"%s/1-0-0\"}", repeat('s', 129)), "schema");
     bad(fx, fmt("{" BASE ",\"schema\":\"%s\"}", repeat('s', 257)), "schema");
     bad(fx, "{" BASE ",\"schema\":{}}", "schema");
+    /* SchemaVer shape: name/MODEL-REVISION-ADDITION, model >= 1, no leading zeros. */
+    bad(fx, "{" BASE ",\"schema\":\"checkout\"}", "schema");
+    bad(fx, "{" BASE ",\"schema\":\"checkout/1-0\"}", "schema");
+    bad(fx, "{" BASE ",\"schema\":\"checkout/0-1-0\"}", "schema");
+    bad(fx, "{" BASE ",\"schema\":\"checkout/1-01-0\"}", "schema");
+    bad(fx, "{" BASE ",\"schema\":\"9checkout/1-0-0\"}", "schema");
+    bad(fx, "{" BASE ",\"schema\":\"check out/1-0-0\"}", "schema");
+    ok(fx, "{" BASE ",\"schema\":\"a.b-c_d/10-20-30\"}");
 }
 
 /* ---- context, properties, unknown fields ---- */

@@ -33,6 +33,7 @@ static void on_done(void *arg)
 static int submit(struct ingest *ing, const char **json, size_t n, struct ingest_item *items)
 {
     cJSON **roots = calloc(n, sizeof *roots);
+    memset(items, 0, n * sizeof *items);
     for (size_t i = 0; i < n; i++) {
         roots[i] = cJSON_Parse(json[i]);
         items[i].value = roots[i];
