@@ -48,20 +48,6 @@ static void ingest_req_free(void *p)
 
 /* ---- body parsing ------------------------------------------------------------------- */
 
-static void position_of(const char *body, size_t pos, size_t *line, size_t *col)
-{
-    *line = 1;
-    *col = 1;
-    for (size_t i = 0; i < pos; i++) {
-        if (body[i] == '\n') {
-            (*line)++;
-            *col = 1;
-        } else {
-            (*col)++;
-        }
-    }
-}
-
 static bool only_space(const char *p, const char *end)
 {
     for (; p < end; p++) {
@@ -69,26 +55,6 @@ static bool only_space(const char *p, const char *end)
             return false;
     }
     return true;
-}
-
-/* Parses one JSON value spanning [s, s+n). On failure writes the byte position of the
- * error (relative to s) to *err_pos and returns NULL. */
-static cJSON *parse_json(const char *s, size_t n, size_t *err_pos)
-{
-    const char *end = NULL;
-    cJSON *v = cJSON_ParseWithLengthOpts(s, n, &end, 0);
-    if (!v) {
-        *err_pos = end && end >= s ? (size_t)(end - s) : 0;
-        if (*err_pos > n)
-            *err_pos = n;
-        return NULL;
-    }
-    if (!only_space(end, s + n)) {
-        *err_pos = (size_t)(end - s);
-        cJSON_Delete(v);
-        return NULL;
-    }
-    return v;
 }
 
 static bool content_type_is(const char *ct, const char *want)
@@ -221,12 +187,12 @@ static int ndjson_slots(struct ingest_req *r)
         lineno++;
         if (!only_space(body + start, body + i)) {
             struct slot *s = &r->slots[k++];
-            size_t err_pos;
-            cJSON *v = parse_json(body + start, i - start, &err_pos);
+            struct event_json_pos pos;
+            cJSON *v = event_json_parse(body + start, i - start, &pos);
             if (!v) {
                 char msg[128];
                 snprintf(msg, sizeof msg, "malformed JSON at line %zu, column %zu", lineno,
-                         err_pos + 1);
+                         pos.column);
                 slot_error(s, "", msg);
             } else {
                 r->lines[r->nlines++] = v;
@@ -271,6 +237,26 @@ static void count(struct tally *t, const char *err)
         memcpy(t->first_error, err, n);
         t->first_error[n] = '\0';
     }
+}
+
+/* Starts the reply object: 200 with ok_head, or, when nothing was stored, 422 (or 503 after a
+ * storage failure) with the proxy's error_code and message followed by the usual fields. */
+static void reply_head(struct http_request *req, const struct tally *t, const char *noun,
+                       const char *ok_head)
+{
+    core_buf_reset(&req->reply);
+    if (t->ok + t->dup > 0) {
+        req->status = 200;
+        core_buf_puts(&req->reply, ok_head);
+        return;
+    }
+    int code = t->failed ? 50301 : 42201;
+    req->status = code / 100;
+    core_buf_printf(&req->reply, "{\"error_code\":%d,\"message\":", code);
+    char msg[400];
+    snprintf(msg, sizeof msg, "no %s was stored; first error: %s", noun, t->first_error);
+    core_json_cstr(&req->reply, msg);
+    core_buf_putc(&req->reply, ',');
 }
 
 static void write_rest_offsets(struct ingest_req *r, struct core_buf *b, struct tally *t)
@@ -329,19 +315,7 @@ static void reply_rest(struct ingest_req *r)
     struct core_buf offsets;
     core_buf_init(&offsets);
     write_rest_offsets(r, &offsets, &t);
-    core_buf_reset(&req->reply);
-    if (t.ok + t.dup == 0) {
-        int code = t.failed ? 50301 : 42201;
-        req->status = code / 100;
-        core_buf_printf(&req->reply, "{\"error_code\":%d,\"message\":", code);
-        char msg[400];
-        snprintf(msg, sizeof msg, "no record was stored; first error: %s", t.first_error);
-        core_json_cstr(&req->reply, msg);
-        core_buf_putc(&req->reply, ',');
-    } else {
-        req->status = 200;
-        core_buf_puts(&req->reply, "{\"key_schema_id\":null,\"value_schema_id\":null,");
-    }
+    reply_head(req, &t, "record", "{\"key_schema_id\":null,\"value_schema_id\":null,");
     core_buf_append(&req->reply, offsets.data, offsets.len);
     core_buf_putc(&req->reply, '}');
     core_buf_dispose(&offsets);
@@ -394,19 +368,7 @@ static void reply_native(struct ingest_req *r)
         core_json_cstr(&errs, msg);
         core_buf_putc(&errs, '}');
     }
-    core_buf_reset(&req->reply);
-    core_buf_putc(&req->reply, '{');
-    if (t.ok + t.dup == 0) {
-        int code = t.failed ? 50301 : 42201;
-        req->status = code / 100;
-        core_buf_printf(&req->reply, "\"error_code\":%d,\"message\":", code);
-        char msg[400];
-        snprintf(msg, sizeof msg, "no event was stored; first error: %s", t.first_error);
-        core_json_cstr(&req->reply, msg);
-        core_buf_putc(&req->reply, ',');
-    } else {
-        req->status = 200;
-    }
+    reply_head(req, &t, "event", "{");
     core_buf_printf(&req->reply,
                     "\"accepted\":%zu,\"duplicates\":%zu,\"rejected\":%zu,\"errors\":[%s],"
                     "\"offsets\":[%s]}",
@@ -480,13 +442,14 @@ static int parse_body(struct ingest_req *r)
     if (r->kind == API_INGEST_EVENTS && is_ndjson(ct))
         return ndjson_slots(r);
     const char *body = req->body.data ? req->body.data : "";
-    size_t err_pos;
-    r->root = parse_json(body, req->body.len, &err_pos);
+    struct event_json_pos pos;
+    r->root = event_json_parse(body, req->body.len, &pos);
     if (!r->root) {
-        size_t line, col;
-        position_of(body, err_pos, &line, &col);
         http_reply_error(req, 40002, "malformed JSON at byte %zu (line %zu, column %zu)%s",
-                         err_pos, line, col, req->body.len == 0 ? ": empty body" : "");
+                         pos.offset, pos.line, pos.column,
+                         req->body.len == 0 ? ": empty body"
+                         : pos.trailing     ? ": unexpected data after the JSON value"
+                                            : "");
         return -1;
     }
     if (r->kind == API_INGEST_REST)

@@ -1,5 +1,6 @@
 /* `recstream schema validate|check`: JSON Schema draft-07 validation from the command line. */
 #include "cli/cli_int.h"
+#include "event/event.h"
 #include "schema/schema.h"
 
 #include <limits.h>
@@ -27,29 +28,15 @@ static const char *usage_text =
  * column only for a one-line document) into why. */
 static cJSON *parse_json(const char *text, size_t len, bool one_line, char *why, size_t why_size)
 {
-    const char *end = NULL;
-    cJSON *j = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-    if (j) {
-        while (end < text + len && strchr(" \t\r\n", *end))
-            end++;
-        if (end == text + len)
-            return j;
-        cJSON_Delete(j);
-    }
-    if (!end || end < text || end > text + len)
-        end = text;
-    size_t line = 1, col = 1;
-    for (const char *p = text; p < end; p++, col++) {
-        if (*p == '\n') {
-            line++;
-            col = 0;
-        }
-    }
-    const char *what = j ? "unexpected data after the JSON value" : "malformed JSON";
+    struct event_json_pos pos;
+    cJSON *j = event_json_parse(text, len, &pos);
+    if (j)
+        return j;
+    const char *what = pos.trailing ? "unexpected data after the JSON value" : "malformed JSON";
     if (one_line)
-        snprintf(why, why_size, "%s at column %zu", what, col);
+        snprintf(why, why_size, "%s at column %zu", what, pos.column);
     else
-        snprintf(why, why_size, "%s at line %zu, column %zu", what, line, col);
+        snprintf(why, why_size, "%s at line %zu, column %zu", what, pos.line, pos.column);
     return NULL;
 }
 

@@ -171,6 +171,9 @@ void core_log(enum core_log_level lvl, const char *msg, const char *kvfmt, ...)
 
 /* ---- files ------------------------------------------------------------------------------- */
 
+/* Writes all n bytes, retrying short writes and EINTR: at offset with pwrite, or at the file
+ * position with write when offset < 0. Returns 0 or -errno. */
+int core_write_full(int fd, const void *data, size_t n, int64_t offset);
 /* mkdir -p with mode. */
 int core_mkdirs(const char *path, unsigned mode);
 /* fsync a directory (after creating, renaming or unlinking entries in it). */

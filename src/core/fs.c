@@ -37,11 +37,11 @@ int core_fsync_dir(const char *path)
     return rc;
 }
 
-static int write_all(int fd, const void *data, size_t n)
+int core_write_full(int fd, const void *data, size_t n, int64_t offset)
 {
     const char *p = data;
     while (n > 0) {
-        ssize_t w = write(fd, p, n);
+        ssize_t w = offset < 0 ? write(fd, p, n) : pwrite(fd, p, n, (off_t)offset);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -49,6 +49,8 @@ static int write_all(int fd, const void *data, size_t n)
         }
         p += w;
         n -= (size_t)w;
+        if (offset >= 0)
+            offset += w;
     }
     return 0;
 }
@@ -62,7 +64,7 @@ int core_write_file_atomic(const char *path, const void *data, size_t n, unsigne
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)mode);
     if (fd < 0)
         return -errno;
-    rc = write_all(fd, data, n);
+    rc = core_write_full(fd, data, n, -1);
     if (rc == 0 && fsync(fd) < 0)
         rc = -errno;
     close(fd);

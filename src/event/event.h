@@ -155,6 +155,19 @@ int event_bin_decode(const void *data, size_t len, struct event *ev);
 void event_json_arena_begin(struct core_arena *arena);
 void event_json_arena_end(void);
 
+/* Where a JSON document failed to parse. */
+struct event_json_pos {
+    size_t offset; /* byte offset of the error */
+    size_t line;   /* 1-based */
+    size_t column; /* 1-based, in bytes */
+    bool trailing; /* a valid value followed by something other than whitespace */
+};
+
+/* Parses text[0..len) as exactly one JSON value (whitespace around it allowed). Returns the
+ * tree (free with cJSON_Delete, or with the arena, see event_json_arena_begin), or NULL with
+ * *err (may be NULL) saying where parsing failed. Any thread. */
+cJSON *event_json_parse(const char *text, size_t len, struct event_json_pos *err);
+
 /* Appends the canonical envelope as a JSON Schema draft-07 document (see event_envelope.c
  * for how it relates to the decoder). */
 void event_envelope_schema_json(struct core_buf *out);

@@ -81,22 +81,6 @@ static void part_push_seg(struct evlog_part *part, struct evlog_segment *seg)
 
 /* ==== writing ============================================================================ */
 
-static int pwrite_all(int fd, const uint8_t *p, size_t n, int64_t off)
-{
-    while (n > 0) {
-        ssize_t w = pwrite(fd, p, n, off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        p += w;
-        n -= (size_t)w;
-        off += w;
-    }
-    return 0;
-}
-
 /*
  * Rolls the partition to a new segment starting at the active one's end: fsync the old
  * segment, write its index, create the new file and fsync the directory, then publish it.
@@ -184,7 +168,7 @@ static int write_partition(struct evlog_file *lf, struct evlog_part *part)
             continue;
         }
         COUNT(lf, n_writes, 1);
-        rc = pwrite_all(seg->fd, p + done, n, seg->info.size);
+        rc = core_write_full(seg->fd, p + done, n, seg->info.size);
         if (rc < 0) {
             LOG_ERROR("evlog: write failed", "file=%s position=%" PRId64 " err=\"%s\"", seg->path,
                       seg->info.size, core_strerror(rc));

@@ -232,7 +232,7 @@ struct reg_name *reg__publish(struct schema_registry *r, struct reg_name *nm, co
         atomic_init(&nm->latest, NULL);
         index_init(&nm->versions);
     }
-    size_t pos = nm->n_vers, n = nm->n_vers, cap = nm->cap_vers;
+    size_t n = nm->n_vers, cap = nm->cap_vers, pos = n;
     while (pos > 0 && schema_version_cmp(&nm->vers[pos - 1]->ver, v) > 0)
         pos--;
     sorted_insert((void ***)&nm->vers, &n, &cap, rv, pos);
@@ -392,8 +392,11 @@ static int check_sequence(struct reg_name *nm, const struct schema_version *v, c
         return SCHEMA_REG_BAD_SEQUENCE;
     }
     cJSON *base_doc = reg__parse_json(base->body, base->body_len, NULL);
-    if (!base_doc) /* stored bodies parsed when they were registered or loaded */
+    if (!base_doc) {
+        /* Every stored body parsed when it was registered or loaded. */
+        LOG_ERROR("schema registry: a stored schema no longer parses", "name=%s", nm->name);
         abort();
+    }
     struct core_buf reasons;
     core_buf_init(&reasons);
     size_t n = reg__compat(base_doc, doc, &reasons);

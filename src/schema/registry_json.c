@@ -77,7 +77,9 @@ static const char *vset_name(enum vset_kind kind, const cJSON *e)
 
 static uint64_t vset_hash(enum vset_kind kind, const cJSON *e, const char *name)
 {
-    return kind == VSET_VALUES ? sch__json_hash(e) : XXH3_64bits(name, strlen(name));
+    if (kind == VSET_VALUES)
+        return sch__json_hash(e);
+    return name ? XXH3_64bits(name, strlen(name)) : 0;
 }
 
 /* Probes for an entry equal to e (VSET_VALUES) or named name; returns its slot. */

@@ -212,6 +212,23 @@ static void test_invalid_input(void **state)
     assert_false(schema_registry_has(f->r, "ev", 2));
 }
 
+/* A version that cannot be written is not registered. */
+static void test_store_failure(void **state)
+{
+    struct fix *f = *state;
+    char path[160];
+    snprintf(path, sizeof path, "%s/blocked", f->dir);
+    FILE *fp = fopen(path, "w"); /* a file where the name's directory should go */
+    assert_non_null(fp);
+    fclose(fp);
+    assert_int_equal(put(f, "blocked", "1-0-0", S_STR), -ENOTDIR);
+    assert_non_null(strstr(msg(f), "cannot store "));
+    assert_false(schema_registry_has(f->r, "blocked", 7));
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(put(f, "blocked", "1-0-0", S_STR), 0);
+    assert_true(schema_registry_has(f->r, "blocked", 7));
+}
+
 static void test_idempotent_and_immutable(void **state)
 {
     struct fix *f = *state;
@@ -325,6 +342,12 @@ static void test_breaking_bumps(void **state)
     /* a bump that breaks nothing says nothing */
     assert_int_equal(put(f, "ev", "3-0-0", S_ANY), 0);
     assert_string_equal(msg(f), "");
+    /* a REVISION of an older MODEL compares with that model's latest version (1-1-0) */
+    assert_int_equal(put(f, "ev", "1-2-0",
+                         "{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"},"
+                         "\"b\":{\"enum\":[1]}},\"required\":[\"a\",\"b\"]}"),
+                     0);
+    assert_string_equal(msg(f), "/properties/b: property \"b\" is now required");
 }
 
 static void test_limits(void **state)
@@ -610,6 +633,7 @@ int main(void)
         cmocka_unit_test(test_ref_parse),
         cmocka_unit_test_setup_teardown(test_first_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invalid_input, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idempotent_and_immutable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sequence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_latest, setup, teardown),

@@ -196,6 +196,10 @@ static void test_narrowings(void **state)
             "(root): contains added");
     refuses("{\"dependencies\":{\"a\":[\"b\"]}}", "{\"dependencies\":{\"a\":[\"b\",\"c\"]}}",
             "/dependencies/a: now requires property \"c\"");
+    /* property names are escaped in paths (~0 for ~, ~1 for /) */
+    refuses("{\"properties\":{\"a/b~c\":{\"type\":\"string\"}}}",
+            "{\"properties\":{\"a/b~c\":{\"type\":\"string\",\"minLength\":1}}}",
+            "/properties/a~1b~0c: minLength 1 added");
     refuses("{\"properties\":{\"a\":{}}}", "{\"properties\":{\"a\":false}}",
             "/properties/a: no value is valid any more");
     /* a new patternProperties pattern constrains properties that were free */
@@ -258,6 +262,13 @@ static void test_refs(void **state)
                         "\"$ref\":\"#/definitions/node\"}";
     accepts(tree, wider);
     refuses(wider, tree, "/properties/value: type narrowed");
+    /* a nested $id moves the base URI: refs below it are not followed */
+    refuses("{\"properties\":{\"a\":{\"$id\":\"http://x.test/a.json\",\"definitions\":{\"p\":{}},"
+            "\"properties\":{\"b\":{\"$ref\":\"#/definitions/p\"}}}}}",
+            "{\"properties\":{\"a\":{\"$id\":\"http://x.test/a.json\",\"definitions\":{\"p\":{}},"
+            "\"properties\":{\"b\":{\"$ref\":\"#/definitions/p\"}}}},\"required\":[]}",
+            "/properties/a/properties/b: cannot prove compatible: $ref \"#/definitions/p\" is not "
+            "followed");
     /* location-independent ids are not followed: refused as unprovable */
     refuses("{\"definitions\":{\"p\":{\"$id\":\"#p\",\"type\":\"integer\"}},"
             "\"properties\":{\"a\":{\"$ref\":\"#p\"}}}",
