@@ -16,6 +16,8 @@
 #include "http/http.h"
 #include "ingest/ingest.h"
 
+struct stream;
+
 struct api_config {
     const char *const *topics; /* Kafka REST topic names accepted (aliases of the event log) */
     size_t ntopics;
@@ -23,6 +25,7 @@ struct api_config {
     int retry_after_s;         /* Retry-After on 429 */
     struct schema_registry *registry; /* borrowed; /v1/schemas */
     struct deadletters *deadletters;  /* borrowed; /v1/deadletters */
+    struct stream *stream;            /* borrowed, may be NULL; state queries */
 };
 
 struct api;

@@ -22,6 +22,9 @@ enum http_action api__ingest(struct api *api, struct http_request *req, enum api
 enum http_action api__schemas(struct api *api, struct http_request *req, const char *rest);
 enum http_action api__deadletters(struct api *api, struct http_request *req, const char *rest);
 
+/* Queryable state routes (api_state.c): /v1/users/.../profile, /v1/items/..., /v1/trending. */
+enum http_action api__state(struct api *api, struct http_request *req);
+
 /* Counts a reply status for /metrics. */
 void api__count_reply(struct api *api, int status);
 

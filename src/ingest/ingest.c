@@ -157,6 +157,11 @@ void ingest_stats(struct ingest *ing, struct ingest_stats *out)
     pthread_mutex_unlock(&ing->mu);
 }
 
+void ingest_pseudonym_user(struct ingest *ing, const char *id, size_t n, char *out)
+{
+    privacy_pseudonym_user(&ing->key, id, n, out);
+}
+
 bool ingest_ready(struct ingest *ing)
 {
     return !atomic_load(&ing->log_failed);

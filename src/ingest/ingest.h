@@ -100,6 +100,9 @@ int ingest_batch_submit(struct ingest *ing, struct ingest_batch *b, ingest_done_
 
 void ingest_stats(struct ingest *ing, struct ingest_stats *out);
 
+/* The pseudonymous key of a raw user id (as stored in the log), for lookups. Any thread. */
+void ingest_pseudonym_user(struct ingest *ing, const char *id, size_t n, char *out);
+
 /* Readiness: the log opened, recovered and is writable. */
 bool ingest_ready(struct ingest *ing);
 
