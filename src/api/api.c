@@ -1,5 +1,6 @@
 /* Routing, health endpoints and metrics. */
 #include "api/api_int.h"
+#include "stream/stream.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -140,16 +141,19 @@ static enum http_action route(struct api *api, struct http_request *req)
         return api__schemas(api, req, url[11] ? url + 12 : "");
     if (!strcmp(url, "/v1/deadletters") || !strncmp(url, "/v1/deadletters/", 16))
         return api__deadletters(api, req, url + 15);
+    if (!strncmp(url, "/v1/users/", 10) || !strncmp(url, "/v1/items/", 10) ||
+        !strcmp(url, "/v1/trending"))
+        return api__state(api, req);
     bool get = is_method(req, "GET") || is_method(req, "HEAD");
     if (strcmp(url, "/healthz") == 0 && get) {
         core_buf_puts(&req->reply, "{\"status\":\"ok\"}");
         return HTTP_REPLY;
     }
     if (strcmp(url, "/readyz") == 0 && get) {
-        if (ingest_ready(api->ing)) {
+        if (ingest_ready(api->ing) && (!api->cfg.stream || stream_healthy(api->cfg.stream))) {
             core_buf_puts(&req->reply, "{\"status\":\"ready\"}");
         } else {
-            http_reply_error(req, 50301, "event log is not writable");
+            http_reply_error(req, 50301, "event log is not writable or stream processing failed");
         }
         return HTTP_REPLY;
     }

@@ -37,5 +37,6 @@ int cli__parse_duration_ms(const char *s, int64_t *out);
 int cli_cmd_serve(int argc, char **argv);
 int cli_cmd_log(int argc, char **argv);
 int cli_cmd_schema(int argc, char **argv);
+int cli_cmd_state(int argc, char **argv);
 
 #endif

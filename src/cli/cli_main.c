@@ -11,7 +11,8 @@ static void usage(FILE *out)
                  "commands:\n"
                  "  serve    run the collector (embedded log in --data DIR)\n"
                  "  log      inspect the event log: tail, dump, check, stats\n"
-                 "  schema   validate JSON documents against a JSON Schema (draft-07)\n\n"
+                 "  schema   validate JSON documents against a JSON Schema (draft-07)\n"
+                 "  state    rebuild and dump the processor state offline\n\n"
                  "recstream <command> --help shows a command's options; --version the "
                  "version.\n",
             RECSTREAM_VERSION);
@@ -38,6 +39,8 @@ int cli_main(int argc, char **argv)
         return cli_cmd_log(argc - 1, argv + 1);
     if (!strcmp(cmd, "schema"))
         return cli_cmd_schema(argc - 1, argv + 1);
+    if (!strcmp(cmd, "state"))
+        return cli_cmd_state(argc - 1, argv + 1);
     fprintf(stderr, "recstream: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

@@ -6,6 +6,7 @@
 #include "ingest/deadletter.h"
 #include "ingest/ingest.h"
 #include "privacy/privacy.h"
+#include "stream/stream.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +33,7 @@ struct serve_config {
     int64_t max_body, max_records, queue_bytes, dedup_window_ms, dedup_max, segment_bytes,
         segment_ms;
     int64_t max_connections, timeout_s, threads, retry_after_s;
+    int64_t checkpoint_interval_ms, processor_threads;
     char cors_origin[256];
 };
 
@@ -180,6 +182,8 @@ INT_SETTER(set_threads, threads, 1, 256)
 INT_SETTER(set_retry_after, retry_after_s, 1, 3600)
 DURATION_SETTER(set_dedup_window, dedup_window_ms, 0)
 DURATION_SETTER(set_segment_age, segment_ms, 1000)
+DURATION_SETTER(set_checkpoint_interval, checkpoint_interval_ms, 10)
+INT_SETTER(set_processor_threads, processor_threads, 1, 1024)
 
 static int set_cors(void *cfg, const char *v, char *err, size_t es)
 {
@@ -222,6 +226,9 @@ static const struct cli_opt serve_opts[] = {
     {"timeout", "SECONDS", "idle / slow client timeout (default 30)", set_timeout},
     {"threads", "N", "HTTP worker threads (default: number of cores)", set_threads},
     {"retry-after", "SECONDS", "Retry-After sent with 429 (default 1)", set_retry_after},
+    {"checkpoint-interval", "DURATION", "write a state checkpoint this often (default 10s)",
+     set_checkpoint_interval},
+    {"processor-threads", "N", "stream processor threads (default 1)", set_processor_threads},
     {"cors-origin", "ORIGIN", "Access-Control-Allow-Origin for event routes (default *)",
      set_cors},
     {"log-level", "LEVEL", "debug | info | warn | error (default info)", set_log_level},
@@ -250,6 +257,8 @@ static void serve_defaults(struct serve_config *c)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     c->threads = cores > 0 ? cores : 2;
     c->retry_after_s = 1;
+    c->checkpoint_interval_ms = 10000;
+    c->processor_threads = 1;
     snprintf(c->cors_origin, sizeof c->cors_origin, "*");
 }
 
@@ -313,6 +322,7 @@ static int run(struct serve_config *c)
     struct http_server *srv = NULL;
     struct schema_registry *reg = NULL;
     struct deadletters *dead = NULL;
+    struct stream *st = NULL;
     struct privacy_key key;
     bool key_loaded = false;
     char path[1100];
@@ -388,12 +398,24 @@ static int run(struct serve_config *c)
     LOG_INFO("log recovered", "dir=%s partitions=%d took_ms=%lld", path, (int)c->partitions,
              (long long)((core_mono_ns() - t0) / 1000000));
 
+    struct stream_config sc;
+    stream_config_init(&sc);
+    char ckpt_path[1100];
+    snprintf(ckpt_path, sizeof ckpt_path, "%s/checkpoints", c->data);
+    sc.checkpoint_dir = ckpt_path;
+    sc.checkpoint_interval_ms = c->checkpoint_interval_ms;
+    sc.threads = (int)c->processor_threads;
+    rc = stream_start(&sc, log, &st);
+    if (rc < 0)
+        goto out;
+
     struct api_config ac = {.topics = c->topics,
                             .ntopics = c->ntopics,
                             .max_records = c->max_records,
                             .retry_after_s = (int)c->retry_after_s,
                             .registry = reg,
-                            .deadletters = dead};
+                            .deadletters = dead,
+                            .stream = st};
     api = api_new(&ac, ing, log);
     struct http_options ho;
     http_options_init(&ho);
@@ -429,6 +451,8 @@ out:
         http_server_stop(srv);
     api_free(api);
     ingest_free(ing);
+    /* Processors read the log: stop them (final checkpoint on a clean stop) before closing. */
+    stream_stop(st, rc == 0);
     if (log)
         evlog_close(log);
     deadletter_free(dead);

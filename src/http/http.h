@@ -22,7 +22,7 @@ void http_options_init(struct http_options *opt);
 /* One request. Valid from the handler call until http_request_complete's response is sent. */
 struct http_request {
     const char *method;
-    const char *url; /* path without the query string */
+    const char *url; /* path without the query string, still percent-encoded */
     struct core_buf body;
     /* reply, filled by the handler (synchronously or before http_request_complete) */
     int status;
@@ -40,7 +40,8 @@ struct http_request {
 
 /* Request header lookup (case-insensitive); NULL when absent. Handler threads only. */
 const char *http_request_header(struct http_request *req, const char *name);
-/* Query-string argument; NULL when absent. Handler threads only. */
+/* Query-string argument, percent-decoded (valid until the request ends); NULL when absent.
+ * Handler threads only. */
 const char *http_request_query(struct http_request *req, const char *name);
 
 enum http_action {

@@ -50,6 +50,7 @@ struct conn_req {
     struct http_request req;
     struct http_server *srv;
     _Atomic int state;
+    struct core_arena scratch; /* decoded query values */
 };
 
 void http_options_init(struct http_options *opt)
@@ -68,9 +69,50 @@ const char *http_request_header(struct http_request *req, const char *name)
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
+/*
+ * MHD is told not to unescape anything (see keep_raw) so that a path segment may carry an
+ * escaped '/' (item ids are often URLs): routes decode path segments themselves, and query
+ * values are decoded here ('+' is a space in query strings).
+ */
+static size_t keep_raw(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    return strlen(s);
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 const char *http_request_query(struct http_request *req, const char *name)
 {
-    return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+    const char *raw = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+    if (!raw)
+        return NULL;
+    struct conn_req *cr = (struct conn_req *)req;
+    size_t n = strlen(raw);
+    char *out = core_arena_alloc(&cr->scratch, n + 1);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int hi, lo;
+        if (raw[i] == '%' && i + 2 < n && (hi = hexval(raw[i + 1])) >= 0 &&
+            (lo = hexval(raw[i + 2])) >= 0) {
+            out[k++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            out[k++] = raw[i] == '+' ? ' ' : raw[i];
+        }
+    }
+    out[k] = '\0';
+    return out;
 }
 
 void http_reply_error(struct http_request *req, int error_code, const char *fmt, ...)
@@ -170,6 +212,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         cr->req.status = 200;
         core_buf_init(&cr->req.body);
         core_buf_init(&cr->req.reply);
+        core_arena_init(&cr->scratch);
         atomic_store(&cr->state, REQ_RECEIVING);
         *con_cls = cr;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -230,6 +273,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         cr->req.ctx_free(cr->req.ctx);
     core_buf_dispose(&cr->req.body);
     core_buf_dispose(&cr->req.reply);
+    core_arena_dispose(&cr->scratch);
     free(cr);
     *con_cls = NULL;
 }
@@ -269,7 +313,8 @@ int http_server_start(const struct http_options *opt, http_handler_fn handler, v
         MHD_OPTION_CONNECTION_LIMIT, opt->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
         opt->timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, srv,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)HTTP_CONN_MEMORY, MHD_OPTION_END);
     if (!srv->daemon) {
         LOG_ERROR("cannot listen", "host=%s port=%u", opt->host, (unsigned)opt->port);

@@ -378,7 +378,7 @@ static int persist(struct schema_registry *r, const char *name, bool new_name, c
 /* Checks v against what name already has; on success fills msg with breaking changes for a
  * REVISION or MODEL bump. Runs under the mutex. */
 static int check_sequence(struct reg_name *nm, const struct schema_version *v, const char *ver,
-                          const cJSON *doc, struct core_buf *msg)
+                          const cJSON *doc, const struct schema *s, struct core_buf *msg)
 {
     const struct reg_version *base = NULL;
     enum bump kind = classify(nm, v, &base);
@@ -399,7 +399,7 @@ static int check_sequence(struct reg_name *nm, const struct schema_version *v, c
     }
     struct core_buf reasons;
     core_buf_init(&reasons);
-    size_t n = reg__compat(base_doc, doc, &reasons);
+    size_t n = reg__compat(base_doc, doc, s, &reasons);
     cJSON_Delete(base_doc);
     int rc = kind == BUMP_ADDITION && n > 0 ? SCHEMA_REG_INCOMPATIBLE : 0;
     if (msg && n > 0)
@@ -436,7 +436,7 @@ static int put_locked(struct schema_registry *r, const char *name, size_t nlen,
                                 r->max_versions);
             return CORE_E_FULL;
         }
-        rc = check_sequence(nm, v, ver, doc, msg);
+        rc = check_sequence(nm, v, ver, doc, *s, msg);
         if (rc < 0)
             return rc;
     } else {

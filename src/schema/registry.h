@@ -23,8 +23,8 @@
 
 /* Default bounds (see schema_registry_set_limits). */
 #define SCHEMA_REG_MAX_NAMES 10000
-#define SCHEMA_REG_MAX_VERSIONS 1000        /* per name */
-#define SCHEMA_REG_MAX_BYTES (256u * 1024u) /* one schema document */
+#define SCHEMA_REG_MAX_VERSIONS 1000              /* per name */
+#define SCHEMA_REG_MAX_BYTES ((size_t)256 * 1024) /* one schema document */
 
 /* Longest schema name; each version part is at most SCHEMA_VERSION_PART_MAX. */
 #define SCHEMA_NAME_MAX 128

@@ -7,8 +7,8 @@
  * cmp(a, b) means "every instance valid under a is valid under b" (a old, b new). NULL stands
  * for an absent subschema, which is the true schema. Rules worth knowing:
  *  - $ref is followed (local "#..." JSON pointers only) and both sides compared after it;
- *    a pair met again through $ref is assumed to hold (recursive schemas compare
- *    coinductively, as recursive types do).
+ *    a pair met again through $ref, one level or more down the instance, is assumed to hold
+ *    (recursive schemas compare coinductively, as recursive types do).
  *  - keywords for one instance type are compared only when the old schema lets that type
  *    through: {"type":"string"} -> {"type":"string","minimum":3} is fine.
  *  - when several old constraints apply to a value (a property listed in "properties" and
@@ -511,14 +511,14 @@ static void check_combinators(struct compat *c, const cJSON *a, const cJSON *b)
 
 /* ---- the walk ---------------------------------------------------------------------------- */
 
-static bool pair_seen(const struct compat *c, const cJSON *a, const cJSON *b)
+static const struct compat_pair *pair_find(const struct compat *c, const cJSON *a, const cJSON *b)
 {
     for (size_t i = 0; i < c->n_pairs; i++) {
         const struct compat_pair *p = &c->pairs[i];
         if (p->a == a && p->b == b && p->swapped == c->swapped)
-            return true;
+            return p;
     }
-    return false;
+    return NULL;
 }
 
 void reg__cmp(struct compat *c, const cJSON *a, const cJSON *b)
@@ -542,13 +542,22 @@ void reg__cmp(struct compat *c, const cJSON *a, const cJSON *b)
         return;
     size_t n_pairs = c->n_pairs;
     if (via_ref || c->depth == 0) {
-        if (pair_seen(c, a, b))
-            return; /* recursion: what is being proven may be assumed */
+        const struct compat_pair *seen = pair_find(c, a, b);
+        /* Recursion that went one level into the instance may assume what is being proven
+         * (the instance is finite). Recursion that did not never ends: the validator stops
+         * it at its depth limit and rejects the instance, whatever the schemas say. */
+        if (seen && seen->idepth < c->idepth)
+            return;
+        if (seen) {
+            reg__reason(c, "cannot prove compatible: a $ref cycle that does not descend into the "
+                           "instance");
+            return;
+        }
         if (c->n_pairs == c->cap_pairs) {
             c->cap_pairs = c->cap_pairs ? c->cap_pairs * 2 : 16;
             c->pairs = core_xrealloc(c->pairs, c->cap_pairs * sizeof *c->pairs);
         }
-        c->pairs[c->n_pairs++] = (struct compat_pair){a, b, c->swapped};
+        c->pairs[c->n_pairs++] = (struct compat_pair){a, b, c->swapped, c->idepth};
     }
     c->depth++;
     unsigned ta = check_type(c, a, b);
@@ -567,7 +576,8 @@ void reg__cmp(struct compat *c, const cJSON *a, const cJSON *b)
     c->n_pairs = n_pairs;
 }
 
-size_t reg__compat(const cJSON *old_doc, const cJSON *new_doc, struct core_buf *out)
+size_t reg__compat(const cJSON *old_doc, const cJSON *new_doc, const struct schema *new_schema,
+                   struct core_buf *out)
 {
     struct compat c = {0};
     c.docs[0] = (struct compat_doc){old_doc, reg__refs_resolve_locally(old_doc, true)};
@@ -575,6 +585,13 @@ size_t reg__compat(const cJSON *old_doc, const cJSON *new_doc, struct core_buf *
     c.out = out;
     core_buf_init(&c.path);
     core_buf_reserve(&c.path, 64);
+    const char *stall = reg__stall_find(new_schema);
+    if (stall) {
+        core_buf_puts(&c.path, stall + 1); /* "#/a/b" -> "/a/b" */
+        reg__reason(&c, "cannot prove compatible: a $ref cycle that does not descend into the "
+                        "instance makes validation give up");
+        reg__path_pop(&c, 0);
+    }
     reg__cmp(&c, old_doc, new_doc);
     if (c.reasons > COMPAT_MAX_REASONS)
         core_buf_printf(out, "\n... and %zu more", c.reasons - COMPAT_MAX_REASONS);

@@ -19,6 +19,7 @@ struct compat_doc {
 struct compat_pair {
     const cJSON *a, *b;
     bool swapped;
+    unsigned idepth; /* instance depth when the pair was entered */
 };
 
 struct compat {
@@ -31,6 +32,7 @@ struct compat {
     size_t reasons;
     struct core_buf path; /* JSON pointer of the new schema's location */
     unsigned depth;
+    unsigned idepth; /* how far into the instance the subschemas being compared apply */
     uint32_t steps;
     struct compat_pair *pairs; /* pairs entered through $ref, for recursion */
     size_t n_pairs, cap_pairs;
@@ -61,6 +63,13 @@ void reg__check_count(struct compat *c, const cJSON *a, const cJSON *b, const ch
 
 void reg__check_arrays(struct compat *c, const cJSON *a, const cJSON *b);
 void reg__check_objects(struct compat *c, const cJSON *a, const cJSON *b);
+
+/* ---- cycles (registry_stall.c) ------------------------------------------------------------ */
+
+/* The location ("#/...") of a subschema of s, reachable from its root, that reaches itself
+ * through $ref, allOf, anyOf, oneOf, not, if/then/else or dependencies without descending
+ * into the instance; NULL when there is none. Such a loop makes validation give up. */
+const char *reg__stall_find(const struct schema *s);
 
 /* ---- JSON helpers (registry_json.c) ------------------------------------------------------ */
 

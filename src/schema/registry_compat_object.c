@@ -23,6 +23,7 @@ static struct tuple tuple_of(const cJSON *s)
 
 void reg__check_arrays(struct compat *c, const cJSON *a, const cJSON *b)
 {
+    c->idepth++; /* every subschema here applies to items */
     struct tuple ta = tuple_of(a), tb = tuple_of(b);
     /* Walk both tuples together: cJSON_GetArrayItem would make long tuples quadratic. */
     const cJSON *ea = ta.list ? ta.list->child : NULL, *eb = tb.list ? tb.list->child : NULL;
@@ -47,6 +48,7 @@ void reg__check_arrays(struct compat *c, const cJSON *a, const cJSON *b)
         else
             reg__reason(c, "contains added");
     }
+    c->idepth--;
     reg__check_count(c, a, b, "minItems", false);
     reg__check_count(c, a, b, "maxItems", true);
     if (cJSON_IsTrue(reg__kw(b, "uniqueItems")) && !cJSON_IsTrue(reg__kw(a, "uniqueItems")))
@@ -260,11 +262,13 @@ void reg__check_objects(struct compat *c, const cJSON *a, const cJSON *b)
         }
     }
     reg__vset_dispose(&was);
+    c->idepth++; /* property values and names are one level into the instance */
     check_properties(c, a, b);
-    reg__check_count(c, a, b, "minProperties", false);
-    reg__check_count(c, a, b, "maxProperties", true);
     const cJSON *bn = reg__kw(b, "propertyNames");
     if (bn)
         reg__cmp_at(c, "propertyNames", reg__kw(a, "propertyNames"), bn);
+    c->idepth--;
+    reg__check_count(c, a, b, "minProperties", false);
+    reg__check_count(c, a, b, "maxProperties", true);
     check_dependencies(c, a, b);
 }

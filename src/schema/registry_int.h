@@ -83,11 +83,12 @@ struct reg_name *reg__publish(struct schema_registry *r, struct reg_name *nm, co
 cJSON *reg__parse_json(const char *text, size_t len, struct core_buf *why);
 
 /*
- * Compares schema documents old_doc and new_doc (compiled fine, so well-formed): appends one
+ * Compares schema documents old_doc and new_doc (new_doc compiled as new_schema): appends one
  * line per way in which new_doc may reject an instance old_doc accepts (or cannot be proven
  * not to), "<pointer in new_doc>: <reason>" joined by '\n', and returns how many. 0 means
  * every instance valid under old_doc is valid under new_doc.
  */
-size_t reg__compat(const cJSON *old_doc, const cJSON *new_doc, struct core_buf *out);
+size_t reg__compat(const cJSON *old_doc, const cJSON *new_doc, const struct schema *new_schema,
+                   struct core_buf *out);
 
 #endif

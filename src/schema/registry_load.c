@@ -77,8 +77,15 @@ static int load_name(struct schema_registry *r, const char *name, struct core_bu
 {
     size_t base_len = path->len;
     DIR *d = opendir(path->data);
-    if (!d)
-        return -errno;
+    if (!d) {
+        int rc = -errno;
+        struct core_buf m;
+        core_buf_init(&m);
+        core_buf_printf(&m, "schema registry: cannot read %s: %s", path->data, core_strerror(rc));
+        LOG_ERROR(m.data, NULL);
+        core_buf_dispose(&m);
+        return rc;
+    }
     struct schema_version *vs = NULL;
     size_t n = 0, cap = 0;
     int rc = 0;

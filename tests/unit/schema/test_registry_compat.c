@@ -262,6 +262,14 @@ static void test_refs(void **state)
                         "\"$ref\":\"#/definitions/node\"}";
     accepts(tree, wider);
     refuses(wider, tree, "/properties/value: type narrowed");
+    /* a loop that consumes no input makes validation give up on every instance */
+    refuses("{}", "{\"if\":{\"$ref\":\"#\"}}",
+            "(root): cannot prove compatible: a $ref cycle that does not descend into the "
+            "instance makes validation give up");
+    refuses("{\"type\":\"boolean\"}",
+            "{\"definitions\":{\"d\":{\"anyOf\":[{\"$ref\":\"#\"},{\"type\":\"array\"}]}},"
+            "\"$ref\":\"#/definitions/d\"}",
+            "cannot prove compatible: a $ref cycle");
     /* a nested $id moves the base URI: refs below it are not followed */
     refuses("{\"properties\":{\"a\":{\"$id\":\"http://x.test/a.json\",\"definitions\":{\"p\":{}},"
             "\"properties\":{\"b\":{\"$ref\":\"#/definitions/p\"}}}}}",

@@ -1,0 +1,765 @@
+/*
+ * state: applying events to a shard. Every update is a function of the event and the shard's
+ * own event-time clock ("now" = max event time applied), never of the wall clock, and floating
+ * point is accumulated in one fixed order per event, so replaying the same (event, offset)
+ * sequence gives bit-identical state. Iteration order of the hash tables never influences
+ * state: expiry and eviction follow the LRU lists (apply order), reads and dumps sort.
+ */
+#include "state/state_int.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+const int st_ring_n[STATE_W__COUNT] = {6, 12, 24};
+const int st_ring_off[STATE_W__COUNT] = {0, 6, 18};
+const int64_t st_ring_width[STATE_W__COUNT] = {10000, 300000, 3600000};
+
+/* Entities checked for TTL expiry per apply (from the LRU head); keeps expiry incremental. */
+#define ST_EXPIRE_PER_APPLY 2
+
+void state_config_init(struct state_config *cfg)
+{
+    cfg->recent_max = 50;
+    cfg->session_gap_ms = 30 * 60 * 1000;
+    cfg->covisit_window = 10;
+    cfg->neighbours_max = 50;
+    cfg->half_life_ms = 24 * 3600 * 1000;
+    cfg->allowed_lateness_ms = 5000;
+    cfg->user_ttl_ms = (int64_t)30 * 24 * 3600 * 1000;
+    cfg->item_ttl_ms = (int64_t)30 * 24 * 3600 * 1000;
+    cfg->max_users = 1000000;
+    cfg->max_items = 1000000;
+}
+
+/* ---- small helpers ------------------------------------------------------------------------- */
+
+void *st__alloc(struct st *d, size_t n)
+{
+    d->bytes += (int64_t)n;
+    return core_xcalloc(1, n);
+}
+
+void *st__realloc(struct st *d, void *p, size_t old, size_t n)
+{
+    d->bytes += (int64_t)n - (int64_t)old;
+    return core_xrealloc(p, n);
+}
+
+void st__free(struct st *d, void *p, size_t n)
+{
+    if (!p)
+        return;
+    d->bytes -= (int64_t)n;
+    free(p);
+}
+
+uint64_t st__hash(const void *p, size_t n)
+{
+    return XXH3_64bits(p, n);
+}
+
+double st__decay(const struct st *d, double v, int64_t t0, int64_t t1)
+{
+    if (t0 == t1 || v == 0.0)
+        return v;
+    return v * exp2(-(double)(t1 - t0) / (double)d->cfg.half_life_ms);
+}
+
+/* Adds w observed at t to the decayed accumulator (v, ts): the accumulator's reference time
+ * is the newest time it has seen, so older (late) additions are decayed to it instead. */
+static void acc_add(const struct st *d, double *v, int64_t *ts, double w, int64_t t)
+{
+    if (t >= *ts) {
+        *v = st__decay(d, *v, *ts, t) + w;
+        *ts = t;
+    } else {
+        *v += st__decay(d, w, t, *ts);
+    }
+}
+
+int st__strcmp(const struct st_str *a, const struct st_str *b)
+{
+    size_t n = a->len < b->len ? a->len : b->len;
+    int c = memcmp(a->s, b->s, n);
+    if (c)
+        return c;
+    return a->len < b->len ? -1 : a->len > b->len;
+}
+
+int64_t st__floordiv(int64_t a, int64_t b)
+{
+    int64_t q = a / b;
+    if ((a % b != 0) && ((a < 0) != (b < 0)))
+        q--;
+    return q;
+}
+
+int st__floormod(int64_t a, int64_t b)
+{
+    return (int)(a - st__floordiv(a, b) * b);
+}
+
+const char *st__type_name(int32_t type, const struct st_str *tname, size_t *len)
+{
+    if (tname) {
+        *len = tname->len;
+        return tname->s;
+    }
+    const struct event_type_info *ti = event_type_get(type);
+    const char *name = ti ? ti->name : "unknown";
+    *len = strlen(name);
+    return name;
+}
+
+/* ---- hash tables and LRU lists ------------------------------------------------------------- */
+
+static void htab_init(struct st *d, struct st_htab *t)
+{
+    t->mask = 63;
+    t->n = 0;
+    t->b = st__alloc(d, (t->mask + 1) * sizeof *t->b);
+}
+
+static void htab_insert(struct st *d, struct st_htab *t, struct st_hnode *h)
+{
+    if (t->n + 1 > (t->mask + 1)) {
+        size_t ncap = (t->mask + 1) * 2;
+        struct st_hnode **nb = st__alloc(d, ncap * sizeof *nb);
+        for (size_t i = 0; i <= t->mask; i++) {
+            struct st_hnode *e = t->b[i];
+            while (e) {
+                struct st_hnode *nx = e->hnext;
+                e->hnext = nb[e->hash & (ncap - 1)];
+                nb[e->hash & (ncap - 1)] = e;
+                e = nx;
+            }
+        }
+        st__free(d, t->b, (t->mask + 1) * sizeof *t->b);
+        t->b = nb;
+        t->mask = ncap - 1;
+    }
+    h->hnext = t->b[h->hash & t->mask];
+    t->b[h->hash & t->mask] = h;
+    t->n++;
+}
+
+static void htab_remove(struct st_htab *t, struct st_hnode *h)
+{
+    struct st_hnode **pp = &t->b[h->hash & t->mask];
+    while (*pp != h)
+        pp = &(*pp)->hnext;
+    *pp = h->hnext;
+    t->n--;
+}
+
+static void lru_remove(struct st_lru *l, struct st_lnode *n)
+{
+    if (n->prev)
+        n->prev->next = n->next;
+    else
+        l->head = n->next;
+    if (n->next)
+        n->next->prev = n->prev;
+    else
+        l->tail = n->prev;
+    n->prev = n->next = NULL;
+}
+
+static void lru_push(struct st_lru *l, struct st_lnode *n)
+{
+    n->next = NULL;
+    n->prev = l->tail;
+    if (l->tail)
+        l->tail->next = n;
+    else
+        l->head = n;
+    l->tail = n;
+}
+
+static void lru_touch(struct st_lru *l, struct st_lnode *n)
+{
+    if (l->tail == n)
+        return;
+    lru_remove(l, n);
+    lru_push(l, n);
+}
+
+/* ---- interned strings ---------------------------------------------------------------------- */
+
+struct st_str *st__intern(struct st *d, const char *p, size_t n)
+{
+    uint64_t h = st__hash(p, n);
+    for (struct st_hnode *e = d->strs.b[h & d->strs.mask]; e; e = e->hnext) {
+        struct st_str *str = (struct st_str *)e;
+        if (e->hash == h && str->len == n && memcmp(str->s, p, n) == 0) {
+            str->refs++;
+            return str;
+        }
+    }
+    struct st_str *str = st__alloc(d, sizeof *str + n + 1);
+    str->hash = h;
+    str->refs = 1;
+    str->len = (uint32_t)n;
+    memcpy(str->s, p, n);
+    htab_insert(d, &d->strs, (struct st_hnode *)str);
+    return str;
+}
+
+void st__unref(struct st *d, struct st_str *str)
+{
+    if (!str || --str->refs > 0)
+        return;
+    htab_remove(&d->strs, (struct st_hnode *)str);
+    st__free(d, str, sizeof *str + str->len + 1);
+}
+
+static struct st_str *ref(struct st_str *str)
+{
+    if (str)
+        str->refs++;
+    return str;
+}
+
+/* ---- users and items ----------------------------------------------------------------------- */
+
+#define USER_OF(ln) ((struct st_user *)((char *)(ln)-offsetof(struct st_user, l)))
+#define ITEM_OF(ln) ((struct st_item *)((char *)(ln)-offsetof(struct st_item, l)))
+
+struct st_user *st__user_find(struct st *d, const char *key, size_t n)
+{
+    uint64_t h = st__hash(key, n);
+    for (struct st_hnode *e = d->users.b[h & d->users.mask]; e; e = e->hnext) {
+        struct st_user *u = (struct st_user *)e;
+        if (e->hash == h && strlen(u->key) == n && memcmp(u->key, key, n) == 0)
+            return u;
+    }
+    return NULL;
+}
+
+struct st_user *st__user_add(struct st *d, const char *key, size_t n)
+{
+    struct st_user *u = st__alloc(d, sizeof *u);
+    memcpy(u->key, key, n);
+    u->h.hash = st__hash(key, n);
+    u->first_ms = u->last_ms = ST_EMPTY;
+    htab_insert(d, &d->users, &u->h);
+    lru_push(&d->ulru, &u->l);
+    return u;
+}
+
+static void user_free(struct st *d, struct st_user *u)
+{
+    htab_remove(&d->users, &u->h);
+    lru_remove(&d->ulru, &u->l);
+    for (int i = 0; i < u->nrecent; i++) {
+        struct st_recent *r = &u->recent[(u->rhead + i) % u->rcap];
+        st__unref(d, r->item);
+        st__unref(d, r->tname);
+    }
+    st__free(d, u->recent, (size_t)u->rcap * sizeof *u->recent);
+    for (int i = 0; i < u->nsess; i++)
+        st__unref(d, u->sess_items[i].item);
+    st__free(d, u->sess_items,
+             u->sess_items ? (size_t)d->cfg.covisit_window * sizeof *u->sess_items : 0);
+    st__unref(d, u->sess_id);
+    for (int i = 0; i < u->naff; i++)
+        st__unref(d, u->aff[i].tname);
+    st__free(d, u->aff, (size_t)u->affcap * sizeof *u->aff);
+    st__free(d, u->eng, u->eng ? sizeof *u->eng : 0);
+    st__free(d, u, sizeof *u);
+}
+
+struct st_item *st__item_find(struct st *d, struct st_str *id)
+{
+    for (struct st_hnode *e = d->items.b[id->hash & d->items.mask]; e; e = e->hnext)
+        if (((struct st_item *)e)->id == id)
+            return (struct st_item *)e;
+    return NULL;
+}
+
+struct st_item *st__item_add(struct st *d, struct st_str *id)
+{
+    struct st_item *it = st__alloc(d, sizeof *it);
+    it->id = ref(id);
+    it->h.hash = id->hash;
+    it->last_ms = it->pop_ts = ST_EMPTY;
+    for (int w = 0; w < STATE_W__COUNT; w++)
+        it->head[w] = ST_EMPTY;
+    htab_insert(d, &d->items, &it->h);
+    lru_push(&d->ilru, &it->l);
+    return it;
+}
+
+static void item_free(struct st *d, struct st_item *it)
+{
+    htab_remove(&d->items, &it->h);
+    lru_remove(&d->ilru, &it->l);
+    for (int i = 0; i < it->nnb; i++)
+        st__unref(d, it->nb[i].id);
+    d->pairs -= it->nnb;
+    st__free(d, it->nb, (size_t)it->nbcap * sizeof *it->nb);
+    st__unref(d, it->id);
+    st__free(d, it, sizeof *it);
+}
+
+void st__init(struct st *d, const struct state_config *cfg, int32_t partition)
+{
+    memset(d, 0, sizeof *d);
+    d->cfg = *cfg;
+    if (d->cfg.recent_max < 1)
+        d->cfg.recent_max = 1;
+    if (d->cfg.covisit_window < 1)
+        d->cfg.covisit_window = 1;
+    if (d->cfg.neighbours_max < 1)
+        d->cfg.neighbours_max = 1;
+    if (d->cfg.half_life_ms < 1)
+        d->cfg.half_life_ms = 1;
+    if (d->cfg.max_users < 1)
+        d->cfg.max_users = 1;
+    if (d->cfg.max_items < 1)
+        d->cfg.max_items = 1;
+    d->partition = partition;
+    htab_init(d, &d->strs);
+    htab_init(d, &d->users);
+    htab_init(d, &d->items);
+}
+
+void st__dispose(struct st *d)
+{
+    while (d->ulru.head)
+        user_free(d, USER_OF(d->ulru.head));
+    while (d->ilru.head)
+        item_free(d, ITEM_OF(d->ilru.head));
+    free(d->strs.b);
+    free(d->users.b);
+    free(d->items.b);
+    memset(d, 0, sizeof *d);
+}
+
+struct state_shard *state_shard_new(const struct state_config *cfg, int32_t partition)
+{
+    struct state_shard *s = core_xcalloc(1, sizeof *s);
+    /* Writer-preferring: readers calling in a loop must not starve the processor thread. */
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    if (pthread_rwlock_init(&s->lock, &attr) != 0)
+        abort();
+    pthread_rwlockattr_destroy(&attr);
+    st__init(&s->d, cfg, partition);
+    return s;
+}
+
+void state_shard_free(struct state_shard *s)
+{
+    if (!s)
+        return;
+    st__dispose(&s->d);
+    pthread_rwlock_destroy(&s->lock);
+    free(s);
+}
+
+/* ---- bucket rings -------------------------------------------------------------------------- */
+
+/*
+ * Returns the slot (relative to the window's first bucket) event time ts falls in, rolling the
+ * ring forward to ts's bucket (clearing the buckets in between through clear()), or -1 when
+ * the bucket already left the window as of the shard's now: such late events are not counted.
+ */
+static int ring_slot(const struct st *d, int w, int64_t *head, int64_t ts,
+                     void (*clear)(void *arg, int slot), void *arg)
+{
+    int n = st_ring_n[w];
+    int64_t b = st__floordiv(ts, st_ring_width[w]);
+    int64_t nowb = st__floordiv(d->now, st_ring_width[w]);
+    if (b <= nowb - n)
+        return -1;
+    if (*head == ST_EMPTY || b - *head >= n) {
+        for (int i = 0; i < n; i++)
+            clear(arg, i);
+        *head = b;
+    } else if (b > *head) {
+        for (int64_t i = *head + 1; i <= b; i++)
+            clear(arg, st__floormod(i, n));
+        *head = b;
+    } else if (b <= *head - n) {
+        return -1;
+    }
+    return st__floormod(b, n);
+}
+
+struct item_ring_arg {
+    struct st_item *it;
+    int off;
+};
+
+static void item_clear(void *arg, int slot)
+{
+    struct item_ring_arg *a = arg;
+    memset(a->it->cnt[a->off + slot], 0, sizeof a->it->cnt[0]);
+}
+
+struct eng_ring_arg {
+    struct st_eng *e;
+    int off;
+};
+
+static void eng_clear(void *arg, int slot)
+{
+    struct eng_ring_arg *a = arg;
+    memset(&a->e->b[a->off + slot], 0, sizeof a->e->b[0]);
+}
+
+/* ---- applying ------------------------------------------------------------------------------ */
+
+static enum state_group group_of(int type)
+{
+    switch (type) {
+    case EVENT_VIEW:
+    case EVENT_PAGE_VIEW:
+        return STATE_G_VIEW;
+    case EVENT_CLICK:
+        return STATE_G_CLICK;
+    case EVENT_ADD_TO_CART:
+        return STATE_G_CART;
+    case EVENT_PURCHASE:
+        return STATE_G_PURCHASE;
+    default:
+        return STATE_G_OTHER;
+    }
+}
+
+static void user_affinity(struct st *d, struct st_user *u, const struct event *ev, double w)
+{
+    size_t tlen = 0;
+    const char *tn = ev->type == EVENT_TYPE_CUSTOM ? ev->type_name.ptr : NULL;
+    if (tn)
+        tlen = ev->type_name.len;
+    for (int i = 0; i < u->naff; i++) {
+        struct st_affinity *a = &u->aff[i];
+        if (a->type != ev->type)
+            continue;
+        if (tn && (a->tname->len != tlen || memcmp(a->tname->s, tn, tlen) != 0))
+            continue;
+        acc_add(d, &a->v, &a->ts, w, ev->ts_ms);
+        return;
+    }
+    int slot = u->naff;
+    if (u->naff == u->affcap && u->affcap < ST_AFF_MAX) {
+        int ncap = u->affcap ? u->affcap * 2 : 2;
+        u->aff = st__realloc(d, u->aff, (size_t)u->affcap * sizeof *u->aff,
+                             (size_t)ncap * sizeof *u->aff);
+        u->affcap = ncap;
+    }
+    if (u->naff == ST_AFF_MAX) {
+        /* Full: replace the entry with the lowest decayed value (ties: the later slot). */
+        slot = 0;
+        double lo = st__decay(d, u->aff[0].v, u->aff[0].ts, d->now);
+        for (int i = 1; i < u->naff; i++) {
+            double v = st__decay(d, u->aff[i].v, u->aff[i].ts, d->now);
+            if (v <= lo) {
+                lo = v;
+                slot = i;
+            }
+        }
+        st__unref(d, u->aff[slot].tname);
+    } else {
+        u->naff++;
+    }
+    struct st_affinity *a = &u->aff[slot];
+    a->type = ev->type;
+    a->tname = tn ? st__intern(d, tn, tlen) : NULL;
+    a->v = w;
+    a->ts = ev->ts_ms;
+}
+
+static void user_engagement(struct st *d, struct st_user *u, const struct event *ev)
+{
+    bool click = ev->type == EVENT_CLICK;
+    bool view = ev->type == EVENT_VIEW || ev->type == EVENT_PAGE_VIEW;
+    bool dwell = ev->type == EVENT_DWELL && ev->has_value && isfinite(ev->value);
+    bool scroll = ev->type == EVENT_SCROLL && ev->has_value && isfinite(ev->value);
+    if (!click && !view && !dwell && !scroll)
+        return;
+    if (!u->eng) {
+        u->eng = st__alloc(d, sizeof *u->eng);
+        u->eng->head[0] = u->eng->head[1] = ST_EMPTY;
+    }
+    for (int k = 0; k < ST_ENG_W; k++) {
+        struct eng_ring_arg arg = {u->eng, k == 0 ? 0 : st_ring_n[STATE_W_1H]};
+        int slot = ring_slot(d, STATE_W_1H + k, &u->eng->head[k], ev->ts_ms, eng_clear, &arg);
+        if (slot < 0)
+            continue;
+        struct st_ebucket *b = &u->eng->b[arg.off + slot];
+        b->clicks += click;
+        b->views += view;
+        if (dwell)
+            b->dwell_ms += ev->value;
+        if (scroll && ev->value > b->max_scroll)
+            b->max_scroll = ev->value;
+    }
+}
+
+static void user_recent(struct st *d, struct st_user *u, struct st_str *item,
+                        const struct event *ev, double w)
+{
+    int max = d->cfg.recent_max;
+    if (u->nrecent == u->rcap && u->rcap < max) {
+        int ncap = u->rcap ? u->rcap * 2 : 4;
+        if (ncap > max)
+            ncap = max;
+        u->recent = st__realloc(d, u->recent, (size_t)u->rcap * sizeof *u->recent,
+                                (size_t)ncap * sizeof *u->recent);
+        u->rcap = ncap; /* entries are contiguous from 0 until the ring is full */
+    }
+    struct st_recent *r;
+    if (u->nrecent == max) {
+        r = &u->recent[u->rhead];
+        st__unref(d, r->item);
+        st__unref(d, r->tname);
+        u->rhead = (u->rhead + 1) % max;
+    } else {
+        r = &u->recent[(u->rhead + u->nrecent) % u->rcap];
+        u->nrecent++;
+    }
+    r->item = ref(item);
+    r->tname =
+        ev->type == EVENT_TYPE_CUSTOM ? st__intern(d, ev->type_name.ptr, ev->type_name.len) : NULL;
+    r->type = ev->type;
+    r->weight = w;
+    r->ts = ev->ts_ms;
+}
+
+/* Adds sc (observed at t) to it's neighbour nb_id; bounded at neighbours_max. */
+static void nb_add(struct st *d, struct st_item *it, struct st_str *nb_id, double sc, int64_t t)
+{
+    for (int i = 0; i < it->nnb; i++) {
+        if (it->nb[i].id == nb_id) {
+            acc_add(d, &it->nb[i].score, &it->nb[i].ts, sc, t);
+            return;
+        }
+    }
+    int max = d->cfg.neighbours_max;
+    if (it->nnb < max) {
+        if (it->nnb == it->nbcap) {
+            int ncap = it->nbcap ? it->nbcap * 2 : 4;
+            if (ncap > max)
+                ncap = max;
+            it->nb = st__realloc(d, it->nb, (size_t)it->nbcap * sizeof *it->nb,
+                                 (size_t)ncap * sizeof *it->nb);
+            it->nbcap = ncap;
+        }
+        it->nb[it->nnb++] = (struct st_nb){ref(nb_id), sc, t};
+        d->pairs++;
+        return;
+    }
+    /* Full: the lowest decayed score (ties: the greatest id) makes way for a higher one. */
+    int lo = 0;
+    double lov = st__decay(d, it->nb[0].score, it->nb[0].ts, d->now);
+    for (int i = 1; i < it->nnb; i++) {
+        double v = st__decay(d, it->nb[i].score, it->nb[i].ts, d->now);
+        if (v < lov || (v == lov && st__strcmp(it->nb[i].id, it->nb[lo].id) > 0)) {
+            lov = v;
+            lo = i;
+        }
+    }
+    if (st__decay(d, sc, t, d->now) <= lov)
+        return;
+    st__unref(d, it->nb[lo].id);
+    it->nb[lo] = (struct st_nb){ref(nb_id), sc, t};
+}
+
+/* Session windowing and co-visitation of item (weight w > 0 pairs it with the session). */
+static void user_session(struct st *d, struct st_user *u, const struct event *ev,
+                         struct st_item *ib, double w)
+{
+    bool has_id = ev->session_id.len > 0;
+    bool same;
+    if (u->sess_count == 0)
+        same = false;
+    else if (has_id)
+        same = u->sess_id && u->sess_id->len == ev->session_id.len &&
+               memcmp(u->sess_id->s, ev->session_id.ptr, ev->session_id.len) == 0;
+    else
+        same = ev->ts_ms - u->sess_last <= d->cfg.session_gap_ms;
+    if (!same) {
+        st__unref(d, u->sess_id);
+        u->sess_id = has_id ? st__intern(d, ev->session_id.ptr, ev->session_id.len) : NULL;
+        for (int i = 0; i < u->nsess; i++)
+            st__unref(d, u->sess_items[i].item);
+        u->nsess = 0;
+        u->sess_start = u->sess_last = ev->ts_ms;
+        u->sess_count = 0;
+    }
+    u->sess_count++;
+    if (ev->ts_ms < u->sess_start)
+        u->sess_start = ev->ts_ms;
+    if (ev->ts_ms > u->sess_last)
+        u->sess_last = ev->ts_ms;
+    if (!ib || !(w > 0))
+        return;
+    struct st_str *b = ib->id;
+    int pos = -1;
+    for (int i = 0; i < u->nsess; i++) {
+        struct st_sitem *a = &u->sess_items[i];
+        if (a->item == b) {
+            pos = i;
+            continue;
+        }
+        struct st_item *ia = st__item_find(d, a->item);
+        if (!ia)
+            continue; /* expired or evicted meanwhile */
+        double gap_min = fabs((double)(ev->ts_ms - a->ts)) / 60000.0;
+        double sc = w * (1.0 / (1.0 + gap_min));
+        nb_add(d, ia, b, sc, ev->ts_ms);
+        nb_add(d, ib, a->item, sc, ev->ts_ms);
+    }
+    if (!u->sess_items)
+        u->sess_items = st__alloc(d, (size_t)d->cfg.covisit_window * sizeof *u->sess_items);
+    if (pos >= 0) {
+        st__unref(d, u->sess_items[pos].item);
+    } else if (u->nsess == d->cfg.covisit_window) {
+        pos = 0;
+        st__unref(d, u->sess_items[0].item);
+    } else {
+        pos = u->nsess++;
+        u->sess_items[pos].item = NULL;
+    }
+    memmove(&u->sess_items[pos], &u->sess_items[pos + 1],
+            (size_t)(u->nsess - 1 - pos) * sizeof *u->sess_items);
+    u->sess_items[u->nsess - 1] = (struct st_sitem){ref(b), ev->ts_ms};
+}
+
+static void item_update(struct st *d, struct st_item *it, const struct event *ev, double w)
+{
+    enum state_group g = group_of(ev->type);
+    for (int k = 0; k < STATE_W__COUNT; k++) {
+        struct item_ring_arg arg = {it, st_ring_off[k]};
+        int slot = ring_slot(d, k, &it->head[k], ev->ts_ms, item_clear, &arg);
+        if (slot >= 0)
+            it->cnt[arg.off + slot][g]++;
+    }
+    if (it->pop_ts == ST_EMPTY)
+        it->pop_ts = ev->ts_ms;
+    acc_add(d, &it->pop, &it->pop_ts, w, ev->ts_ms);
+    if (ev->type == EVENT_IMPRESSION)
+        it->impressions++;
+    else if ((ev->type == EVENT_CLICK || ev->type == EVENT_ADD_TO_CART ||
+              ev->type == EVENT_PURCHASE) &&
+             ev->rec_id.len > 0)
+        it->clicks++;
+    if (it->last_ms == ST_EMPTY || ev->ts_ms > it->last_ms)
+        it->last_ms = ev->ts_ms;
+}
+
+/* TTL expiry of a few least recently active entities, then the size bounds. */
+static void expire(struct st *d, const struct st_user *keep_u, const struct st_item *keep_i)
+{
+    for (int i = 0; i < ST_EXPIRE_PER_APPLY && d->ulru.head; i++) {
+        struct st_user *u = USER_OF(d->ulru.head);
+        if (u == keep_u || d->now - u->last_ms <= d->cfg.user_ttl_ms)
+            break;
+        user_free(d, u);
+        d->expired++;
+    }
+    for (int i = 0; i < ST_EXPIRE_PER_APPLY && d->ilru.head; i++) {
+        struct st_item *it = ITEM_OF(d->ilru.head);
+        if (it == keep_i || d->now - it->last_ms <= d->cfg.item_ttl_ms)
+            break;
+        item_free(d, it);
+        d->expired++;
+    }
+    while ((int64_t)d->users.n > d->cfg.max_users) {
+        user_free(d, USER_OF(d->ulru.head));
+        d->evicted++;
+    }
+    while ((int64_t)d->items.n > d->cfg.max_items) {
+        item_free(d, ITEM_OF(d->ilru.head));
+        d->evicted++;
+    }
+}
+
+static void apply_locked(struct st *d, const struct event *ev, int64_t offset)
+{
+    int64_t ts = ev->ts_ms;
+    if (d->have_now && ts < d->now - d->cfg.allowed_lateness_ms)
+        d->late++;
+    if (!d->have_now || ts > d->now)
+        d->now = ts;
+    d->have_now = true;
+    d->events++;
+    d->next_offset = offset + 1;
+
+    const struct event_type_info *ti = event_type_get(ev->type);
+    double w = ti ? ti->weight : 1.0;
+
+    struct st_item *it = NULL;
+    if (ev->item_id.len > 0 && ev->item_id.len <= EVENT_ITEM_MAX) {
+        struct st_str *id = st__intern(d, ev->item_id.ptr, ev->item_id.len);
+        it = st__item_find(d, id);
+        if (!it)
+            it = st__item_add(d, id);
+        else
+            lru_touch(&d->ilru, &it->l);
+        st__unref(d, id);
+        item_update(d, it, ev, w);
+    }
+
+    const char *key = ev->user_key[0] ? ev->user_key : ev->anon_key;
+    size_t klen = strnlen(key, EVENT_KEY_HEX);
+    struct st_user *u = NULL;
+    if (klen > 0) {
+        u = st__user_find(d, key, klen);
+        if (!u)
+            u = st__user_add(d, key, klen);
+        else
+            lru_touch(&d->ulru, &u->l);
+        u->events++;
+        if (u->first_ms == ST_EMPTY || ts < u->first_ms)
+            u->first_ms = ts;
+        if (u->last_ms == ST_EMPTY || ts > u->last_ms)
+            u->last_ms = ts;
+        user_affinity(d, u, ev, w);
+        user_engagement(d, u, ev);
+        if (it && ev->type != EVENT_IMPRESSION)
+            user_recent(d, u, it->id, ev, w);
+        user_session(d, u, ev, it, w);
+    }
+    expire(d, u, it);
+}
+
+void state_shard_apply(struct state_shard *s, const struct event *ev, int64_t offset)
+{
+    pthread_rwlock_wrlock(&s->lock);
+    apply_locked(&s->d, ev, offset);
+    pthread_rwlock_unlock(&s->lock);
+}
+
+int64_t state_shard_watermark(const struct state_shard *s)
+{
+    if (!s->d.have_now)
+        return INT64_MIN;
+    return s->d.now - s->d.cfg.allowed_lateness_ms;
+}
+
+int64_t state_shard_next_offset(const struct state_shard *s)
+{
+    return s->d.next_offset;
+}
+
+void state_shard_stats(struct state_shard *s, struct state_stats *out)
+{
+    pthread_rwlock_rdlock(&s->lock);
+    out->users = (int64_t)s->d.users.n;
+    out->items = (int64_t)s->d.items.n;
+    out->pairs = s->d.pairs;
+    out->events = s->d.events;
+    out->late = s->d.late;
+    out->expired = s->d.expired;
+    out->evicted = s->d.evicted;
+    out->bytes = s->d.bytes + (int64_t)sizeof *s;
+    pthread_rwlock_unlock(&s->lock);
+}

@@ -1,0 +1,133 @@
+/*
+ * state: the keyed state the stream processor derives from the event log, sharded by log
+ * partition. A shard is a pure function of the prefix of its partition's log it has applied
+ * (no wall clock, no cross-partition input), so a checkpoint of every shard with its
+ * partition offset, plus replay from those offsets, reproduces exactly the state of an
+ * uninterrupted run. Users live in exactly one shard (the partition is a function of the user
+ * key); item state is partial per shard and merged by readers (sums, merged neighbour lists).
+ *
+ * Threads: one writer per shard (the processor thread that owns the partition) calls
+ * apply/advance/snapshot/restore; any thread may call the read functions concurrently (they
+ * take the shard's read lock for the duration of one copy; the writer holds the write lock
+ * for one event at a time; the lock prefers writers so busy readers cannot starve it).
+ *
+ * Semantics (implementation notes, state.c):
+ * - "now" is the max event time applied; windows, decay and TTL are evaluated against it.
+ * - Windows are epoch-aligned tumbling bucket rings (1m: 6 x 10 s, 1h: 12 x 5 min,
+ *   24h: 24 x 1 h); an event whose bucket has left the window as of now is not counted
+ *   (this is what "closed" means for late events).
+ * - Recent interactions hold item events except impressions; sessions pair only items with
+ *   positive weight; a differing sessionId starts a new session, otherwise an inactivity gap
+ *   > session_gap_ms does. Pairs with an item no longer in the shard are skipped; neighbour
+ *   entries naming expired items stay until they are displaced.
+ * - Decayed values are (value, time) pairs updated at the newest time seen; older additions
+ *   are decayed forward to it, so the result does not depend on reading time.
+ * - TTL expiry checks 2 least-recently-applied users and items per apply; max_users/items
+ *   evict the least recently applied. Expired and evicted entities are counted.
+ * Memory (bench/state_bench.c, x86-64): a user with one item-less event ~270 B; a user with
+ * views (engagement rings allocated) ~1.4 KB plus ~32 B per recent entry; an item ~1 KB
+ * (window counters 840 B) plus 24 B per neighbour.
+ */
+#ifndef RECSTREAM_STATE_H
+#define RECSTREAM_STATE_H
+
+#include "core/core.h"
+#include "event/event.h"
+
+struct state_config {
+    int recent_max;         /* user: last N interactions kept (default 50) */
+    int64_t session_gap_ms; /* session window gap (default 30 min) */
+    int covisit_window;     /* co-visitation: pair an item with the last K of the session (10) */
+    int neighbours_max;     /* item: top-N co-visited neighbours kept (default 50) */
+    int64_t half_life_ms;   /* decay of popularity, affinities, co-visitation (default 24 h) */
+    int64_t allowed_lateness_ms; /* watermark = max event time - this (default 5 s) */
+    int64_t user_ttl_ms;         /* users idle this long (event time) are expired (default 30 d) */
+    int64_t item_ttl_ms;         /* items idle this long are expired (default 30 d) */
+    int64_t max_users;           /* per shard; least recently active evicted beyond (default 1M) */
+    int64_t max_items;           /* per shard (default 1M) */
+};
+
+void state_config_init(struct state_config *cfg);
+
+/* Interaction groups counted per item and window. */
+enum state_group {
+    STATE_G_VIEW,
+    STATE_G_CLICK,
+    STATE_G_CART,
+    STATE_G_PURCHASE,
+    STATE_G_OTHER,
+    STATE_G__COUNT
+};
+/* Windows counted per item and per user engagement. */
+enum state_window { STATE_W_1M, STATE_W_1H, STATE_W_24H, STATE_W__COUNT };
+
+struct state_shard;
+
+/* A shard for partition p. */
+struct state_shard *state_shard_new(const struct state_config *cfg, int32_t partition);
+void state_shard_free(struct state_shard *s);
+
+/*
+ * Applies the event stored at offset of the shard's partition. Deterministic. Events later
+ * than the watermark (event time < watermark) are "late": they update long-term state
+ * (recent interactions, decayed popularity, co-visitation, CTR) but not window counts of
+ * windows already closed, and are counted in the shard's late counter. Writer only.
+ */
+void state_shard_apply(struct state_shard *s, const struct event *ev, int64_t offset);
+
+/* The shard's watermark (max event time seen - allowed lateness), and the next offset it
+ * expects (last applied + 1; 0 for a new shard). */
+int64_t state_shard_watermark(const struct state_shard *s);
+int64_t state_shard_next_offset(const struct state_shard *s);
+
+/* Binary snapshot (versioned, XXH3-checked) of the whole shard including its offset and
+ * watermark; restore replaces the shard's contents (CORE_E_CORRUPT on a bad snapshot, which
+ * leaves the shard unchanged; CORE_E_INVALID when the snapshot was taken with a different
+ * state_config). Restoring and continuing gives the same state as never snapshotting. */
+void state_shard_snapshot(struct state_shard *s, struct core_buf *out);
+int state_shard_restore(struct state_shard *s, const void *data, size_t len);
+
+/* Appends a canonical, sorted, human-readable text dump of everything in the shard (floats
+ * printed with %.9g so dumps of equal states are byte-identical). */
+void state_shard_dump(struct state_shard *s, struct core_buf *out);
+
+/* Memory the shard uses now (bytes, approximate) and its entity counts. */
+struct state_stats {
+    int64_t users, items, pairs, events, late, expired, evicted, bytes;
+};
+void state_shard_stats(struct state_shard *s, struct state_stats *out);
+
+/* ---- reads (any thread) ------------------------------------------------------------------- */
+
+/* Appends the user's profile as JSON: {"userKey":..,"events":n,"firstSeen":..,"lastSeen":..,
+ * "recent":[{"itemId":..,"eventType":..,"weight":..,"timestamp":..}],"session":{...},
+ * "engagement":{"1h":{"clicks":..,"views":..,"dwellMs":..,"maxScrollDepth":..},"24h":{..}},
+ * "affinities":{...}} ; CORE_E_NOTFOUND when the shard has no such user. */
+int state_shard_user_json(struct state_shard *s, const char *user_key, struct core_buf *out);
+
+/* Item figures, ADDED into *v (so a reader sums over shards). */
+struct state_item_view {
+    bool found;
+    int64_t counts[STATE_W__COUNT][STATE_G__COUNT]; /* events per window (closed + current) */
+    double popularity;                              /* decayed weighted interactions */
+    int64_t impressions, clicks;                    /* attributed through recId */
+    int64_t last_seen_ms;
+};
+void state_shard_item_view(struct state_shard *s, const char *item_id, size_t len,
+                           struct state_item_view *v);
+
+/* Co-visited neighbours of an item in this shard: up to max (item id copied into out's
+ * buffers), scores decayed to as_of_ms. Returns the count. */
+struct state_neighbour {
+    char item_id[EVENT_ITEM_MAX + 1];
+    double score;
+};
+int state_shard_neighbours(struct state_shard *s, const char *item_id, size_t len, int64_t as_of_ms,
+                           struct state_neighbour *out, int max);
+
+/* Items of this shard ranked by count in window w for group g (g < 0: all groups), top max,
+ * as (item, count) with count in score. Returns the count. */
+int state_shard_top_items(struct state_shard *s, enum state_window w, int g,
+                          struct state_neighbour *out, int max);
+
+#endif

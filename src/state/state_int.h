@@ -1,0 +1,158 @@
+/*
+ * state internals shared by state.c (apply), state_snap.c (snapshot/restore) and
+ * state_read.c (dump and reads). Everything the writer owns lives in struct st so restore
+ * can build a complete replacement and swap it in under the write lock.
+ */
+#ifndef RECSTREAM_STATE_INT_H
+#define RECSTREAM_STATE_INT_H
+
+#include "state/state.h"
+
+#include <pthread.h>
+
+/* Interned, reference-counted string (item ids, session ids, custom type names). */
+struct st_str {
+    struct st_str *hnext;
+    uint64_t hash;
+    uint32_t refs;
+    uint32_t len;
+    char s[];
+};
+
+/* Chained hash table; nodes embed struct st_hnode as their first member. */
+struct st_hnode {
+    struct st_hnode *hnext;
+    uint64_t hash;
+};
+struct st_htab {
+    struct st_hnode **b;
+    size_t mask;
+    size_t n;
+};
+
+/* Doubly linked list in apply order (head = least recently active). */
+struct st_lnode {
+    struct st_lnode *prev, *next;
+};
+struct st_lru {
+    struct st_lnode *head, *tail;
+};
+
+/* Tumbling, epoch-aligned bucket rings: 1 min = 6 x 10 s, 1 h = 12 x 5 min, 24 h = 24 x 1 h. */
+#define ST_RING_TOTAL 42
+extern const int st_ring_n[STATE_W__COUNT];
+extern const int st_ring_off[STATE_W__COUNT];
+extern const int64_t st_ring_width[STATE_W__COUNT];
+#define ST_EMPTY INT64_MIN /* head of a ring that has no bucket yet */
+
+#define ST_AFF_MAX 16
+#define ST_ENG_W 2 /* user engagement: 1 h and 24 h (STATE_W_1H, STATE_W_24H) */
+#define ST_ENG_TOTAL 36
+
+struct st_recent {
+    struct st_str *item;
+    struct st_str *tname; /* custom type name; NULL for built-in types */
+    double weight;
+    int64_t ts;
+    int32_t type;
+};
+
+struct st_sitem {
+    struct st_str *item;
+    int64_t ts;
+};
+
+struct st_affinity {
+    int32_t type;
+    struct st_str *tname; /* custom types only */
+    double v;
+    int64_t ts;
+};
+
+struct st_ebucket {
+    uint32_t clicks, views;
+    double dwell_ms;
+    double max_scroll;
+};
+
+struct st_eng {
+    int64_t head[ST_ENG_W];
+    struct st_ebucket b[ST_ENG_TOTAL];
+};
+
+struct st_user {
+    struct st_hnode h; /* first */
+    struct st_lnode l;
+    char key[EVENT_KEY_HEX + 1];
+    int64_t first_ms, last_ms, events;
+    struct st_recent *recent; /* ring: nrecent entries from rhead (oldest) */
+    int32_t nrecent, rhead, rcap;
+    struct st_str *sess_id; /* NULL: session cut by inactivity */
+    int64_t sess_start, sess_last, sess_count;
+    struct st_sitem *sess_items; /* oldest first, distinct, at most covisit_window */
+    int32_t nsess;
+    int32_t naff, affcap;
+    struct st_affinity *aff; /* at most ST_AFF_MAX */
+    struct st_eng *eng;      /* allocated on the first engagement event */
+};
+
+struct st_nb {
+    struct st_str *id;
+    double score;
+    int64_t ts;
+};
+
+struct st_item {
+    struct st_hnode h; /* first */
+    struct st_lnode l;
+    struct st_str *id;
+    int64_t last_ms;
+    int64_t head[STATE_W__COUNT];
+    uint32_t cnt[ST_RING_TOTAL][STATE_G__COUNT];
+    double pop;
+    int64_t pop_ts;
+    int64_t impressions, clicks;
+    struct st_nb *nb;
+    int32_t nnb, nbcap;
+};
+
+/* Everything a shard holds apart from its lock. */
+struct st {
+    struct state_config cfg;
+    int32_t partition;
+    bool have_now;
+    int64_t now; /* max event time seen */
+    int64_t next_offset;
+    int64_t events, late, expired, evicted, pairs, bytes;
+    struct st_htab strs, users, items;
+    struct st_lru ulru, ilru;
+};
+
+struct state_shard {
+    pthread_rwlock_t lock;
+    struct st d;
+};
+
+/* ---- state.c ---- */
+void st__init(struct st *d, const struct state_config *cfg, int32_t partition);
+void st__dispose(struct st *d);
+uint64_t st__hash(const void *p, size_t n);
+struct st_str *st__intern(struct st *d, const char *p, size_t n);
+void st__unref(struct st *d, struct st_str *str);
+struct st_user *st__user_find(struct st *d, const char *key, size_t n);
+struct st_user *st__user_add(struct st *d, const char *key, size_t n);
+struct st_item *st__item_find(struct st *d, struct st_str *id);
+struct st_item *st__item_add(struct st *d, struct st_str *id);
+void *st__alloc(struct st *d, size_t n);
+void *st__realloc(struct st *d, void *p, size_t old, size_t n);
+void st__free(struct st *d, void *p, size_t n);
+/* v decayed from t0 to t1 with the shard's half-life (t1 < t0 grows it). */
+double st__decay(const struct st *d, double v, int64_t t0, int64_t t1);
+/* Orders strings: bytes, then length. */
+int st__strcmp(const struct st_str *a, const struct st_str *b);
+int64_t st__floordiv(int64_t a, int64_t b);
+int st__floormod(int64_t a, int64_t b);
+/* Type name of a recent entry / affinity (built-in name or the custom name). */
+const char *st__type_name(int32_t type, const struct st_str *tname, size_t *len);
+
+#endif

@@ -1,0 +1,488 @@
+/*
+ * state snapshots: a versioned binary image of a whole shard.
+ *
+ *   u32 magic "RSS1" | u32 version | u64 body length | u64 XXH3-64 of the body | body
+ *
+ * The body holds the configuration, the shard's clock/offset/counters, then every user and
+ * every item in LRU order (least recently active first), so a restored shard expires and
+ * evicts exactly as the original would have: restore + continue == uninterrupted run.
+ * Integers are LEB128 varints (signed ones zigzagged), doubles their IEEE-754 bits, strings
+ * a varint length and bytes ("optional" strings store length + 1, 0 meaning none).
+ * Restore parses into a fresh shard image and swaps it in only when everything checked out.
+ */
+#include "state/state_int.h"
+
+#include <string.h>
+
+#include <xxhash.h>
+
+#define SNAP_MAGIC 0x31535352u /* "RSS1" little-endian */
+#define SNAP_VERSION 1u        /* buckets sparse: count, then (index, values) ascending */
+#define SNAP_HEADER 24
+/* Timestamps in a snapshot must lie within +-2^50 ms (~35,000 years) or be "empty". */
+#define SNAP_TS_LIMIT ((int64_t)1 << 50)
+
+/* ---- writing ------------------------------------------------------------------------------- */
+
+static void put_i(struct core_buf *b, int64_t v)
+{
+    core_buf_put_varint(b, core_zigzag(v));
+}
+
+static void put_f(struct core_buf *b, double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    core_buf_put_u64(b, u);
+}
+
+static void put_str(struct core_buf *b, const struct st_str *str)
+{
+    core_buf_put_varint(b, str->len);
+    core_buf_append(b, str->s, str->len);
+}
+
+static void put_opt(struct core_buf *b, const struct st_str *str)
+{
+    if (!str) {
+        core_buf_put_varint(b, 0);
+        return;
+    }
+    core_buf_put_varint(b, (uint64_t)str->len + 1);
+    core_buf_append(b, str->s, str->len);
+}
+
+static void put_config(struct core_buf *b, const struct state_config *c)
+{
+    put_i(b, c->recent_max);
+    put_i(b, c->session_gap_ms);
+    put_i(b, c->covisit_window);
+    put_i(b, c->neighbours_max);
+    put_i(b, c->half_life_ms);
+    put_i(b, c->allowed_lateness_ms);
+    put_i(b, c->user_ttl_ms);
+    put_i(b, c->item_ttl_ms);
+    put_i(b, c->max_users);
+    put_i(b, c->max_items);
+}
+
+/* Buckets are written sparsely: only those with any non-zero bit. */
+static bool eng_zero(const struct st_ebucket *e)
+{
+    static const struct st_ebucket zero;
+    return memcmp(e, &zero, sizeof zero) == 0;
+}
+
+static bool cnt_zero(const uint32_t *c)
+{
+    for (int g = 0; g < STATE_G__COUNT; g++)
+        if (c[g])
+            return false;
+    return true;
+}
+
+static void put_user(struct core_buf *b, const struct st_user *u)
+{
+    size_t klen = strlen(u->key);
+    core_buf_put_varint(b, klen);
+    core_buf_append(b, u->key, klen);
+    put_i(b, u->first_ms);
+    put_i(b, u->last_ms);
+    put_i(b, u->events);
+    core_buf_put_varint(b, (uint64_t)u->nrecent);
+    for (int i = 0; i < u->nrecent; i++) {
+        const struct st_recent *r = &u->recent[(u->rhead + i) % u->rcap];
+        put_str(b, r->item);
+        put_i(b, r->type);
+        put_opt(b, r->tname);
+        put_f(b, r->weight);
+        put_i(b, r->ts);
+    }
+    put_opt(b, u->sess_id);
+    put_i(b, u->sess_start);
+    put_i(b, u->sess_last);
+    put_i(b, u->sess_count);
+    core_buf_put_varint(b, (uint64_t)u->nsess);
+    for (int i = 0; i < u->nsess; i++) {
+        put_str(b, u->sess_items[i].item);
+        put_i(b, u->sess_items[i].ts);
+    }
+    core_buf_put_varint(b, (uint64_t)u->naff);
+    for (int i = 0; i < u->naff; i++) {
+        put_i(b, u->aff[i].type);
+        put_opt(b, u->aff[i].tname);
+        put_f(b, u->aff[i].v);
+        put_i(b, u->aff[i].ts);
+    }
+    core_buf_put_varint(b, u->eng != NULL);
+    if (u->eng) {
+        for (int k = 0; k < ST_ENG_W; k++)
+            put_i(b, u->eng->head[k]);
+        int nz = 0;
+        for (int i = 0; i < ST_ENG_TOTAL; i++)
+            nz += !eng_zero(&u->eng->b[i]);
+        core_buf_put_varint(b, (uint64_t)nz);
+        for (int i = 0; i < ST_ENG_TOTAL; i++) {
+            const struct st_ebucket *e = &u->eng->b[i];
+            if (eng_zero(e))
+                continue;
+            core_buf_put_varint(b, (uint64_t)i);
+            core_buf_put_varint(b, e->clicks);
+            core_buf_put_varint(b, e->views);
+            put_f(b, e->dwell_ms);
+            put_f(b, e->max_scroll);
+        }
+    }
+}
+
+static void put_item(struct core_buf *b, const struct st_item *it)
+{
+    put_str(b, it->id);
+    put_i(b, it->last_ms);
+    for (int k = 0; k < STATE_W__COUNT; k++)
+        put_i(b, it->head[k]);
+    int nz = 0;
+    for (int i = 0; i < ST_RING_TOTAL; i++)
+        nz += !cnt_zero(it->cnt[i]);
+    core_buf_put_varint(b, (uint64_t)nz);
+    for (int i = 0; i < ST_RING_TOTAL; i++) {
+        if (cnt_zero(it->cnt[i]))
+            continue;
+        core_buf_put_varint(b, (uint64_t)i);
+        for (int g = 0; g < STATE_G__COUNT; g++)
+            core_buf_put_varint(b, it->cnt[i][g]);
+    }
+    put_f(b, it->pop);
+    put_i(b, it->pop_ts);
+    put_i(b, it->impressions);
+    put_i(b, it->clicks);
+    core_buf_put_varint(b, (uint64_t)it->nnb);
+    for (int i = 0; i < it->nnb; i++) {
+        put_str(b, it->nb[i].id);
+        put_f(b, it->nb[i].score);
+        put_i(b, it->nb[i].ts);
+    }
+}
+
+void state_shard_snapshot(struct state_shard *s, struct core_buf *out)
+{
+    pthread_rwlock_rdlock(&s->lock);
+    const struct st *d = &s->d;
+    size_t start = out->len;
+    core_buf_put_u32(out, SNAP_MAGIC);
+    core_buf_put_u32(out, SNAP_VERSION);
+    core_buf_put_u64(out, 0);
+    core_buf_put_u64(out, 0);
+    size_t body = out->len;
+    put_config(out, &d->cfg);
+    put_i(out, d->partition);
+    core_buf_put_varint(out, d->have_now);
+    put_i(out, d->now);
+    put_i(out, d->next_offset);
+    put_i(out, d->events);
+    put_i(out, d->late);
+    put_i(out, d->expired);
+    put_i(out, d->evicted);
+    core_buf_put_varint(out, d->users.n);
+    for (const struct st_lnode *l = d->ulru.head; l; l = l->next)
+        put_user(out, (const struct st_user *)((const char *)l - offsetof(struct st_user, l)));
+    core_buf_put_varint(out, d->items.n);
+    for (const struct st_lnode *l = d->ilru.head; l; l = l->next)
+        put_item(out, (const struct st_item *)((const char *)l - offsetof(struct st_item, l)));
+    pthread_rwlock_unlock(&s->lock);
+
+    uint64_t len = out->len - body;
+    uint64_t sum = XXH3_64bits(out->data + body, (size_t)len);
+    for (int i = 0; i < 8; i++) {
+        out->data[start + 8 + i] = (char)(len >> (8 * i));
+        out->data[start + 16 + i] = (char)(sum >> (8 * i));
+    }
+}
+
+/* ---- reading ------------------------------------------------------------------------------- */
+
+/* A bounds-checked reader; the first failure sticks and every later read yields 0. */
+struct rd {
+    const uint8_t *p, *end;
+    bool bad;
+};
+
+static uint64_t get_u(struct rd *r)
+{
+    uint64_t v = 0;
+    if (!r->bad && core_get_varint(&r->p, r->end, &v) < 0)
+        r->bad = true;
+    return r->bad ? 0 : v;
+}
+
+static int64_t get_i(struct rd *r)
+{
+    return core_unzigzag(get_u(r));
+}
+
+/* A count of at most max entries. */
+static int get_n(struct rd *r, int64_t max)
+{
+    uint64_t v = get_u(r);
+    if (v > (uint64_t)max || v > (uint64_t)(r->end - r->p)) {
+        r->bad = true;
+        return 0;
+    }
+    return (int)v;
+}
+
+static int64_t get_ts(struct rd *r, bool empty_ok)
+{
+    int64_t v = get_i(r);
+    if (empty_ok && v == ST_EMPTY)
+        return v;
+    if (v < -SNAP_TS_LIMIT || v > SNAP_TS_LIMIT)
+        r->bad = true;
+    return r->bad ? 0 : v;
+}
+
+static double get_f(struct rd *r)
+{
+    uint64_t u = 0;
+    if (!r->bad && core_get_u64(&r->p, r->end, &u) < 0)
+        r->bad = true;
+    double v;
+    memcpy(&v, &u, sizeof v);
+    return r->bad ? 0.0 : v;
+}
+
+/* A string of 1..max bytes (opt: length + 1, 0 = none) interned into d, or NULL. */
+static struct st_str *get_str(struct rd *r, struct st *d, size_t max, bool opt)
+{
+    uint64_t n = get_u(r);
+    if (r->bad || (opt && n == 0))
+        return NULL;
+    if (opt)
+        n--;
+    if (n == 0 || n > max || n > (uint64_t)(r->end - r->p)) {
+        r->bad = true;
+        return NULL;
+    }
+    struct st_str *str = st__intern(d, (const char *)r->p, (size_t)n);
+    r->p += n;
+    return str;
+}
+
+static int32_t get_type(struct rd *r, struct st *d, struct st_str **tname)
+{
+    int64_t t = get_i(r);
+    *tname = get_str(r, d, EVENT_ITEM_MAX, true);
+    if (t < 0 || t > EVENT_TYPE_CUSTOM || (t == EVENT_TYPE_CUSTOM) != (*tname != NULL))
+        r->bad = true;
+    return (int32_t)t;
+}
+
+static bool config_equal(const struct state_config *a, const struct state_config *b)
+{
+    return a->recent_max == b->recent_max && a->session_gap_ms == b->session_gap_ms &&
+           a->covisit_window == b->covisit_window && a->neighbours_max == b->neighbours_max &&
+           a->half_life_ms == b->half_life_ms && a->allowed_lateness_ms == b->allowed_lateness_ms &&
+           a->user_ttl_ms == b->user_ttl_ms && a->item_ttl_ms == b->item_ttl_ms &&
+           a->max_users == b->max_users && a->max_items == b->max_items;
+}
+
+static void get_user(struct rd *r, struct st *d)
+{
+    uint64_t klen = get_u(r);
+    if (r->bad || klen == 0 || klen > EVENT_KEY_HEX || klen > (uint64_t)(r->end - r->p) ||
+        memchr(r->p, 0, (size_t)klen) || st__user_find(d, (const char *)r->p, (size_t)klen)) {
+        r->bad = true;
+        return;
+    }
+    struct st_user *u = st__user_add(d, (const char *)r->p, (size_t)klen);
+    r->p += klen;
+    u->first_ms = get_ts(r, false);
+    u->last_ms = get_ts(r, false);
+    u->events = get_i(r);
+    int n = get_n(r, d->cfg.recent_max);
+    if (n > 0) {
+        u->recent = st__alloc(d, (size_t)n * sizeof *u->recent);
+        u->rcap = n;
+    }
+    for (int i = 0; i < n && !r->bad; i++) {
+        struct st_recent *e = &u->recent[i];
+        e->item = get_str(r, d, EVENT_ITEM_MAX, false);
+        u->nrecent++; /* owned from here so a failure frees it */
+        e->type = get_type(r, d, &e->tname);
+        e->weight = get_f(r);
+        e->ts = get_ts(r, false);
+    }
+    u->sess_id = get_str(r, d, EVENT_SESSION_MAX, true);
+    u->sess_start = get_ts(r, false);
+    u->sess_last = get_ts(r, false);
+    u->sess_count = get_i(r);
+    n = get_n(r, d->cfg.covisit_window);
+    if (n > 0)
+        u->sess_items = st__alloc(d, (size_t)d->cfg.covisit_window * sizeof *u->sess_items);
+    for (int i = 0; i < n && !r->bad; i++) {
+        struct st_str *item = get_str(r, d, EVENT_ITEM_MAX, false);
+        u->sess_items[u->nsess++] = (struct st_sitem){item, get_ts(r, false)};
+        for (int j = 0; j < i; j++)
+            if (u->sess_items[j].item == item)
+                r->bad = true;
+    }
+    n = get_n(r, ST_AFF_MAX);
+    if (n > 0) {
+        u->aff = st__alloc(d, (size_t)n * sizeof *u->aff);
+        u->affcap = n;
+    }
+    for (int i = 0; i < n && !r->bad; i++) {
+        struct st_affinity *a = &u->aff[u->naff++];
+        a->type = get_type(r, d, &a->tname);
+        a->v = get_f(r);
+        a->ts = get_ts(r, false);
+    }
+    uint64_t has_eng = get_u(r);
+    if (has_eng > 1)
+        r->bad = true;
+    if (has_eng == 1 && !r->bad) {
+        u->eng = st__alloc(d, sizeof *u->eng);
+        for (int k = 0; k < ST_ENG_W; k++)
+            u->eng->head[k] = get_ts(r, true);
+        int nz = get_n(r, ST_ENG_TOTAL);
+        int prev = -1;
+        for (int k = 0; k < nz && !r->bad; k++) {
+            uint64_t i = get_u(r);
+            if ((int64_t)i <= prev || i >= ST_ENG_TOTAL) {
+                r->bad = true;
+                break;
+            }
+            prev = (int)i;
+            struct st_ebucket *e = &u->eng->b[i];
+            uint64_t c = get_u(r), v = get_u(r);
+            if (c > UINT32_MAX || v > UINT32_MAX)
+                r->bad = true;
+            e->clicks = (uint32_t)c;
+            e->views = (uint32_t)v;
+            e->dwell_ms = get_f(r);
+            e->max_scroll = get_f(r);
+        }
+    }
+}
+
+static void get_item(struct rd *r, struct st *d)
+{
+    struct st_str *id = get_str(r, d, EVENT_ITEM_MAX, false);
+    if (!id)
+        return;
+    if (st__item_find(d, id)) {
+        st__unref(d, id);
+        r->bad = true;
+        return;
+    }
+    struct st_item *it = st__item_add(d, id);
+    st__unref(d, id);
+    it->last_ms = get_ts(r, false);
+    for (int k = 0; k < STATE_W__COUNT; k++)
+        it->head[k] = get_ts(r, true);
+    int nz = get_n(r, ST_RING_TOTAL);
+    int prev = -1;
+    for (int k = 0; k < nz && !r->bad; k++) {
+        uint64_t i = get_u(r);
+        if ((int64_t)i <= prev || i >= ST_RING_TOTAL) {
+            r->bad = true;
+            break;
+        }
+        prev = (int)i;
+        for (int g = 0; g < STATE_G__COUNT; g++) {
+            uint64_t c = get_u(r);
+            if (c > UINT32_MAX)
+                r->bad = true;
+            it->cnt[i][g] = (uint32_t)c;
+        }
+    }
+    it->pop = get_f(r);
+    it->pop_ts = get_ts(r, false);
+    it->impressions = get_i(r);
+    it->clicks = get_i(r);
+    int n = get_n(r, d->cfg.neighbours_max);
+    if (n > 0) {
+        it->nb = st__alloc(d, (size_t)n * sizeof *it->nb);
+        it->nbcap = n;
+    }
+    for (int i = 0; i < n && !r->bad; i++) {
+        struct st_nb *nb = &it->nb[i];
+        nb->id = get_str(r, d, EVENT_ITEM_MAX, false);
+        it->nnb++;
+        d->pairs++;
+        nb->score = get_f(r);
+        nb->ts = get_ts(r, false);
+        for (int j = 0; j < i; j++)
+            if (it->nb[j].id == nb->id)
+                r->bad = true;
+    }
+}
+
+static int parse_body(struct rd *r, struct st *d)
+{
+    struct state_config cfg;
+    cfg.recent_max = (int)get_i(r);
+    cfg.session_gap_ms = get_i(r);
+    cfg.covisit_window = (int)get_i(r);
+    cfg.neighbours_max = (int)get_i(r);
+    cfg.half_life_ms = get_i(r);
+    cfg.allowed_lateness_ms = get_i(r);
+    cfg.user_ttl_ms = get_i(r);
+    cfg.item_ttl_ms = get_i(r);
+    cfg.max_users = get_i(r);
+    cfg.max_items = get_i(r);
+    if (r->bad)
+        return CORE_E_CORRUPT;
+    if (!config_equal(&cfg, &d->cfg))
+        return CORE_E_INVALID;
+    d->partition = (int32_t)get_i(r);
+    uint64_t have_now = get_u(r);
+    d->have_now = have_now == 1;
+    d->now = get_ts(r, false);
+    d->next_offset = get_i(r);
+    d->events = get_i(r);
+    d->late = get_i(r);
+    d->expired = get_i(r);
+    d->evicted = get_i(r);
+    if (have_now > 1 || d->next_offset < 0)
+        r->bad = true;
+    int64_t n = get_n(r, d->cfg.max_users);
+    for (int64_t i = 0; i < n && !r->bad; i++)
+        get_user(r, d);
+    n = get_n(r, d->cfg.max_items);
+    for (int64_t i = 0; i < n && !r->bad; i++)
+        get_item(r, d);
+    if (r->bad || r->p != r->end)
+        return CORE_E_CORRUPT;
+    return 0;
+}
+
+int state_shard_restore(struct state_shard *s, const void *data, size_t len)
+{
+    const uint8_t *p = data, *end = p + len;
+    uint32_t magic = 0, version = 0;
+    uint64_t blen = 0, sum = 0;
+    if (len < SNAP_HEADER || core_get_u32(&p, end, &magic) < 0 ||
+        core_get_u32(&p, end, &version) < 0 || core_get_u64(&p, end, &blen) < 0 ||
+        core_get_u64(&p, end, &sum) < 0)
+        return CORE_E_CORRUPT;
+    if (magic != SNAP_MAGIC || version != SNAP_VERSION || blen != (uint64_t)(end - p) ||
+        XXH3_64bits(p, (size_t)blen) != sum)
+        return CORE_E_CORRUPT;
+
+    struct st fresh, old;
+    /* Only the writer changes s->d, and the writer is the caller: reading cfg is safe. */
+    st__init(&fresh, &s->d.cfg, s->d.partition);
+    struct rd r = {p, end, false};
+    int rc = parse_body(&r, &fresh);
+    if (rc < 0) {
+        st__dispose(&fresh);
+        return rc;
+    }
+    pthread_rwlock_wrlock(&s->lock);
+    old = s->d;
+    s->d = fresh;
+    pthread_rwlock_unlock(&s->lock);
+    st__dispose(&old);
+    return 0;
+}

@@ -1,0 +1,399 @@
+/*
+ * The processor runtime. Partition p belongs to processor thread p % threads, the single
+ * writer of its shard. A processor reads batches from each of its partitions in turn and
+ * applies them; when none has data it blocks in evlog_wait on the last partition it looked
+ * at, with a short timeout so its other partitions and checkpoint requests are served soon.
+ *
+ * Checkpoints: the checkpoint thread bumps snap_gen; each processor notices it between
+ * batches, copies its shards into memory (the only pause in processing) and reports back;
+ * the checkpoint thread then writes the files while processing goes on.
+ */
+#include "stream/stream_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define READ_MAX 1024
+#define WAIT_MS 50
+
+void stream_config_init(struct stream_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->checkpoint_dir = "data/checkpoints";
+    cfg->checkpoint_interval_ms = 10000;
+    cfg->checkpoint_events = 1000000;
+    cfg->keep = 3;
+    cfg->threads = 1;
+    state_config_init(&cfg->state);
+}
+
+static void cond_init_mono(pthread_cond_t *c)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(c, &a);
+    pthread_condattr_destroy(&a);
+}
+
+static struct timespec deadline_after(int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+static void mark_failed(struct stream *s)
+{
+    atomic_store(&s->failed, true);
+    pthread_mutex_lock(&s->mu);
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+    for (int32_t p = 0; p < s->nparts; p++) {
+        pthread_mutex_lock(&s->parts[p].mu);
+        pthread_cond_broadcast(&s->parts[p].cond);
+        pthread_mutex_unlock(&s->parts[p].mu);
+    }
+}
+
+/* ---- processors ---------------------------------------------------------------------------- */
+
+static void snapshot_part(struct stream_part *part)
+{
+    core_buf_reset(&part->snap);
+    state_shard_snapshot(part->shard, &part->snap);
+    part->snap_offset = state_shard_next_offset(part->shard);
+}
+
+/* Serves a pending snapshot request for the worker's partitions. */
+static void serve_snapshot(struct stream_worker *w)
+{
+    struct stream *s = w->s;
+    uint64_t gen = atomic_load(&s->snap_gen);
+    if (gen == w->seen_gen)
+        return;
+    w->seen_gen = gen;
+    for (int32_t p = w->idx; p < s->nparts; p += s->nworkers)
+        snapshot_part(&s->parts[p]);
+    pthread_mutex_lock(&s->mu);
+    s->snaps_pending--;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Applies one batch of partition p. Returns records applied, or a negative hard error. */
+static int apply_batch(struct stream *s, int32_t p, struct evlog_batch *batch)
+{
+    struct stream_part *part = &s->parts[p];
+    int64_t from = state_shard_next_offset(part->shard);
+    int n = evlog_read(s->log, p, from, READ_MAX, batch);
+    if (n <= 0) {
+        if (n < 0)
+            LOG_ERROR("stream cannot read the log; partition stopped",
+                      "partition=%d offset=%lld "
+                      "err=\"%s\"",
+                      (int)p, (long long)from, core_strerror(n));
+        return n;
+    }
+    for (size_t i = 0; i < batch->n; i++) {
+        const struct evlog_record *rec = &batch->recs[i];
+        struct event ev;
+        event_init(&ev);
+        if (event_bin_decode(rec->value, rec->value_len, &ev) < 0) {
+            LOG_ERROR("undecodable log record; stream stopped (state would diverge if skipped)",
+                      "partition=%d offset=%lld", (int)p, (long long)rec->offset);
+            return CORE_E_CORRUPT;
+        }
+        state_shard_apply(part->shard, &ev, rec->offset);
+    }
+    pthread_mutex_lock(&part->mu);
+    part->applied = state_shard_next_offset(part->shard);
+    pthread_cond_broadcast(&part->cond);
+    pthread_mutex_unlock(&part->mu);
+
+    int64_t before = atomic_fetch_add(&s->events_since, (int64_t)batch->n);
+    int64_t limit = s->cfg.checkpoint_events;
+    if (limit > 0 && before < limit && before + (int64_t)batch->n >= limit) {
+        pthread_mutex_lock(&s->mu);
+        pthread_cond_broadcast(&s->cond);
+        pthread_mutex_unlock(&s->mu);
+    }
+    return n;
+}
+
+static void *worker_main(void *arg)
+{
+    struct stream_worker *w = arg;
+    struct stream *s = w->s;
+    struct evlog_batch batch;
+    evlog_batch_init(&batch);
+    int32_t last = w->idx;
+    while (!atomic_load(&s->stop_workers)) {
+        serve_snapshot(w);
+        bool any = false;
+        for (int32_t p = w->idx; p < s->nparts; p += s->nworkers) {
+            int n = apply_batch(s, p, &batch);
+            if (n < 0) {
+                mark_failed(s);
+                goto out;
+            }
+            if (n > 0)
+                any = true;
+            last = p;
+        }
+        if (any)
+            continue;
+        int rc = evlog_wait(s->log, last, state_shard_next_offset(s->parts[last].shard), WAIT_MS);
+        if (rc == CORE_E_CLOSED)
+            break;
+    }
+out:
+    evlog_batch_dispose(&batch);
+    return NULL;
+}
+
+/* ---- checkpoints --------------------------------------------------------------------------- */
+
+/* Writes the snapshots in parts[].snap as the next checkpoint. */
+static int write_snaps(struct stream *s)
+{
+    struct stream__snap *snaps = core_xcalloc((size_t)s->nparts, sizeof *snaps);
+    for (int32_t p = 0; p < s->nparts; p++)
+        snaps[p] = (struct stream__snap){.data = s->parts[p].snap.data,
+                                         .len = s->parts[p].snap.len,
+                                         .offset = s->parts[p].snap_offset};
+    int rc = stream__ckpt_write(s->ckpt_dir, s->next_seq++, snaps, s->nparts, s->cfg.keep);
+    free(snaps);
+    return rc;
+}
+
+/* Asks every processor for snapshots, waits for them (mu held), then writes unlocked. */
+static int checkpoint_locked(struct stream *s)
+{
+    atomic_store(&s->events_since, 0);
+    s->snaps_pending = s->nworkers;
+    atomic_fetch_add(&s->snap_gen, 1);
+    while (s->snaps_pending > 0 && !s->stopping && !atomic_load(&s->failed))
+        pthread_cond_wait(&s->cond, &s->mu);
+    if (s->snaps_pending > 0)
+        return atomic_load(&s->failed) ? CORE_E_FAILED : CORE_E_CLOSED;
+    pthread_mutex_unlock(&s->mu);
+    int rc = write_snaps(s);
+    pthread_mutex_lock(&s->mu);
+    return rc;
+}
+
+static void *ckpt_main(void *arg)
+{
+    struct stream *s = arg;
+    pthread_mutex_lock(&s->mu);
+    int64_t last = core_mono_ns();
+    while (!s->stopping) {
+        int64_t interval_ns = s->cfg.checkpoint_interval_ms * 1000000;
+        int64_t now = core_mono_ns();
+        bool due = (s->cfg.checkpoint_interval_ms > 0 && now - last >= interval_ns) ||
+                   s->want_gen > s->done_gen ||
+                   (s->cfg.checkpoint_events > 0 &&
+                    atomic_load(&s->events_since) >= s->cfg.checkpoint_events);
+        if (!due || atomic_load(&s->failed)) {
+            int64_t wait_ms = s->cfg.checkpoint_interval_ms > 0
+                                  ? (interval_ns - (now - last)) / 1000000 + 1
+                                  : 1000;
+            struct timespec ts = deadline_after(wait_ms > 1000 ? 1000 : wait_ms);
+            pthread_cond_timedwait(&s->cond, &s->mu, &ts);
+            if (atomic_load(&s->failed) && s->want_gen > s->done_gen) {
+                s->done_gen = s->want_gen;
+                s->last_rc = CORE_E_FAILED;
+                pthread_cond_broadcast(&s->cond);
+            }
+            continue;
+        }
+        uint64_t target = s->want_gen;
+        bool idle = atomic_load(&s->events_since) == 0 && target <= s->done_gen;
+        int rc = idle ? 0 : checkpoint_locked(s);
+        if (rc < 0) /* not idle any more: retry at the next tick */
+            atomic_fetch_add(&s->events_since, 1);
+        last = core_mono_ns();
+        if (target > s->done_gen)
+            s->done_gen = target;
+        s->last_rc = rc;
+        pthread_cond_broadcast(&s->cond);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+int stream_checkpoint(struct stream *s)
+{
+    pthread_mutex_lock(&s->mu);
+    uint64_t gen = ++s->want_gen;
+    pthread_cond_broadcast(&s->cond);
+    while (s->done_gen < gen && !s->stopping)
+        pthread_cond_wait(&s->cond, &s->mu);
+    int rc = s->done_gen >= gen ? s->last_rc : CORE_E_CLOSED;
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+/* ---- lifecycle ----------------------------------------------------------------------------- */
+
+static void stream_free(struct stream *s)
+{
+    for (int32_t p = 0; p < s->nparts; p++) {
+        state_shard_free(s->parts[p].shard);
+        core_buf_dispose(&s->parts[p].snap);
+        pthread_mutex_destroy(&s->parts[p].mu);
+        pthread_cond_destroy(&s->parts[p].cond);
+    }
+    free(s->parts);
+    free(s->workers);
+    free(s->ckpt_dir);
+    pthread_mutex_destroy(&s->mu);
+    pthread_cond_destroy(&s->cond);
+    free(s);
+}
+
+static void stop_threads(struct stream *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+    if (s->ckpt_started)
+        pthread_join(s->ckpt_tid, NULL);
+    atomic_store(&s->stop_workers, true);
+    for (int i = 0; s->workers && i < s->nworkers; i++)
+        if (s->workers[i].started)
+            pthread_join(s->workers[i].tid, NULL);
+    /* Wake stream_wait_applied callers. */
+    for (int32_t p = 0; p < s->nparts; p++) {
+        pthread_mutex_lock(&s->parts[p].mu);
+        pthread_cond_broadcast(&s->parts[p].cond);
+        pthread_mutex_unlock(&s->parts[p].mu);
+    }
+}
+
+int stream_start(const struct stream_config *cfg, struct evlog *log, struct stream **out)
+{
+    struct stream *s = core_xcalloc(1, sizeof *s);
+    s->cfg = *cfg;
+    s->ckpt_dir = core_xstrdup(cfg->checkpoint_dir);
+    s->cfg.checkpoint_dir = s->ckpt_dir;
+    s->log = log;
+    s->nparts = log->partitions;
+    s->nworkers = cfg->threads < 1 ? 1 : cfg->threads > s->nparts ? (int)s->nparts : cfg->threads;
+    pthread_mutex_init(&s->mu, NULL);
+    cond_init_mono(&s->cond);
+    s->parts = core_xcalloc((size_t)s->nparts, sizeof *s->parts);
+    struct state_shard **shards = core_xcalloc((size_t)s->nparts, sizeof *shards);
+    for (int32_t p = 0; p < s->nparts; p++)
+        shards[p] = state_shard_new(&cfg->state, p);
+    int64_t t0 = core_mono_ns();
+    int rc = stream__recover(s->ckpt_dir, log, &cfg->state, shards, s->nparts, &s->next_seq);
+    s->next_seq++;
+    for (int32_t p = 0; p < s->nparts; p++) {
+        struct stream_part *part = &s->parts[p];
+        part->shard = shards[p];
+        pthread_mutex_init(&part->mu, NULL);
+        cond_init_mono(&part->cond);
+        core_buf_init(&part->snap);
+        part->applied = state_shard_next_offset(part->shard);
+    }
+    free(shards);
+    if (rc < 0)
+        goto fail;
+    rc = core_mkdirs(s->ckpt_dir, 0700);
+    if (rc < 0) {
+        LOG_ERROR("cannot create checkpoint directory", "dir=%s err=\"%s\"", s->ckpt_dir,
+                  core_strerror(rc));
+        goto fail;
+    }
+    s->workers = core_xcalloc((size_t)s->nworkers, sizeof *s->workers);
+    for (int i = 0; i < s->nworkers; i++) {
+        struct stream_worker *w = &s->workers[i];
+        w->s = s;
+        w->idx = i;
+        rc = -pthread_create(&w->tid, NULL, worker_main, w);
+        if (rc < 0)
+            goto fail;
+        w->started = true;
+    }
+    rc = -pthread_create(&s->ckpt_tid, NULL, ckpt_main, s);
+    if (rc < 0)
+        goto fail;
+    s->ckpt_started = true;
+    LOG_INFO("stream started", "partitions=%d threads=%d checkpoint_dir=%s took_ms=%lld",
+             (int)s->nparts, s->nworkers, s->ckpt_dir,
+             (long long)((core_mono_ns() - t0) / 1000000));
+    *out = s;
+    return 0;
+fail:
+    LOG_ERROR("stream not started", "err=\"%s\"", core_strerror(rc));
+    stop_threads(s);
+    stream_free(s);
+    return rc;
+}
+
+void stream_stop(struct stream *s, bool final_checkpoint)
+{
+    if (!s)
+        return;
+    stop_threads(s);
+    /* The processors are gone, so this thread is now the only writer of every shard. */
+    if (final_checkpoint && !atomic_load(&s->failed)) {
+        for (int32_t p = 0; p < s->nparts; p++)
+            snapshot_part(&s->parts[p]);
+        write_snaps(s);
+    }
+    stream_free(s);
+}
+
+struct state_shard *stream_shard(struct stream *s, int32_t p)
+{
+    return p >= 0 && p < s->nparts ? s->parts[p].shard : NULL;
+}
+
+int32_t stream_partitions(struct stream *s)
+{
+    return s->nparts;
+}
+
+bool stream_healthy(struct stream *s)
+{
+    return !atomic_load(&s->failed);
+}
+
+int stream_wait_applied(struct stream *s, int32_t p, int64_t offset, int timeout_ms)
+{
+    if (p < 0 || p >= s->nparts)
+        return CORE_E_INVALID;
+    struct stream_part *part = &s->parts[p];
+    struct timespec ts = deadline_after(timeout_ms < 0 ? 0 : timeout_ms);
+    int rc = 0;
+    pthread_mutex_lock(&part->mu);
+    while (part->applied < offset) {
+        if (atomic_load(&s->failed)) {
+            rc = CORE_E_FAILED;
+            break;
+        }
+        if (atomic_load(&s->stop_workers)) {
+            rc = CORE_E_CLOSED;
+            break;
+        }
+        if (pthread_cond_timedwait(&part->cond, &part->mu, &ts) == ETIMEDOUT) {
+            rc = part->applied >= offset ? 0 : CORE_E_TIMEOUT;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&part->mu);
+    return rc;
+}

@@ -1,0 +1,62 @@
+/*
+ * stream: the processor runtime. Each log partition is consumed in order by one processor
+ * thread (partitions are spread over `threads` threads), which decodes each record and
+ * applies it to that partition's state shard (src/state). Consumers block in evlog_wait for
+ * new records (no polling). Checkpoints write every shard's snapshot with its partition
+ * offset atomically; recovery loads the newest valid checkpoint and replays each partition
+ * from its offset, so state after a crash equals state after an uninterrupted run.
+ */
+#ifndef RECSTREAM_STREAM_H
+#define RECSTREAM_STREAM_H
+
+#include "evlog/evlog.h"
+#include "state/state.h"
+
+struct stream_config {
+    const char *checkpoint_dir;     /* e.g. data/checkpoints */
+    int64_t checkpoint_interval_ms; /* default 10 s */
+    int64_t checkpoint_events;      /* or after this many events (default 1,000,000) */
+    int keep;                       /* checkpoints kept (default 3) */
+    int threads;                    /* processor threads (default 1) */
+    struct state_config state;
+};
+
+void stream_config_init(struct stream_config *cfg);
+
+struct stream;
+
+/*
+ * Recovers (newest valid checkpoint in checkpoint_dir, falling back to older ones and
+ * finally to empty state; then replays every partition from its checkpointed offset to the
+ * log's current end) and starts the processor threads. log is borrowed and must outlive the
+ * stream. Returns 0 or a negative error (logged).
+ */
+int stream_start(const struct stream_config *cfg, struct evlog *log, struct stream **out);
+
+/* Stops the threads after they finish the record in hand, writes a final checkpoint when
+ * final_checkpoint, frees everything. */
+void stream_stop(struct stream *s, bool final_checkpoint);
+
+/* The shard of partition p, for readers (valid until stream_stop). */
+struct state_shard *stream_shard(struct stream *s, int32_t p);
+int32_t stream_partitions(struct stream *s);
+
+/* False once a processor hit a hard error (undecodable record, log read error): its
+ * partitions stopped advancing; the error was logged. For readiness checks. Any thread. */
+bool stream_healthy(struct stream *s);
+
+/* Writes a checkpoint now (blocks until written). Returns 0 or a negative error
+ * (CORE_E_FAILED when the stream is unhealthy, CORE_E_CLOSED when stopping). */
+int stream_checkpoint(struct stream *s);
+
+/* Blocks until partition p has applied every record below offset. Returns 0, or
+ * CORE_E_TIMEOUT, CORE_E_FAILED (stream unhealthy), CORE_E_CLOSED (stopping). Any thread. */
+int stream_wait_applied(struct stream *s, int32_t p, int64_t offset, int timeout_ms);
+
+/*
+ * Offline: rebuilds state for data_dir (newest checkpoint + replay of the log to its end,
+ * without a running server) and appends the canonical dump of every shard, partition order.
+ */
+int stream_dump_offline(const char *data_dir, const struct state_config *cfg, struct core_buf *out);
+
+#endif

@@ -1,0 +1,81 @@
+/* Internals shared by the stream files: the runtime's structs and the checkpoint store. */
+#ifndef RECSTREAM_STREAM_INT_H
+#define RECSTREAM_STREAM_INT_H
+
+#include "stream/stream.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* One partition: its shard and how far it has been applied (for stream_wait_applied). */
+struct stream_part {
+    struct state_shard *shard;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int64_t applied;      /* next offset to apply (guarded by mu) */
+    struct core_buf snap; /* snapshot taken for the checkpoint in progress */
+    int64_t snap_offset;  /* the shard's next offset when snap was taken */
+};
+
+struct stream_worker {
+    struct stream *s;
+    int idx;
+    pthread_t tid;
+    bool started;
+    uint64_t seen_gen; /* last snapshot generation served */
+};
+
+struct stream {
+    struct stream_config cfg;
+    char *ckpt_dir;
+    struct evlog *log;
+    int32_t nparts;
+    struct stream_part *parts;
+    struct stream_worker *workers;
+    int nworkers;
+
+    /* Checkpoint coordination (all guarded by mu, except the atomics). */
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    pthread_t ckpt_tid;
+    bool ckpt_started;
+    bool stopping;
+    atomic_bool failed;            /* a processor hit a hard error: the stream is unhealthy */
+    atomic_bool stop_workers;      /* processors exit after the batch in hand */
+    atomic_uint_fast64_t snap_gen; /* bumped to ask every processor for snapshots */
+    int snaps_pending;             /* processors yet to snapshot for snap_gen */
+    uint64_t want_gen, done_gen;   /* stream_checkpoint requests and completions */
+    int last_rc;
+    atomic_int_fast64_t events_since; /* events applied since the last checkpoint */
+    uint64_t next_seq;
+};
+
+/* ---- checkpoint store (stream_ckpt.c) ------------------------------------------------------ */
+
+/* One partition's snapshot to write. */
+struct stream__snap {
+    const void *data;
+    size_t len;
+    int64_t offset;
+};
+
+/*
+ * Writes checkpoint <dir>/<seq> atomically (tmp dir, fsync files and dir, rename, fsync dir)
+ * holding every partition's snapshot and a MANIFEST, then deletes all but the newest keep
+ * checkpoints. Returns 0 or a negative error (logged).
+ */
+int stream__ckpt_write(const char *dir, uint64_t seq, const struct stream__snap *snaps,
+                       int32_t nparts, int keep);
+
+/*
+ * Restores shards from the newest checkpoint in dir that verifies and fits the log (offsets
+ * not beyond each partition's high water), falling back to older ones and finally to empty
+ * shards (shards are reset to empty when one fails half-way). *max_seq is set to the
+ * highest checkpoint number present (0 when none). Returns 0, or CORE_E_INVALID when a
+ * checkpoint was written for a different partition count (refused), or another negative
+ * error. A missing dir is an empty store.
+ */
+int stream__recover(const char *dir, struct evlog *log, const struct state_config *cfg,
+                    struct state_shard **shards, int32_t nparts, uint64_t *max_seq);
+
+#endif

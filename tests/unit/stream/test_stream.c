@@ -1,0 +1,380 @@
+/* stream: processing, checkpoints, recovery and the offline dump on a real file log. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "stream/stream_int.h"
+
+/* ---- helpers ------------------------------------------------------------------------------- */
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+static void rmtree(const char *dir)
+{
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+struct env {
+    char data[64];
+    char log_dir[128];
+    char ckpt_dir[128];
+    struct evlog *log;
+};
+
+static void env_open(struct env *e, int32_t parts)
+{
+    struct evlog_file_options lo;
+    evlog_file_options_init(&lo);
+    lo.dir = e->log_dir;
+    lo.partitions = parts;
+    lo.fsync = EVLOG_FSYNC_NONE;
+    assert_int_equal(evlog_file_open(&lo, &e->log), 0);
+}
+
+static void env_init(struct env *e, int32_t parts)
+{
+    snprintf(e->data, sizeof e->data, "/tmp/stream-test-XXXXXX");
+    assert_non_null(mkdtemp(e->data));
+    snprintf(e->log_dir, sizeof e->log_dir, "%s/log", e->data);
+    snprintf(e->ckpt_dir, sizeof e->ckpt_dir, "%s/checkpoints", e->data);
+    env_open(e, parts);
+}
+
+static void env_dispose(struct env *e)
+{
+    if (e->log)
+        evlog_close(e->log);
+    rmtree(e->data);
+}
+
+struct done {
+    pthread_mutex_t m;
+    pthread_cond_t c;
+    bool fired;
+    int status;
+};
+
+static void on_done(void *arg, int status)
+{
+    struct done *d = arg;
+    pthread_mutex_lock(&d->m);
+    d->fired = true;
+    d->status = status;
+    pthread_cond_broadcast(&d->c);
+    pthread_mutex_unlock(&d->m);
+}
+
+/* Appends one raw value to partition p and waits for it to be durable. */
+static void append_raw(struct evlog *log, int32_t p, const void *value, size_t len)
+{
+    struct done d = {.fired = false};
+    pthread_mutex_init(&d.m, NULL);
+    pthread_cond_init(&d.c, NULL);
+    struct evlog_record rec = {.partition = p,
+                               .event_time_ms = 1000,
+                               .ingest_time_ms = 1000,
+                               .key = "k",
+                               .key_len = 1,
+                               .value = value,
+                               .value_len = (uint32_t)len};
+    assert_int_equal(evlog_append(log, &rec, 1, on_done, &d), 0);
+    pthread_mutex_lock(&d.m);
+    while (!d.fired)
+        pthread_cond_wait(&d.c, &d.m);
+    pthread_mutex_unlock(&d.m);
+    assert_int_equal(d.status, 0);
+    pthread_mutex_destroy(&d.m);
+    pthread_cond_destroy(&d.c);
+}
+
+/* Appends n encoded events (ids tag-<i>) to each partition. */
+static void append_events(struct evlog *log, const char *tag, int n)
+{
+    struct core_buf val;
+    core_buf_init(&val);
+    char id[64], item[32];
+    for (int32_t p = 0; p < log->partitions; p++) {
+        for (int i = 0; i < n; i++) {
+            struct event ev;
+            event_init(&ev);
+            snprintf(id, sizeof id, "%s-%d-%d", tag, (int)p, i);
+            snprintf(item, sizeof item, "item-%d", i % 7);
+            ev.event_id = (struct event_str){id, strlen(id)};
+            snprintf(ev.user_key, sizeof ev.user_key, "%032x", (unsigned)(p * 1000 + i % 5));
+            ev.type = event_type_lookup("view", 4);
+            ev.item_id = (struct event_str){item, strlen(item)};
+            ev.ts_ms = 1700000000000LL + i * 1000;
+            ev.recv_ms = ev.ts_ms;
+            ev.has_value = true;
+            ev.value = i % 5;
+            core_buf_reset(&val);
+            event_bin_encode(&ev, &val);
+            append_raw(log, p, val.data, val.len);
+        }
+    }
+    core_buf_dispose(&val);
+}
+
+static struct stream *start(struct env *e, int threads)
+{
+    struct stream_config cfg;
+    stream_config_init(&cfg);
+    cfg.checkpoint_dir = e->ckpt_dir;
+    cfg.checkpoint_interval_ms = 3600 * 1000; /* only explicit checkpoints */
+    cfg.threads = threads;
+    cfg.keep = 3;
+    struct stream *s = NULL;
+    assert_int_equal(stream_start(&cfg, e->log, &s), 0);
+    return s;
+}
+
+static void wait_all(struct stream *s, int64_t offset)
+{
+    for (int32_t p = 0; p < stream_partitions(s); p++)
+        assert_int_equal(stream_wait_applied(s, p, offset, 10000), 0);
+}
+
+/* The same text stream_dump_offline produces. */
+static char *live_dump(struct stream *s)
+{
+    struct core_buf b;
+    core_buf_init(&b);
+    for (int32_t p = 0; p < stream_partitions(s); p++) {
+        core_buf_printf(&b, "# partition %d offset %lld\n", (int)p,
+                        (long long)state_shard_next_offset(stream_shard(s, p)));
+        state_shard_dump(stream_shard(s, p), &b);
+    }
+    return b.data;
+}
+
+static char *offline_dump(struct env *e)
+{
+    struct state_config sc;
+    state_config_init(&sc);
+    struct core_buf b;
+    core_buf_init(&b);
+    assert_int_equal(stream_dump_offline(e->data, &sc, &b), 0);
+    return b.data;
+}
+
+/* ---- tests --------------------------------------------------------------------------------- */
+
+static void test_apply_checkpoint_restart(void **state)
+{
+    (void)state;
+    struct env e;
+    env_init(&e, 3);
+    append_events(e.log, "a", 40);
+    struct stream *s = start(&e, 2); /* thread 0 owns partitions 0 and 2 */
+    wait_all(s, 40);
+    for (int32_t p = 0; p < 3; p++) {
+        struct state_stats st;
+        state_shard_stats(stream_shard(s, p), &st);
+        assert_int_equal(st.events, 40);
+        assert_int_equal(state_shard_next_offset(stream_shard(s, p)), 40);
+    }
+    assert_int_equal(stream_wait_applied(s, 0, 41, 50), CORE_E_TIMEOUT);
+    assert_int_equal(stream_checkpoint(s), 0);
+    append_events(e.log, "b", 25); /* consumed while running, not checkpointed */
+    wait_all(s, 65);
+    char *before = live_dump(s);
+    assert_true(stream_healthy(s));
+    stream_stop(s, false);
+
+    /* Restart: checkpoint at 40 + replay of 25 gives the same state. */
+    s = start(&e, 1);
+    wait_all(s, 65);
+    char *after = live_dump(s);
+    assert_string_equal(before, after);
+    append_events(e.log, "c", 5);
+    wait_all(s, 70);
+    free(after);
+    after = live_dump(s);
+    char *off = offline_dump(&e);
+    assert_string_equal(after, off);
+    stream_stop(s, true);
+    free(before);
+    free(after);
+    free(off);
+    env_dispose(&e);
+}
+
+static void test_corrupt_newest_falls_back(void **state)
+{
+    (void)state;
+    struct env e;
+    env_init(&e, 2);
+    append_events(e.log, "a", 10);
+    struct stream *s = start(&e, 2);
+    wait_all(s, 10);
+    assert_int_equal(stream_checkpoint(s), 0); /* seq 1 at offset 10 */
+    append_events(e.log, "b", 10);
+    wait_all(s, 20);
+    assert_int_equal(stream_checkpoint(s), 0); /* seq 2 at offset 20 */
+    char *live = live_dump(s);
+    stream_stop(s, false);
+
+    char path[256];
+    snprintf(path, sizeof path, "%s/%020d/p1.snap", e.ckpt_dir, 2);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    fseek(f, 3, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, 3, SEEK_SET);
+    fputc(c ^ 0x5a, f);
+    fclose(f);
+
+    struct state_config sc;
+    state_config_init(&sc);
+    struct state_shard *shards[2] = {state_shard_new(&sc, 0), state_shard_new(&sc, 1)};
+    uint64_t max_seq = 0;
+    assert_int_equal(stream__recover(e.ckpt_dir, e.log, &sc, shards, 2, &max_seq), 0);
+    assert_int_equal(max_seq, 2);
+    assert_int_equal(state_shard_next_offset(shards[0]), 10); /* from seq 1, not 2 */
+    assert_int_equal(state_shard_next_offset(shards[1]), 10);
+    state_shard_free(shards[0]);
+    state_shard_free(shards[1]);
+
+    /* A damaged manifest is skipped the same way. */
+    snprintf(path, sizeof path, "%s/%020d/MANIFEST", e.ckpt_dir, 1);
+    f = fopen(path, "r+b");
+    assert_non_null(f);
+    fputc('X', f);
+    fclose(f);
+    shards[0] = state_shard_new(&sc, 0);
+    shards[1] = state_shard_new(&sc, 1);
+    assert_int_equal(stream__recover(e.ckpt_dir, e.log, &sc, shards, 2, &max_seq), 0);
+    assert_int_equal(state_shard_next_offset(shards[0]), 0); /* nothing valid: empty */
+    state_shard_free(shards[0]);
+    state_shard_free(shards[1]);
+
+    /* The stream still reaches the same state by replay; the offline dump agrees. */
+    s = start(&e, 1);
+    wait_all(s, 20);
+    char *again = live_dump(s);
+    assert_string_equal(live, again);
+    stream_stop(s, false);
+    char *off = offline_dump(&e);
+    assert_string_equal(live, off);
+    free(live);
+    free(again);
+    free(off);
+    env_dispose(&e);
+}
+
+static void test_keep_prunes_old(void **state)
+{
+    (void)state;
+    struct env e;
+    env_init(&e, 1);
+    struct stream *s = start(&e, 1);
+    for (int i = 0; i < 5; i++) {
+        append_events(e.log, i % 2 ? "x" : "y", 3);
+        wait_all(s, 3 * (i + 1));
+        assert_int_equal(stream_checkpoint(s), 0);
+    }
+    stream_stop(s, false);
+    char path[256];
+    struct stat st;
+    for (int seq = 1; seq <= 5; seq++) {
+        snprintf(path, sizeof path, "%s/%020d", e.ckpt_dir, seq);
+        assert_int_equal(stat(path, &st) == 0, seq >= 3);
+    }
+    env_dispose(&e);
+}
+
+static void test_partition_mismatch_refused(void **state)
+{
+    (void)state;
+    struct env e;
+    env_init(&e, 2);
+    append_events(e.log, "a", 3);
+    struct stream *s = start(&e, 1);
+    wait_all(s, 3);
+    stream_stop(s, true);
+    evlog_close(e.log);
+    rmtree(e.log_dir);
+    env_open(&e, 3);
+    struct stream_config cfg;
+    stream_config_init(&cfg);
+    cfg.checkpoint_dir = e.ckpt_dir;
+    s = NULL;
+    assert_int_equal(stream_start(&cfg, e.log, &s), CORE_E_INVALID);
+    assert_null(s);
+    env_dispose(&e);
+}
+
+static void test_checkpoint_ahead_of_log(void **state)
+{
+    (void)state;
+    struct env e;
+    env_init(&e, 1);
+    append_events(e.log, "a", 5);
+    struct stream *s = start(&e, 1);
+    wait_all(s, 5);
+    stream_stop(s, true);
+    /* The log "lost" its records: a fresh log, shorter than the checkpoint. */
+    evlog_close(e.log);
+    rmtree(e.log_dir);
+    env_open(&e, 1);
+    append_events(e.log, "b", 2);
+    s = start(&e, 1); /* refuses the checkpoint (logged) and rebuilds from the log */
+    wait_all(s, 2);
+    struct state_stats st;
+    state_shard_stats(stream_shard(s, 0), &st);
+    assert_int_equal(st.events, 2);
+    stream_stop(s, false);
+    env_dispose(&e);
+}
+
+static void test_undecodable_record_stops(void **state)
+{
+    (void)state;
+    struct env e;
+    env_init(&e, 1);
+    append_events(e.log, "a", 2);
+    append_raw(e.log, 0, "\xff\xff\xff", 3);
+    append_events(e.log, "b", 2);
+    struct stream *s = start(&e, 1);
+    assert_int_equal(stream_wait_applied(s, 0, 5, 5000), CORE_E_FAILED);
+    assert_false(stream_healthy(s));
+    assert_int_equal(state_shard_next_offset(stream_shard(s, 0)), 2);
+    assert_int_equal(stream_checkpoint(s), CORE_E_FAILED);
+    stream_stop(s, true);
+    struct state_config sc;
+    state_config_init(&sc);
+    struct core_buf b;
+    core_buf_init(&b);
+    assert_int_equal(stream_dump_offline(e.data, &sc, &b), CORE_E_CORRUPT);
+    core_buf_dispose(&b);
+    env_dispose(&e);
+}
+
+int main(void)
+{
+    core_log_set_level(CORE_LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_apply_checkpoint_restart),
+        cmocka_unit_test(test_corrupt_newest_falls_back),
+        cmocka_unit_test(test_keep_prunes_old),
+        cmocka_unit_test(test_partition_mismatch_refused),
+        cmocka_unit_test(test_checkpoint_ahead_of_log),
+        cmocka_unit_test(test_undecodable_record_stops),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
