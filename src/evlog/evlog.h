@@ -88,6 +88,12 @@ struct evlog_ops {
     /* Blocks until high_water(p) > offset or timeout_ms passes (no polling). Returns 0, or
      * CORE_E_TIMEOUT, or CORE_E_CLOSED once the log is shutting down. */
     int (*wait)(struct evlog *log, int32_t p, int64_t offset, int timeout_ms);
+    /* A counter that grows whenever records become visible in any partition. A consumer of
+     * several partitions reads it, checks its partitions, and when none has data waits in
+     * wait_change(seen) until the counter differs from seen (0), timeout_ms passes
+     * (CORE_E_TIMEOUT) or the log closes (CORE_E_CLOSED). No polling, no lost wake-ups. */
+    uint64_t (*changes)(struct evlog *log);
+    int (*wait_change)(struct evlog *log, uint64_t seen, int timeout_ms);
     int (*stats)(struct evlog *log, int32_t p, struct evlog_partition_stats *out);
     /* First offset whose ingest time >= ts_ms (high_water when none). */
     int (*offset_for_time)(struct evlog *log, int32_t p, int64_t ts_ms, int64_t *offset);
@@ -116,6 +122,14 @@ static inline int evlog_read(struct evlog *log, int32_t p, int64_t from, size_t 
 static inline int evlog_wait(struct evlog *log, int32_t p, int64_t offset, int timeout_ms)
 {
     return log->ops->wait(log, p, offset, timeout_ms);
+}
+static inline uint64_t evlog_changes(struct evlog *log)
+{
+    return log->ops->changes(log);
+}
+static inline int evlog_wait_change(struct evlog *log, uint64_t seen, int timeout_ms)
+{
+    return log->ops->wait_change(log, seen, timeout_ms);
 }
 static inline int evlog_stats(struct evlog *log, int32_t p, struct evlog_partition_stats *out)
 {

@@ -216,7 +216,41 @@ static void finish_batch(struct evlog_file *lf, int rc)
         pthread_cond_broadcast(&part->cond);
         pthread_mutex_unlock(&part->lock);
     }
+    if (rc == 0 && lf->nwtouched > 0) {
+        pthread_mutex_lock(&lf->chg_lock);
+        atomic_fetch_add(&lf->chg_count, 1);
+        pthread_cond_broadcast(&lf->chg_cond);
+        pthread_mutex_unlock(&lf->chg_lock);
+    }
     lf->nwtouched = 0;
+}
+
+/* ==== log-wide change notification ======================================================== */
+
+static uint64_t file_changes(struct evlog *log)
+{
+    return atomic_load(&file_of(log)->chg_count);
+}
+
+static int file_wait_change(struct evlog *log, uint64_t seen, int timeout_ms)
+{
+    struct evlog_file *lf = file_of(log);
+    int64_t deadline = core_mono_ns() + (int64_t)timeout_ms * 1000000;
+    int rc = 0;
+    pthread_mutex_lock(&lf->chg_lock);
+    lf->chg_waiters++;
+    while (atomic_load(&lf->chg_count) == seen && !lf->chg_closing) {
+        if (evlog__cond_wait_until(&lf->chg_cond, &lf->chg_lock, deadline) == ETIMEDOUT) {
+            rc = atomic_load(&lf->chg_count) == seen ? CORE_E_TIMEOUT : 0;
+            break;
+        }
+    }
+    if (lf->chg_closing)
+        rc = CORE_E_CLOSED;
+    if (--lf->chg_waiters == 0 && lf->chg_closing)
+        pthread_cond_broadcast(&lf->chg_cond);
+    pthread_mutex_unlock(&lf->chg_lock);
+    return rc;
 }
 
 /* Moves everything queued to the writer's side (queue lock held). */
@@ -457,6 +491,8 @@ static void free_log(struct evlog_file *lf)
         if (lf->q.parts)
             core_buf_dispose(&lf->q.parts[i].frames);
     }
+    pthread_mutex_destroy(&lf->chg_lock);
+    pthread_cond_destroy(&lf->chg_cond);
     pthread_mutex_destroy(&lf->q.lock);
     pthread_cond_destroy(&lf->q.work);
     pthread_cond_destroy(&lf->q.flushed);
@@ -533,6 +569,8 @@ static struct evlog_file *alloc_log(const struct evlog_file_options *opt, int32_
     lf->dir = core_xstrdup(opt->dir);
     lf->opt.dir = lf->dir;
     lf->opt.partitions = partitions;
+    pthread_mutex_init(&lf->chg_lock, NULL);
+    evlog__cond_init(&lf->chg_cond);
     pthread_mutex_init(&lf->q.lock, NULL);
     evlog__cond_init(&lf->q.work);
     evlog__cond_init(&lf->q.flushed);
@@ -616,6 +654,12 @@ static void file_close(struct evlog *log)
             pthread_cond_wait(&part->cond, &part->lock);
         pthread_mutex_unlock(&part->lock);
     }
+    pthread_mutex_lock(&lf->chg_lock);
+    lf->chg_closing = true;
+    pthread_cond_broadcast(&lf->chg_cond);
+    while (lf->chg_waiters > 0)
+        pthread_cond_wait(&lf->chg_cond, &lf->chg_lock);
+    pthread_mutex_unlock(&lf->chg_lock);
     free_log(lf);
 }
 
@@ -624,6 +668,8 @@ static const struct evlog_ops file_ops = {
     .append = file_append,
     .read = evlog__file_read,
     .wait = evlog__file_wait,
+    .changes = file_changes,
+    .wait_change = file_wait_change,
     .stats = evlog__file_stats,
     .offset_for_time = evlog__file_offset_for_time,
     .flush = file_flush,

@@ -286,6 +286,12 @@ struct evlog_file {
     size_t cap_wc;
     int64_t wbytes;
     struct evlog_index stage;
+    /* Log-wide change notification: count of publishes, for evlog_wait_change. */
+    pthread_mutex_t chg_lock;
+    pthread_cond_t chg_cond;
+    _Atomic uint64_t chg_count;
+    bool chg_closing;
+    int chg_waiters;
     _Atomic uint64_t n_appends, n_records, n_drains, n_writes, n_fsyncs, n_rolls, n_leads;
 };
 

@@ -1,8 +1,8 @@
 /*
  * The processor runtime. Partition p belongs to processor thread p % threads, the single
  * writer of its shard. A processor reads batches from each of its partitions in turn and
- * applies them; when none has data it blocks in evlog_wait on the last partition it looked
- * at, with a short timeout so its other partitions and checkpoint requests are served soon.
+ * applies them; when none has data it blocks in evlog_wait_change until any partition gets
+ * new records (the timeout only bounds how late a checkpoint request is served).
  *
  * Checkpoints: the checkpoint thread bumps snap_gen; each processor notices it between
  * batches, copies its shards into memory (the only pause in processing) and reports back;
@@ -136,9 +136,10 @@ static void *worker_main(void *arg)
     struct stream *s = w->s;
     struct evlog_batch batch;
     evlog_batch_init(&batch);
-    int32_t last = w->idx;
     while (!atomic_load(&s->stop_workers)) {
         serve_snapshot(w);
+        /* Read the change counter before looking: a publish after this wakes the wait. */
+        uint64_t seen = evlog_changes(s->log);
         bool any = false;
         for (int32_t p = w->idx; p < s->nparts; p += s->nworkers) {
             int n = apply_batch(s, p, &batch);
@@ -148,11 +149,10 @@ static void *worker_main(void *arg)
             }
             if (n > 0)
                 any = true;
-            last = p;
         }
         if (any)
             continue;
-        int rc = evlog_wait(s->log, last, state_shard_next_offset(s->parts[last].shard), WAIT_MS);
+        int rc = evlog_wait_change(s->log, seen, WAIT_MS);
         if (rc == CORE_E_CLOSED)
             break;
     }

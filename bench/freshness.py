@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Freshness: time from the HTTP acknowledgement of an event to its effect being visible in
+a state read (GET /v1/users/{id}/profile), on the embedded default. Each sample posts one
+event of a new user and polls the profile as fast as one keep-alive connection allows, so
+the figure includes one HTTP round trip of polling granularity (~0.1 ms here).
+
+Usage: bench/freshness.py [--samples N] [--fsync POLICY] [--background EV_PER_S]"""
+import argparse
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "build", "recstream")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def background_load(port, rate, stop):
+    """Other users' events at about `rate` events/s in batches of 50, so the processor is busy."""
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    i = 0
+    while not stop.is_set():
+        t0 = time.time()
+        evs = [{"userId": "bg-%d" % ((i + k) % 5000), "eventType": "view", "itemId": "item-%d" % ((i * 7 + k) % 2000)}
+               for k in range(50)]
+        i += 50
+        conn.request("POST", "/v1/events", json.dumps(evs), {"Content-Type": "application/json"})
+        conn.getresponse().read()
+        delay = 50.0 / rate - (time.time() - t0)
+        if delay > 0:
+            time.sleep(delay)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--samples", type=int, default=500)
+    ap.add_argument("--fsync", default="always")
+    ap.add_argument("--background", type=int, default=0)
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="rs-fresh-")
+    port = free_port()
+    proc = subprocess.Popen([BIN, "serve", "--data", os.path.join(tmp, "data"), "--listen",
+                             "127.0.0.1:%d" % port, "--fsync", args.fsync], stderr=subprocess.DEVNULL)
+    stop = threading.Event()
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        if args.background:
+            threading.Thread(target=background_load, args=(port, args.background, stop), daemon=True).start()
+        post = http.client.HTTPConnection("127.0.0.1", port)
+        poll = http.client.HTTPConnection("127.0.0.1", port)
+        lat = []
+        for i in range(args.samples):
+            ev = {"userId": "fresh-%d" % i, "eventType": "click", "itemId": "item-%d" % (i % 100)}
+            post.request("POST", "/v1/events", json.dumps([ev]), {"Content-Type": "application/json"})
+            r = post.getresponse()
+            r.read()
+            acked = time.perf_counter()
+            assert r.status == 200
+            while True:
+                poll.request("GET", "/v1/users/fresh-%d/profile" % i)
+                pr = poll.getresponse()
+                pr.read()
+                if pr.status == 200:
+                    lat.append((time.perf_counter() - acked) * 1e6)
+                    break
+        lat.sort()
+        p50 = statistics.median(lat)
+        p99 = lat[int(len(lat) * 0.99) - 1]
+        print("freshness (ack -> visible in profile), fsync=%s, background=%d ev/s, %d samples: "
+              "p50 %.0f us, p99 %.0f us, max %.0f us" % (args.fsync, args.background, len(lat), p50, p99, lat[-1]))
+    finally:
+        stop.set()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
