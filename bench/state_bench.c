@@ -6,7 +6,8 @@
  * /tmp/build-state-gcc/librecstream_lib.a \
  *       $(pkg-config --libs libxxhash libcjson libsodium libzstd nettle libpcre2-8 \
  *       libmicrohttpd) -lpthread -lm -o /tmp/state_bench
- * Run: /tmp/state_bench [/work/shared/data/ml-100k/u.data]
+ * Run: /tmp/state_bench [ml-100k/u.data] [diginetica-sample/sample_train-item-views.csv]
+ *      (defaults: the copies under /work/shared/data)
  *
  * 1. ml-100k: all 100k ratings as "rating" events sorted by (time, line), one shard and 8
  *    shards partitioned by user key, single core; TTLs disabled so every entity stays.
@@ -63,6 +64,71 @@ static struct rating *load(const char *path, int *count)
     return r;
 }
 
+/* DIGINETICA sample (session_id;user_id;item_id;timeframe;eventdate): views; the user is
+ * user_id, or the session for anonymous rows; order (eventdate, session_id, timeframe) as
+ * the data set's SOURCE.md says; time = date + timeframe ms. */
+struct dg {
+    int64_t date_ms;
+    long session, tf;
+    char user[EVENT_KEY_HEX + 1];
+    char item[12];
+};
+
+static int cmp_dg(const void *a, const void *b)
+{
+    const struct dg *x = a, *y = b;
+    if (x->date_ms != y->date_ms)
+        return x->date_ms < y->date_ms ? -1 : 1;
+    if (x->session != y->session)
+        return x->session < y->session ? -1 : 1;
+    return (x->tf > y->tf) - (x->tf < y->tf);
+}
+
+static struct rating *load_diginetica(const char *path, int *count)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return NULL;
+    int cap = 20000, n = 0;
+    struct dg *d = calloc((size_t)cap, sizeof *d);
+    char line[256];
+    while (n < cap && fgets(line, sizeof line, f)) {
+        char *fld[5];
+        int k = 0;
+        char *save = NULL;
+        for (char *t = strtok_r(line, ";\n", &save); t && k < 5; t = strtok_r(NULL, ";\n", &save))
+            fld[k++] = t;
+        if (k < 5 || !strcmp(fld[0], "session_id"))
+            continue;
+        d[n].session = strtol(fld[0], NULL, 10);
+        d[n].tf = strtol(fld[3], NULL, 10);
+        if (core_rfc3339_parse(fld[4], strlen(fld[4]), &d[n].date_ms) < 0) {
+            char iso[40];
+            snprintf(iso, sizeof iso, "%sT00:00:00Z", fld[4]);
+            if (core_rfc3339_parse(iso, strlen(iso), &d[n].date_ms) < 0)
+                continue;
+        }
+        if (!strcmp(fld[1], "NA"))
+            snprintf(d[n].user, sizeof d[n].user, "5e55%028lx", d[n].session);
+        else
+            snprintf(d[n].user, sizeof d[n].user, "%032lx", strtol(fld[1], NULL, 10));
+        snprintf(d[n].item, sizeof d[n].item, "%s", fld[2]);
+        n++;
+    }
+    fclose(f);
+    qsort(d, (size_t)n, sizeof *d, cmp_dg);
+    struct rating *r = calloc((size_t)n, sizeof *r);
+    for (int i = 0; i < n; i++) {
+        r[i].ts_ms = d[i].date_ms + d[i].tf;
+        r[i].line = i;
+        memcpy(r[i].user, d[i].user, sizeof r[i].user);
+        memcpy(r[i].item, d[i].item, sizeof r[i].item);
+    }
+    free(d);
+    *count = n;
+    return r;
+}
+
 static void config(struct state_config *cfg)
 {
     state_config_init(cfg);
@@ -115,7 +181,7 @@ static void snap_row(struct state_shard **s, int shards, struct row *row)
     }
 }
 
-static void ml100k(const struct rating *r, int n, int shards, struct row *row)
+static void replay(const struct rating *r, int n, int shards, int type, struct row *row)
 {
     struct state_config cfg;
     config(&cfg);
@@ -130,7 +196,7 @@ static void ml100k(const struct rating *r, int n, int shards, struct row *row)
         memcpy(ev.user_key, r[i].user, sizeof ev.user_key);
         ev.item_id.ptr = r[i].item;
         ev.item_id.len = strlen(r[i].item);
-        ev.type = EVENT_RATING;
+        ev.type = type;
         ev.ts_ms = ev.recv_ms = r[i].ts_ms;
         int p = core_partition_for_key(ev.user_key, EVENT_KEY_HEX, shards);
         state_shard_apply(s[p], &ev, off[p]++);
@@ -213,13 +279,26 @@ int main(int argc, char **argv)
     struct rating *r = load(path, &n);
     if (r) {
         struct row a = {.name = "ml-100k 1 shard"}, b = {.name = "ml-100k 8 shards"};
-        ml100k(r, n, 1, &a);
+        replay(r, n, 1, EVENT_RATING, &a);
         print_row(&a);
-        ml100k(r, n, 8, &b);
+        replay(r, n, 8, EVENT_RATING, &b);
         print_row(&b);
         free(r);
     } else {
         fprintf(stderr, "cannot read %s\n", path);
+    }
+    const char *dpath = argc > 2 ? argv[2]
+                                 : "/work/shared/data/diginetica-sample/sample_train-item-views.csv";
+    r = load_diginetica(dpath, &n);
+    if (r) {
+        struct row a = {.name = "diginetica 1 shard"}, b = {.name = "diginetica 8 shards"};
+        replay(r, n, 1, EVENT_VIEW, &a);
+        print_row(&a);
+        replay(r, n, 8, EVENT_VIEW, &b);
+        print_row(&b);
+        free(r);
+    } else {
+        fprintf(stderr, "cannot read %s\n", dpath);
     }
     struct row c = {.name = "synthetic 1M users"};
     synthetic(1000000, &c);
