@@ -36,6 +36,9 @@ Try:
   curl -s -X POST http://127.0.0.1:$PORT/topics/user-interactions \\
        -H 'Content-Type: application/vnd.kafka.json.v2+json' \\
        -d '{"records":[{"value":{"userId":"123","eventType":"click","itemId":"product456"}}]}'
+  curl -s http://127.0.0.1:$PORT/v1/users/user1/profile
+  curl -s 'http://127.0.0.1:$PORT/v1/items/product1/similar?count=5'
+  curl -s 'http://127.0.0.1:$PORT/v1/trending?window=1h&count=5'
   $BIN log tail --data $DATA --lines 3
   curl -s http://127.0.0.1:$PORT/metrics
 Ctrl-C stops the server.
