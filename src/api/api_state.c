@@ -19,30 +19,13 @@
 static const char *group_names[STATE_G__COUNT] = {"view", "click", "cart", "purchase", "other"};
 static const char *window_names[STATE_W__COUNT] = {"1m", "1h", "24h"};
 
-/* Percent-decodes a path segment into out; false when malformed or too long. */
+/* Percent-decodes a path segment into out; false when empty or too long. */
 static bool path_segment(const char *s, size_t n, char *out, size_t size, size_t *len)
 {
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '%') {
-            if (i + 2 >= n)
-                return false;
-            char hex[3] = {s[i + 1], s[i + 2], 0};
-            char *end;
-            long v = strtol(hex, &end, 16);
-            if (end != hex + 2)
-                return false;
-            c = (char)v;
-            i += 2;
-        }
-        if (k + 1 >= size)
-            return false;
-        out[k++] = c;
-    }
-    out[k] = '\0';
-    *len = k;
-    return k > 0;
+    if (n == 0 || n >= size)
+        return false;
+    *len = core_percent_decode(s, n, out, false);
+    return *len > 0 && *len <= EVENT_ITEM_MAX; /* ids (user and item) are at most 256 bytes */
 }
 
 static int64_t query_count(struct http_request *req, int64_t dflt)
@@ -235,7 +218,7 @@ enum http_action api__state(struct api *api, struct http_request *req)
     }
     if (!strcmp(url, "/v1/trending"))
         return trending(api, req);
-    char id[EVENT_ITEM_MAX + 1];
+    char id[3 * EVENT_ITEM_MAX + 1]; /* room for a fully percent-encoded id */
     size_t len;
     const char *rest, *slash;
     if (!strncmp(url, "/v1/users/", 10)) {

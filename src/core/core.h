@@ -122,6 +122,11 @@ int32_t core_murmur2(const void *data, size_t len);
 /* The partition Kafka's Java client picks for a key: toPositive(murmur2(key)) % partitions. */
 int32_t core_partition_for_key(const void *key, size_t len, int32_t partitions);
 
+/* Percent-decodes s[0..n) into out (room for n + 1 bytes; NUL-terminated) and returns the
+ * decoded length. Malformed escapes are copied as they are; with plus_space, '+' becomes a
+ * space (query strings). */
+size_t core_percent_decode(const char *s, size_t n, char *out, bool plus_space);
+
 /* Lowercase hex of n bytes into out (2n+1 bytes, NUL-terminated). */
 void core_hex(const uint8_t *in, size_t n, char *out);
 

@@ -57,3 +57,31 @@ void core_hex(const uint8_t *in, size_t n, char *out)
     }
     out[2 * n] = '\0';
 }
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+size_t core_percent_decode(const char *s, size_t n, char *out, bool plus_space)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int hi, lo;
+        if (s[i] == '%' && i + 2 < n && (hi = hexval(s[i + 1])) >= 0 &&
+            (lo = hexval(s[i + 2])) >= 0) {
+            out[k++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            out[k++] = plus_space && s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    out[k] = '\0';
+    return k;
+}

@@ -81,17 +81,6 @@ static size_t keep_raw(void *cls, struct MHD_Connection *c, char *s)
     return strlen(s);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 const char *http_request_query(struct http_request *req, const char *name)
 {
     const char *raw = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
@@ -100,18 +89,7 @@ const char *http_request_query(struct http_request *req, const char *name)
     struct conn_req *cr = (struct conn_req *)req;
     size_t n = strlen(raw);
     char *out = core_arena_alloc(&cr->scratch, n + 1);
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        int hi, lo;
-        if (raw[i] == '%' && i + 2 < n && (hi = hexval(raw[i + 1])) >= 0 &&
-            (lo = hexval(raw[i + 2])) >= 0) {
-            out[k++] = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            out[k++] = raw[i] == '+' ? ' ' : raw[i];
-        }
-    }
-    out[k] = '\0';
+    core_percent_decode(raw, n, out, true);
     return out;
 }
 

@@ -230,30 +230,11 @@ int sch__ids_collect(struct sch_cc *cc, const cJSON *root, const char *base_uri)
 
 /* ---- $ref lookup ----------------------------------------------------------------------------- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static char *percent_decode(struct core_arena *a, const char *s)
 {
-    size_t n = strlen(s), k = 0;
+    size_t n = strlen(s);
     char *out = core_arena_alloc(a, n + 1);
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            out[k++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-            i += 2;
-        } else {
-            out[k++] = s[i];
-        }
-    }
-    out[k] = '\0';
+    core_percent_decode(s, n, out, false);
     return out;
 }
 
