@@ -70,6 +70,11 @@ static void reply_metrics(struct api *api, struct http_request *req)
            st.dedup_entries);
     metric(b, "recstream_dedup_evicted_total", "counter",
            "eventIds forgotten early because the dedup window was full.", st.dedup_evicted);
+    core_buf_puts(b, "# HELP recstream_events_by_type_total Valid events received, by type.\n"
+                     "# TYPE recstream_events_by_type_total counter\n");
+    for (int t = 0; t <= EVENT_TYPE_CUSTOM; t++)
+        core_buf_printf(b, "recstream_events_by_type_total{type=\"%s\"} %llu\n",
+                        event_type_get(t)->name, (unsigned long long)st.by_type[t]);
     metric(b, "recstream_http_requests_total", "counter", "HTTP requests handled.",
            atomic_load(&api->requests));
     core_buf_puts(b, "# HELP recstream_http_replies_total HTTP replies by status class.\n"

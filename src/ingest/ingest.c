@@ -151,6 +151,8 @@ void ingest_stats(struct ingest *ing, struct ingest_stats *out)
     out->overloaded = atomic_load(&ing->overloaded);
     out->failed = atomic_load(&ing->failed);
     out->deadlettered = atomic_load(&ing->deadlettered);
+    for (int t = 0; t <= EVENT_TYPE_CUSTOM; t++)
+        out->by_type[t] = atomic_load(&ing->by_type[t]);
     pthread_mutex_lock(&ing->mu);
     out->dedup_entries = ing->dedup.live;
     out->dedup_evicted = ing->dedup.evicted;
@@ -222,6 +224,7 @@ static int decode_one(struct ingest *ing, struct ingest_batch *b, struct ingest_
         return rc;
     }
     atomic_fetch_add(&ing->dropped_fields, ev->dropped_fields);
+    atomic_fetch_add(&ing->by_type[ev->type], 1);
     if (!it->prekeyed && ev->user_id.len)
         privacy_pseudonym_user(&ing->key, ev->user_id.ptr, ev->user_id.len, ev->user_key);
     if (!it->prekeyed && ev->anonymous_id.len)

@@ -36,6 +36,7 @@ struct ingest_stats {
     uint64_t overloaded;     /* batches refused because the log queue was full */
     uint64_t failed;         /* records whose append failed */
     uint64_t deadlettered;   /* rejected records recorded in the dead-letter store */
+    uint64_t by_type[EVENT_TYPE_CUSTOM + 1]; /* valid events per type id (custom: last) */
     uint64_t dedup_entries;  /* eventIds currently remembered */
     uint64_t dedup_evicted;  /* eventIds forgotten early because dedup_max was reached */
 };

@@ -60,6 +60,7 @@ struct ingest {
     struct event_decode_opts decode_opts;
     atomic_uint_fast64_t accepted, duplicates, rejected, dropped_fields, overloaded, failed,
         deadlettered;
+    atomic_uint_fast64_t by_type[EVENT_TYPE_CUSTOM + 1]; /* valid events per type */
     atomic_bool log_failed;
 };
 

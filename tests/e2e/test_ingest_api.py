@@ -157,6 +157,8 @@ def test_health_and_metrics():
     assert st == 200 and b"recstream_events_accepted_total" in body
     accepted = [l for l in body.decode().splitlines() if l.startswith("recstream_events_accepted_total ")]
     assert int(accepted[0].split()[1]) >= 5
+    clicks = [l for l in body.decode().splitlines() if l.startswith('recstream_events_by_type_total{type="click"}')]
+    assert int(clicks[0].split()[1]) >= 3, clicks
 
 
 def test_dump_shows_pseudonymous_events():
