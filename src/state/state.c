@@ -533,12 +533,18 @@ static void user_recent(struct st *d, struct st_user *u, struct st_str *item,
     r->ts = ev->ts_ms;
 }
 
+double st__nb_key(const struct st *d, double score, int64_t ts)
+{
+    return log2(score) + (double)ts / (double)d->cfg.half_life_ms;
+}
+
 /* Adds sc (observed at t) to it's neighbour nb_id; bounded at neighbours_max. */
 static void nb_add(struct st *d, struct st_item *it, struct st_str *nb_id, double sc, int64_t t)
 {
     for (int i = 0; i < it->nnb; i++) {
         if (it->nb[i].id == nb_id) {
             acc_add(d, &it->nb[i].score, &it->nb[i].ts, sc, t);
+            it->nb[i].key = st__nb_key(d, it->nb[i].score, it->nb[i].ts);
             return;
         }
     }
@@ -552,24 +558,27 @@ static void nb_add(struct st *d, struct st_item *it, struct st_str *nb_id, doubl
                                  (size_t)ncap * sizeof *it->nb);
             it->nbcap = ncap;
         }
-        it->nb[it->nnb++] = (struct st_nb){ref(nb_id), sc, t};
+        it->nb[it->nnb++] = (struct st_nb){ref(nb_id), sc, t, st__nb_key(d, sc, t)};
         d->pairs++;
         return;
     }
-    /* Full: the lowest decayed score (ties: the greatest id) makes way for a higher one. */
+    /* Full: the lowest decayed score (ties: the greatest id) makes way for a higher one.
+     * Comparing keys instead of decayed scores saves an exp2 per entry and per pair: the
+     * list scan was most of the apply time for long sessions. */
     int lo = 0;
-    double lov = st__decay(d, it->nb[0].score, it->nb[0].ts, d->now);
+    double lov = it->nb[0].key;
     for (int i = 1; i < it->nnb; i++) {
-        double v = st__decay(d, it->nb[i].score, it->nb[i].ts, d->now);
+        double v = it->nb[i].key;
         if (v < lov || (v == lov && st__strcmp(it->nb[i].id, it->nb[lo].id) > 0)) {
             lov = v;
             lo = i;
         }
     }
-    if (st__decay(d, sc, t, d->now) <= lov)
+    double key = st__nb_key(d, sc, t);
+    if (key <= lov)
         return;
     st__unref(d, it->nb[lo].id);
-    it->nb[lo] = (struct st_nb){ref(nb_id), sc, t};
+    it->nb[lo] = (struct st_nb){ref(nb_id), sc, t, key};
 }
 
 /* Session windowing and co-visitation of item (weight w > 0 pairs it with the session). */

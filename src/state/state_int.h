@@ -100,7 +100,12 @@ struct st_nb {
     struct st_str *id;
     double score;
     int64_t ts;
+    /* log2(score) + ts / half_life: orders entries exactly as their scores decayed to any
+     * common time would, without an exp2 per entry (derived; recomputed on restore). */
+    double key;
 };
+
+
 
 struct st_item {
     struct st_hnode h; /* first */
@@ -154,5 +159,8 @@ int64_t st__floordiv(int64_t a, int64_t b);
 int st__floormod(int64_t a, int64_t b);
 /* Type name of a recent entry / affinity (built-in name or the custom name). */
 const char *st__type_name(int32_t type, const struct st_str *tname, size_t *len);
+
+/* The key of a neighbour entry (see struct st_nb). */
+double st__nb_key(const struct st *d, double score, int64_t ts);
 
 #endif

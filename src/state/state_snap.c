@@ -412,6 +412,7 @@ static void get_item(struct rd *r, struct st *d)
         d->pairs++;
         nb->score = get_f(r);
         nb->ts = get_ts(r, false);
+        nb->key = st__nb_key(d, nb->score, nb->ts);
         for (int j = 0; j < i; j++)
             if (it->nb[j].id == nb->id)
                 r->bad = true;
