@@ -83,7 +83,8 @@ int core_get_varint(const uint8_t **p, const uint8_t *end, uint64_t *v);
 
 static inline uint64_t core_zigzag(int64_t v)
 {
-    return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63);
+    uint64_t u = (uint64_t)v;
+    return (u << 1) ^ (0 - (u >> 63)); /* sign mask without a signed shift */
 }
 static inline int64_t core_unzigzag(uint64_t v)
 {

@@ -5,6 +5,8 @@
  */
 #include "state/state_int.h"
 
+#include <assert.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -195,6 +197,7 @@ static void dump_item(const struct st *d, const struct st_item *it, struct core_
         for (int j = 0; j < it->nnb; j++)
             if (it->nb[j].id == r[i].id)
                 nb = &it->nb[j];
+        assert(nb != NULL); /* r lists exactly the item's neighbours */
         core_buf_puts(out, "  nb ");
         core_json_str(out, r[i].id->s, r[i].id->len);
         core_buf_printf(out, " score=%.9g ts=%lld\n", nb->score, (long long)nb->ts);
