@@ -287,8 +287,8 @@ int main(int argc, char **argv)
     } else {
         fprintf(stderr, "cannot read %s\n", path);
     }
-    const char *dpath = argc > 2 ? argv[2]
-                                 : "/work/shared/data/diginetica-sample/sample_train-item-views.csv";
+    const char *dpath =
+        argc > 2 ? argv[2] : "/work/shared/data/diginetica-sample/sample_train-item-views.csv";
     r = load_diginetica(dpath, &n);
     if (r) {
         struct row a = {.name = "diginetica 1 shard"}, b = {.name = "diginetica 8 shards"};

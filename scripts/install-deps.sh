@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(
     # build
-    build-essential cmake pkg-config clang libclang-rt-14-dev
+    build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
     # libraries
     libmicrohttpd-dev libgnutls28-dev libcjson-dev libsodium-dev nettle-dev libzstd-dev libxxhash-dev
     librdkafka-dev libhiredis-dev liburcu-dev libpcre2-dev

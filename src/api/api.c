@@ -58,12 +58,10 @@ static void reply_metrics(struct api *api, struct http_request *req)
            "Events acknowledged as repeats of an earlier eventId.", st.duplicates);
     metric(b, "recstream_events_rejected_total", "counter", "Events failing validation.",
            st.rejected);
-    metric(b, "recstream_events_failed_total", "counter", "Events whose append failed.",
-           st.failed);
+    metric(b, "recstream_events_failed_total", "counter", "Events whose append failed.", st.failed);
     metric(b, "recstream_fields_dropped_total", "counter",
            "Unknown event fields removed at ingest.", st.dropped_fields);
-    metric(b, "recstream_overloaded_total", "counter", "Requests refused with 429.",
-           st.overloaded);
+    metric(b, "recstream_overloaded_total", "counter", "Requests refused with 429.", st.overloaded);
     metric(b, "recstream_deadletters_total", "counter",
            "Rejected events recorded in the dead-letter store.", st.deadlettered);
     metric(b, "recstream_dedup_entries", "gauge", "eventIds in the dedup window.",

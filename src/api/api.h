@@ -21,8 +21,8 @@ struct stream;
 struct api_config {
     const char *const *topics; /* Kafka REST topic names accepted (aliases of the event log) */
     size_t ntopics;
-    int64_t max_records;       /* records per request; more is 413 (41302) */
-    int retry_after_s;         /* Retry-After on 429 */
+    int64_t max_records;              /* records per request; more is 413 (41302) */
+    int retry_after_s;                /* Retry-After on 429 */
     struct schema_registry *registry; /* borrowed; /v1/schemas */
     struct deadletters *deadletters;  /* borrowed; /v1/deadletters */
     struct stream *stream;            /* borrowed, may be NULL; state queries */

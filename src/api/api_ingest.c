@@ -300,8 +300,8 @@ static void write_rest_offsets(struct ingest_req *r, struct core_buf *b, struct 
         char where[512];
         snprintf(where, sizeof where, "records[%zu]: %s", i, err);
         count(t, where);
-        core_buf_printf(b, "{\"partition\":null,\"offset\":null,\"error_code\":%d,\"error\":",
-                        code);
+        core_buf_printf(b,
+                        "{\"partition\":null,\"offset\":null,\"error_code\":%d,\"error\":", code);
         core_json_cstr(b, err);
         core_buf_putc(b, '}');
     }

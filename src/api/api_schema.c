@@ -118,8 +118,8 @@ enum http_action api__schemas(struct api *api, struct http_request *req, const c
         if (!version)
             version = http_request_query(req, "version");
         if (!version) {
-            http_reply_error(req, 40004, "give the version: PUT /v1/schemas/%s/MODEL-REVISION-ADDITION",
-                             name);
+            http_reply_error(req, 40004,
+                             "give the version: PUT /v1/schemas/%s/MODEL-REVISION-ADDITION", name);
             return HTTP_REPLY;
         }
         put_schema(api, req, name, version);

@@ -182,15 +182,17 @@ static enum http_action trending(struct api *api, struct http_request *req)
     }
     int64_t count = query_count(req, 10);
     if (w == STATE_W__COUNT || g == STATE_G__COUNT || count < 0) {
-        http_reply_error(req, 40008, "window is 1m, 1h or 24h; type view, click, cart, purchase "
-                                     "or other; count 1..%d", LIST_MAX);
+        http_reply_error(req, 40008,
+                         "window is 1m, 1h or 24h; type view, click, cart, purchase "
+                         "or other; count 1..%d",
+                         LIST_MAX);
         return HTTP_REPLY;
     }
     struct merged m = {0};
     struct state_neighbour nb[LIST_MAX];
     for (int32_t p = 0; p < stream_partitions(api->cfg.stream); p++) {
-        int n = state_shard_top_items(stream_shard(api->cfg.stream, p), (enum state_window)w, g,
-                                      nb, LIST_MAX);
+        int n = state_shard_top_items(stream_shard(api->cfg.stream, p), (enum state_window)w, g, nb,
+                                      LIST_MAX);
         for (int i = 0; i < n; i++)
             merge_add(&m, &nb[i]);
     }

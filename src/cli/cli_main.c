@@ -6,15 +6,16 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out, "recstream %s: real-time behaviour events to personalised recommendations\n\n"
-                 "usage: recstream <command> [options]\n\n"
-                 "commands:\n"
-                 "  serve    run the collector (embedded log in --data DIR)\n"
-                 "  log      inspect the event log: tail, dump, check, stats\n"
-                 "  schema   validate JSON documents against a JSON Schema (draft-07)\n"
-                 "  state    rebuild and dump the processor state offline\n\n"
-                 "recstream <command> --help shows a command's options; --version the "
-                 "version.\n",
+    fprintf(out,
+            "recstream %s: real-time behaviour events to personalised recommendations\n\n"
+            "usage: recstream <command> [options]\n\n"
+            "commands:\n"
+            "  serve    run the collector (embedded log in --data DIR)\n"
+            "  log      inspect the event log: tail, dump, check, stats\n"
+            "  schema   validate JSON documents against a JSON Schema (draft-07)\n"
+            "  state    rebuild and dump the processor state offline\n\n"
+            "recstream <command> --help shows a command's options; --version the "
+            "version.\n",
             RECSTREAM_VERSION);
 }
 

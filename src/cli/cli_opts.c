@@ -9,8 +9,9 @@
 void cli__help(FILE *out, const char *cmd, const char *usage, const struct cli_opt *opts,
                size_t nopts)
 {
-    fprintf(out, "usage: recstream %s %s\n\n%s options (also RECSTREAM_<NAME> environment "
-                 "variables and `name = value` lines in --config FILE):\n",
+    fprintf(out,
+            "usage: recstream %s %s\n\n%s options (also RECSTREAM_<NAME> environment "
+            "variables and `name = value` lines in --config FILE):\n",
             cmd, usage, cmd);
     for (size_t i = 0; i < nopts; i++) {
         char left[64];
@@ -25,8 +26,9 @@ void cli__help(FILE *out, const char *cmd, const char *usage, const struct cli_o
 int cli__parse_duration_ms(const char *s, int64_t *out)
 {
     static const struct core_unit units[] = {
-        {"", 1}, {"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"h", 3600 * 1000},
-        {"d", 24LL * 3600 * 1000}, {NULL, 0},
+        {"", 1},          {"ms", 1},          {"s", 1000},
+        {"m", 60 * 1000}, {"h", 3600 * 1000}, {"d", 24LL * 3600 * 1000},
+        {NULL, 0},
     };
     return core_parse_scaled(s, units, out);
 }
@@ -87,8 +89,7 @@ static int load_config_file(const char *cmd, const char *path, const struct cli_
         char where[1100];
         snprintf(where, sizeof where, "%s:%d", path, lineno);
         if (!o) {
-            fprintf(stderr, "recstream %s: %s: unknown option '%.*s'\n", cmd, where, (int)klen,
-                    s);
+            fprintf(stderr, "recstream %s: %s: unknown option '%.*s'\n", cmd, where, (int)klen, s);
             rc = -1;
         } else {
             rc = apply(cmd, where, o, cfg, *v ? v : NULL);
@@ -147,8 +148,8 @@ int cli__parse(const char *cmd, const char *usage, const struct cli_opt *opts, s
         }
         const struct cli_opt *o = find_opt(opts, nopts, name, len);
         if (!o) {
-            fprintf(stderr, "recstream %s: unknown option '%.*s' (see --help)\n", cmd,
-                    (int)len + 2, a);
+            fprintf(stderr, "recstream %s: unknown option '%.*s' (see --help)\n", cmd, (int)len + 2,
+                    a);
             return -1;
         }
         const char *value = NULL;
@@ -158,8 +159,7 @@ int cli__parse(const char *cmd, const char *usage, const struct cli_opt *opts, s
             } else if (i + 1 < argc) {
                 value = argv[++i];
             } else {
-                fprintf(stderr, "recstream %s: --%s needs a value %s\n", cmd, o->name,
-                        o->metavar);
+                fprintf(stderr, "recstream %s: --%s needs a value %s\n", cmd, o->name, o->metavar);
                 return -1;
             }
         } else if (eq) {

@@ -103,8 +103,9 @@ static void print_record(const struct evlog_record *r, struct core_buf *out)
 {
     struct event ev;
     core_buf_reset(out);
-    core_buf_printf(out, "{\"partition\":%d,\"offset\":%lld,\"eventTime\":%lld,\"ingestTime\":%lld,"
-                         "\"key\":",
+    core_buf_printf(out,
+                    "{\"partition\":%d,\"offset\":%lld,\"eventTime\":%lld,\"ingestTime\":%lld,"
+                    "\"key\":",
                     (int)r->partition, (long long)r->offset, (long long)r->event_time_ms,
                     (long long)r->ingest_time_ms);
     core_json_str(out, r->key, r->key_len);
@@ -158,7 +159,8 @@ static int cmd_dump(struct log_config *c, bool tail)
         evlog_stats(log, p, &st);
         int64_t from = c->from;
         if (tail)
-            from = st.high_water - c->lines > st.low_water ? st.high_water - c->lines : st.low_water;
+            from =
+                st.high_water - c->lines > st.low_water ? st.high_water - c->lines : st.low_water;
         int64_t lim = tail ? -1 : limit;
         next[p] = print_range(log, p, from, &lim, &batch, &out);
         if (!tail)

@@ -155,20 +155,20 @@ static int set_duration(int64_t *dst, const char *v, int64_t min, char *err, siz
     return 0;
 }
 
-#define SIZE_SETTER(fn, field, min)                                                            \
-    static int fn(void *cfg, const char *v, char *err, size_t es)                              \
-    {                                                                                          \
-        return set_size(&CFG->field, v, min, err, es);                                         \
+#define SIZE_SETTER(fn, field, min)                                                                \
+    static int fn(void *cfg, const char *v, char *err, size_t es)                                  \
+    {                                                                                              \
+        return set_size(&CFG->field, v, min, err, es);                                             \
     }
-#define INT_SETTER(fn, field, min, max)                                                        \
-    static int fn(void *cfg, const char *v, char *err, size_t es)                              \
-    {                                                                                          \
-        return set_int(&CFG->field, v, min, max, err, es);                                     \
+#define INT_SETTER(fn, field, min, max)                                                            \
+    static int fn(void *cfg, const char *v, char *err, size_t es)                                  \
+    {                                                                                              \
+        return set_int(&CFG->field, v, min, max, err, es);                                         \
     }
-#define DURATION_SETTER(fn, field, min)                                                        \
-    static int fn(void *cfg, const char *v, char *err, size_t es)                              \
-    {                                                                                          \
-        return set_duration(&CFG->field, v, min, err, es);                                     \
+#define DURATION_SETTER(fn, field, min)                                                            \
+    static int fn(void *cfg, const char *v, char *err, size_t es)                                  \
+    {                                                                                              \
+        return set_duration(&CFG->field, v, min, err, es);                                         \
     }
 
 SIZE_SETTER(set_max_body, max_body, 1024)
@@ -210,15 +210,12 @@ static const struct cli_opt serve_opts[] = {
     {"fsync", "POLICY", "always | batch:MS | none (default always)", set_fsync},
     {"key-file", "PATH", "pseudonymisation secret (default DIR/privacy/pseudonym.key)",
      set_key_file},
-    {"topics", "A,B", "Kafka REST topic names accepted (default user-interactions)",
-     set_topics},
+    {"topics", "A,B", "Kafka REST topic names accepted (default user-interactions)", set_topics},
     {"max-body", "SIZE", "largest request body (default 1MiB; larger: 413)", set_max_body},
-    {"max-records", "N", "most records per request (default 10000; more: 413)",
-     set_max_records},
+    {"max-records", "N", "most records per request (default 10000; more: 413)", set_max_records},
     {"queue-bytes", "SIZE", "bound on unwritten log bytes (default 64MiB; full: 429)",
      set_queue_bytes},
-    {"segment-bytes", "SIZE", "roll log segments at this size (default 64MiB)",
-     set_segment_bytes},
+    {"segment-bytes", "SIZE", "roll log segments at this size (default 64MiB)", set_segment_bytes},
     {"segment-age", "DURATION", "roll log segments at this age (default 1h)", set_segment_age},
     {"dedup-window", "DURATION", "remember eventIds this long (default 24h)", set_dedup_window},
     {"dedup-max", "N", "remember at most N eventIds (default 1000000)", set_dedup_max},
@@ -229,8 +226,7 @@ static const struct cli_opt serve_opts[] = {
     {"checkpoint-interval", "DURATION", "write a state checkpoint this often (default 10s)",
      set_checkpoint_interval},
     {"processor-threads", "N", "stream processor threads (default 1)", set_processor_threads},
-    {"cors-origin", "ORIGIN", "Access-Control-Allow-Origin for event routes (default *)",
-     set_cors},
+    {"cors-origin", "ORIGIN", "Access-Control-Allow-Origin for event routes (default *)", set_cors},
     {"log-level", "LEVEL", "debug | info | warn | error (default info)", set_log_level},
 };
 
@@ -329,8 +325,7 @@ static int run(struct serve_config *c)
 
     rc = core_mkdirs(c->data, 0700);
     if (rc < 0) {
-        LOG_ERROR("cannot create data directory", "dir=%s err=\"%s\"", c->data,
-                  core_strerror(rc));
+        LOG_ERROR("cannot create data directory", "dir=%s err=\"%s\"", c->data, core_strerror(rc));
         goto out;
     }
     rc = lock_data_dir(c->data, &lock_fd);
@@ -430,8 +425,8 @@ static int run(struct serve_config *c)
         goto out;
     char fs[32];
     LOG_INFO("recstream listening", "addr=%s:%u data=%s fsync=%s topics=%s pid=%d", c->host,
-             (unsigned)http_server_port(srv), c->data, fsync_name(c, fs, sizeof fs),
-             c->topics[0], (int)getpid());
+             (unsigned)http_server_port(srv), c->data, fsync_name(c, fs, sizeof fs), c->topics[0],
+             (int)getpid());
 
     /* Signals were blocked in every thread; this one waits for them. */
     sigset_t set;

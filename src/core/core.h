@@ -19,16 +19,16 @@
  * Functions return 0 on success and a negative code on failure: system errors as -errno,
  * recstream's own conditions from this table (values below -10000 never clash with errno).
  */
-#define CORE_ERR_MAP(XX)                                                                       \
-    XX(FULL, -10001, "queue full")                                                             \
-    XX(TOOBIG, -10002, "too large")                                                            \
-    XX(CORRUPT, -10003, "corrupt data")                                                        \
-    XX(PARSE, -10004, "parse error")                                                           \
-    XX(INVALID, -10005, "invalid value")                                                       \
-    XX(NOTFOUND, -10006, "not found")                                                          \
-    XX(CLOSED, -10007, "closed")                                                               \
-    XX(TIMEOUT, -10008, "timed out")                                                           \
-    XX(EXISTS, -10009, "already exists")                                                       \
+#define CORE_ERR_MAP(XX)                                                                           \
+    XX(FULL, -10001, "queue full")                                                                 \
+    XX(TOOBIG, -10002, "too large")                                                                \
+    XX(CORRUPT, -10003, "corrupt data")                                                            \
+    XX(PARSE, -10004, "parse error")                                                               \
+    XX(INVALID, -10005, "invalid value")                                                           \
+    XX(NOTFOUND, -10006, "not found")                                                              \
+    XX(CLOSED, -10007, "closed")                                                                   \
+    XX(TIMEOUT, -10008, "timed out")                                                               \
+    XX(EXISTS, -10009, "already exists")                                                           \
     XX(FAILED, -10010, "storage failed")
 
 enum core_err {
@@ -133,8 +133,8 @@ void core_hex(const uint8_t *in, size_t n, char *out);
 
 /* ---- time -------------------------------------------------------------------------------- */
 
-int64_t core_now_ms(void);   /* wall clock, ms since the epoch */
-int64_t core_mono_ns(void);  /* monotonic clock */
+int64_t core_now_ms(void);  /* wall clock, ms since the epoch */
+int64_t core_mono_ns(void); /* monotonic clock */
 /* Parses an RFC 3339 date-time ("2024-01-02T03:04:05.678Z", offsets allowed) into ms since
  * the epoch. Returns 0 or CORE_E_PARSE. */
 int core_rfc3339_parse(const char *s, size_t n, int64_t *out_ms);

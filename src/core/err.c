@@ -8,8 +8,8 @@
 const char *core_strerror(int err)
 {
     switch (err) {
-#define XX(name, val, msg)                                                                     \
-    case val:                                                                                  \
+#define XX(name, val, msg)                                                                         \
+    case val:                                                                                      \
         return msg;
         CORE_ERR_MAP(XX)
 #undef XX

@@ -16,8 +16,8 @@ int32_t core_murmur2(const void *data, size_t len)
     size_t len4 = len / 4;
     for (size_t i = 0; i < len4; i++) {
         size_t i4 = i * 4;
-        uint32_t k = (uint32_t)d[i4] | ((uint32_t)d[i4 + 1] << 8) |
-                     ((uint32_t)d[i4 + 2] << 16) | ((uint32_t)d[i4 + 3] << 24);
+        uint32_t k = (uint32_t)d[i4] | ((uint32_t)d[i4 + 1] << 8) | ((uint32_t)d[i4 + 2] << 16) |
+                     ((uint32_t)d[i4 + 3] << 24);
         k *= m;
         k ^= k >> r;
         k *= m;

@@ -49,8 +49,8 @@ static int digits(const char *s, size_t n, size_t at, size_t count, int *out)
 int core_rfc3339_parse(const char *s, size_t n, int64_t *out_ms)
 {
     int y, mo, d, h, mi, sec;
-    if (digits(s, n, 0, 4, &y) || n < 20 || s[4] != '-' || digits(s, n, 5, 2, &mo) ||
-        s[7] != '-' || digits(s, n, 8, 2, &d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
+    if (digits(s, n, 0, 4, &y) || n < 20 || s[4] != '-' || digits(s, n, 5, 2, &mo) || s[7] != '-' ||
+        digits(s, n, 8, 2, &d) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
         digits(s, n, 11, 2, &h) || s[13] != ':' || digits(s, n, 14, 2, &mi) || s[16] != ':' ||
         digits(s, n, 17, 2, &sec))
         return CORE_E_PARSE;
@@ -107,8 +107,8 @@ void core_rfc3339_format(int64_t ms, char *out, size_t out_size)
         snprintf(out, out_size, "invalid-time");
         return;
     }
-    snprintf(out, out_size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, msec);
+    snprintf(out, out_size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, msec);
 }
 
 int core_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
@@ -168,9 +168,9 @@ int core_parse_scaled(const char *s, const struct core_unit *units, int64_t *out
 int core_parse_size(const char *s, int64_t *out)
 {
     static const struct core_unit units[] = {
-        {"", 1},           {"b", 1},           {"k", 1024},           {"kb", 1024},
-        {"kib", 1024},     {"m", 1 << 20},     {"mb", 1 << 20},       {"mib", 1 << 20},
-        {"g", 1LL << 30},  {"gb", 1LL << 30},  {"gib", 1LL << 30},    {NULL, 0},
+        {"", 1},          {"b", 1},          {"k", 1024},        {"kb", 1024},
+        {"kib", 1024},    {"m", 1 << 20},    {"mb", 1 << 20},    {"mib", 1 << 20},
+        {"g", 1LL << 30}, {"gb", 1LL << 30}, {"gib", 1LL << 30}, {NULL, 0},
     };
     return core_parse_scaled(s, units, out);
 }

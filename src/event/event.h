@@ -12,21 +12,21 @@
 
 /* ---- event types --------------------------------------------------------------------------- */
 
-#define EVENT_TYPE_MAP(XX)                                                                     \
-    XX(VIEW, "view", 1.0, true)                                                                \
-    XX(CLICK, "click", 2.0, true)                                                              \
-    XX(SCROLL, "scroll", 0.5, true)                                                            \
-    XX(DWELL, "dwell", 1.0, true)                                                              \
-    XX(FORM_SUBMIT, "form_submit", 3.0, false)                                                 \
-    XX(ADD_TO_CART, "add_to_cart", 4.0, true)                                                  \
-    XX(REMOVE_FROM_CART, "remove_from_cart", -1.0, true)                                       \
-    XX(PURCHASE, "purchase", 6.0, true)                                                        \
-    XX(RATING, "rating", 3.0, true)                                                            \
-    XX(LIKE, "like", 3.0, true)                                                                \
-    XX(SHARE, "share", 3.0, true)                                                              \
-    XX(BOOKMARK, "bookmark", 3.0, true)                                                        \
-    XX(IMPRESSION, "impression", 0.0, true)                                                    \
-    XX(SEARCH, "search", 0.0, false)                                                           \
+#define EVENT_TYPE_MAP(XX)                                                                         \
+    XX(VIEW, "view", 1.0, true)                                                                    \
+    XX(CLICK, "click", 2.0, true)                                                                  \
+    XX(SCROLL, "scroll", 0.5, true)                                                                \
+    XX(DWELL, "dwell", 1.0, true)                                                                  \
+    XX(FORM_SUBMIT, "form_submit", 3.0, false)                                                     \
+    XX(ADD_TO_CART, "add_to_cart", 4.0, true)                                                      \
+    XX(REMOVE_FROM_CART, "remove_from_cart", -1.0, true)                                           \
+    XX(PURCHASE, "purchase", 6.0, true)                                                            \
+    XX(RATING, "rating", 3.0, true)                                                                \
+    XX(LIKE, "like", 3.0, true)                                                                    \
+    XX(SHARE, "share", 3.0, true)                                                                  \
+    XX(BOOKMARK, "bookmark", 3.0, true)                                                            \
+    XX(IMPRESSION, "impression", 0.0, true)                                                        \
+    XX(SEARCH, "search", 0.0, false)                                                               \
     XX(PAGE_VIEW, "page_view", 0.0, false)
 
 enum event_type {
@@ -77,13 +77,13 @@ struct event_str {
  * pseudonymisation; the log stores user_key / anon_key (EVENT_KEY_HEX hex chars, "" = none).
  */
 struct event {
-    struct event_str event_id; /* empty until assigned (ingest assigns a UUIDv7) */
+    struct event_str event_id;     /* empty until assigned (ingest assigns a UUIDv7) */
     struct event_str user_id;      /* raw; never written anywhere */
     struct event_str anonymous_id; /* raw; never written anywhere */
     char user_key[EVENT_KEY_HEX + 1];
     char anon_key[EVENT_KEY_HEX + 1];
     struct event_str session_id;
-    int type;                  /* enum event_type, or EVENT_TYPE_CUSTOM */
+    int type;                   /* enum event_type, or EVENT_TYPE_CUSTOM */
     struct event_str type_name; /* the custom type's name (EVENT_TYPE_CUSTOM only) */
     struct event_str item_id;
     int64_t ts_ms;   /* event time */
@@ -115,8 +115,8 @@ struct event_error {
  * filled. Never aborts on any input. Unknown top-level fields and context keys outside the
  * allow-list are dropped and counted in ev->dropped_fields.
  */
-int event_json_decode(const cJSON *obj, int64_t recv_ms, struct core_arena *arena,
-                      struct event *ev, struct event_error *err);
+int event_json_decode(const cJSON *obj, int64_t recv_ms, struct core_arena *arena, struct event *ev,
+                      struct event_error *err);
 
 /* Decoding options: custom_type (when set) is asked about an eventType that is not built in;
  * returning true accepts it as EVENT_TYPE_CUSTOM. Called on the decoding thread. */

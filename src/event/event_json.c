@@ -303,7 +303,8 @@ static int decode_reco(struct decoder *d)
     }
     rc = decode_str(d, &schema, &ev->schema);
     if (rc == 0 && ev->schema.len && !schema_ref_shaped(ev->schema.ptr, ev->schema.len))
-        return fail(d, "schema", "must be \"name/MODEL-REVISION-ADDITION\", e.g. \"purchase/1-0-2\"");
+        return fail(d, "schema",
+                    "must be \"name/MODEL-REVISION-ADDITION\", e.g. \"purchase/1-0-2\"");
     return rc;
 }
 
@@ -455,8 +456,7 @@ int event_json_decode_ex(const cJSON *obj, int64_t recv_ms, struct core_arena *a
                          struct event_error *err)
 {
     struct event tmp;
-    struct decoder d = {
-        .arena = arena, .ev = &tmp, .err = err, .recv_ms = recv_ms, .opts = opts};
+    struct decoder d = {.arena = arena, .ev = &tmp, .err = err, .recv_ms = recv_ms, .opts = opts};
     event_init(&tmp);
     tmp.recv_ms = recv_ms;
     err->field[0] = '\0';

@@ -9,12 +9,12 @@
 #include "core/core.h"
 
 struct http_options {
-    const char *host;       /* listen address, e.g. "0.0.0.0" or "127.0.0.1" */
+    const char *host; /* listen address, e.g. "0.0.0.0" or "127.0.0.1" */
     uint16_t port;
-    unsigned threads;       /* worker threads in the pool (default: cores) */
-    int64_t body_limit;     /* larger bodies get 413 before being read (default 1 MiB) */
+    unsigned threads;   /* worker threads in the pool (default: cores) */
+    int64_t body_limit; /* larger bodies get 413 before being read (default 1 MiB) */
     unsigned max_connections;
-    unsigned timeout_s;     /* idle / slow-client timeout */
+    unsigned timeout_s; /* idle / slow-client timeout */
 };
 
 void http_options_init(struct http_options *opt);

@@ -112,8 +112,8 @@ static enum MHD_Result send_reply(struct conn_req *cr)
     struct http_request *req = &cr->req;
     struct MHD_Response *resp;
     if (req->reply.len) {
-        resp = MHD_create_response_from_buffer(req->reply.len, req->reply.data,
-                                               MHD_RESPMEM_MUST_FREE);
+        resp =
+            MHD_create_response_from_buffer(req->reply.len, req->reply.data, MHD_RESPMEM_MUST_FREE);
         core_buf_init(&req->reply); /* MHD owns the memory now */
     } else {
         resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
@@ -174,9 +174,8 @@ static enum MHD_Result wait_async(struct conn_req *cr)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     struct http_server *srv = cls;
@@ -193,13 +192,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         core_arena_init(&cr->scratch);
         atomic_store(&cr->state, REQ_RECEIVING);
         *con_cls = cr;
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         int64_t len;
         if (cl && core_parse_i64(cl, 0, INT64_MAX, &len) == 0 && len > srv->opt.body_limit) {
             /* Refuse before reading the body; MHD closes the connection afterwards. */
-            http_reply_error(&cr->req, 41301, "request body of %lld bytes exceeds the limit of %lld",
-                             (long long)len, (long long)srv->opt.body_limit);
+            http_reply_error(&cr->req, 41301,
+                             "request body of %lld bytes exceeds the limit of %lld", (long long)len,
+                             (long long)srv->opt.body_limit);
             return send_reply(cr);
         }
         if (cl && len > 0)
@@ -292,8 +292,7 @@ int http_server_start(const struct http_options *opt, http_handler_fn handler, v
         opt->timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, srv,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)HTTP_CONN_MEMORY, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY, MHD_OPTION_END);
     if (!srv->daemon) {
         LOG_ERROR("cannot listen", "host=%s port=%u", opt->host, (unsigned)opt->port);
         free(srv->cors_origin);

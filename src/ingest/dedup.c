@@ -62,7 +62,8 @@ static void table_delete(struct dedup *d, size_t idx)
          next = (next + 1) & d->table_mask) {
         size_t home = d->ring[d->table[next] - 1].h1 & d->table_mask;
         /* Move next into the hole unless its home lies cyclically in (hole, next]. */
-        bool in_range = hole <= next ? (home > hole && home <= next) : (home > hole || home <= next);
+        bool in_range =
+            hole <= next ? (home > hole && home <= next) : (home > hole || home <= next);
         if (!in_range) {
             d->table[hole] = d->table[next];
             hole = next;
@@ -88,8 +89,7 @@ static void pop_tail(struct dedup *d)
     d->count--;
 }
 
-struct dedup_entry *ingest__dedup_insert(struct dedup *d, uint64_t h1, uint64_t h2,
-                                         int64_t time_ms)
+struct dedup_entry *ingest__dedup_insert(struct dedup *d, uint64_t h1, uint64_t h2, int64_t time_ms)
 {
     if (d->count == d->max) {
         if (d->ring[tail_index(d)].live)
@@ -98,8 +98,8 @@ struct dedup_entry *ingest__dedup_insert(struct dedup *d, uint64_t h1, uint64_t 
     }
     size_t idx = d->head;
     struct dedup_entry *e = &d->ring[idx];
-    *e = (struct dedup_entry){.h1 = h1, .h2 = h2, .time_ms = time_ms, .live = true,
-                              .partition = -1, .offset = -1};
+    *e = (struct dedup_entry){
+        .h1 = h1, .h2 = h2, .time_ms = time_ms, .live = true, .partition = -1, .offset = -1};
     size_t pos = h1 & d->table_mask;
     while (d->table[pos])
         pos = (pos + 1) & d->table_mask;

@@ -25,14 +25,13 @@ struct waiter {
 struct ingest_group {
     struct ingest_batch *batch;
     struct ingest *ing;
-    bool own_pending; /* its own append has not completed yet */
-    size_t waits;     /* its items waiting on other groups */
-    int status;       /* outcome of its own append */
+    bool own_pending;       /* its own append has not completed yet */
+    size_t waits;           /* its items waiting on other groups */
+    int status;             /* outcome of its own append */
     struct waiter *waiters; /* other batches' items waiting on this group's records */
     size_t nwaiters, cap_waiters;
     uint64_t *hashes; /* per record: eventId hash (h1, h2), or 0,0 when server-assigned */
 };
-
 
 void ingest_config_init(struct ingest_config *cfg)
 {
@@ -228,8 +227,7 @@ static int decode_one(struct ingest *ing, struct ingest_batch *b, struct ingest_
     if (!it->prekeyed && ev->user_id.len)
         privacy_pseudonym_user(&ing->key, ev->user_id.ptr, ev->user_id.len, ev->user_key);
     if (!it->prekeyed && ev->anonymous_id.len)
-        privacy_pseudonym_anon(&ing->key, ev->anonymous_id.ptr, ev->anonymous_id.len,
-                               ev->anon_key);
+        privacy_pseudonym_anon(&ing->key, ev->anonymous_id.ptr, ev->anonymous_id.len, ev->anon_key);
     ev->user_id = (struct event_str){NULL, 0};
     ev->anonymous_id = (struct event_str){NULL, 0};
     return 0;
@@ -258,7 +256,7 @@ static void decode_items(struct ingest *ing, struct ingest_batch *b, uint64_t *h
             ev.event_id = (struct event_str){id, 36};
             hashes[2 * j] = hashes[2 * j + 1] = 0;
         }
-    const char *key = ev.user_key[0] ? ev.user_key : ev.anon_key;
+        const char *key = ev.user_key[0] ? ev.user_key : ev.anon_key;
         struct evlog_record *r = &b->recs[j];
         r->partition = it->partition >= 0
                            ? it->partition
@@ -340,8 +338,8 @@ static void complete_group(struct ingest_group *g, int status)
         fill_from_record(&b->items[b->rec_item[j]], &b->recs[j], status);
         if (g->hashes[2 * j] == 0 && g->hashes[2 * j + 1] == 0)
             continue;
-        struct dedup_entry *e = ingest__dedup_find(&ing->dedup, g->hashes[2 * j],
-                                                   g->hashes[2 * j + 1]);
+        struct dedup_entry *e =
+            ingest__dedup_find(&ing->dedup, g->hashes[2 * j], g->hashes[2 * j + 1]);
         if (!e || e->group != g)
             continue;
         e->group = NULL;
@@ -402,8 +400,7 @@ static void add_waiter(struct ingest_group *on, struct ingest_batch *b, size_t i
     on->waiters[on->nwaiters++] = (struct waiter){b, item, rec};
 }
 
-int ingest_batch_submit(struct ingest *ing, struct ingest_batch *b, ingest_done_fn done,
-                        void *arg)
+int ingest_batch_submit(struct ingest *ing, struct ingest_batch *b, ingest_done_fn done, void *arg)
 {
     struct ingest_group *g = core_xcalloc(1, sizeof *g);
     g->batch = b;

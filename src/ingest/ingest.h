@@ -37,18 +37,18 @@ struct ingest_stats {
     uint64_t failed;         /* records whose append failed */
     uint64_t deadlettered;   /* rejected records recorded in the dead-letter store */
     uint64_t by_type[EVENT_TYPE_CUSTOM + 1]; /* valid events per type id (custom: last) */
-    uint64_t dedup_entries;  /* eventIds currently remembered */
-    uint64_t dedup_evicted;  /* eventIds forgotten early because dedup_max was reached */
+    uint64_t dedup_entries;                  /* eventIds currently remembered */
+    uint64_t dedup_evicted; /* eventIds forgotten early because dedup_max was reached */
 };
 
 /* One input record of a batch, and its outcome. */
 struct ingest_item {
-    const cJSON *value;  /* the event object (borrowed; must outlive the batch) */
-    int32_t partition;   /* explicit partition (Kafka REST), or -1 to hash the user key */
-    bool prekeyed;       /* replay of a dead letter: userId/anonymousId hold the stored
-                          * pseudonyms (32 hex chars), not raw ids */
+    const cJSON *value; /* the event object (borrowed; must outlive the batch) */
+    int32_t partition;  /* explicit partition (Kafka REST), or -1 to hash the user key */
+    bool prekeyed;      /* replay of a dead letter: userId/anonymousId hold the stored
+                         * pseudonyms (32 hex chars), not raw ids */
     /* outcome, valid once the batch completed */
-    int status;          /* 0 stored or duplicate; CORE_E_INVALID (see err); other: failure */
+    int status; /* 0 stored or duplicate; CORE_E_INVALID (see err); other: failure */
     bool duplicate;
     int32_t out_partition;
     int64_t out_offset;
@@ -65,8 +65,8 @@ struct ingest_group; /* internal completion bookkeeping */
 struct ingest_batch {
     struct ingest_item *items;
     size_t n;
-    const char *source;    /* where the records came from (e.g. the route), for dead letters */
-    bool no_deadletters;   /* do not record rejections (dead-letter replay) */
+    const char *source;  /* where the records came from (e.g. the route), for dead letters */
+    bool no_deadletters; /* do not record rejections (dead-letter replay) */
     /* internal */
     struct core_arena arena;
     struct core_buf payload;
@@ -96,8 +96,7 @@ void ingest_free(struct ingest *ing);
  * of the batch was stored) or another negative code (log not writable). Invalid records
  * never block valid ones. Returns 0. Must not be called holding a lock that done takes.
  */
-int ingest_batch_submit(struct ingest *ing, struct ingest_batch *b, ingest_done_fn done,
-                        void *arg);
+int ingest_batch_submit(struct ingest *ing, struct ingest_batch *b, ingest_done_fn done, void *arg);
 
 void ingest_stats(struct ingest *ing, struct ingest_stats *out);
 

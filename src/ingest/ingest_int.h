@@ -26,9 +26,9 @@ struct dedup_entry {
 
 struct dedup {
     struct dedup_entry *ring;
-    size_t max;      /* ring capacity */
-    size_t head;     /* next slot to write */
-    size_t count;    /* live + dead entries between tail and head */
+    size_t max;   /* ring capacity */
+    size_t head;  /* next slot to write */
+    size_t count; /* live + dead entries between tail and head */
     size_t live;
     uint32_t *table; /* ring index + 1; 0 = empty */
     size_t table_mask;

@@ -40,9 +40,7 @@ void privacy_key_set(struct privacy_key *key, const uint8_t bytes[PRIVACY_KEY_BY
  * HMAC-SHA-256(secret, id). Anonymous ids use a separate domain ("anon:" || id) so that an
  * anonymous id can never collide with a user id of the same spelling. out gets 33 bytes.
  */
-void privacy_pseudonym_user(const struct privacy_key *key, const char *id, size_t n,
-                            char *out);
-void privacy_pseudonym_anon(const struct privacy_key *key, const char *id, size_t n,
-                            char *out);
+void privacy_pseudonym_user(const struct privacy_key *key, const char *id, size_t n, char *out);
+void privacy_pseudonym_anon(const struct privacy_key *key, const char *id, size_t n, char *out);
 
 #endif

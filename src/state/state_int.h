@@ -105,8 +105,6 @@ struct st_nb {
     double key;
 };
 
-
-
 struct st_item {
     struct st_hnode h; /* first */
     struct st_lnode l;

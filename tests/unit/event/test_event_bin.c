@@ -324,9 +324,12 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_custom_type_round_trip),
-        cmocka_unit_test(test_round_trip_full),  cmocka_unit_test(test_round_trip_minimal),
-        cmocka_unit_test(test_round_trip_edges), cmocka_unit_test(test_truncation),
-        cmocka_unit_test(test_corrupt),          cmocka_unit_test(test_key_hex),
+        cmocka_unit_test(test_round_trip_full),
+        cmocka_unit_test(test_round_trip_minimal),
+        cmocka_unit_test(test_round_trip_edges),
+        cmocka_unit_test(test_truncation),
+        cmocka_unit_test(test_corrupt),
+        cmocka_unit_test(test_key_hex),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,13 +14,16 @@
 #include <string.h>
 
 static const char *corpus[] = {
-    "{\"userId\":\"123\",\"eventType\":\"click\",\"itemId\":\"product456\",\"timestamp\":1700000000000}",
+    "{\"userId\":\"123\",\"eventType\":\"click\",\"itemId\":\"product456\",\"timestamp\":"
+    "1700000000000}",
     "{\"anonymousId\":\"a\",\"eventType\":\"page_view\"}",
     "{\"userId\":7,\"eventType\":\"view\",\"itemId\":9}",
     "{\"userId\":\"u\",\"eventType\":\"search\",\"properties\":{\"q\":\"shoes\"}}",
-    "{\"userId\":\"u\",\"eventType\":\"view\",\"itemId\":\"i\",\"timestamp\":\"2024-01-02T03:04:05Z\"}",
+    "{\"userId\":\"u\",\"eventType\":\"view\",\"itemId\":\"i\",\"timestamp\":\"2024-01-02T03:04:"
+    "05Z\"}",
     ("{\"userId\":\"u\",\"eventType\":\"rating\",\"itemId\":\"i\",\"value\":4.5,\"position\":2,"
-     "\"recId\":\"r1\",\"sessionId\":\"s\",\"eventId\":\"e1\",\"context\":{\"device\":\"mobile\"}}"),
+     "\"recId\":\"r1\",\"sessionId\":\"s\",\"eventId\":\"e1\",\"context\":{\"device\":\"mobile\"}"
+     "}"),
     "{\"userId\":\"u\",\"eventType\":\"view\",\"itemId\":\"i\",\"schema\":\"view/1-0-0\"}",
     /* invalid */
     "{\"eventType\":\"view\",\"itemId\":\"i\"}",

@@ -23,8 +23,13 @@ static void noop_done(void *arg, int status)
 static void append_one(struct evlog *log, int32_t p)
 {
     static struct evlog_record rec;
-    rec = (struct evlog_record){.partition = p, .key = "k", .key_len = 1, .value = "v",
-                                .value_len = 1, .event_time_ms = 1, .ingest_time_ms = 1};
+    rec = (struct evlog_record){.partition = p,
+                                .key = "k",
+                                .key_len = 1,
+                                .value = "v",
+                                .value_len = 1,
+                                .event_time_ms = 1,
+                                .ingest_time_ms = 1};
     assert_int_equal(evlog_append(log, &rec, 1, noop_done, NULL), 0);
     assert_int_equal(evlog_flush(log), 0);
 }

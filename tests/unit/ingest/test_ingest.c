@@ -172,7 +172,8 @@ static void test_outcomes(void **state)
 static void test_dedup_survives_restart(void **state)
 {
     struct fixture *f = *state;
-    const char *ev[] = {"{\"eventId\":\"r1\",\"userId\":\"u\",\"eventType\":\"view\",\"itemId\":\"p\"}"};
+    const char *ev[] = {
+        "{\"eventId\":\"r1\",\"userId\":\"u\",\"eventType\":\"view\",\"itemId\":\"p\"}"};
     struct ingest_item a[1], b[1];
     assert_int_equal(submit(f->ing, ev, 1, a), 0);
     close_all(f);
