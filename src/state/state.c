@@ -538,13 +538,32 @@ double st__nb_key(const struct st *d, double score, int64_t ts)
     return log2(score) + (double)ts / (double)d->cfg.half_life_ms;
 }
 
-/* Adds sc (observed at t) to it's neighbour nb_id; bounded at neighbours_max. */
+/* Index of the lowest-key neighbour (ties: the greatest id), cached in it->nb_lo until an
+ * entry changes: most pairs offered to a full list lose against it without a scan. */
+static int nb_lowest(struct st_item *it)
+{
+    if (it->nb_lo > 0)
+        return it->nb_lo - 1;
+    int lo = 0;
+    for (int i = 1; i < it->nnb; i++) {
+        double v = it->nb[i].key, lov = it->nb[lo].key;
+        if (v < lov || (v == lov && st__strcmp(it->nb[i].id, it->nb[lo].id) > 0))
+            lo = i;
+    }
+    it->nb_lo = lo + 1;
+    return lo;
+}
+
+/* Adds sc (observed at t) to it's neighbour nb_id; bounded at neighbours_max. Full lists
+ * are ordered by a log-score key (struct st_nb) rather than by decaying every entry. */
 static void nb_add(struct st *d, struct st_item *it, struct st_str *nb_id, double sc, int64_t t)
 {
     for (int i = 0; i < it->nnb; i++) {
         if (it->nb[i].id == nb_id) {
             acc_add(d, &it->nb[i].score, &it->nb[i].ts, sc, t);
             it->nb[i].key = st__nb_key(d, it->nb[i].score, it->nb[i].ts);
+            if (it->nb_lo == i + 1)
+                it->nb_lo = 0; /* the minimum grew: find it again when needed */
             return;
         }
     }
@@ -559,26 +578,18 @@ static void nb_add(struct st *d, struct st_item *it, struct st_str *nb_id, doubl
             it->nbcap = ncap;
         }
         it->nb[it->nnb++] = (struct st_nb){ref(nb_id), sc, t, st__nb_key(d, sc, t)};
+        it->nb_lo = 0;
         d->pairs++;
         return;
     }
-    /* Full: the lowest decayed score (ties: the greatest id) makes way for a higher one.
-     * Comparing keys instead of decayed scores saves an exp2 per entry and per pair: the
-     * list scan was most of the apply time for long sessions. */
-    int lo = 0;
-    double lov = it->nb[0].key;
-    for (int i = 1; i < it->nnb; i++) {
-        double v = it->nb[i].key;
-        if (v < lov || (v == lov && st__strcmp(it->nb[i].id, it->nb[lo].id) > 0)) {
-            lov = v;
-            lo = i;
-        }
-    }
+    /* Full: the lowest (ties: the greatest id) makes way for a higher one. */
+    int lo = nb_lowest(it);
     double key = st__nb_key(d, sc, t);
-    if (key <= lov)
+    if (key <= it->nb[lo].key)
         return;
     st__unref(d, it->nb[lo].id);
     it->nb[lo] = (struct st_nb){ref(nb_id), sc, t, key};
+    it->nb_lo = 0;
 }
 
 /* Session windowing and co-visitation of item (weight w > 0 pairs it with the session). */

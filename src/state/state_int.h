@@ -117,6 +117,7 @@ struct st_item {
     int64_t impressions, clicks;
     struct st_nb *nb;
     int32_t nnb, nbcap;
+    int32_t nb_lo; /* 1 + index of the lowest-key neighbour of a full list; 0 = not known */
 };
 
 /* Everything a shard holds apart from its lock. */
