@@ -11,6 +11,7 @@
  *   [8]     value, little-endian IEEE 754 double         if BIN_VALUE
  *   varint  zigzag(position)                             if BIN_POSITION
  *   varint  dropped_fields (non-zero)                    if BIN_DROPPED
+ *   (flag only) BIN_ID_ASSIGNED: the collector generated the eventId
  *   then for each present string of str_fields, in order: varint length (>= 1), bytes.
  *
  * The encoding is canonical: the decoder rejects anything the encoder would not have written
@@ -48,7 +49,9 @@ static const struct {
     {offsetof(struct event, type_name), 64}, /* custom types only (appended in format 1) */
 };
 #define STR_FIELD_COUNT (sizeof str_fields / sizeof str_fields[0])
-#define BIN_ALL_FLAGS ((BIN_STR0 << STR_FIELD_COUNT) - 1)
+/* After the string flags: the eventId was assigned by the collector (never a dedup key). */
+#define BIN_ID_ASSIGNED ((uint64_t)BIN_STR0 << STR_FIELD_COUNT)
+#define BIN_ALL_FLAGS ((BIN_ID_ASSIGNED << 1) - 1)
 
 static struct event_str *str_at(struct event *ev, size_t i)
 {
@@ -96,6 +99,8 @@ static uint64_t encode_flags(const struct event *ev)
         flags |= BIN_POSITION;
     if (ev->dropped_fields)
         flags |= BIN_DROPPED;
+    if (ev->id_assigned)
+        flags |= BIN_ID_ASSIGNED;
     for (size_t i = 0; i < STR_FIELD_COUNT; i++) {
         if (cstr_at(ev, i)->len)
             flags |= (uint64_t)BIN_STR0 << i;
@@ -237,6 +242,7 @@ int event_bin_decode(const void *data, size_t len, struct event *ev)
     event_init(&tmp);
     if (get_header(&p, end, &tmp, &flags) < 0)
         return CORE_E_CORRUPT;
+    tmp.id_assigned = (flags & BIN_ID_ASSIGNED) != 0;
     if (((flags & BIN_USER_KEY) && get_key(&p, end, tmp.user_key) < 0) ||
         ((flags & BIN_ANON_KEY) && get_key(&p, end, tmp.anon_key) < 0) ||
         get_numbers(&p, end, flags, &tmp) < 0)

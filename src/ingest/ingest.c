@@ -90,7 +90,10 @@ static int rebuild_dedup(struct ingest *ing)
             for (size_t i = 0; i < batch.n; i++) {
                 const struct evlog_record *r = &batch.recs[i];
                 struct event ev;
-                if (r->ingest_time_ms < since || event_bin_decode(r->value, r->value_len, &ev))
+                /* Only client eventIds can be repeated by clients; ids the collector made up
+                 * would only crowd them out of the bounded window. */
+                if (r->ingest_time_ms < since || event_bin_decode(r->value, r->value_len, &ev) ||
+                    ev.id_assigned)
                     continue;
                 uint64_t h1, h2;
                 ingest__dedup_hash(ev.event_id.ptr, ev.event_id.len, &h1, &h2);
@@ -254,6 +257,7 @@ static void decode_items(struct ingest *ing, struct ingest_batch *b, uint64_t *h
             char *id = core_arena_alloc(&b->arena, 37);
             event_id_generate(now, id);
             ev.event_id = (struct event_str){id, 36};
+            ev.id_assigned = true;
             hashes[2 * j] = hashes[2 * j + 1] = 0;
         }
         const char *key = ev.user_key[0] ? ev.user_key : ev.anon_key;

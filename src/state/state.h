@@ -26,7 +26,7 @@
  *   evict the least recently applied. Expired and evicted entities are counted.
  * Memory (bench/state_bench.c, x86-64): a user with one item-less event ~270 B; a user with
  * views (engagement rings allocated) ~1.4 KB plus ~32 B per recent entry; an item ~1 KB
- * (window counters 840 B) plus 24 B per neighbour.
+ * (window counters 840 B) plus 32 B per neighbour.
  */
 #ifndef RECSTREAM_STATE_H
 #define RECSTREAM_STATE_H

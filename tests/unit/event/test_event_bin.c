@@ -235,7 +235,8 @@ static void test_corrupt(void **state)
     expect_corrupt(bad_type, sizeof bad_type);
     static const uint8_t bad_type_big[] = {1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f, 2, 0};
     expect_corrupt(bad_type_big, sizeof bad_type_big);
-    static const uint8_t bad_flag[] = {1, 0x80, 0x40, 0, 2, 0};
+    /* Flag bit 14: past the string flags (5..12) and BIN_ID_ASSIGNED (13). */
+    static const uint8_t bad_flag[] = {1, 0x80, 0x80, 0x01, 0, 2, 0};
     expect_corrupt(bad_flag, sizeof bad_flag);
     static const uint8_t overlong[] = {1, 0x80, 0x00, 0, 2, 0};
     expect_corrupt(overlong, sizeof overlong);
@@ -306,6 +307,13 @@ static void test_custom_type_round_trip(void **state)
     event_bin_encode(&ev, &b);
     assert_int_equal(event_bin_decode(b.data, b.len, &back), 0);
     assert_int_equal(back.type, EVENT_TYPE_CUSTOM);
+    assert_false(back.id_assigned);
+    /* The "collector assigned the id" flag round-trips too. */
+    ev.id_assigned = true;
+    core_buf_reset(&b);
+    event_bin_encode(&ev, &b);
+    assert_int_equal(event_bin_decode(b.data, b.len, &back), 0);
+    assert_true(back.id_assigned);
     size_t len;
     const char *name = event_type_name(&back, &len);
     assert_int_equal(len, 10);

@@ -178,6 +178,15 @@ static void test_dedup_survives_restart(void **state)
     assert_int_equal(submit(f->ing, ev, 1, a), 0);
     close_all(f);
     open_all(f);
+    /* Events without a client eventId are not remembered across the restart. */
+    const char *anon[] = {"{\"userId\":\"u\",\"eventType\":\"view\",\"itemId\":\"q\"}"};
+    struct ingest_item c[1];
+    assert_int_equal(submit(f->ing, anon, 1, c), 0);
+    close_all(f);
+    open_all(f);
+    struct ingest_stats st;
+    ingest_stats(f->ing, &st);
+    assert_int_equal(st.dedup_entries, 1);
     assert_int_equal(submit(f->ing, ev, 1, b), 0);
     assert_true(b[0].duplicate);
     assert_int_equal(b[0].out_offset, a[0].out_offset);
