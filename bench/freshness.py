@@ -11,23 +11,13 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import tempfile
 import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "build", "recstream")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+from benchlib import BIN, free_port, wait_port
 
 
 def background_load(port, rate, stop):
@@ -58,12 +48,7 @@ def main():
                              "127.0.0.1:%d" % port, "--fsync", args.fsync], stderr=subprocess.DEVNULL)
     stop = threading.Event()
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_port(port)
         if args.background:
             threading.Thread(target=background_load, args=(port, args.background, stop), daemon=True).start()
         post = http.client.HTTPConnection("127.0.0.1", port)

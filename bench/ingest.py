@@ -10,24 +10,14 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "build", "recstream")
+from benchlib import BIN, ROOT, free_port, wait_port
 LUA = os.path.join(ROOT, "bench", "post.lua")
 TYPES = ["view", "view", "view", "click", "scroll", "dwell", "add_to_cart", "purchase"]
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def make_bodies(path, events_per_request, n_bodies=200):
@@ -53,17 +43,6 @@ def wrk(url, bodies, duration, connections, ctype):
         if line.startswith("WRKJSON "):
             return json.loads(line[8:])
     raise RuntimeError("wrk printed no summary:\n" + out)
-
-
-def wait_port(port, timeout=20):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("port %d not listening" % port)
 
 
 def start_nginx(tmp):

@@ -22,9 +22,7 @@ struct ingest_req {
     struct api *api;
     struct http_request *req;
     enum api_ingest_kind kind;
-    cJSON *root;   /* the parsed body (JSON bodies) */
-    cJSON **lines; /* parsed lines (NDJSON bodies) */
-    size_t nlines;
+    cJSON *root; /* the parsed body (JSON bodies) */
     struct slot *slots;
     size_t nslots;
     struct ingest_item *items;
@@ -40,7 +38,6 @@ static void ingest_req_free(void *p)
     if (r->batch_live)
         ingest_batch_dispose(&r->batch);
     core_arena_dispose(&r->json_arena); /* frees every parsed tree */
-    free(r->lines);
     free(r->slots);
     free(r->items);
     free(r);
@@ -179,7 +176,6 @@ static int ndjson_slots(struct ingest_req *r)
     }
     if (start_slots(r, n, "events") < 0)
         return -1;
-    r->lines = core_xcalloc(n, sizeof *r->lines);
     size_t k = 0, lineno = 0;
     for (size_t i = 0, start = 0; i <= len; i++) {
         if (i != len && body[i] != '\n')
@@ -195,7 +191,6 @@ static int ndjson_slots(struct ingest_req *r)
                          pos.column);
                 slot_error(s, "", msg);
             } else {
-                r->lines[r->nlines++] = v;
                 add_item(r, s, v, -1);
             }
         }

@@ -39,7 +39,7 @@ static int64_t query_count(struct http_request *req, int64_t dflt)
     return v;
 }
 
-/* Merges (id, score) lists by summing scores per id; sorts by score desc, id asc. */
+/* Per-shard (id, score) lists, merged by write_list: scores of the same id are summed. */
 struct merged {
     struct state_neighbour *items;
     int n, cap;
@@ -47,17 +47,17 @@ struct merged {
 
 static void merge_add(struct merged *m, const struct state_neighbour *nb)
 {
-    for (int i = 0; i < m->n; i++) {
-        if (!strcmp(m->items[i].item_id, nb->item_id)) {
-            m->items[i].score += nb->score;
-            return;
-        }
-    }
     if (m->n == m->cap) {
         m->cap = m->cap ? 2 * m->cap : 64;
         m->items = core_xrealloc(m->items, (size_t)m->cap * sizeof *m->items);
     }
     m->items[m->n++] = *nb;
+}
+
+static int by_id(const void *a, const void *b)
+{
+    return strcmp(((const struct state_neighbour *)a)->item_id,
+                  ((const struct state_neighbour *)b)->item_id);
 }
 
 static int by_score(const void *a, const void *b)
@@ -68,10 +68,26 @@ static int by_score(const void *a, const void *b)
     return strcmp(x->item_id, y->item_id);
 }
 
+/* Sums the scores of equal ids (sort by id, fold neighbours), then orders by score desc, id
+ * asc: O(n log n) over every shard's list instead of a search per entry. */
+static void merge_finish(struct merged *m)
+{
+    qsort(m->items, (size_t)m->n, sizeof *m->items, by_id);
+    int k = 0;
+    for (int i = 0; i < m->n; i++) {
+        if (k > 0 && !strcmp(m->items[k - 1].item_id, m->items[i].item_id))
+            m->items[k - 1].score += m->items[i].score;
+        else
+            m->items[k++] = m->items[i];
+    }
+    m->n = k;
+    qsort(m->items, (size_t)m->n, sizeof *m->items, by_score);
+}
+
 static void write_list(struct core_buf *out, const char *key, struct merged *m, int count,
                        const char *score_name)
 {
-    qsort(m->items, (size_t)m->n, sizeof *m->items, by_score);
+    merge_finish(m);
     core_buf_printf(out, "\"%s\":[", key);
     for (int i = 0; i < m->n && i < count; i++) {
         core_buf_puts(out, i ? ",{\"itemId\":" : "{\"itemId\":");

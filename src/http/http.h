@@ -35,7 +35,6 @@ struct http_request {
     void (*ctx_free)(void *ctx);
     /* internal */
     void *conn;
-    int state;
 };
 
 /* Request header lookup (case-insensitive); NULL when absent. Handler threads only. */

@@ -209,7 +209,8 @@ static int take_keys(struct ingest_item *it, struct event *ev)
 static int decode_one(struct ingest *ing, struct ingest_batch *b, struct ingest_item *it,
                       struct event *ev, int64_t now, struct schema_errors *errs)
 {
-    errs->count = errs->total = 0;
+    if (errs)
+        errs->count = errs->total = 0;
     int rc = event_json_decode_ex(it->value, now, &b->arena, &ing->decode_opts, ev, &it->err);
     if (rc == 0 && it->partition >= ing->log->partitions) {
         set_error(it, "partition", "no such partition");
@@ -243,7 +244,8 @@ static void decode_items(struct ingest *ing, struct ingest_batch *b, uint64_t *h
 {
     int64_t now = core_now_ms();
     size_t j = 0;
-    struct schema_errors *errs = core_xmalloc(sizeof *errs);
+    /* The error collector (~13 KiB) is only needed when schemas are checked at all. */
+    struct schema_errors *errs = ing->cfg.registry ? core_xmalloc(sizeof *errs) : NULL;
     for (size_t i = 0; i < b->n; i++) {
         struct ingest_item *it = &b->items[i];
         struct event ev;

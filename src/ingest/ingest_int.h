@@ -70,8 +70,8 @@ struct ingest {
  * Validates the decoded event's properties against its registered schema (explicit
  * "schema" reference, else the latest schema named like its type). On success may set
  * ev->schema to the resolved "name/M-R-A" (allocated in arena). On failure fills it->err
- * (field "properties/...", or "schema") and returns CORE_E_INVALID; errs receives every
- * schema error for the dead letter.
+ * (field "properties/...", or "schema") and returns CORE_E_INVALID; errs (non-NULL whenever a
+ * registry is configured) receives every schema error for the dead letter.
  */
 int ingest__check_schema(struct ingest *ing, struct ingest_item *it, struct event *ev,
                          struct core_arena *arena, struct schema_errors *errs);

@@ -161,3 +161,16 @@ class Runner:
     def finish(self):
         print("%d passed, %d failed" % (self.passed, self.failed))
         raise SystemExit(1 if self.failed else 0)
+
+
+def run_suite(srv, tests):
+    """Starts srv, runs tests against it, always stops and removes it, exits with the tally."""
+    runner = Runner()
+    srv.start()
+    try:
+        for t in tests:
+            runner.run(t)
+    finally:
+        srv.stop()
+        srv.cleanup()
+    runner.finish()

@@ -6,7 +6,6 @@ import time
 
 import rs
 
-R = rs.Runner()
 SRV = rs.Server("--partitions", "4", "--fsync", "always", "--max-body", "64k", "--max-records", "500")
 
 
@@ -293,23 +292,16 @@ def test_slow_client_times_out():
 
 
 def main():
-    SRV.start()
-    try:
-        for t in [test_seed_request_via_curl, test_rest_partition_follows_user_key,
-                  test_mixed_batch_keeps_valid_records, test_all_invalid_is_422,
-                  test_malformed_json_reports_position, test_oversize_body_is_413,
-                  test_wrong_content_type_and_unknown_topic, test_native_json_and_ndjson,
-                  test_beacon_and_cors, test_duplicate_event_id_stored_once,
-                  test_health_and_metrics, test_dump_shows_pseudonymous_events,
-                  test_restart_keeps_everything_and_dedup, test_raw_user_ids_appear_nowhere,
-                  test_cli_errors, test_partition_count_is_fixed,
-                  test_second_server_on_same_data_refused, test_config_file_and_env,
-                  test_log_tail_and_stats, test_slow_client_times_out]:
-            R.run(t)
-    finally:
-        SRV.stop()
-        SRV.cleanup()
-    R.finish()
+    rs.run_suite(SRV, [test_seed_request_via_curl, test_rest_partition_follows_user_key,
+                              test_mixed_batch_keeps_valid_records, test_all_invalid_is_422,
+                              test_malformed_json_reports_position, test_oversize_body_is_413,
+                              test_wrong_content_type_and_unknown_topic, test_native_json_and_ndjson,
+                              test_beacon_and_cors, test_duplicate_event_id_stored_once,
+                              test_health_and_metrics, test_dump_shows_pseudonymous_events,
+                              test_restart_keeps_everything_and_dedup, test_raw_user_ids_appear_nowhere,
+                              test_cli_errors, test_partition_count_is_fixed,
+                              test_second_server_on_same_data_refused, test_config_file_and_env,
+                              test_log_tail_and_stats, test_slow_client_times_out])
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ import time
 
 import rs
 
-R = rs.Runner()
 SRV = rs.Server("--partitions", "2", "--fsync", "batch:2")
 
 PURCHASE_1 = {"type": "object", "properties": {
@@ -151,17 +150,10 @@ def test_no_raw_ids_in_data_dir():
 
 
 def main():
-    SRV.start()
-    try:
-        for t in [test_register_and_read_back, test_evolution_accepted_and_rejected,
-                  test_properties_validated_at_ingest, test_custom_event_type,
-                  test_dead_letters_and_replay, test_registry_and_dead_letters_survive_restart,
-                  test_no_raw_ids_in_data_dir]:
-            R.run(t)
-    finally:
-        SRV.stop()
-        SRV.cleanup()
-    R.finish()
+    rs.run_suite(SRV, [test_register_and_read_back, test_evolution_accepted_and_rejected,
+                              test_properties_validated_at_ingest, test_custom_event_type,
+                              test_dead_letters_and_replay, test_registry_and_dead_letters_survive_restart,
+                              test_no_raw_ids_in_data_dir])
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ import urllib.parse
 
 import rs
 
-R = rs.Runner()
 SRV = rs.Server("--partitions", "4", "--fsync", "batch:2", "--checkpoint-interval", "200ms")
 
 
@@ -73,14 +72,7 @@ def test_state_survives_restart():
 
 
 def main():
-    SRV.start()
-    try:
-        for t in [test_profile_and_items, test_unknown_and_bad_queries, test_state_survives_restart]:
-            R.run(t)
-    finally:
-        SRV.stop()
-        SRV.cleanup()
-    R.finish()
+    rs.run_suite(SRV, [test_profile_and_items, test_unknown_and_bad_queries, test_state_survives_restart])
 
 
 if __name__ == "__main__":
