@@ -144,6 +144,10 @@ static enum http_action route(struct api *api, struct http_request *req)
         return api__schemas(api, req, url[11] ? url + 12 : "");
     if (!strcmp(url, "/v1/deadletters") || !strncmp(url, "/v1/deadletters/", 16))
         return api__deadletters(api, req, url + 15);
+    if (!strcmp(url, "/v1/items") || (!strncmp(url, "/v1/items/", 10) && !strchr(url + 10, '/')))
+        return api__catalog(api, req);
+    if (api__reco_route(url))
+        return api__reco(api, req);
     if (!strncmp(url, "/v1/users/", 10) || !strncmp(url, "/v1/items/", 10) ||
         !strcmp(url, "/v1/trending"))
         return api__state(api, req);

@@ -8,6 +8,7 @@
  *   OPTIONS on the above   CORS preflight
  *   GET  /healthz /readyz /metrics
  *   /v1/schemas..., /v1/deadletters...  (api_schema.c)
+ *   /v1/items, /v1/items/{itemId}       the item catalog (api_catalog.c)
  */
 #ifndef RECSTREAM_API_H
 #define RECSTREAM_API_H
@@ -17,15 +18,21 @@
 #include "ingest/ingest.h"
 
 struct stream;
+struct reco;
+struct reco_experiment;
+struct catalog;
 
 struct api_config {
     const char *const *topics; /* Kafka REST topic names accepted (aliases of the event log) */
     size_t ntopics;
-    int64_t max_records;              /* records per request; more is 413 (41302) */
-    int retry_after_s;                /* Retry-After on 429 */
-    struct schema_registry *registry; /* borrowed; /v1/schemas */
-    struct deadletters *deadletters;  /* borrowed; /v1/deadletters */
-    struct stream *stream;            /* borrowed, may be NULL; state queries */
+    int64_t max_records;                           /* records per request; more is 413 (41302) */
+    int retry_after_s;                             /* Retry-After on 429 */
+    struct schema_registry *registry;              /* borrowed; /v1/schemas */
+    struct deadletters *deadletters;               /* borrowed; /v1/deadletters */
+    struct stream *stream;                         /* borrowed, may be NULL; state queries */
+    struct reco *reco;                             /* borrowed, may be NULL; recommendations */
+    const struct reco_experiment *reco_experiment; /* borrowed, may be NULL; CTR report */
+    struct catalog *catalog;                       /* borrowed, may be NULL; /v1/items */
 };
 
 struct api;

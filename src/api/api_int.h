@@ -25,6 +25,13 @@ enum http_action api__deadletters(struct api *api, struct http_request *req, con
 /* Queryable state routes (api_state.c): /v1/users/.../profile, /v1/items/..., /v1/trending. */
 enum http_action api__state(struct api *api, struct http_request *req);
 
+/* Item catalog routes (api_catalog.c): /v1/items and /v1/items/{itemId}. */
+enum http_action api__catalog(struct api *api, struct http_request *req);
+
+/* Recommendation routes (api_reco.c): recommendations, preferences, similar items, CTR. */
+bool api__reco_route(const char *url);
+enum http_action api__reco(struct api *api, struct http_request *req);
+
 /* Counts a reply status for /metrics. */
 void api__count_reply(struct api *api, int status);
 

@@ -38,5 +38,7 @@ int cli_cmd_serve(int argc, char **argv);
 int cli_cmd_log(int argc, char **argv);
 int cli_cmd_schema(int argc, char **argv);
 int cli_cmd_state(int argc, char **argv);
+int cli_cmd_eval(int argc, char **argv);
+int cli_cmd_simulate(int argc, char **argv);
 
 #endif

@@ -13,7 +13,9 @@ static void usage(FILE *out)
             "  serve    run the collector (embedded log in --data DIR)\n"
             "  log      inspect the event log: tail, dump, check, stats\n"
             "  schema   validate JSON documents against a JSON Schema (draft-07)\n"
-            "  state    rebuild and dump the processor state offline\n\n"
+            "  state    rebuild and dump the processor state offline\n"
+            "  eval     evaluate the recommender on a dataset (prequential, leave-last-out)\n"
+            "  simulate send realistic synthetic traffic to a running server\n\n"
             "recstream <command> --help shows a command's options; --version the "
             "version.\n",
             RECSTREAM_VERSION);
@@ -42,6 +44,10 @@ int cli_main(int argc, char **argv)
         return cli_cmd_schema(argc - 1, argv + 1);
     if (!strcmp(cmd, "state"))
         return cli_cmd_state(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval"))
+        return cli_cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "simulate"))
+        return cli_cmd_simulate(argc - 1, argv + 1);
     fprintf(stderr, "recstream: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

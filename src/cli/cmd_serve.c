@@ -1,11 +1,13 @@
 /* `recstream serve`: the collector on the embedded log. */
 #include "api/api.h"
+#include "catalog/catalog.h"
 #include "cli/cli_int.h"
 #include "evlog/evlog.h"
 #include "http/http.h"
 #include "ingest/deadletter.h"
 #include "ingest/ingest.h"
 #include "privacy/privacy.h"
+#include "reco/reco.h"
 #include "stream/stream.h"
 
 #include <errno.h>
@@ -35,6 +37,7 @@ struct serve_config {
     int64_t max_connections, timeout_s, threads, retry_after_s;
     int64_t checkpoint_interval_ms, processor_threads;
     char cors_origin[256];
+    struct reco_config reco;
 };
 
 #define CFG ((struct serve_config *)cfg)
@@ -202,6 +205,56 @@ static int set_log_level(void *cfg, const char *v, char *err, size_t es)
     return 0;
 }
 
+static int set_reco_weights(void *cfg, const char *v, char *err, size_t es)
+{
+    return reco_weights_parse(&CFG->reco.weights, v, err, es);
+}
+
+static int set_experiment(void *cfg, const char *v, char *err, size_t es)
+{
+    struct core_buf doc;
+    core_buf_init(&doc);
+    int rc = core_read_file(v, 1 << 20, &doc);
+    if (rc < 0) {
+        snprintf(err, es, "cannot read %s: %s", v, core_strerror(rc));
+    } else {
+        char msg[256];
+        rc = reco_experiment_parse(&CFG->reco.experiment, doc.data, doc.len, msg, sizeof msg);
+        if (rc < 0)
+            snprintf(err, es, "%s: %s", v, msg);
+    }
+    core_buf_dispose(&doc);
+    return rc;
+}
+
+static int set_reco_refresh(void *cfg, const char *v, char *err, size_t es)
+{
+    return set_duration(&CFG->reco.refresh_ms, v, 100, err, es);
+}
+
+static int set_diversity_cap(void *cfg, const char *v, char *err, size_t es)
+{
+    int64_t n;
+    if (core_parse_i64(v, 0, RECO_COUNT_MAX, &n)) {
+        snprintf(err, es, "expected 0..%d", RECO_COUNT_MAX);
+        return CORE_E_INVALID;
+    }
+    CFG->reco.diversity_cap = (int)n;
+    return 0;
+}
+
+static int set_exploration(void *cfg, const char *v, char *err, size_t es)
+{
+    char *end;
+    double x = strtod(v, &end);
+    if (*end || !(x >= 0 && x <= 0.5)) {
+        snprintf(err, es, "expected a share between 0 and 0.5");
+        return CORE_E_INVALID;
+    }
+    CFG->reco.exploration = x;
+    return 0;
+}
+
 static const struct cli_opt serve_opts[] = {
     {"data", "DIR", "data directory (default ./data)", set_data},
     {"listen", "HOST:PORT", "HTTP listen address (default 0.0.0.0:8080)", set_listen},
@@ -228,6 +281,17 @@ static const struct cli_opt serve_opts[] = {
     {"processor-threads", "N", "stream processor threads (default 1)", set_processor_threads},
     {"cors-origin", "ORIGIN", "Access-Control-Allow-Origin for event routes (default *)", set_cors},
     {"log-level", "LEVEL", "debug | info | warn | error (default info)", set_log_level},
+    {"reco-weights", "SRC=W,..",
+     "blend weights of candidate sources (session covisit collab category content trending "
+     "popular context fresh)",
+     set_reco_weights},
+    {"experiment", "FILE", "A/B experiment: JSON with name and variants (share, weights)",
+     set_experiment},
+    {"reco-refresh", "DURATION", "rebuild the recommendation model this often (default 5s)",
+     set_reco_refresh},
+    {"diversity-cap", "N", "most items of one category per list (default 0 = half the list)",
+     set_diversity_cap},
+    {"exploration", "SHARE", "share of slots for new items (default 0.1)", set_exploration},
 };
 
 static void serve_defaults(struct serve_config *c)
@@ -256,6 +320,7 @@ static void serve_defaults(struct serve_config *c)
     c->checkpoint_interval_ms = 10000;
     c->processor_threads = 1;
     snprintf(c->cors_origin, sizeof c->cors_origin, "*");
+    reco_config_init(&c->reco);
 }
 
 /* Only one server may own a data directory. The lock lives as long as the process. */
@@ -318,7 +383,10 @@ static int run(struct serve_config *c)
     struct http_server *srv = NULL;
     struct schema_registry *reg = NULL;
     struct deadletters *dead = NULL;
+    struct catalog *cat = NULL;
     struct stream *st = NULL;
+    struct reco *reco = NULL;
+    struct state_shard **shards = NULL;
     struct privacy_key key;
     bool key_loaded = false;
     char path[1100];
@@ -379,6 +447,17 @@ static int run(struct serve_config *c)
                   core_strerror(rc));
         goto out;
     }
+    struct catalog_options co;
+    catalog_options_init(&co);
+    char cat_path[1100];
+    snprintf(cat_path, sizeof cat_path, "%s/catalog", c->data);
+    co.dir = cat_path;
+    co.fsync = c->fsync != EVLOG_FSYNC_NONE;
+    rc = catalog_open(&co, &cat);
+    if (rc < 0) {
+        LOG_ERROR("cannot open the item catalog", "dir=%s err=\"%s\"", cat_path, core_strerror(rc));
+        goto out;
+    }
     struct ingest_config ic;
     ingest_config_init(&ic);
     ic.dedup_window_ms = c->dedup_window_ms;
@@ -400,9 +479,15 @@ static int run(struct serve_config *c)
     sc.checkpoint_dir = ckpt_path;
     sc.checkpoint_interval_ms = c->checkpoint_interval_ms;
     sc.threads = (int)c->processor_threads;
+    sc.state.catalog = cat;
     rc = stream_start(&sc, log, &st);
     if (rc < 0)
         goto out;
+    shards = core_xmalloc((size_t)stream_partitions(st) * sizeof *shards);
+    for (int32_t p = 0; p < stream_partitions(st); p++)
+        shards[p] = stream_shard(st, p);
+    reco = reco_new(&c->reco, shards, stream_partitions(st), cat);
+    reco_start(reco);
 
     struct api_config ac = {.topics = c->topics,
                             .ntopics = c->ntopics,
@@ -410,7 +495,10 @@ static int run(struct serve_config *c)
                             .retry_after_s = (int)c->retry_after_s,
                             .registry = reg,
                             .deadletters = dead,
-                            .stream = st};
+                            .stream = st,
+                            .catalog = cat,
+                            .reco = reco,
+                            .reco_experiment = &c->reco.experiment};
     api = api_new(&ac, ing, log);
     struct http_options ho;
     http_options_init(&ho);
@@ -445,12 +533,15 @@ out:
     if (srv)
         http_server_stop(srv);
     api_free(api);
+    reco_free(reco); /* before the processors: its refresher reads their shards */
+    free(shards);
     ingest_free(ing);
     /* Processors read the log: stop them (final checkpoint on a clean stop) before closing. */
     stream_stop(st, rc == 0);
     if (log)
         evlog_close(log);
     deadletter_free(dead);
+    catalog_close(cat); /* after the server and the processors, its readers */
     schema_registry_free(reg);
     if (key_loaded)
         privacy_key_dispose(&key);

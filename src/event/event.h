@@ -27,7 +27,8 @@
     XX(BOOKMARK, "bookmark", 3.0, true)                                                            \
     XX(IMPRESSION, "impression", 0.0, true)                                                        \
     XX(SEARCH, "search", 0.0, false)                                                               \
-    XX(PAGE_VIEW, "page_view", 0.0, false)
+    XX(PAGE_VIEW, "page_view", 0.0, false)                                                         \
+    XX(PREFERENCES, "preferences", 0.0, false)
 
 enum event_type {
 #define XX(id, name, weight, item) EVENT_##id,

@@ -31,6 +31,7 @@ void state_config_init(struct state_config *cfg)
     cfg->user_ttl_ms = (int64_t)30 * 24 * 3600 * 1000;
     cfg->item_ttl_ms = (int64_t)30 * 24 * 3600 * 1000;
     cfg->max_users = 1000000;
+    cfg->catalog = NULL;
     cfg->max_items = 1000000;
 }
 
@@ -70,7 +71,7 @@ double st__decay(const struct st *d, double v, int64_t t0, int64_t t1)
 
 /* Adds w observed at t to the decayed accumulator (v, ts): the accumulator's reference time
  * is the newest time it has seen, so older (late) additions are decayed to it instead. */
-static void acc_add(const struct st *d, double *v, int64_t *ts, double w, int64_t t)
+void st__acc_add(const struct st *d, double *v, int64_t *ts, double w, int64_t t)
 {
     if (t >= *ts) {
         *v = st__decay(d, *v, *ts, t) + w;
@@ -116,14 +117,14 @@ const char *st__type_name(int32_t type, const struct st_str *tname, size_t *len)
 
 /* ---- hash tables and LRU lists ------------------------------------------------------------- */
 
-static void htab_init(struct st *d, struct st_htab *t)
+void st__htab_init(struct st *d, struct st_htab *t)
 {
     t->mask = 63;
     t->n = 0;
     t->b = st__alloc(d, (t->mask + 1) * sizeof *t->b);
 }
 
-static void htab_insert(struct st *d, struct st_htab *t, struct st_hnode *h)
+void st__htab_insert(struct st *d, struct st_htab *t, struct st_hnode *h)
 {
     if (t->n + 1 > (t->mask + 1)) {
         size_t ncap = (t->mask + 1) * 2;
@@ -146,7 +147,7 @@ static void htab_insert(struct st *d, struct st_htab *t, struct st_hnode *h)
     t->n++;
 }
 
-static void htab_remove(struct st_htab *t, struct st_hnode *h)
+void st__htab_remove(struct st_htab *t, struct st_hnode *h)
 {
     struct st_hnode **pp = &t->b[h->hash & t->mask];
     while (*pp != h)
@@ -204,7 +205,7 @@ struct st_str *st__intern(struct st *d, const char *p, size_t n)
     str->refs = 1;
     str->len = (uint32_t)n;
     memcpy(str->s, p, n);
-    htab_insert(d, &d->strs, (struct st_hnode *)str);
+    st__htab_insert(d, &d->strs, (struct st_hnode *)str);
     return str;
 }
 
@@ -212,11 +213,11 @@ void st__unref(struct st *d, struct st_str *str)
 {
     if (!str || --str->refs > 0)
         return;
-    htab_remove(&d->strs, (struct st_hnode *)str);
+    st__htab_remove(&d->strs, (struct st_hnode *)str);
     st__free(d, str, sizeof *str + str->len + 1);
 }
 
-static struct st_str *ref(struct st_str *str)
+struct st_str *st__ref(struct st_str *str)
 {
     if (str)
         str->refs++;
@@ -245,15 +246,16 @@ struct st_user *st__user_add(struct st *d, const char *key, size_t n)
     memcpy(u->key, key, n);
     u->h.hash = st__hash(key, n);
     u->first_ms = u->last_ms = ST_EMPTY;
-    htab_insert(d, &d->users, &u->h);
+    st__htab_insert(d, &d->users, &u->h);
     lru_push(&d->ulru, &u->l);
     return u;
 }
 
 static void user_free(struct st *d, struct st_user *u)
 {
-    htab_remove(&d->users, &u->h);
+    st__htab_remove(&d->users, &u->h);
     lru_remove(&d->ulru, &u->l);
+    st__reco_user_free(d, u);
     for (int i = 0; i < u->nrecent; i++) {
         struct st_recent *r = &u->recent[(u->rhead + i) % u->rcap];
         st__unref(d, r->item);
@@ -283,19 +285,19 @@ struct st_item *st__item_find(struct st *d, struct st_str *id)
 struct st_item *st__item_add(struct st *d, struct st_str *id)
 {
     struct st_item *it = st__alloc(d, sizeof *it);
-    it->id = ref(id);
+    it->id = st__ref(id);
     it->h.hash = id->hash;
     it->last_ms = it->pop_ts = ST_EMPTY;
     for (int w = 0; w < STATE_W__COUNT; w++)
         it->head[w] = ST_EMPTY;
-    htab_insert(d, &d->items, &it->h);
+    st__htab_insert(d, &d->items, &it->h);
     lru_push(&d->ilru, &it->l);
     return it;
 }
 
 static void item_free(struct st *d, struct st_item *it)
 {
-    htab_remove(&d->items, &it->h);
+    st__htab_remove(&d->items, &it->h);
     lru_remove(&d->ilru, &it->l);
     for (int i = 0; i < it->nnb; i++)
         st__unref(d, it->nb[i].id);
@@ -322,9 +324,9 @@ void st__init(struct st *d, const struct state_config *cfg, int32_t partition)
     if (d->cfg.max_items < 1)
         d->cfg.max_items = 1;
     d->partition = partition;
-    htab_init(d, &d->strs);
-    htab_init(d, &d->users);
-    htab_init(d, &d->items);
+    st__htab_init(d, &d->strs);
+    st__htab_init(d, &d->users);
+    st__htab_init(d, &d->items);
 }
 
 void st__dispose(struct st *d)
@@ -333,6 +335,7 @@ void st__dispose(struct st *d)
         user_free(d, USER_OF(d->ulru.head));
     while (d->ilru.head)
         item_free(d, ITEM_OF(d->ilru.head));
+    st__reco_dispose(d);
     free(d->strs.b);
     free(d->users.b);
     free(d->items.b);
@@ -369,8 +372,8 @@ void state_shard_free(struct state_shard *s)
  * ring forward to ts's bucket (clearing the buckets in between through clear()), or -1 when
  * the bucket already left the window as of the shard's now: such late events are not counted.
  */
-static int ring_slot(const struct st *d, int w, int64_t *head, int64_t ts,
-                     void (*clear)(void *arg, int slot), void *arg)
+int st__ring_slot(const struct st *d, int w, int64_t *head, int64_t ts,
+                  void (*clear)(void *arg, int slot), void *arg)
 {
     int n = st_ring_n[w];
     int64_t b = st__floordiv(ts, st_ring_width[w]);
@@ -444,7 +447,7 @@ static void user_affinity(struct st *d, struct st_user *u, const struct event *e
             continue;
         if (tn && (a->tname->len != tlen || memcmp(a->tname->s, tn, tlen) != 0))
             continue;
-        acc_add(d, &a->v, &a->ts, w, ev->ts_ms);
+        st__acc_add(d, &a->v, &a->ts, w, ev->ts_ms);
         return;
     }
     int slot = u->naff;
@@ -490,7 +493,7 @@ static void user_engagement(struct st *d, struct st_user *u, const struct event 
     }
     for (int k = 0; k < ST_ENG_W; k++) {
         struct eng_ring_arg arg = {u->eng, k == 0 ? 0 : st_ring_n[STATE_W_1H]};
-        int slot = ring_slot(d, STATE_W_1H + k, &u->eng->head[k], ev->ts_ms, eng_clear, &arg);
+        int slot = st__ring_slot(d, STATE_W_1H + k, &u->eng->head[k], ev->ts_ms, eng_clear, &arg);
         if (slot < 0)
             continue;
         struct st_ebucket *b = &u->eng->b[arg.off + slot];
@@ -525,7 +528,7 @@ static void user_recent(struct st *d, struct st_user *u, struct st_str *item,
         r = &u->recent[(u->rhead + u->nrecent) % u->rcap];
         u->nrecent++;
     }
-    r->item = ref(item);
+    r->item = st__ref(item);
     r->tname =
         ev->type == EVENT_TYPE_CUSTOM ? st__intern(d, ev->type_name.ptr, ev->type_name.len) : NULL;
     r->type = ev->type;
@@ -556,11 +559,11 @@ static int nb_lowest(struct st_item *it)
 
 /* Adds sc (observed at t) to it's neighbour nb_id; bounded at neighbours_max. Full lists
  * are ordered by a log-score key (struct st_nb) rather than by decaying every entry. */
-static void nb_add(struct st *d, struct st_item *it, struct st_str *nb_id, double sc, int64_t t)
+void st__nb_add(struct st *d, struct st_item *it, struct st_str *nb_id, double sc, int64_t t)
 {
     for (int i = 0; i < it->nnb; i++) {
         if (it->nb[i].id == nb_id) {
-            acc_add(d, &it->nb[i].score, &it->nb[i].ts, sc, t);
+            st__acc_add(d, &it->nb[i].score, &it->nb[i].ts, sc, t);
             it->nb[i].key = st__nb_key(d, it->nb[i].score, it->nb[i].ts);
             if (it->nb_lo == i + 1)
                 it->nb_lo = 0; /* the minimum grew: find it again when needed */
@@ -577,7 +580,7 @@ static void nb_add(struct st *d, struct st_item *it, struct st_str *nb_id, doubl
                                  (size_t)ncap * sizeof *it->nb);
             it->nbcap = ncap;
         }
-        it->nb[it->nnb++] = (struct st_nb){ref(nb_id), sc, t, st__nb_key(d, sc, t)};
+        it->nb[it->nnb++] = (struct st_nb){st__ref(nb_id), sc, t, st__nb_key(d, sc, t)};
         it->nb_lo = 0;
         d->pairs++;
         return;
@@ -588,7 +591,7 @@ static void nb_add(struct st *d, struct st_item *it, struct st_str *nb_id, doubl
     if (key <= it->nb[lo].key)
         return;
     st__unref(d, it->nb[lo].id);
-    it->nb[lo] = (struct st_nb){ref(nb_id), sc, t, key};
+    it->nb[lo] = (struct st_nb){st__ref(nb_id), sc, t, key};
     it->nb_lo = 0;
 }
 
@@ -634,8 +637,8 @@ static void user_session(struct st *d, struct st_user *u, const struct event *ev
             continue; /* expired or evicted meanwhile */
         double gap_min = fabs((double)(ev->ts_ms - a->ts)) / 60000.0;
         double sc = w * (1.0 / (1.0 + gap_min));
-        nb_add(d, ia, b, sc, ev->ts_ms);
-        nb_add(d, ib, a->item, sc, ev->ts_ms);
+        st__nb_add(d, ia, b, sc, ev->ts_ms);
+        st__nb_add(d, ib, a->item, sc, ev->ts_ms);
     }
     if (!u->sess_items)
         u->sess_items = st__alloc(d, (size_t)d->cfg.covisit_window * sizeof *u->sess_items);
@@ -650,7 +653,7 @@ static void user_session(struct st *d, struct st_user *u, const struct event *ev
     }
     memmove(&u->sess_items[pos], &u->sess_items[pos + 1],
             (size_t)(u->nsess - 1 - pos) * sizeof *u->sess_items);
-    u->sess_items[u->nsess - 1] = (struct st_sitem){ref(b), ev->ts_ms};
+    u->sess_items[u->nsess - 1] = (struct st_sitem){st__ref(b), ev->ts_ms};
 }
 
 static void item_update(struct st *d, struct st_item *it, const struct event *ev, double w)
@@ -658,13 +661,13 @@ static void item_update(struct st *d, struct st_item *it, const struct event *ev
     enum state_group g = group_of(ev->type);
     for (int k = 0; k < STATE_W__COUNT; k++) {
         struct item_ring_arg arg = {it, st_ring_off[k]};
-        int slot = ring_slot(d, k, &it->head[k], ev->ts_ms, item_clear, &arg);
+        int slot = st__ring_slot(d, k, &it->head[k], ev->ts_ms, item_clear, &arg);
         if (slot >= 0)
             it->cnt[arg.off + slot][g]++;
     }
     if (it->pop_ts == ST_EMPTY)
         it->pop_ts = ev->ts_ms;
-    acc_add(d, &it->pop, &it->pop_ts, w, ev->ts_ms);
+    st__acc_add(d, &it->pop, &it->pop_ts, w, ev->ts_ms);
     if (ev->type == EVENT_IMPRESSION)
         it->impressions++;
     else if ((ev->type == EVENT_CLICK || ev->type == EVENT_ADD_TO_CART ||
@@ -748,6 +751,7 @@ static void apply_locked(struct st *d, const struct event *ev, int64_t offset)
             user_recent(d, u, it->id, ev, w);
         user_session(d, u, ev, it, w);
     }
+    st__reco_apply(d, u, it, ev, w);
     expire(d, u, it);
 }
 

@@ -45,6 +45,10 @@ struct state_config {
     int64_t item_ttl_ms;         /* items idle this long are expired (default 30 d) */
     int64_t max_users;           /* per shard; least recently active evicted beyond (default 1M) */
     int64_t max_items;           /* per shard (default 1M) */
+    /* Item metadata joined at apply time (category affinities); borrowed, may be NULL. Not
+     * part of the snapshot: a replay after a catalog change joins with the newer metadata
+     * (a lookup join, as stream processors do with reference data). */
+    struct catalog *catalog;
 };
 
 void state_config_init(struct state_config *cfg);
@@ -129,5 +133,84 @@ int state_shard_neighbours(struct state_shard *s, const char *item_id, size_t le
  * as (item, count) with count in score. Returns the count. */
 int state_shard_top_items(struct state_shard *s, enum state_window w, int g,
                           struct state_neighbour *out, int max);
+
+/* ---- reads for the recommender (any thread) ------------------------------------------------- */
+
+#define STATE_READ_RECENT_MAX 64
+#define STATE_READ_CATS_MAX 16
+#define STATE_READ_PREFS_MAX 8
+#define STATE_SYMBOL_MAX 128
+
+struct state_user_item {
+    char item_id[EVENT_ITEM_MAX + 1];
+    int32_t type; /* enum event_type (custom types: EVENT_TYPE_CUSTOM) */
+    double weight;
+    int64_t ts;
+};
+struct state_user_cat {
+    char name[STATE_SYMBOL_MAX + 1];
+    double v; /* decayed to the shard's now */
+};
+/* A copy of what the recommender needs about one user. */
+struct state_user_read {
+    bool found;
+    int64_t events, first_ms, last_ms;
+    int64_t now_ms; /* the shard's event-time clock */
+    int nrecent;    /* newest LAST */
+    struct state_user_item recent[STATE_READ_RECENT_MAX];
+    int nsession; /* current session's distinct items, newest last */
+    struct state_user_item session[STATE_READ_RECENT_MAX];
+    int ncats; /* category affinities, strongest first */
+    struct state_user_cat cats[STATE_READ_CATS_MAX];
+    int nprefs; /* stated preferences (onboarding), in given order */
+    char prefs[STATE_READ_PREFS_MAX][STATE_SYMBOL_MAX + 1];
+};
+/* Fills *out (out->found false when the shard has no such user). */
+void state_shard_user_read(struct state_shard *s, const char *user_key,
+                           struct state_user_read *out);
+
+/* Calls fn for every co-visited neighbour of an item (scores decayed to as_of_ms) under the
+ * shard's read lock; fn must only copy. Returns the count. */
+typedef void (*state_score_fn)(void *arg, const char *id, size_t len, double score);
+int state_shard_neighbours_each(struct state_shard *s, const char *item_id, size_t len,
+                                int64_t as_of_ms, state_score_fn fn, void *arg);
+
+/* Context popularity: the top items (decayed weighted interactions) among events whose
+ * context had this key, e.g. "device:mobile", "locale:de-DE", "hour:13" (UTC hour of the
+ * event). Same calling rules as neighbours_each. */
+int state_shard_context_each(struct state_shard *s, const char *key, size_t len, int64_t as_of_ms,
+                             state_score_fn fn, void *arg);
+
+/* Every item of the shard, for background model builds: id, decayed popularity as of the
+ * shard's now, event counts (all groups except impressions) in the 1 h and 24 h windows, and
+ * the time of the last event. Runs under the read lock: fn must only copy. */
+struct state_item_brief {
+    double popularity;
+    int64_t count_1h, count_24h, last_ms;
+};
+void state_shard_items_each(struct state_shard *s,
+                            void (*fn)(void *arg, const char *id, size_t len,
+                                       const struct state_item_brief *b),
+                            void *arg);
+
+/* Every user's recent interacted items (oldest first, at most max), for background model
+ * builds. Runs under the read lock: fn must only copy. */
+void state_shard_users_each(struct state_shard *s, int max,
+                            void (*fn)(void *arg, const char *const *ids, const size_t *lens,
+                                       const int32_t *types, int n),
+                            void *arg);
+
+/* Recommendation attribution counters (events carrying a recId "<strategy>.<variant>.<id>"),
+ * by recId prefix, ADDED into rows (matching key or a new row; at most max rows). window:
+ * STATE_W_1H, STATE_W_24H, or -1 for all time. Returns the number of rows. */
+struct state_ctr_row {
+    char key[EVENT_RECID_MAX + 1];
+    int64_t impressions, clicks, carts, purchases;
+};
+int state_shard_ctr(struct state_shard *s, int window, struct state_ctr_row *rows, int nrows,
+                    int max);
+
+/* The shard's event-time clock (max event time applied; 0 before any event). */
+int64_t state_shard_now(struct state_shard *s);
 
 #endif

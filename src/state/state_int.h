@@ -80,6 +80,9 @@ struct st_eng {
     struct st_ebucket b[ST_ENG_TOTAL];
 };
 
+#define ST_CAFF_MAX 16 /* category affinities per user */
+#define ST_PREF_MAX 8  /* stated preference categories per user */
+
 struct st_user {
     struct st_hnode h; /* first */
     struct st_lnode l;
@@ -92,8 +95,23 @@ struct st_user {
     struct st_sitem *sess_items; /* oldest first, distinct, at most covisit_window */
     int32_t nsess;
     int32_t naff, affcap;
-    struct st_affinity *aff; /* at most ST_AFF_MAX */
-    struct st_eng *eng;      /* allocated on the first engagement event */
+    struct st_affinity *aff;  /* at most ST_AFF_MAX */
+    struct st_eng *eng;       /* allocated on the first engagement event */
+    struct st_affinity *caff; /* category affinities (tname = category), ST_CAFF_MAX slots */
+    int32_t ncaff;
+    int32_t nprefs;
+    struct st_str *prefs[ST_PREF_MAX]; /* from the latest "preferences" event */
+};
+
+/* Attribution counters of one recommendation strategy/variant (the recId's prefix). */
+enum { ST_CTR_IMP, ST_CTR_CLICK, ST_CTR_CART, ST_CTR_PURCHASE, ST_CTR_N };
+#define ST_CTR_KEYS_MAX 256 /* per shard; further prefixes count as "other" */
+struct st_ctr {
+    struct st_hnode h; /* first */
+    struct st_str *key;
+    int64_t head[ST_ENG_W]; /* 1 h and 24 h rings, laid out as struct st_eng */
+    uint32_t b[ST_ENG_TOTAL][ST_CTR_N];
+    int64_t total[ST_CTR_N];
 };
 
 struct st_nb {
@@ -130,6 +148,8 @@ struct st {
     int64_t events, late, expired, evicted, pairs, bytes;
     struct st_htab strs, users, items;
     struct st_lru ulru, ilru;
+    struct st_htab ctxs; /* context pseudo-items ("device:mobile"): neighbours = top items */
+    struct st_htab ctrs; /* struct st_ctr by recId prefix */
 };
 
 struct state_shard {
@@ -158,6 +178,26 @@ int64_t st__floordiv(int64_t a, int64_t b);
 int st__floormod(int64_t a, int64_t b);
 /* Type name of a recent entry / affinity (built-in name or the custom name). */
 const char *st__type_name(int32_t type, const struct st_str *tname, size_t *len);
+
+void st__htab_init(struct st *d, struct st_htab *t);
+void st__htab_insert(struct st *d, struct st_htab *t, struct st_hnode *h);
+void st__htab_remove(struct st_htab *t, struct st_hnode *h);
+struct st_str *st__ref(struct st_str *str);
+void st__acc_add(const struct st *d, double *v, int64_t *ts, double w, int64_t t);
+int st__ring_slot(const struct st *d, int w, int64_t *head, int64_t ts,
+                  void (*clear)(void *arg, int slot), void *arg);
+void st__nb_add(struct st *d, struct st_item *it, struct st_str *nb_id, double sc, int64_t t);
+
+/* ---- state_reco.c: category affinity, preferences, context popularity, CTR ---- */
+void st__reco_apply(struct st *d, struct st_user *u, struct st_item *it, const struct event *ev,
+                    double w);
+void st__reco_user_free(struct st *d, struct st_user *u);
+void st__reco_dispose(struct st *d);
+struct st_item *st__ctx_add(struct st *d, struct st_str *key);
+struct st_item *st__ctx_find(const struct st *d, const char *key, size_t len);
+struct st_ctr *st__ctr_get(struct st *d, struct st_str *key);
+struct st_ctr *st__ctr_find(const struct st *d, const char *key, size_t len);
+void st__ctr_clear(void *arg, int slot);
 
 /* The key of a neighbour entry (see struct st_nb). */
 double st__nb_key(const struct st *d, double score, int64_t ts);

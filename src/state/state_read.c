@@ -120,6 +120,21 @@ static int cmp_aff(const void *a, const void *b)
     return x->type - y->type;
 }
 
+static int cmp_caff(const void *a, const void *b)
+{
+    return st__strcmp(((const struct st_affinity *)a)->tname,
+                      ((const struct st_affinity *)b)->tname);
+}
+
+/* Category affinities sorted by name into buf (ST_CAFF_MAX entries); returns the count. */
+static int sorted_caff(const struct st_user *u, struct st_affinity *buf)
+{
+    if (u->ncaff)
+        memcpy(buf, u->caff, (size_t)u->ncaff * sizeof buf[0]);
+    qsort(buf, (size_t)u->ncaff, sizeof buf[0], cmp_caff);
+    return u->ncaff;
+}
+
 static void put_type(struct core_buf *out, int32_t type, const struct st_str *tname)
 {
     size_t n;
@@ -159,6 +174,17 @@ static void dump_user(const struct st_user *u, struct core_buf *out)
         put_type(out, aff[i].type, aff[i].tname);
         core_buf_printf(out, " v=%.9g ts=%lld\n", aff[i].v, (long long)aff[i].ts);
     }
+    struct st_affinity caff[ST_CAFF_MAX];
+    for (int i = 0, n = sorted_caff(u, caff); i < n; i++) {
+        core_buf_puts(out, "  category ");
+        core_json_str(out, caff[i].tname->s, caff[i].tname->len);
+        core_buf_printf(out, " v=%.9g ts=%lld\n", caff[i].v, (long long)caff[i].ts);
+    }
+    for (int i = 0; i < u->nprefs; i++) {
+        core_buf_puts(out, "  pref ");
+        core_json_str(out, u->prefs[i]->s, u->prefs[i]->len);
+        core_buf_putc(out, '\n');
+    }
     if (!u->eng)
         return;
     for (int k = 0; k < ST_ENG_W; k++) {
@@ -173,6 +199,59 @@ static void dump_user(const struct st_user *u, struct core_buf *out)
         }
         core_buf_putc(out, '\n');
     }
+}
+
+static void dump_nbs(const struct st *d, const struct st_item *it, struct core_buf *out);
+
+static int cmp_ctx(const void *a, const void *b)
+{
+    return st__strcmp((*(const struct st_item *const *)a)->id,
+                      (*(const struct st_item *const *)b)->id);
+}
+
+static int cmp_ctr(const void *a, const void *b)
+{
+    return st__strcmp((*(const struct st_ctr *const *)a)->key,
+                      (*(const struct st_ctr *const *)b)->key);
+}
+
+/* Context lists and attribution counters, sorted by key. */
+static void dump_reco(const struct st *d, struct core_buf *out)
+{
+    size_t k = 0;
+    const struct st_item **v = core_xmalloc((d->ctxs.n + 1) * sizeof *v);
+    for (size_t i = 0; d->ctxs.b && i <= d->ctxs.mask; i++)
+        for (const struct st_hnode *e = d->ctxs.b[i]; e; e = e->hnext)
+            v[k++] = (const struct st_item *)e;
+    qsort(v, k, sizeof *v, cmp_ctx);
+    for (size_t i = 0; i < k; i++) {
+        core_buf_puts(out, "context ");
+        core_json_str(out, v[i]->id->s, v[i]->id->len);
+        core_buf_putc(out, '\n');
+        dump_nbs(d, v[i], out);
+    }
+    free(v);
+    const struct st_ctr **c = core_xmalloc((d->ctrs.n + 1) * sizeof *c);
+    k = 0;
+    for (size_t i = 0; d->ctrs.b && i <= d->ctrs.mask; i++)
+        for (const struct st_hnode *e = d->ctrs.b[i]; e; e = e->hnext)
+            c[k++] = (const struct st_ctr *)e;
+    qsort(c, k, sizeof *c, cmp_ctr);
+    for (size_t i = 0; i < k; i++) {
+        core_buf_puts(out, "ctr ");
+        core_json_str(out, c[i]->key->s, c[i]->key->len);
+        core_buf_printf(out, " total=[%lld %lld %lld %lld] head=%lld,%lld",
+                        (long long)c[i]->total[0], (long long)c[i]->total[1],
+                        (long long)c[i]->total[2], (long long)c[i]->total[3],
+                        (long long)c[i]->head[0], (long long)c[i]->head[1]);
+        for (int j = 0; j < ST_ENG_TOTAL; j++) {
+            const uint32_t *b = c[i]->b[j];
+            if (b[0] | b[1] | b[2] | b[3])
+                core_buf_printf(out, " [%d %u %u %u %u]", j, b[0], b[1], b[2], b[3]);
+        }
+        core_buf_putc(out, '\n');
+    }
+    free(c);
 }
 
 static void dump_item(const struct st *d, const struct st_item *it, struct core_buf *out)
@@ -191,6 +270,11 @@ static void dump_item(const struct st *d, const struct st_item *it, struct core_
         }
         core_buf_putc(out, '\n');
     }
+    dump_nbs(d, it, out);
+}
+
+static void dump_nbs(const struct st *d, const struct st_item *it, struct core_buf *out)
+{
     struct ranked *r = ranked_neighbours(d, it, d->now);
     for (int i = 0; i < it->nnb; i++) {
         const struct st_nb *nb = NULL;
@@ -232,6 +316,7 @@ void state_shard_dump(struct state_shard *s, struct core_buf *out)
     for (size_t i = 0; i < n; i++)
         dump_item(d, is[i], out);
     free(is);
+    dump_reco(d, out);
     pthread_rwlock_unlock(&s->lock);
 }
 
@@ -288,7 +373,22 @@ static void user_json(const struct st *d, const struct st_user *u, struct core_b
         core_buf_putc(out, ':');
         core_json_f64(out, st__decay(d, aff[i].v, aff[i].ts, d->now));
     }
-    core_buf_puts(out, "}}");
+    core_buf_puts(out, "},\"categories\":{");
+    struct st_affinity caff[ST_CAFF_MAX];
+    for (int i = 0, n = sorted_caff(u, caff); i < n; i++) {
+        if (i)
+            core_buf_putc(out, ',');
+        core_json_str(out, caff[i].tname->s, caff[i].tname->len);
+        core_buf_putc(out, ':');
+        core_json_f64(out, st__decay(d, caff[i].v, caff[i].ts, d->now));
+    }
+    core_buf_puts(out, "},\"preferences\":[");
+    for (int i = 0; i < u->nprefs; i++) {
+        if (i)
+            core_buf_putc(out, ',');
+        core_json_str(out, u->prefs[i]->s, u->prefs[i]->len);
+    }
+    core_buf_puts(out, "]}");
 }
 
 int state_shard_user_json(struct state_shard *s, const char *user_key, struct core_buf *out)

@@ -12,12 +12,13 @@
  */
 #include "state/state_int.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <xxhash.h>
 
 #define SNAP_MAGIC 0x31535352u /* "RSS1" little-endian */
-#define SNAP_VERSION 1u        /* buckets sparse: count, then (index, values) ascending */
+#define SNAP_VERSION 2u        /* 2: category affinities, preferences, contexts, attribution */
 #define SNAP_HEADER 24
 /* Timestamps in a snapshot must lie within +-2^50 ms (~35,000 years) or be "empty". */
 #define SNAP_TS_LIMIT ((int64_t)1 << 50)
@@ -133,6 +134,84 @@ static void put_user(struct core_buf *b, const struct st_user *u)
             put_f(b, e->max_scroll);
         }
     }
+    core_buf_put_varint(b, (uint64_t)u->ncaff);
+    for (int i = 0; i < u->ncaff; i++) {
+        put_str(b, u->caff[i].tname);
+        put_f(b, u->caff[i].v);
+        put_i(b, u->caff[i].ts);
+    }
+    core_buf_put_varint(b, (uint64_t)u->nprefs);
+    for (int i = 0; i < u->nprefs; i++)
+        put_str(b, u->prefs[i]);
+}
+
+static void put_nbs(struct core_buf *b, const struct st_item *it)
+{
+    core_buf_put_varint(b, (uint64_t)it->nnb);
+    for (int i = 0; i < it->nnb; i++) {
+        put_str(b, it->nb[i].id);
+        put_f(b, it->nb[i].score);
+        put_i(b, it->nb[i].ts);
+    }
+}
+
+static void put_ctr(struct core_buf *b, const struct st_ctr *c)
+{
+    put_str(b, c->key);
+    for (int k = 0; k < ST_ENG_W; k++)
+        put_i(b, c->head[k]);
+    for (int k = 0; k < ST_CTR_N; k++)
+        put_i(b, c->total[k]);
+    int nz = 0;
+    for (int i = 0; i < ST_ENG_TOTAL; i++)
+        nz += !!(c->b[i][0] | c->b[i][1] | c->b[i][2] | c->b[i][3]);
+    core_buf_put_varint(b, (uint64_t)nz);
+    for (int i = 0; i < ST_ENG_TOTAL; i++) {
+        if (!(c->b[i][0] | c->b[i][1] | c->b[i][2] | c->b[i][3]))
+            continue;
+        core_buf_put_varint(b, (uint64_t)i);
+        for (int k = 0; k < ST_CTR_N; k++)
+            core_buf_put_varint(b, c->b[i][k]);
+    }
+}
+
+static int cmp_ctx(const void *a, const void *b)
+{
+    return st__strcmp((*(const struct st_item *const *)a)->id,
+                      (*(const struct st_item *const *)b)->id);
+}
+
+static int cmp_ctr(const void *a, const void *b)
+{
+    return st__strcmp((*(const struct st_ctr *const *)a)->key,
+                      (*(const struct st_ctr *const *)b)->key);
+}
+
+/* Contexts and attribution counters, sorted by key (so equal states give equal bytes). */
+static void put_reco(struct core_buf *b, const struct st *d)
+{
+    size_t k = 0;
+    const struct st_item **v = core_xmalloc((d->ctxs.n + 1) * sizeof *v);
+    for (size_t i = 0; d->ctxs.b && i <= d->ctxs.mask; i++)
+        for (const struct st_hnode *e = d->ctxs.b[i]; e; e = e->hnext)
+            v[k++] = (const struct st_item *)e;
+    qsort(v, k, sizeof *v, cmp_ctx);
+    core_buf_put_varint(b, k);
+    for (size_t i = 0; i < k; i++) {
+        put_str(b, v[i]->id);
+        put_nbs(b, v[i]);
+    }
+    free(v);
+    const struct st_ctr **c = core_xmalloc((d->ctrs.n + 1) * sizeof *c);
+    k = 0;
+    for (size_t i = 0; d->ctrs.b && i <= d->ctrs.mask; i++)
+        for (const struct st_hnode *e = d->ctrs.b[i]; e; e = e->hnext)
+            c[k++] = (const struct st_ctr *)e;
+    qsort(c, k, sizeof *c, cmp_ctr);
+    core_buf_put_varint(b, k);
+    for (size_t i = 0; i < k; i++)
+        put_ctr(b, c[i]);
+    free(c);
 }
 
 static void put_item(struct core_buf *b, const struct st_item *it)
@@ -156,12 +235,7 @@ static void put_item(struct core_buf *b, const struct st_item *it)
     put_i(b, it->pop_ts);
     put_i(b, it->impressions);
     put_i(b, it->clicks);
-    core_buf_put_varint(b, (uint64_t)it->nnb);
-    for (int i = 0; i < it->nnb; i++) {
-        put_str(b, it->nb[i].id);
-        put_f(b, it->nb[i].score);
-        put_i(b, it->nb[i].ts);
-    }
+    put_nbs(b, it);
 }
 
 void state_shard_snapshot(struct state_shard *s, struct core_buf *out)
@@ -189,6 +263,7 @@ void state_shard_snapshot(struct state_shard *s, struct core_buf *out)
     core_buf_put_varint(out, d->items.n);
     for (const struct st_lnode *l = d->ilru.head; l; l = l->next)
         put_item(out, (const struct st_item *)((const char *)l - offsetof(struct st_item, l)));
+    put_reco(out, d);
     pthread_rwlock_unlock(&s->lock);
 
     uint64_t len = out->len - body;
@@ -363,7 +438,28 @@ static void get_user(struct rd *r, struct st *d)
             e->max_scroll = get_f(r);
         }
     }
+    n = get_n(r, ST_CAFF_MAX);
+    if (n > 0 && !r->bad)
+        u->caff = st__alloc(d, ST_CAFF_MAX * sizeof *u->caff);
+    for (int i = 0; i < n && !r->bad; i++) {
+        struct st_str *name = get_str(r, d, STATE_SYMBOL_MAX, false);
+        if (!name)
+            break;
+        struct st_affinity *a = &u->caff[u->ncaff++];
+        a->tname = name;
+        a->type = 0;
+        a->v = get_f(r);
+        a->ts = get_ts(r, false);
+    }
+    n = get_n(r, ST_PREF_MAX);
+    for (int i = 0; i < n && !r->bad; i++) {
+        struct st_str *name = get_str(r, d, STATE_SYMBOL_MAX, false);
+        if (name)
+            u->prefs[u->nprefs++] = name;
+    }
 }
+
+static void get_nbs(struct rd *r, struct st *d, struct st_item *it);
 
 static void get_item(struct rd *r, struct st *d)
 {
@@ -400,6 +496,12 @@ static void get_item(struct rd *r, struct st *d)
     it->pop_ts = get_ts(r, false);
     it->impressions = get_i(r);
     it->clicks = get_i(r);
+    get_nbs(r, d, it);
+}
+
+/* A neighbour list into it (an item or a context pseudo-item). */
+static void get_nbs(struct rd *r, struct st *d, struct st_item *it)
+{
     int n = get_n(r, d->cfg.neighbours_max);
     if (n > 0) {
         it->nb = st__alloc(d, (size_t)n * sizeof *it->nb);
@@ -417,6 +519,60 @@ static void get_item(struct rd *r, struct st *d)
             if (it->nb[j].id == nb->id)
                 r->bad = true;
     }
+}
+
+static void get_ctr(struct rd *r, struct st *d)
+{
+    struct st_str *key = get_str(r, d, EVENT_RECID_MAX, false);
+    if (!key)
+        return;
+    if (st__ctr_find(d, key->s, key->len) || d->ctrs.n >= ST_CTR_KEYS_MAX + 1) {
+        st__unref(d, key);
+        r->bad = true;
+        return;
+    }
+    struct st_ctr *c = st__ctr_get(d, key);
+    st__unref(d, key);
+    for (int k = 0; k < ST_ENG_W; k++)
+        c->head[k] = get_ts(r, true);
+    for (int k = 0; k < ST_CTR_N; k++)
+        c->total[k] = get_i(r);
+    int nz = get_n(r, ST_ENG_TOTAL), prev = -1;
+    for (int k = 0; k < nz && !r->bad; k++) {
+        uint64_t i = get_u(r);
+        if ((int64_t)i <= prev || i >= ST_ENG_TOTAL) {
+            r->bad = true;
+            break;
+        }
+        prev = (int)i;
+        for (int j = 0; j < ST_CTR_N; j++) {
+            uint64_t v = get_u(r);
+            if (v > UINT32_MAX)
+                r->bad = true;
+            c->b[i][j] = (uint32_t)v;
+        }
+    }
+}
+
+static void get_reco(struct rd *r, struct st *d)
+{
+    int64_t n = get_n(r, 1 << 20);
+    for (int64_t i = 0; i < n && !r->bad; i++) {
+        struct st_str *key = get_str(r, d, EVENT_ITEM_MAX, false);
+        if (!key)
+            return;
+        if (st__ctx_find(d, key->s, key->len)) {
+            st__unref(d, key);
+            r->bad = true;
+            return;
+        }
+        struct st_item *it = st__ctx_add(d, key);
+        st__unref(d, key);
+        get_nbs(r, d, it);
+    }
+    n = get_n(r, ST_CTR_KEYS_MAX + 1);
+    for (int64_t i = 0; i < n && !r->bad; i++)
+        get_ctr(r, d);
 }
 
 static int parse_body(struct rd *r, struct st *d)
@@ -453,6 +609,7 @@ static int parse_body(struct rd *r, struct st *d)
     n = get_n(r, d->cfg.max_items);
     for (int64_t i = 0; i < n && !r->bad; i++)
         get_item(r, d);
+    get_reco(r, d);
     if (r->bad || r->p != r->end)
         return CORE_E_CORRUPT;
     return 0;

@@ -1,0 +1,739 @@
+/*
+ * The request path: candidates from every source into one table, per-source normalisation,
+ * the ranker, then the rules (exclusions, availability, category filter, diversity,
+ * exploration) and reasons. Per-thread scratch space keeps requests allocation-free after
+ * warm-up.
+ */
+#include "reco/reco_int.h"
+#include "reco/reco_rank.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <xxhash.h>
+
+#define CAND_CAP 8192 /* candidate table slots (power of two); fills to at most half */
+#define CAND_MAX (CAND_CAP / 2)
+#define SEED_DECAY 0.85 /* weight of the k-th most recent seed: SEED_DECAY^k */
+#define LIVE_SEEDS 10   /* co-visitation seeds read from the shards */
+
+static const char *const source_names[RECO_SRC__COUNT] = {
+#define XX(id, name, w) name,
+    RECO_SOURCE_MAP(XX)
+#undef XX
+};
+
+const char *reco_source_name(int src)
+{
+    return src >= 0 && src < RECO_SRC__COUNT ? source_names[src] : "?";
+}
+
+int reco_source_lookup(const char *name, size_t len)
+{
+    for (int i = 0; i < RECO_SRC__COUNT; i++)
+        if (strlen(source_names[i]) == len && !memcmp(source_names[i], name, len))
+            return i;
+    return -1;
+}
+
+void reco_weights_default(struct reco_weights *w)
+{
+    int i = 0;
+#define XX(id, name, wt) w->w[i++] = wt;
+    RECO_SOURCE_MAP(XX)
+#undef XX
+}
+
+void reco_config_init(struct reco_config *c)
+{
+    memset(c, 0, sizeof *c);
+    reco_weights_default(&c->weights);
+    c->recent_items = 20;
+    c->diversity_cap = 0;
+    c->exploration = 0.1;
+    c->new_item_ms = (int64_t)7 * 24 * 3600 * 1000;
+    c->exclude_types = 0;
+    for (int t = 0; t < EVENT_TYPE__COUNT; t++) {
+        const struct event_type_info *ti = event_type_get(t);
+        if (ti && ti->item_required && ti->weight > 0)
+            c->exclude_types |= 1u << t;
+    }
+    c->refresh_ms = 5000;
+    c->knn_history = 50;
+    c->knn_neighbours = 50;
+}
+
+/* ---- candidates ------------------------------------------------------------------------------ */
+
+struct cand {
+    uint64_t hash;
+    const char *id; /* in the scratch arena */
+    uint32_t len;
+    uint32_t midx; /* model index or UINT32_MAX */
+    float s[RECO_SRC__COUNT];
+    int16_t why[RECO_SRC__COUNT]; /* seed index / category index behind the best contribution */
+    float why_s[RECO_SRC__COUNT];
+    double final;
+    int best, second;
+    bool out;
+    uint8_t ncats;
+    uint16_t cats[4]; /* model category indexes, for diversity and reasons */
+};
+
+struct scratch {
+    struct cand *c;
+    uint32_t *slot; /* CAND_CAP entries: index + 1 */
+    int n;
+    struct core_arena arena;
+    struct state_user_read user;
+    uint64_t *seen; /* open-addressing set of excluded id hashes */
+    uint32_t seen_mask;
+    double *features, *scores;
+};
+
+static _Thread_local struct scratch *tl_scratch;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+/* Frees a thread's scratch space when the thread exits. */
+static void scratch_free(void *p)
+{
+    struct scratch *s = p;
+    free(s->c);
+    free(s->slot);
+    core_arena_dispose(&s->arena);
+    free(s->seen);
+    free(s->features);
+    free(s->scores);
+    free(s);
+}
+
+static void scratch_key_init(void)
+{
+    pthread_key_create(&scratch_key, scratch_free);
+}
+
+static struct scratch *scratch_get(void)
+{
+    if (!tl_scratch) {
+        pthread_once(&scratch_once, scratch_key_init);
+        struct scratch *s = core_xcalloc(1, sizeof *s);
+        s->c = core_xmalloc(CAND_MAX * sizeof *s->c);
+        s->slot = core_xmalloc(CAND_CAP * sizeof *s->slot);
+        core_arena_init(&s->arena);
+        s->seen_mask = 1023;
+        s->seen = core_xmalloc((s->seen_mask + 1) * sizeof *s->seen);
+        s->features = core_xmalloc((size_t)CAND_MAX * RECO_SRC__COUNT * sizeof *s->features);
+        s->scores = core_xmalloc((size_t)CAND_MAX * sizeof *s->scores);
+        tl_scratch = s;
+        pthread_setspecific(scratch_key, s);
+    }
+    struct scratch *s = tl_scratch;
+    memset(s->slot, 0, CAND_CAP * sizeof *s->slot);
+    s->n = 0;
+    core_arena_reset(&s->arena);
+    return s;
+}
+
+static struct cand *cand_get(struct scratch *s, const char *id, size_t len, uint64_t h)
+{
+    uint32_t k = (uint32_t)h & (CAND_CAP - 1);
+    for (uint32_t e; (e = s->slot[k]); k = (k + 1) & (CAND_CAP - 1)) {
+        struct cand *c = &s->c[e - 1];
+        if (c->hash == h && c->len == len && memcmp(c->id, id, len) == 0)
+            return c;
+    }
+    if (s->n >= CAND_MAX)
+        return NULL;
+    struct cand *c = &s->c[s->n++];
+    memset(c, 0, sizeof *c);
+    c->hash = h;
+    c->id = core_arena_strndup(&s->arena, id, len);
+    c->len = (uint32_t)len;
+    c->midx = UINT32_MAX;
+    c->best = c->second = -1;
+    for (int i = 0; i < RECO_SRC__COUNT; i++)
+        c->why[i] = -1;
+    s->slot[k] = (uint32_t)s->n;
+    return c;
+}
+
+static void cand_add(struct scratch *s, const char *id, size_t len, int src, double score, int why)
+{
+    if (!(score > 0))
+        return;
+    struct cand *c = cand_get(s, id, len, XXH3_64bits(id, len));
+    if (!c)
+        return;
+    c->s[src] += (float)score;
+    if ((float)score > c->why_s[src]) {
+        c->why_s[src] = (float)score;
+        c->why[src] = (int16_t)why;
+    }
+}
+
+/* ---- exclusion set ------------------------------------------------------------------------- */
+
+static void seen_add(struct scratch *s, const char *id, size_t len)
+{
+    uint64_t h = XXH3_64bits(id, len) | 1;
+    uint32_t k = (uint32_t)h & s->seen_mask;
+    while (s->seen[k] && s->seen[k] != h)
+        k = (k + 1) & s->seen_mask;
+    s->seen[k] = h;
+}
+
+static bool seen_has(const struct scratch *s, uint64_t h)
+{
+    h |= 1;
+    for (uint32_t k = (uint32_t)h & s->seen_mask; s->seen[k]; k = (k + 1) & s->seen_mask)
+        if (s->seen[k] == h)
+            return true;
+    return false;
+}
+
+static void seen_reset(struct scratch *s, int need)
+{
+    uint32_t cap = 1024;
+    while (cap < (uint32_t)need * 2)
+        cap *= 2;
+    if (cap > s->seen_mask + 1) {
+        free(s->seen);
+        s->seen = core_xmalloc(cap * sizeof *s->seen);
+        s->seen_mask = cap - 1;
+    }
+    memset(s->seen, 0, (s->seen_mask + 1) * sizeof *s->seen);
+}
+
+/* ---- sources -------------------------------------------------------------------------------- */
+
+struct live_arg {
+    struct scratch *s;
+    int src;
+    double w;
+    int why;
+};
+
+static void live_fn(void *arg, const char *id, size_t len, double score)
+{
+    struct live_arg *a = arg;
+    cand_add(a->s, id, len, a->src, score * a->w, a->why);
+}
+
+static void model_list(struct scratch *s, const struct reco_model *m, const struct reco_nb *e,
+                       int n, int src, double w, int why, int max)
+{
+    for (int i = 0; i < n && i < max; i++)
+        cand_add(s, m->ids[e[i].idx], m->lens[e[i].idx], src, w * e[i].score, why);
+}
+
+static void model_csr(struct scratch *s, const struct reco_model *m, const struct reco_csr *c,
+                      uint32_t key, int src, double w, int why, int max)
+{
+    model_list(s, m, c->e + c->off[key], (int)(c->off[key + 1] - c->off[key]), src, w, why, max);
+}
+
+/* Seeds: the user's recent distinct items, newest first (index into user.recent). */
+static int seeds(const struct state_user_read *u, int max, int *out)
+{
+    int n = 0;
+    for (int i = u->nrecent - 1; i >= 0 && n < max; i--) {
+        if (!(u->recent[i].weight > 0))
+            continue;
+        bool dup = false;
+        for (int j = 0; j < n && !dup; j++)
+            dup = !strcmp(u->recent[out[j]].item_id, u->recent[i].item_id);
+        if (!dup)
+            out[n++] = i;
+    }
+    return n;
+}
+
+/* User categories: stated preferences first, then affinities; weights sum to 1. */
+struct ucats {
+    int n;
+    int idx[8]; /* model category */
+    double w[8];
+    bool pref[8];
+};
+
+static void user_categories(const struct reco_model *m, const struct state_user_read *u,
+                            struct ucats *uc)
+{
+    uc->n = 0;
+    double total = 0;
+    for (int i = 0; i < u->nprefs && uc->n < 8; i++) {
+        int c = reco__model_cat(m, u->prefs[i]);
+        if (c < 0)
+            continue;
+        uc->idx[uc->n] = c;
+        uc->w[uc->n] = 1.0 / (1 + i * 0.25);
+        uc->pref[uc->n++] = true;
+    }
+    double top = u->ncats > 0 ? u->cats[0].v : 0;
+    for (int i = 0; i < u->ncats && uc->n < 8 && i < 4; i++) {
+        int c = reco__model_cat(m, u->cats[i].name);
+        if (c < 0 || !(top > 0))
+            continue;
+        bool dup = false;
+        for (int j = 0; j < uc->n && !dup; j++)
+            if (uc->idx[j] == c) {
+                uc->w[j] += u->cats[i].v / top;
+                dup = true;
+            }
+        if (dup)
+            continue;
+        uc->idx[uc->n] = c;
+        uc->w[uc->n] = u->cats[i].v / top;
+        uc->pref[uc->n++] = false;
+    }
+    for (int i = 0; i < uc->n; i++)
+        total += uc->w[i];
+    for (int i = 0; i < uc->n; i++)
+        uc->w[i] /= total;
+}
+
+/* ---- the request ----------------------------------------------------------------------------- */
+
+static void rec_id(char *out, size_t size, const char *strategy, const char *variant)
+{
+    uint64_t r[2];
+    char id[37];
+    event_id_generate(core_now_ms(), id);
+    r[0] = XXH3_64bits(id, 36);
+    r[1] = (uint64_t)core_mono_ns();
+    snprintf(out, size, "%s.%s.%016llx", strategy, variant,
+             (unsigned long long)XXH3_64bits(r, sizeof r));
+}
+
+static int cmp_final(const void *a, const void *b)
+{
+    const struct cand *x = *(const struct cand *const *)a, *y = *(const struct cand *const *)b;
+    if (x->final != y->final)
+        return x->final < y->final ? 1 : -1;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int c = memcmp(x->id, y->id, n);
+    if (c)
+        return c;
+    return x->len < y->len ? -1 : x->len > y->len;
+}
+
+static const char *item_title(struct catalog *cat, const char *id, size_t len)
+{
+    const struct catalog_item *ci = cat ? catalog_find(cat, id, len) : NULL;
+    return ci && ci->title[0] ? ci->title : NULL;
+}
+
+static void reason(struct reco *r, const struct reco_model *m, const struct state_user_read *u,
+                   const struct ucats *uc, const struct reco_request *rq, const struct cand *c,
+                   int src, char *out)
+{
+    int why = c->why[src];
+    const char *seed = NULL;
+    if ((src == RECO_SRC_SESSION || src == RECO_SRC_COVISIT || src == RECO_SRC_COLLAB ||
+         src == RECO_SRC_CONTENT) &&
+        why >= 0 && why < u->nrecent) {
+        const char *id = u->recent[why].item_id;
+        seed = item_title(r->catalog, id, strlen(id));
+        if (!seed)
+            seed = id;
+    }
+    const char *cat = NULL;
+    if ((src == RECO_SRC_CATEGORY || src == RECO_SRC_FRESH) && why >= 0 && why < uc->n)
+        cat = m->cat_names[uc->idx[why]];
+    else if (c->ncats > 0)
+        cat = m->cat_names[c->cats[0]];
+    switch (src) {
+    case RECO_SRC_SESSION:
+        snprintf(out, RECO_REASON_LEN, "viewed together with %s in this session",
+                 seed ? seed : "items");
+        break;
+    case RECO_SRC_COVISIT:
+        snprintf(out, RECO_REASON_LEN, "because you viewed %s", seed ? seed : "similar items");
+        break;
+    case RECO_SRC_COLLAB:
+        snprintf(out, RECO_REASON_LEN, "people who liked %s also liked this",
+                 seed ? seed : "your items");
+        break;
+    case RECO_SRC_CONTENT:
+        snprintf(out, RECO_REASON_LEN, "similar to %s", seed ? seed : "items you liked");
+        break;
+    case RECO_SRC_CATEGORY:
+        if (why >= 0 && why < uc->n && uc->pref[why])
+            snprintf(out, RECO_REASON_LEN, "matches your interest in %s", cat ? cat : "it");
+        else
+            snprintf(out, RECO_REASON_LEN, "popular in %s", cat ? cat : "your categories");
+        break;
+    case RECO_SRC_TRENDING:
+        if (cat)
+            snprintf(out, RECO_REASON_LEN, "trending in %s", cat);
+        else
+            snprintf(out, RECO_REASON_LEN, "trending now");
+        break;
+    case RECO_SRC_POPULAR:
+        snprintf(out, RECO_REASON_LEN, "popular");
+        break;
+    case RECO_SRC_CONTEXT:
+        if (why == 0 && rq->device)
+            snprintf(out, RECO_REASON_LEN, "popular on %s", rq->device);
+        else if (why == 1 && rq->locale)
+            snprintf(out, RECO_REASON_LEN, "popular in %s", rq->locale);
+        else
+            snprintf(out, RECO_REASON_LEN, "popular at this time of day");
+        break;
+    case RECO_SRC_FRESH:
+        snprintf(out, RECO_REASON_LEN, "new in %s", cat ? cat : "the catalog");
+        break;
+    default:
+        snprintf(out, RECO_REASON_LEN, "recommended");
+    }
+}
+
+int reco_assign_variant(const struct reco_experiment *x, const char *user_key)
+{
+    if (x->nvariants == 0)
+        return -1;
+    char buf[EVENT_KEY_HEX + 64 + 2];
+    int n = snprintf(buf, sizeof buf, "%s/%s", user_key, x->name);
+    uint64_t h = XXH3_64bits(buf, (size_t)(n > 0 ? n : 0)) % 100;
+    int acc = 0;
+    for (int i = 0; i < x->nvariants; i++) {
+        acc += x->variants[i].share;
+        if ((int)h < acc)
+            return i;
+    }
+    return x->nvariants - 1;
+}
+
+/* Live co-visitation of one seed over every shard. */
+static void covisit(struct reco *r, struct scratch *s, const char *id, int src, double w, int why,
+                    int64_t as_of)
+{
+    struct live_arg a = {s, src, w, why};
+    for (int p = 0; p < r->nshards; p++)
+        state_shard_neighbours_each(r->shards[p], id, strlen(id), as_of, live_fn, &a);
+}
+
+static void context_source(struct reco *r, struct scratch *s, const struct reco_request *rq,
+                           int64_t now, double w)
+{
+    char key[96];
+    const char *vals[3] = {rq->device, rq->locale, NULL};
+    const char *pfx[3] = {"device", "locale", "hour"};
+    char hour[8];
+    snprintf(hour, sizeof hour, "%02d", (int)((now / 3600000) % 24));
+    vals[2] = hour;
+    for (int k = 0; k < 3; k++) {
+        if (!vals[k] || !vals[k][0])
+            continue;
+        int n = snprintf(key, sizeof key, "%s:%s", pfx[k], vals[k]);
+        if (n <= 0 || (size_t)n >= sizeof key)
+            continue;
+        struct live_arg a = {s, RECO_SRC_CONTEXT, w * (k == 2 ? 0.5 : 1.0), k};
+        for (int p = 0; p < r->nshards; p++)
+            state_shard_context_each(r->shards[p], key, (size_t)n, now, live_fn, &a);
+    }
+}
+
+int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_result *out)
+{
+    int64_t t0 = core_mono_ns();
+    if (rq->count < 1 || rq->count > RECO_COUNT_MAX || !rq->user_key)
+        return CORE_E_INVALID;
+    atomic_fetch_add(&r->requests, 1);
+    struct scratch *s = scratch_get();
+    struct reco_model *m = reco__model_get(r);
+
+    /* variant and weights */
+    const struct reco_experiment *x = &r->cfg.experiment;
+    int vi = reco_assign_variant(x, rq->user_key);
+    struct reco_weights w = vi >= 0 ? x->variants[vi].weights : r->cfg.weights;
+    if (vi >= 0)
+        snprintf(out->variant, sizeof out->variant, "%s:%s", x->name, x->variants[vi].name);
+    else
+        snprintf(out->variant, sizeof out->variant, "default");
+
+    /* the user */
+    struct state_user_read *u = &s->user;
+    int32_t p = core_partition_for_key(rq->user_key, strlen(rq->user_key), r->nshards);
+    state_shard_user_read(r->shards[p], rq->user_key, u);
+    int64_t now = rq->now_ms > 0 ? rq->now_ms : (u->now_ms > 0 ? u->now_ms : m->now_ms);
+    int seed_idx[STATE_READ_RECENT_MAX];
+    int nseeds = seeds(u, r->cfg.recent_items, seed_idx);
+    struct ucats uc;
+    user_categories(m, u, &uc);
+    bool personal = nseeds > 0;
+    out->cold_start = !personal;
+    const char *strategy = personal ? "personalized" : uc.n > 0 ? "preferences" : "popular";
+    snprintf(out->strategy, sizeof out->strategy, "%s", strategy);
+    if (!personal)
+        atomic_fetch_add(&r->cold_starts, 1);
+
+    /* candidates */
+    if (personal) {
+        /* session items first, then the rest of the history */
+        for (int k = 0; k < nseeds && k < LIVE_SEEDS; k++) {
+            const struct state_user_item *it = &u->recent[seed_idx[k]];
+            bool in_session = false;
+            for (int j = 0; j < u->nsession && !in_session; j++)
+                in_session = !strcmp(u->session[j].item_id, it->item_id);
+            double sw = pow(SEED_DECAY, k);
+            if (in_session && w.w[RECO_SRC_SESSION] > 0)
+                covisit(r, s, it->item_id, RECO_SRC_SESSION, sw, seed_idx[k], now);
+            else if (w.w[RECO_SRC_COVISIT] > 0)
+                covisit(r, s, it->item_id, RECO_SRC_COVISIT, sw, seed_idx[k], now);
+        }
+        for (int k = 0; k < nseeds; k++) {
+            const struct state_user_item *it = &u->recent[seed_idx[k]];
+            uint32_t mi = reco__model_find(m, it->item_id, strlen(it->item_id));
+            if (mi == UINT32_MAX)
+                continue;
+            double sw = pow(SEED_DECAY, k);
+            if (w.w[RECO_SRC_COLLAB] > 0)
+                model_csr(s, m, &m->knn, mi, RECO_SRC_COLLAB, sw, seed_idx[k], 50);
+            if (w.w[RECO_SRC_CONTENT] > 0 && k < 5)
+                model_csr(s, m, &m->content, mi, RECO_SRC_CONTENT, sw, seed_idx[k], 20);
+        }
+    }
+    for (int k = 0; k < uc.n; k++) {
+        if (w.w[RECO_SRC_CATEGORY] > 0)
+            model_csr(s, m, &m->cat_pop, (uint32_t)uc.idx[k], RECO_SRC_CATEGORY, uc.w[k], k, 50);
+        if (w.w[RECO_SRC_FRESH] > 0)
+            model_csr(s, m, &m->cat_fresh, (uint32_t)uc.idx[k], RECO_SRC_FRESH, uc.w[k], k, 10);
+    }
+    if (w.w[RECO_SRC_TRENDING] > 0)
+        model_list(s, m, m->trending, m->ntrending, RECO_SRC_TRENDING, 1, -1, 100);
+    if (w.w[RECO_SRC_POPULAR] > 0)
+        model_list(s, m, m->popular, m->npopular, RECO_SRC_POPULAR, 1, -1, 100);
+    if (w.w[RECO_SRC_FRESH] > 0 && uc.n == 0)
+        model_list(s, m, m->fresh, m->nfresh, RECO_SRC_FRESH, 1, -1, 20);
+    if (w.w[RECO_SRC_CONTEXT] > 0)
+        context_source(r, s, rq, now, 1);
+    if (!personal) {
+        /* cold start: what the user stated and the context carry the list */
+        w.w[RECO_SRC_CATEGORY] = w.w[RECO_SRC_CATEGORY] > 0 ? 1.0 : 0;
+        w.w[RECO_SRC_CONTEXT] = w.w[RECO_SRC_CONTEXT] > 0 ? 0.6 : 0;
+    }
+
+    /* exclusions */
+    seen_reset(s, u->nrecent + rq->nexclude);
+    for (int i = 0; i < u->nrecent; i++)
+        if (u->recent[i].type >= 0 && u->recent[i].type < 32 &&
+            (r->cfg.exclude_types & (1u << u->recent[i].type)))
+            seen_add(s, u->recent[i].item_id, strlen(u->recent[i].item_id));
+    for (int i = 0; i < rq->nexclude; i++)
+        seen_add(s, rq->exclude[i], rq->exclude_len[i]);
+
+    /* features, filters */
+    double maxs[RECO_SRC__COUNT] = {0};
+    for (int i = 0; i < s->n; i++)
+        for (int k = 0; k < RECO_SRC__COUNT; k++)
+            if (s->c[i].s[k] > maxs[k])
+                maxs[k] = s->c[i].s[k];
+    if (r->catalog)
+        catalog_read_begin(r->catalog);
+    int nf = 0;
+    struct cand **live = core_arena_alloc(&s->arena, (size_t)(s->n + 1) * sizeof *live);
+    for (int i = 0; i < s->n; i++) {
+        struct cand *c = &s->c[i];
+        if (seen_has(s, c->hash) ||
+            (rq->exclude_fn && rq->exclude_fn(rq->exclude_arg, c->id, c->len)))
+            continue;
+        const struct catalog_item *ci = r->catalog ? catalog_find(r->catalog, c->id, c->len) : NULL;
+        if (ci && !ci->available)
+            continue;
+        c->ncats = 0;
+        for (int k = 0; ci && k < ci->ncategories && c->ncats < 4; k++) {
+            int mc = reco__model_cat(m, catalog_symbol(r->catalog, ci->categories[k]));
+            if (mc >= 0)
+                c->cats[c->ncats++] = (uint16_t)mc;
+        }
+        if (rq->category) {
+            int want = reco__model_cat(m, rq->category);
+            bool ok = false;
+            for (int k = 0; k < c->ncats && !ok; k++)
+                ok = c->cats[k] == want;
+            if (!ok)
+                continue;
+        }
+        double *f = s->features + (size_t)nf * RECO_SRC__COUNT;
+        for (int k = 0; k < RECO_SRC__COUNT; k++)
+            f[k] = maxs[k] > 0 ? c->s[k] / maxs[k] : 0;
+        live[nf++] = c;
+    }
+    const struct reco_ranker *ranker = reco_ranker_blend();
+    ranker->score(ranker, &w, s->features, nf, s->scores);
+    for (int i = 0; i < nf; i++) {
+        struct cand *c = live[i];
+        c->final = s->scores[i];
+        const double *f = s->features + (size_t)i * RECO_SRC__COUNT;
+        double b1 = 0, b2 = 0;
+        for (int k = 0; k < RECO_SRC__COUNT; k++) {
+            double v = w.w[k] * f[k];
+            if (v > b1) {
+                b2 = b1;
+                c->second = c->best;
+                b1 = v;
+                c->best = k;
+            } else if (v > b2) {
+                b2 = v;
+                c->second = k;
+            }
+        }
+        if (b2 < 0.25 * b1)
+            c->second = -1;
+    }
+    qsort(live, (size_t)nf, sizeof *live, cmp_final);
+
+    /* diversity: at most cap items per category, relaxed when the list would be short */
+    int count = rq->count;
+    int cap = r->cfg.diversity_cap > 0 ? r->cfg.diversity_cap : (count + 1) / 2;
+    if (cap < 2)
+        cap = 2;
+    int *per_cat = core_arena_alloc(&s->arena, (size_t)(m->ncats + 1) * sizeof *per_cat);
+    memset(per_cat, 0, (size_t)(m->ncats + 1) * sizeof *per_cat);
+    int nexplore = (int)floor(count * r->cfg.exploration);
+    int nmain = count - nexplore;
+    struct cand **pick = core_arena_alloc(&s->arena, (size_t)count * sizeof *pick);
+    int np = 0;
+    for (int pass = 0; pass < 2 && np < nmain; pass++) {
+        for (int i = 0; i < nf && np < nmain; i++) {
+            struct cand *c = live[i];
+            if (c->out)
+                continue;
+            bool over = false;
+            for (int k = 0; k < c->ncats && pass == 0; k++)
+                over |= per_cat[c->cats[k]] >= cap;
+            if (over)
+                continue;
+            for (int k = 0; k < c->ncats; k++)
+                per_cat[c->cats[k]]++;
+            c->out = true;
+            pick[np++] = c;
+        }
+    }
+    /* exploration: new items (fresh / content sources) not picked yet, best first */
+    for (int i = 0; i < nf && np < count && nexplore > 0; i++) {
+        struct cand *c = live[i];
+        if (c->out || !(c->s[RECO_SRC_FRESH] > 0))
+            continue;
+        c->out = true;
+        c->best = RECO_SRC_FRESH;
+        c->second = -1;
+        pick[np++] = c;
+    }
+    for (int i = 0; i < nf && np < count; i++) /* nothing new to explore: fill */
+        if (!live[i]->out) {
+            live[i]->out = true;
+            pick[np++] = live[i];
+        }
+
+    out->n = np;
+    for (int i = 0; i < np; i++) {
+        struct cand *c = pick[i];
+        struct reco_item *o = &out->items[i];
+        memcpy(o->item_id, c->id, c->len);
+        o->item_id[c->len] = 0;
+        o->score = c->final;
+        o->source = c->best;
+        o->nreasons = 0;
+        if (c->best >= 0)
+            reason(r, m, u, &uc, rq, c, c->best, o->reasons[o->nreasons++]);
+        if (c->second >= 0)
+            reason(r, m, u, &uc, rq, c, c->second, o->reasons[o->nreasons++]);
+    }
+    if (r->catalog)
+        catalog_read_end(r->catalog);
+    rec_id(out->rec_id, sizeof out->rec_id,
+           personal   ? "pers"
+           : uc.n > 0 ? "pref"
+                      : "pop",
+           vi >= 0 ? x->variants[vi].name : "default");
+    reco__model_unref(m);
+    out->took_us = (core_mono_ns() - t0) / 1000;
+    return 0;
+}
+
+/* ---- similar items ----------------------------------------------------------------------------
+ */
+
+int reco_similar(struct reco *r, const char *item_id, size_t len, int count, struct reco_item *out)
+{
+    bool known = false;
+    for (int p = 0; p < r->nshards && !known; p++) {
+        struct state_item_view v;
+        memset(&v, 0, sizeof v);
+        state_shard_item_view(r->shards[p], item_id, len, &v);
+        known = v.found;
+    }
+    if (!known && r->catalog) {
+        catalog_read_begin(r->catalog);
+        known = catalog_find(r->catalog, item_id, len) != NULL;
+        catalog_read_end(r->catalog);
+    }
+    if (!known)
+        return CORE_E_NOTFOUND;
+    struct scratch *s = scratch_get();
+    struct reco_model *m = reco__model_get(r);
+    char id[EVENT_ITEM_MAX + 1];
+    if (len > EVENT_ITEM_MAX)
+        len = EVENT_ITEM_MAX;
+    memcpy(id, item_id, len);
+    id[len] = 0;
+    covisit(r, s, id, RECO_SRC_COVISIT, 1, -1, m->now_ms);
+    uint32_t mi = reco__model_find(m, item_id, len);
+    if (mi != UINT32_MAX) {
+        model_csr(s, m, &m->knn, mi, RECO_SRC_COLLAB, 1, -1, 50);
+        model_csr(s, m, &m->content, mi, RECO_SRC_CONTENT, 1, -1, 20);
+    }
+    double maxs[RECO_SRC__COUNT] = {0};
+    for (int i = 0; i < s->n; i++)
+        for (int k = 0; k < RECO_SRC__COUNT; k++)
+            if (s->c[i].s[k] > maxs[k])
+                maxs[k] = s->c[i].s[k];
+    static const double sw[3] = {1.0, 0.8, 0.4};
+    static const int src[3] = {RECO_SRC_COVISIT, RECO_SRC_COLLAB, RECO_SRC_CONTENT};
+    static const char *const why[3] = {"viewed together", "liked by the same people",
+                                       "similar categories and tags"};
+    struct cand **live = core_arena_alloc(&s->arena, (size_t)(s->n + 1) * sizeof *live);
+    int nf = 0;
+    if (r->catalog)
+        catalog_read_begin(r->catalog);
+    for (int i = 0; i < s->n; i++) {
+        struct cand *c = &s->c[i];
+        if (c->len == len && !memcmp(c->id, item_id, len))
+            continue;
+        const struct catalog_item *ci = r->catalog ? catalog_find(r->catalog, c->id, c->len) : NULL;
+        if (ci && !ci->available)
+            continue;
+        c->final = 0;
+        double b = 0;
+        for (int k = 0; k < 3; k++) {
+            double v = maxs[src[k]] > 0 ? sw[k] * c->s[src[k]] / maxs[src[k]] : 0;
+            c->final += v;
+            if (v > b) {
+                b = v;
+                c->best = k;
+            }
+        }
+        live[nf++] = c;
+    }
+    if (r->catalog)
+        catalog_read_end(r->catalog);
+    qsort(live, (size_t)nf, sizeof *live, cmp_final);
+    int n = 0;
+    for (; n < nf && n < count; n++) {
+        struct reco_item *o = &out[n];
+        memcpy(o->item_id, live[n]->id, live[n]->len);
+        o->item_id[live[n]->len] = 0;
+        o->score = live[n]->final;
+        o->source = src[live[n]->best];
+        o->nreasons = 1;
+        snprintf(o->reasons[0], RECO_REASON_LEN, "%s", why[live[n]->best]);
+    }
+    reco__model_unref(m);
+    return n;
+}

@@ -1,0 +1,77 @@
+/* reco internals: the immutable model the background refresher builds (reco_model.c) and the
+ * request path reads (reco.c). */
+#ifndef RECSTREAM_RECO_INT_H
+#define RECSTREAM_RECO_INT_H
+
+#include "reco/reco.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* (item index, score) */
+struct reco_nb {
+    uint32_t idx;
+    float score;
+};
+
+/* A compressed list per key: entries of key k are e[off[k] .. off[k+1]). */
+struct reco_csr {
+    uint32_t *off;
+    struct reco_nb *e;
+};
+
+struct reco_model {
+    atomic_int refs;
+    struct core_arena arena;
+    /* items: every item the shards or the catalog know */
+    uint32_t n;
+    const char **ids;
+    uint32_t *lens;
+    uint32_t *htab; /* open addressing: idx + 1, 0 = empty */
+    uint32_t hmask;
+    float *pop;              /* decayed popularity summed over shards */
+    struct reco_csr knn;     /* collaborative item-kNN (cosine over users' recent items) */
+    struct reco_csr content; /* content neighbours (TF-IDF cosine of categories + tags) */
+    struct reco_nb *trending, *popular, *fresh;
+    int ntrending, npopular, nfresh;
+    /* categories (catalog symbols) with their popular and fresh items */
+    int ncats;
+    const char **cat_names;
+    struct reco_csr cat_pop, cat_fresh;
+    int64_t now_ms;   /* event time the model was built at */
+    int64_t built_ns; /* monotonic */
+    int64_t build_us;
+};
+
+/* Builds a model from the shards and the catalog. */
+struct reco_model *reco__model_build(const struct reco_config *cfg,
+                                     struct state_shard *const *shards, int nshards,
+                                     struct catalog *cat);
+void reco__model_unref(struct reco_model *m);
+/* Index of an item id, or UINT32_MAX. */
+uint32_t reco__model_find(const struct reco_model *m, const char *id, size_t len);
+/* Index of a category name, or -1. */
+int reco__model_cat(const struct reco_model *m, const char *name);
+
+struct reco {
+    struct reco_config cfg;
+    struct state_shard *const *shards;
+    int nshards;
+    struct catalog *catalog;
+    pthread_mutex_t mu; /* guards model (the pointer swap) */
+    struct reco_model *model;
+    pthread_mutex_t build_mu; /* one build at a time */
+    pthread_t thread;
+    bool running;
+    pthread_mutex_t stop_mu;
+    pthread_cond_t stop_cv;
+    bool stop;
+    atomic_int_fast64_t requests, cold_starts, builds;
+    uint64_t last_catalog_version;
+    int64_t last_events;
+};
+
+/* A counted reference to the current model (never NULL after reco_new). */
+struct reco_model *reco__model_get(struct reco *r);
+
+#endif
