@@ -1,5 +1,6 @@
 /* Routing, health endpoints and metrics. */
 #include "api/api_int.h"
+#include "reco/reco.h"
 #include "stream/stream.h"
 
 #include <stdlib.h>
@@ -90,6 +91,22 @@ static void reply_metrics(struct api *api, struct http_request *req)
         if (evlog_stats(api->log, p, &ps) == 0)
             core_buf_printf(b, "recstream_log_high_water{partition=\"%d\"} %lld\n", (int)p,
                             (long long)ps.high_water);
+    }
+    if (api->cfg.reco) {
+        struct reco_stats rs;
+        reco_get_stats(api->cfg.reco, &rs);
+        metric(b, "recstream_reco_requests_total", "counter", "Recommendation requests served.",
+               (uint64_t)rs.requests);
+        metric(b, "recstream_reco_cold_starts_total", "counter",
+               "Recommendation requests for users without history.", (uint64_t)rs.cold_starts);
+        metric(b, "recstream_reco_model_builds_total", "counter", "Recommendation model rebuilds.",
+               (uint64_t)rs.model_builds);
+        metric(b, "recstream_reco_model_items", "gauge", "Items in the recommendation model.",
+               (uint64_t)rs.model_items);
+        metric(b, "recstream_reco_model_build_us", "gauge",
+               "Duration of the last model build (microseconds).", (uint64_t)rs.model_build_us);
+        metric(b, "recstream_reco_model_age_ms", "gauge", "Age of the model in use.",
+               (uint64_t)rs.model_age_ms);
     }
     req->content_type = "text/plain; version=0.0.4";
 }

@@ -15,7 +15,12 @@ struct api {
 };
 
 /* The event-ingesting routes (api_ingest.c). kind: which body shape the route takes. */
-enum api_ingest_kind { API_INGEST_REST, API_INGEST_EVENTS, API_INGEST_BEACON };
+enum api_ingest_kind {
+    API_INGEST_REST,
+    API_INGEST_EVENTS,
+    API_INGEST_BEACON,
+    API_INGEST_BUILT, /* a JSON array the server built from another route's body */
+};
 enum http_action api__ingest(struct api *api, struct http_request *req, enum api_ingest_kind kind);
 
 /* Schema registry and dead-letter routes (api_schema.c); rest is the path after the prefix. */

@@ -133,7 +133,7 @@ static enum http_action preferences(struct api *api, struct http_request *req, c
     core_buf_puts(&req->body, text);
     core_buf_putc(&req->body, ']');
     cJSON_free(text);
-    return api__ingest(api, req, API_INGEST_EVENTS);
+    return api__ingest(api, req, API_INGEST_BUILT);
 }
 
 static enum http_action similar(struct api *api, struct http_request *req, const char *id,

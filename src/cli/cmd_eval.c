@@ -46,6 +46,7 @@ struct eval_config {
     int64_t refresh_every;
     struct reco_config reco;
     bool quiet;
+    bool repeats;
 };
 
 #define CFG ((struct eval_config *)cfg)
@@ -162,6 +163,39 @@ static int set_weights(void *cfg, const char *v, char *err, size_t es)
     return reco_weights_parse(&CFG->reco.weights, v, err, es);
 }
 
+static int set_seed_decay(void *cfg, const char *v, char *err, size_t es)
+{
+    char *end;
+    double x = strtod(v, &end);
+    if (*end || !(x > 0 && x <= 1)) {
+        snprintf(err, es, "expected a number in (0, 1]");
+        return CORE_E_INVALID;
+    }
+    CFG->reco.seed_decay = x;
+    return 0;
+}
+
+static int set_seeds(void *cfg, const char *v, char *err, size_t es)
+{
+    int64_t n;
+    if (core_parse_i64(v, 1, STATE_READ_RECENT_MAX, &n)) {
+        snprintf(err, es, "expected 1..%d", STATE_READ_RECENT_MAX);
+        return CORE_E_INVALID;
+    }
+    CFG->reco.recent_items = (int)n;
+    return 0;
+}
+
+static int set_repeats(void *cfg, const char *v, char *err, size_t es)
+{
+    (void)v;
+    (void)err;
+    (void)es;
+    CFG->repeats = true;
+    CFG->reco.exclude_types = 0;
+    return 0;
+}
+
 static int set_quiet(void *cfg, const char *v, char *err, size_t es)
 {
     (void)v;
@@ -181,11 +215,17 @@ static const struct cli_opt eval_opts[] = {
     {"threshold", "R", "ratings below R are dropped (default 0: keep all)", set_threshold},
     {"limit", "N", "use the first N interactions of the file (default all)", set_limit},
     {"partitions", "N", "log partitions of the in-process pipeline (default 8)", set_partitions},
-    {"refresh-every", "N", "rebuild the recommender's model every N events (default 1000)",
+    {"refresh-every", "N", "rebuild the recommender's model every N events (default 200)",
      set_refresh},
     {"reco-weights", "SRC=W,..", "blend weights (as recstream serve)", set_weights},
+    {"seeds", "N", "recent items of the user used as seeds (default 20)", set_seeds},
+    {"seed-decay", "X", "weight of the k-th most recent seed: X^k (default 0.85)", set_seed_decay},
     {"data", "DIR", "keep the pipeline's data here (default: a temporary directory, removed)",
      set_data},
+    {"repeats", NULL,
+     "items the user already interacted with may be recommended and count as hits (both "
+     "methods; for sessions that revisit items, e.g. OTTO)",
+     set_repeats},
     {"quiet", NULL, "no progress", set_quiet},
 };
 
@@ -316,6 +356,10 @@ static int pipe_open(struct pipe *p, const struct eval_config *c, const char *di
     sc.checkpoint_interval_ms = 3600 * 1000;
     sc.checkpoint_events = INT64_MAX;
     sc.state.catalog = p->cat;
+    /* the dataset is the population: nobody expires (serve's 30-day idle TTL would drop
+     * users who come back after a month, common in ratings data) */
+    sc.state.user_ttl_ms = INT64_MAX / 4;
+    sc.state.item_ttl_ms = INT64_MAX / 4;
     rc = stream_start(&sc, p->log, &p->st);
     if (rc < 0)
         return rc;
@@ -489,7 +533,7 @@ static int pop_top(const struct popularity *p, const struct seen *s, uint32_t us
 {
     int n = 0;
     for (size_t i = 0; i < p->d->nitems && n < k; i++)
-        if (!seen_has(s, pair(user, p->order[i])))
+        if (!s || !seen_has(s, pair(user, p->order[i])))
             out[n++] = p->order[i];
     return n;
 }
@@ -522,8 +566,10 @@ struct run {
 static void evaluate(struct run *r, uint32_t user, uint32_t target, int64_t ts)
 {
     struct excl_arg ea = {&r->idx, &r->seen, user};
-    struct reco_request rq = {
-        .user_key = r->keys[user], .count = r->maxk, .exclude_fn = exclude_fn, .exclude_arg = &ea};
+    struct reco_request rq = {.user_key = r->keys[user],
+                              .count = r->maxk,
+                              .exclude_fn = r->c->repeats ? NULL : exclude_fn,
+                              .exclude_arg = &ea};
     int64_t t0 = core_mono_ns();
     reco_recommend(r->p.reco, &rq, &r->res);
     eval_latency_add(r->lat, (double)(core_mono_ns() - t0) / 1000.0);
@@ -535,7 +581,7 @@ static void evaluate(struct run *r, uint32_t user, uint32_t target, int64_t ts)
             list[n++] = it;
     }
     eval_metrics_add(r->m_reco, list, n, target, ts);
-    n = pop_top(&r->pop, &r->seen, user, r->maxk, list);
+    n = pop_top(&r->pop, r->c->repeats ? NULL : &r->seen, user, r->maxk, list);
     eval_metrics_add(r->m_pop, list, n, target, ts);
 }
 
@@ -651,7 +697,7 @@ int cli_cmd_eval(int argc, char **argv)
     c.ks[0] = 10;
     c.nk = 1;
     c.partitions = 8;
-    c.refresh_every = 1000;
+    c.refresh_every = 200;
     reco_config_init(&c.reco);
     int prc = cli__parse("eval", "--format FORMAT --input PATH [options]", eval_opts,
                          sizeof eval_opts / sizeof *eval_opts, &c, argc, argv);
@@ -725,6 +771,11 @@ int cli_cmd_eval(int argc, char **argv)
             struct eval_method ms[2] = {{"recstream", r.m_reco, r.lat},
                                         {"popularity", r.m_pop, NULL}};
             print_table(&c, ms, 2, d.n, evaluated, (double)(core_mono_ns() - t0) / 1e9);
+            struct reco_stats rs;
+            reco_get_stats(r.p.reco, &rs);
+            printf("model: %lld builds, last build %.1f ms, %lld items\n",
+                   (long long)rs.model_builds, (double)rs.model_build_us / 1000.0,
+                   (long long)rs.model_items);
             if (c.json[0] && eval_report_json(c.json, c.protocol, c.input, d.n, ms, 2) < 0) {
                 fprintf(stderr, "recstream eval: cannot write %s\n", c.json);
                 rc = CORE_E_FAILED;

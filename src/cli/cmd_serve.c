@@ -287,7 +287,7 @@ static const struct cli_opt serve_opts[] = {
      set_reco_weights},
     {"experiment", "FILE", "A/B experiment: JSON with name and variants (share, weights)",
      set_experiment},
-    {"reco-refresh", "DURATION", "rebuild the recommendation model this often (default 5s)",
+    {"reco-refresh", "DURATION", "rebuild the recommendation model this often (default 2s)",
      set_reco_refresh},
     {"diversity-cap", "N", "most items of one category per list (default 0 = half the list)",
      set_diversity_cap},

@@ -17,8 +17,7 @@
 
 #define CAND_CAP 8192 /* candidate table slots (power of two); fills to at most half */
 #define CAND_MAX (CAND_CAP / 2)
-#define SEED_DECAY 0.85 /* weight of the k-th most recent seed: SEED_DECAY^k */
-#define LIVE_SEEDS 10   /* co-visitation seeds read from the shards */
+#define LIVE_SEEDS 10 /* co-visitation seeds read from the shards */
 
 static const char *const source_names[RECO_SRC__COUNT] = {
 #define XX(id, name, w) name,
@@ -52,6 +51,7 @@ void reco_config_init(struct reco_config *c)
     memset(c, 0, sizeof *c);
     reco_weights_default(&c->weights);
     c->recent_items = 20;
+    c->seed_decay = 0.85;
     c->diversity_cap = 0;
     c->exploration = 0.1;
     c->new_item_ms = (int64_t)7 * 24 * 3600 * 1000;
@@ -61,7 +61,7 @@ void reco_config_init(struct reco_config *c)
         if (ti && ti->item_required && ti->weight > 0)
             c->exclude_types |= 1u << t;
     }
-    c->refresh_ms = 5000;
+    c->refresh_ms = 2000;
     c->knn_history = 50;
     c->knn_neighbours = 50;
 }
@@ -80,7 +80,7 @@ struct cand {
     int best, second;
     bool out;
     uint8_t ncats;
-    uint16_t cats[4]; /* model category indexes, for diversity and reasons */
+    uint16_t cats[CATALOG_CATEGORIES_MAX]; /* model category indexes (diversity, reasons) */
 };
 
 struct scratch {
@@ -321,6 +321,35 @@ static int cmp_final(const void *a, const void *b)
     return x->len < y->len ? -1 : x->len > y->len;
 }
 
+static bool over_cap(const struct cand *c, const int *per_cat, int cap)
+{
+    for (int k = 0; k < c->ncats; k++)
+        if (per_cat[c->cats[k]] >= cap)
+            return true;
+    return false;
+}
+
+static void take(struct cand *c, int *per_cat)
+{
+    for (int k = 0; k < c->ncats; k++)
+        per_cat[c->cats[k]]++;
+    c->out = true;
+}
+
+/* Appends candidates in rank order until np reaches want; relaxed ignores the cap. */
+static int pick_capped(struct cand **live, int nf, struct cand **pick, int np, int want,
+                       int *per_cat, int cap, bool relaxed)
+{
+    for (int i = 0; i < nf && np < want; i++) {
+        struct cand *c = live[i];
+        if (c->out || (!relaxed && over_cap(c, per_cat, cap)))
+            continue;
+        take(c, per_cat);
+        pick[np++] = c;
+    }
+    return np;
+}
+
 static const char *item_title(struct catalog *cat, const char *id, size_t len)
 {
     const struct catalog_item *ci = cat ? catalog_find(cat, id, len) : NULL;
@@ -460,7 +489,11 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     struct state_user_read *u = &s->user;
     int32_t p = core_partition_for_key(rq->user_key, strlen(rq->user_key), r->nshards);
     state_shard_user_read(r->shards[p], rq->user_key, u);
-    int64_t now = rq->now_ms > 0 ? rq->now_ms : (u->now_ms > 0 ? u->now_ms : m->now_ms);
+    /* event-time "now": the newest clock among the user's shard and the model (shards'
+     * clocks differ; live scores are only ever decayed forward) */
+    int64_t now = rq->now_ms > 0 ? rq->now_ms : (u->now_ms > m->now_ms ? u->now_ms : m->now_ms);
+    if (now <= 0)
+        now = core_now_ms(); /* no event yet anywhere */
     int seed_idx[STATE_READ_RECENT_MAX];
     int nseeds = seeds(u, r->cfg.recent_items, seed_idx);
     struct ucats uc;
@@ -480,7 +513,7 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
             bool in_session = false;
             for (int j = 0; j < u->nsession && !in_session; j++)
                 in_session = !strcmp(u->session[j].item_id, it->item_id);
-            double sw = pow(SEED_DECAY, k);
+            double sw = pow(r->cfg.seed_decay, k);
             if (in_session && w.w[RECO_SRC_SESSION] > 0)
                 covisit(r, s, it->item_id, RECO_SRC_SESSION, sw, seed_idx[k], now);
             else if (w.w[RECO_SRC_COVISIT] > 0)
@@ -491,7 +524,7 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
             uint32_t mi = reco__model_find(m, it->item_id, strlen(it->item_id));
             if (mi == UINT32_MAX)
                 continue;
-            double sw = pow(SEED_DECAY, k);
+            double sw = pow(r->cfg.seed_decay, k);
             if (w.w[RECO_SRC_COLLAB] > 0)
                 model_csr(s, m, &m->knn, mi, RECO_SRC_COLLAB, sw, seed_idx[k], 50);
             if (w.w[RECO_SRC_CONTENT] > 0 && k < 5)
@@ -546,7 +579,7 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
         if (ci && !ci->available)
             continue;
         c->ncats = 0;
-        for (int k = 0; ci && k < ci->ncategories && c->ncats < 4; k++) {
+        for (int k = 0; ci && k < ci->ncategories && c->ncats < CATALOG_CATEGORIES_MAX; k++) {
             int mc = reco__model_cat(m, catalog_symbol(r->catalog, ci->categories[k]));
             if (mc >= 0)
                 c->cats[c->ncats++] = (uint16_t)mc;
@@ -568,7 +601,7 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     ranker->score(ranker, &w, s->features, nf, s->scores);
     for (int i = 0; i < nf; i++) {
         struct cand *c = live[i];
-        c->final = s->scores[i];
+        c->final = isfinite(s->scores[i]) ? s->scores[i] : 0;
         const double *f = s->features + (size_t)i * RECO_SRC__COUNT;
         double b1 = 0, b2 = 0;
         for (int k = 0; k < RECO_SRC__COUNT; k++) {
@@ -596,40 +629,24 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     int *per_cat = core_arena_alloc(&s->arena, (size_t)(m->ncats + 1) * sizeof *per_cat);
     memset(per_cat, 0, (size_t)(m->ncats + 1) * sizeof *per_cat);
     int nexplore = (int)floor(count * r->cfg.exploration);
-    int nmain = count - nexplore;
     struct cand **pick = core_arena_alloc(&s->arena, (size_t)count * sizeof *pick);
     int np = 0;
-    for (int pass = 0; pass < 2 && np < nmain; pass++) {
-        for (int i = 0; i < nf && np < nmain; i++) {
-            struct cand *c = live[i];
-            if (c->out)
-                continue;
-            bool over = false;
-            for (int k = 0; k < c->ncats && pass == 0; k++)
-                over |= per_cat[c->cats[k]] >= cap;
-            if (over)
-                continue;
-            for (int k = 0; k < c->ncats; k++)
-                per_cat[c->cats[k]]++;
-            c->out = true;
-            pick[np++] = c;
-        }
-    }
-    /* exploration: new items (fresh / content sources) not picked yet, best first */
+    /* the main list under the cap, leaving the exploration slots */
+    np = pick_capped(live, nf, pick, np, count - nexplore, per_cat, cap, false);
+    /* exploration: new items (the fresh source), best first, under the cap */
     for (int i = 0; i < nf && np < count && nexplore > 0; i++) {
         struct cand *c = live[i];
-        if (c->out || !(c->s[RECO_SRC_FRESH] > 0))
+        if (c->out || !(c->s[RECO_SRC_FRESH] > 0) || over_cap(c, per_cat, cap))
             continue;
-        c->out = true;
+        take(c, per_cat);
         c->best = RECO_SRC_FRESH;
         c->second = -1;
         pick[np++] = c;
     }
-    for (int i = 0; i < nf && np < count; i++) /* nothing new to explore: fill */
-        if (!live[i]->out) {
-            live[i]->out = true;
-            pick[np++] = live[i];
-        }
+    /* nothing (more) to explore: fill under the cap, then relax it if still short */
+    np = pick_capped(live, nf, pick, np, count, per_cat, cap, false);
+    np = pick_capped(live, nf, pick, np, count, per_cat, cap, true);
+    qsort(pick, (size_t)np, sizeof *pick, cmp_final);
 
     out->n = np;
     for (int i = 0; i < np; i++) {

@@ -26,15 +26,15 @@
 
 /* Candidate sources; each has a blend weight (0 disables it). */
 #define RECO_SOURCE_MAP(XX)                                                                        \
-    XX(SESSION, "session", 1.0)                                                                    \
-    XX(COVISIT, "covisit", 0.6)                                                                    \
+    XX(SESSION, "session", 0.6)                                                                    \
+    XX(COVISIT, "covisit", 0.4)                                                                    \
     XX(COLLAB, "collab", 1.0)                                                                      \
-    XX(CATEGORY, "category", 0.3)                                                                  \
-    XX(CONTENT, "content", 0.15)                                                                   \
-    XX(TRENDING, "trending", 0.4)                                                                  \
-    XX(POPULAR, "popular", 0.2)                                                                    \
-    XX(CONTEXT, "context", 0.2)                                                                    \
-    XX(FRESH, "fresh", 0.1)
+    XX(CATEGORY, "category", 0.1)                                                                  \
+    XX(CONTENT, "content", 0.05)                                                                   \
+    XX(TRENDING, "trending", 0.1)                                                                  \
+    XX(POPULAR, "popular", 0.1)                                                                    \
+    XX(CONTEXT, "context", 0.05)                                                                   \
+    XX(FRESH, "fresh", 0.05)
 
 enum reco_source {
 #define XX(id, name, w) RECO_SRC_##id,
@@ -73,14 +73,15 @@ struct reco_config {
     struct reco_weights weights; /* used when no experiment is configured */
     struct reco_experiment experiment;
     int recent_items;       /* user history items used as seeds (default 20) */
-    int diversity_cap;      /* max items of one category per list; 0 = count/2 (min 2) */
+    double seed_decay;      /* weight of the k-th most recent seed: seed_decay^k (0.85) */
+    int diversity_cap;      /* max items of one category per list; 0 = (count+1)/2 (min 2) */
     double exploration;     /* share of slots reserved for new items (default 0.1) */
     int64_t new_item_ms;    /* "new": published within this (default 7 days) */
     uint32_t exclude_types; /* bit per event type: items the user had such an event
                                with are not recommended (default: every item type with a
                                positive weight) */
-    int64_t refresh_ms;     /* background model rebuild period (default 5 s; 0 = manual) */
-    int knn_history;        /* item-kNN: each user's last N items (default 30) */
+    int64_t refresh_ms;     /* background model rebuild period (default 2 s; 0 = manual) */
+    int knn_history;        /* item-kNN: each user's last N items (default 50) */
     int knn_neighbours;     /* item-kNN: neighbours kept per item (default 50) */
 };
 void reco_config_init(struct reco_config *c);
@@ -134,7 +135,7 @@ struct reco_item {
 
 struct reco_result {
     char rec_id[80];   /* "<strategy>.<variant>.<unique>": attribution reads the prefix */
-    char strategy[24]; /* personalized | preferences | context-popularity */
+    char strategy[24]; /* personalized | preferences | popular */
     char variant[100]; /* "experiment:variant" or "default" */
     bool cold_start;
     int n;

@@ -25,6 +25,7 @@ struct reco *reco_new(const struct reco_config *cfg, struct state_shard *const *
     pthread_mutex_init(&r->stop_mu, NULL);
     pthread_cond_init(&r->stop_cv, NULL);
     r->last_events = -1;
+    r->cooc = reco__cooc_new(cfg->knn_history, cfg->knn_neighbours);
     reco_refresh(r);
     return r;
 }
@@ -41,7 +42,8 @@ struct reco_model *reco__model_get(struct reco *r)
 void reco_refresh(struct reco *r)
 {
     pthread_mutex_lock(&r->build_mu);
-    struct reco_model *m = reco__model_build(&r->cfg, r->shards, r->nshards, r->catalog);
+    reco__cooc_update(r->cooc, r->shards, r->nshards);
+    struct reco_model *m = reco__model_build(&r->cfg, r->shards, r->nshards, r->catalog, r->cooc);
     pthread_mutex_lock(&r->mu);
     struct reco_model *old = r->model;
     r->model = m;
@@ -115,6 +117,7 @@ void reco_free(struct reco *r)
         pthread_join(r->thread, NULL);
     }
     reco__model_unref(r->model);
+    reco__cooc_free(r->cooc);
     pthread_mutex_destroy(&r->mu);
     pthread_mutex_destroy(&r->build_mu);
     pthread_mutex_destroy(&r->stop_mu);
@@ -136,8 +139,9 @@ void reco_get_stats(struct reco *r, struct reco_stats *out)
 
 /* ---- configuration -------------------------------------------------------------------------- */
 
-int reco_weights_parse(struct reco_weights *w, const char *spec, char *err, size_t errlen)
+int reco_weights_parse(struct reco_weights *out, const char *spec, char *err, size_t errlen)
 {
+    struct reco_weights copy = *out, *w = &copy; /* *out changes only on success */
     const char *p = spec;
     while (*p) {
         const char *eq = strchr(p, '=');
@@ -172,6 +176,7 @@ int reco_weights_parse(struct reco_weights *w, const char *spec, char *err, size
         w->w[src] = v;
         p = *end ? end + 1 : end;
     }
+    *out = copy;
     return 0;
 }
 
@@ -238,7 +243,7 @@ int reco_experiment_parse(struct reco_experiment *x, const char *json, size_t le
         cJSON_ArrayForEach(e, ws)
         {
             int src = reco_source_lookup(e->string, strlen(e->string));
-            if (src < 0 || !cJSON_IsNumber(e) || e->valuedouble < 0) {
+            if (src < 0 || !cJSON_IsNumber(e) || !isfinite(e->valuedouble) || e->valuedouble < 0) {
                 snprintf(err, errlen, "/variants/%d/weights/%s: unknown source or bad weight", i,
                          e->string);
                 goto out;

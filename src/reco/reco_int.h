@@ -38,15 +38,26 @@ struct reco_model {
     int ncats;
     const char **cat_names;
     struct reco_csr cat_pop, cat_fresh;
-    int64_t now_ms;   /* event time the model was built at */
+    int64_t now_ms;   /* event time the model was built at (0: no events yet) */
     int64_t built_ns; /* monotonic */
     int64_t build_us;
 };
 
-/* Builds a model from the shards and the catalog. */
+/* The whole-history co-occurrence accumulator (reco_cooc.c). */
+struct reco_cooc;
+struct reco_cooc *reco__cooc_new(int history, int neighbours);
+void reco__cooc_free(struct reco_cooc *c);
+/* Folds in what the shards' user histories gained since the last update. */
+void reco__cooc_update(struct reco_cooc *c, struct state_shard *const *shards, int nshards);
+uint32_t reco__cooc_count(const struct reco_cooc *c);
+const char *reco__cooc_id(const struct reco_cooc *c, uint32_t i, uint32_t *len);
+const struct reco_nb *reco__cooc_neighbours(const struct reco_cooc *c, uint32_t i, int *n);
+
+/* Builds a model from the shards, the catalog and the co-occurrence accumulator (its items
+ * get the first model indexes, in its order). */
 struct reco_model *reco__model_build(const struct reco_config *cfg,
                                      struct state_shard *const *shards, int nshards,
-                                     struct catalog *cat);
+                                     struct catalog *cat, const struct reco_cooc *cooc);
 void reco__model_unref(struct reco_model *m);
 /* Index of an item id, or UINT32_MAX. */
 uint32_t reco__model_find(const struct reco_model *m, const char *id, size_t len);
@@ -60,7 +71,8 @@ struct reco {
     struct catalog *catalog;
     pthread_mutex_t mu; /* guards model (the pointer swap) */
     struct reco_model *model;
-    pthread_mutex_t build_mu; /* one build at a time */
+    pthread_mutex_t build_mu; /* one build at a time; guards cooc */
+    struct reco_cooc *cooc;
     pthread_t thread;
     bool running;
     pthread_mutex_t stop_mu;

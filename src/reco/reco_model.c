@@ -25,7 +25,6 @@
 #define FRESH_MAX 100    /* newest available items */
 #define CONTENT_MAX 20   /* content neighbours per item */
 #define POSTING_MAX 2000 /* items scanned per token for content similarity */
-#define KNN_SHRINK 0.5   /* cosine = c / (sqrt(ni * nj) + KNN_SHRINK) */
 
 /* ---- the item table ------------------------------------------------------------------------ */
 
@@ -40,8 +39,6 @@ struct builder {
     /* item -> catalog symbols (categories first, then tags) */
     uint32_t *tok_off, *toks, ntoks, tokcap;
     uint8_t *ncat_of;
-    /* users' item lists */
-    uint32_t *u_off, *u_items, nusers, ucap, uicap, nui;
 };
 
 static uint64_t hash_id(const char *s, size_t n)
@@ -128,38 +125,6 @@ static void item_fn(void *arg, const char *id, size_t len, const struct state_it
     b->pop[i] += br->popularity;
     b->c1h[i] += br->count_1h;
     b->c24h[i] += br->count_24h;
-}
-
-static void user_fn(void *arg, const char *const *ids, const size_t *lens, const int32_t *types,
-                    int n)
-{
-    struct builder *b = arg;
-    if (b->nusers + 2 > b->ucap) {
-        b->ucap = b->ucap ? b->ucap * 2 : 1024;
-        b->u_off = core_xrealloc(b->u_off, b->ucap * sizeof *b->u_off);
-    }
-    if (b->nui + (uint32_t)n > b->uicap) {
-        b->uicap = (b->uicap + (uint32_t)n) * 2;
-        b->u_items = core_xrealloc(b->u_items, b->uicap * sizeof *b->u_items);
-    }
-    b->u_off[b->nusers] = b->nui;
-    uint32_t start = b->nui;
-    for (int k = 0; k < n; k++) {
-        const struct event_type_info *ti = event_type_get(types[k]);
-        if (ti && !(ti->weight > 0))
-            continue;
-        uint32_t i = intern(b, ids[k], lens[k]);
-        bool dup = false;
-        for (uint32_t j = start; j < b->nui && !dup; j++)
-            dup = b->u_items[j] == i;
-        if (!dup)
-            b->u_items[b->nui++] = i;
-    }
-    if (b->nui - start >= 1)
-        b->nusers++;
-    else
-        b->nui = start;
-    b->u_off[b->nusers] = b->nui;
 }
 
 static void catalog_load(struct builder *b, struct catalog *cat, int64_t now_ms)
@@ -296,76 +261,31 @@ static int topk_finish(struct topk *t)
     return t->n;
 }
 
-/* ---- item-kNN ---------------------------------------------------------------------------------
- */
+/* ---- item-kNN: the accumulator's neighbour lists, whose items have the same indexes -------- */
 
-static void build_knn(struct builder *b)
+static void build_knn(struct builder *b, const struct reco_cooc *cooc)
 {
     struct reco_model *m = b->m;
-    uint32_t n = m->n;
-    int K = b->cfg->knn_neighbours > 0 ? b->cfg->knn_neighbours : 50;
-    /* inverted lists: item -> users */
-    uint32_t *cnt = core_xcalloc((size_t)n + 1, sizeof *cnt);
-    for (uint32_t j = 0; j < b->nui; j++)
-        cnt[b->u_items[j]]++;
-    uint32_t *ioff = core_xmalloc(((size_t)n + 1) * sizeof *ioff);
-    uint32_t s = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        ioff[i] = s;
-        s += cnt[i];
-    }
-    ioff[n] = s;
-    uint32_t *iu = core_xmalloc(((size_t)s + 1) * sizeof *iu);
-    uint32_t *fill = core_xcalloc((size_t)n + 1, sizeof *fill);
-    for (uint32_t u = 0; u < b->nusers; u++)
-        for (uint32_t j = b->u_off[u]; j < b->u_off[u + 1]; j++) {
-            uint32_t i = b->u_items[j];
-            iu[ioff[i] + fill[i]++] = u;
-        }
-    free(fill);
-
-    float *acc = core_xcalloc((size_t)n + 1, sizeof *acc);
-    uint32_t *touched = core_xmalloc(((size_t)n + 1) * sizeof *touched);
+    uint32_t n = m->n, nc = cooc ? reco__cooc_count(cooc) : 0;
     m->knn.off = core_xmalloc(((size_t)n + 1) * sizeof *m->knn.off);
-    size_t ecap = 1024, ne = 0;
-    m->knn.e = core_xmalloc(ecap * sizeof *m->knn.e);
-    struct topk t = {core_xmalloc((size_t)K * sizeof *t.h), 0, K};
+    size_t total = 0;
+    for (uint32_t i = 0; i < nc; i++) {
+        int k;
+        reco__cooc_neighbours(cooc, i, &k);
+        total += (size_t)k;
+    }
+    m->knn.e = core_xmalloc((total + 1) * sizeof *m->knn.e);
+    size_t ne = 0;
     for (uint32_t i = 0; i < n; i++) {
         m->knn.off[i] = (uint32_t)ne;
-        uint32_t nt = 0;
-        for (uint32_t a = ioff[i]; a < ioff[i + 1]; a++) {
-            uint32_t u = iu[a];
-            for (uint32_t j = b->u_off[u]; j < b->u_off[u + 1]; j++) {
-                uint32_t x = b->u_items[j];
-                if (x == i)
-                    continue;
-                if (acc[x] == 0)
-                    touched[nt++] = x;
-                acc[x] += 1;
-            }
-        }
-        t.n = 0;
-        for (uint32_t z = 0; z < nt; z++) {
-            uint32_t x = touched[z];
-            double sim = acc[x] / (sqrt((double)cnt[i] * (double)cnt[x]) + KNN_SHRINK);
-            topk_push(&t, x, (float)sim);
-            acc[x] = 0;
-        }
-        int k = topk_finish(&t);
-        if (ne + (size_t)k > ecap) {
-            ecap = (ecap + (size_t)k) * 2;
-            m->knn.e = core_xrealloc(m->knn.e, ecap * sizeof *m->knn.e);
-        }
-        memcpy(m->knn.e + ne, t.h, (size_t)k * sizeof *t.h);
+        if (i >= nc)
+            continue;
+        int k;
+        const struct reco_nb *e = reco__cooc_neighbours(cooc, i, &k);
+        memcpy(m->knn.e + ne, e, (size_t)k * sizeof *e);
         ne += (size_t)k;
     }
     m->knn.off[n] = (uint32_t)ne;
-    free(t.h);
-    free(acc);
-    free(touched);
-    free(iu);
-    free(ioff);
-    free(cnt);
 }
 
 /* ---- content neighbours ---------------------------------------------------------------------- */
@@ -477,7 +397,9 @@ static void build_lists(struct builder *b)
     struct topk tr = {core_xmalloc(LIST_MAX * sizeof *tr.h), 0, LIST_MAX};
     struct topk po = {core_xmalloc(LIST_MAX * sizeof *po.h), 0, LIST_MAX};
     struct topk fr = {core_xmalloc(FRESH_MAX * sizeof *fr.h), 0, FRESH_MAX};
-    int64_t horizon = m->now_ms - cfg->new_item_ms;
+    /* freshness is judged on the event clock; before any event, on the wall clock */
+    int64_t clock = m->now_ms > 0 ? m->now_ms : core_now_ms();
+    int64_t horizon = clock - cfg->new_item_ms;
     for (uint32_t i = 0; i < m->n; i++) {
         if (!b->available[i])
             continue;
@@ -486,7 +408,7 @@ static void build_lists(struct builder *b)
             topk_push(&tr, i, (float)trend);
         if (b->pop[i] > 0)
             topk_push(&po, i, (float)b->pop[i]);
-        if (b->in_catalog[i] && b->published[i] > horizon && b->published[i] <= m->now_ms)
+        if (b->in_catalog[i] && b->published[i] > horizon && b->published[i] <= clock)
             topk_push(&fr, i, (float)((double)(b->published[i] - horizon) / 3600000.0));
     }
     m->trending = list_copy(&tr, &m->ntrending);
@@ -511,11 +433,10 @@ static void build_lists(struct builder *b)
             continue;
         for (uint32_t j = b->tok_off[i]; j < b->tok_off[i] + b->ncat_of[i]; j++) {
             uint32_t c = b->toks[j];
-            /* popularity with a floor so that unseen items still rank (by recency) */
-            double p = b->pop[i] + 1e-6 * (double)(b->published[i] > 0 ? 1 : 0);
-            if (p > 0)
-                topk_push(&cp[c], i, (float)p);
-            if (b->published[i] > horizon && b->published[i] <= m->now_ms)
+            /* popularity with a floor so that items nobody has touched yet still rank (after
+             * every touched one) */
+            topk_push(&cp[c], i, (float)(b->pop[i] + 1e-9));
+            if (b->published[i] > horizon && b->published[i] <= clock)
                 topk_push(&cf[c], i, (float)((double)(b->published[i] - horizon) / 3600000.0));
         }
     }
@@ -555,7 +476,7 @@ int reco__model_cat(const struct reco_model *m, const char *name)
 
 struct reco_model *reco__model_build(const struct reco_config *cfg,
                                      struct state_shard *const *shards, int nshards,
-                                     struct catalog *cat)
+                                     struct catalog *cat, const struct reco_cooc *cooc)
 {
     int64_t t0 = core_mono_ns();
     struct reco_model *m = core_xcalloc(1, sizeof *m);
@@ -564,6 +485,11 @@ struct reco_model *reco__model_build(const struct reco_config *cfg,
     struct builder b = {.cfg = cfg, .m = m};
     arrays_grow(&b);
     table_grow(&b);
+    for (uint32_t i = 0, nc = cooc ? reco__cooc_count(cooc) : 0; i < nc; i++) {
+        uint32_t len;
+        const char *id = reco__cooc_id(cooc, i, &len);
+        intern(&b, id, len); /* same index as in the accumulator */
+    }
     int64_t now = 0;
     for (int p = 0; p < nshards; p++) {
         int64_t t = state_shard_now(shards[p]);
@@ -571,16 +497,13 @@ struct reco_model *reco__model_build(const struct reco_config *cfg,
             now = t;
         state_shard_items_each(shards[p], item_fn, &b);
     }
-    m->now_ms = now > 0 ? now : core_now_ms();
-    int hist = cfg->knn_history > 0 ? cfg->knn_history : 30;
-    for (int p = 0; p < nshards; p++)
-        state_shard_users_each(shards[p], hist, user_fn, &b);
+    m->now_ms = now; /* event time; 0 before any event */
     if (cat)
         catalog_load(&b, cat, m->now_ms);
     m->pop = core_xmalloc(((size_t)m->n + 1) * sizeof *m->pop);
     for (uint32_t i = 0; i < m->n; i++)
         m->pop[i] = (float)b.pop[i];
-    build_knn(&b);
+    build_knn(&b, cooc);
     build_content(&b);
     build_lists(&b);
     free(b.pop);
@@ -592,8 +515,6 @@ struct reco_model *reco__model_build(const struct reco_config *cfg,
     free(b.ncat_of);
     free(b.tok_off);
     free(b.toks);
-    free(b.u_off);
-    free(b.u_items);
     m->built_ns = core_mono_ns();
     m->build_us = (m->built_ns - t0) / 1000;
     return m;

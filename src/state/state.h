@@ -182,7 +182,8 @@ int state_shard_context_each(struct state_shard *s, const char *key, size_t len,
                              state_score_fn fn, void *arg);
 
 /* Every item of the shard, for background model builds: id, decayed popularity as of the
- * shard's now, event counts (all groups except impressions) in the 1 h and 24 h windows, and
+ * shard's now, interest events (views, clicks, carts, purchases: not the "other" group with
+ * impressions) in the 1 h and 24 h windows, and
  * the time of the last event. Runs under the read lock: fn must only copy. */
 struct state_item_brief {
     double popularity;
@@ -199,6 +200,21 @@ void state_shard_users_each(struct state_shard *s, int max,
                             void (*fn)(void *arg, const char *const *ids, const size_t *lens,
                                        const int32_t *types, int n),
                             void *arg);
+
+/* Every user's recent history (oldest first, at most max entries) with the user's key and the
+ * entries' event times, for incremental model builds. Runs under the read lock: fn must only
+ * copy. */
+struct state_user_history {
+    const char *key; /* NUL-terminated pseudonymous key */
+    int n;
+    const char *const *ids;
+    const size_t *lens;
+    const int32_t *types;
+    const int64_t *ts;
+};
+void state_shard_user_histories(struct state_shard *s, int max,
+                                void (*fn)(void *arg, const struct state_user_history *h),
+                                void *arg);
 
 /* Recommendation attribution counters (events carrying a recId "<strategy>.<variant>.<id>"),
  * by recId prefix, ADDED into rows (matching key or a new row; at most max rows). window:

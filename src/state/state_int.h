@@ -105,6 +105,7 @@ struct st_user {
 
 /* Attribution counters of one recommendation strategy/variant (the recId's prefix). */
 enum { ST_CTR_IMP, ST_CTR_CLICK, ST_CTR_CART, ST_CTR_PURCHASE, ST_CTR_N };
+#define ST_CTX_MAX 512      /* context keys per shard ("device:..", "locale:..", "hour:..") */
 #define ST_CTR_KEYS_MAX 256 /* per shard; further prefixes count as "other" */
 struct st_ctr {
     struct st_hnode h; /* first */

@@ -150,6 +150,8 @@ static void context_add(struct st *d, const char *key, struct st_item *it, doubl
 {
     size_t len = strlen(key);
     struct st_item *c = st__ctx_find(d, key, len);
+    if (!c && d->ctxs.n >= ST_CTX_MAX)
+        return; /* bounded: context values beyond the first ST_CTX_MAX are not tracked */
     if (!c) {
         struct st_str *k = st__intern(d, key, len);
         c = st__ctx_add(d, k);
@@ -389,7 +391,9 @@ static int list_each(struct st *d, const struct st_item *it, int64_t as_of, stat
         return 0;
     for (int i = 0; i < it->nnb; i++) {
         const struct st_nb *nb = &it->nb[i];
-        fn(arg, nb->id->s, nb->id->len, st__decay(d, nb->score, nb->ts, as_of));
+        /* decay forward only: another shard's clock may be behind this one's */
+        double v = as_of > nb->ts ? st__decay(d, nb->score, nb->ts, as_of) : nb->score;
+        fn(arg, nb->id->s, nb->id->len, v);
     }
     return it->nnb;
 }
@@ -427,10 +431,12 @@ struct count_arg {
     int64_t sum;
 };
 
+/* Interest only: views, clicks, carts, purchases (not the "other" group, which holds
+ * impressions, removals from carts, scrolls and the like). */
 static void count_fn(void *arg, int slot)
 {
     struct count_arg *a = arg;
-    for (int g = 0; g < STATE_G__COUNT; g++)
+    for (int g = 0; g < STATE_G_OTHER; g++)
         a->sum += a->it->cnt[a->off + slot][g];
 }
 
@@ -492,6 +498,38 @@ void state_shard_users_each(struct state_shard *s, int max,
         }
         if (n > 0)
             fn(arg, ids, lens, types, n);
+    }
+    pthread_rwlock_unlock(&s->lock);
+}
+
+void state_shard_user_histories(struct state_shard *s, int max,
+                                void (*fn)(void *arg, const struct state_user_history *h),
+                                void *arg)
+{
+    if (max > STATE_READ_RECENT_MAX)
+        max = STATE_READ_RECENT_MAX;
+    const char *ids[STATE_READ_RECENT_MAX];
+    size_t lens[STATE_READ_RECENT_MAX];
+    int32_t types[STATE_READ_RECENT_MAX];
+    int64_t ts[STATE_READ_RECENT_MAX];
+    struct state_user_history h = {NULL, 0, ids, lens, types, ts};
+    pthread_rwlock_rdlock(&s->lock);
+    struct st *d = &s->d;
+    for (const struct st_lnode *l = d->ulru.head; l; l = l->next) {
+        const struct st_user *u =
+            (const struct st_user *)((const char *)l - offsetof(struct st_user, l));
+        int skip = u->nrecent > max ? u->nrecent - max : 0;
+        h.n = 0;
+        h.key = u->key;
+        for (int i = skip; i < u->nrecent; i++) {
+            const struct st_recent *r = &u->recent[(u->rhead + i) % u->rcap];
+            ids[h.n] = r->item->s;
+            lens[h.n] = r->item->len;
+            types[h.n] = r->type;
+            ts[h.n++] = r->ts;
+        }
+        if (h.n > 0)
+            fn(arg, &h);
     }
     pthread_rwlock_unlock(&s->lock);
 }

@@ -556,7 +556,7 @@ static void get_ctr(struct rd *r, struct st *d)
 
 static void get_reco(struct rd *r, struct st *d)
 {
-    int64_t n = get_n(r, 1 << 20);
+    int64_t n = get_n(r, ST_CTX_MAX);
     for (int64_t i = 0; i < n && !r->bad; i++) {
         struct st_str *key = get_str(r, d, EVENT_ITEM_MAX, false);
         if (!key)

@@ -26,9 +26,10 @@ void stream_config_init(struct stream_config *cfg);
 struct stream;
 
 /*
- * Recovers (newest valid checkpoint in checkpoint_dir, falling back to older ones and
- * finally to empty state; then replays every partition from its checkpointed offset to the
- * log's current end) and starts the processor threads. log is borrowed and must outlive the
+ * Restores the newest valid checkpoint in checkpoint_dir (falling back to older ones and
+ * finally to empty state) and starts the processor threads, which replay every partition
+ * from its checkpointed offset to the log's end and then follow it (readers may see the
+ * checkpointed state until that catch-up finishes). log is borrowed and must outlive the
  * stream. Returns 0 or a negative error (logged).
  */
 int stream_start(const struct stream_config *cfg, struct evlog *log, struct stream **out);

@@ -1,0 +1,349 @@
+/*
+ * The collaborative model's accumulator: item co-occurrence over the whole history, kept
+ * across model builds. Every build reads each user's recent history from the shards, finds
+ * the entries added since the previous build (by the newest entry it saw last time) and
+ * pairs each new entry with the user's up to knn_history previous items, so co-occurrence
+ * counts grow with the whole stream, not just with the current windows. Item-kNN
+ * neighbours (cosine: c_ij / (sqrt(n_i n_j) + shrink)) are recomputed for the items whose
+ * rows changed.
+ *
+ * Bounds: a row keeps at most ROW_MAX neighbours (when full, the weaker half is dropped:
+ * the heavy pairs survive, as in a heavy-hitters sketch); the user table holds the users the
+ * shards hold. After a restart the accumulator starts again from the users' recent
+ * histories (it is derived, not checkpointed).
+ */
+#include "reco/reco_int.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#define ROW_MAX 512
+#define KNN_SHRINK 0.5
+
+struct cooc_row {
+    uint32_t *k; /* neighbour idx + 1; 0 = empty */
+    float *v;
+    uint32_t n, cap;
+};
+
+struct cooc_user {
+    char key[EVENT_KEY_HEX + 1]; /* "" = empty slot */
+    int64_t ts;
+    uint64_t item_hash;
+};
+
+struct reco_cooc {
+    struct core_arena arena;
+    uint32_t n, cap;
+    const char **ids;
+    uint32_t *lens;
+    uint32_t *htab;
+    uint32_t hmask;
+    double *occ;
+    struct cooc_row *rows;
+    uint8_t *dirty;
+    struct reco_nb **nbs;
+    uint16_t *nnb;
+    struct cooc_user *users;
+    uint32_t umask, un;
+    /* the table being built during one update */
+    struct cooc_user *nusers;
+    uint32_t numask, nun;
+    int hist, k;
+};
+
+struct reco_cooc *reco__cooc_new(int history, int neighbours)
+{
+    struct reco_cooc *c = core_xcalloc(1, sizeof *c);
+    core_arena_init(&c->arena);
+    c->hist = history > 0 ? history : 50;
+    c->k = neighbours > 0 && neighbours < 65535 ? neighbours : 50;
+    return c;
+}
+
+void reco__cooc_free(struct reco_cooc *c)
+{
+    if (!c)
+        return;
+    for (uint32_t i = 0; i < c->n; i++) {
+        free(c->rows[i].k);
+        free(c->rows[i].v);
+        free(c->nbs[i]);
+    }
+    free(c->ids);
+    free(c->lens);
+    free(c->htab);
+    free(c->occ);
+    free(c->rows);
+    free(c->dirty);
+    free(c->nbs);
+    free(c->nnb);
+    free(c->users);
+    core_arena_dispose(&c->arena);
+    free(c);
+}
+
+uint32_t reco__cooc_count(const struct reco_cooc *c)
+{
+    return c->n;
+}
+
+const char *reco__cooc_id(const struct reco_cooc *c, uint32_t i, uint32_t *len)
+{
+    *len = c->lens[i];
+    return c->ids[i];
+}
+
+const struct reco_nb *reco__cooc_neighbours(const struct reco_cooc *c, uint32_t i, int *n)
+{
+    *n = c->nnb[i];
+    return c->nbs[i];
+}
+
+/* ---- items ------------------------------------------------------------------------------------
+ */
+
+static void rehash(struct reco_cooc *c, uint32_t ncap)
+{
+    uint32_t *t = core_xcalloc(ncap, sizeof *t);
+    for (uint32_t i = 0; i < c->n; i++) {
+        uint32_t k = (uint32_t)XXH3_64bits(c->ids[i], c->lens[i]) & (ncap - 1);
+        while (t[k])
+            k = (k + 1) & (ncap - 1);
+        t[k] = i + 1;
+    }
+    free(c->htab);
+    c->htab = t;
+    c->hmask = ncap - 1;
+}
+
+static uint32_t item(struct reco_cooc *c, const char *id, size_t len)
+{
+    if (!c->htab)
+        rehash(c, 1024);
+    uint32_t k = (uint32_t)XXH3_64bits(id, len) & c->hmask;
+    for (uint32_t e; (e = c->htab[k]); k = (k + 1) & c->hmask)
+        if (c->lens[e - 1] == len && !memcmp(c->ids[e - 1], id, len))
+            return e - 1;
+    if (c->n == c->cap) {
+        uint32_t nc = c->cap ? c->cap * 2 : 1024;
+        c->ids = core_xrealloc(c->ids, nc * sizeof *c->ids);
+        c->lens = core_xrealloc(c->lens, nc * sizeof *c->lens);
+        c->occ = core_xrealloc(c->occ, nc * sizeof *c->occ);
+        c->rows = core_xrealloc(c->rows, nc * sizeof *c->rows);
+        c->dirty = core_xrealloc(c->dirty, nc * sizeof *c->dirty);
+        c->nbs = core_xrealloc(c->nbs, nc * sizeof *c->nbs);
+        c->nnb = core_xrealloc(c->nnb, nc * sizeof *c->nnb);
+        c->cap = nc;
+    }
+    uint32_t i = c->n++;
+    c->ids[i] = core_arena_strndup(&c->arena, id, len);
+    c->lens[i] = (uint32_t)len;
+    c->occ[i] = 0;
+    memset(&c->rows[i], 0, sizeof c->rows[i]);
+    c->dirty[i] = 0;
+    c->nbs[i] = NULL;
+    c->nnb[i] = 0;
+    if ((uint64_t)c->n * 2 > (uint64_t)c->hmask + 1) {
+        rehash(c, (c->hmask + 1) * 2);
+    } else {
+        k = (uint32_t)XXH3_64bits(id, len) & c->hmask;
+        while (c->htab[k])
+            k = (k + 1) & c->hmask;
+        c->htab[k] = i + 1;
+    }
+    return i;
+}
+
+/* ---- rows ------------------------------------------------------------------------------------ */
+
+static void row_put(struct cooc_row *r, uint32_t key, float v)
+{
+    uint32_t m = r->cap - 1, h = (key * 2654435761u) & m;
+    while (r->k[h] && r->k[h] != key)
+        h = (h + 1) & m;
+    if (!r->k[h]) {
+        r->k[h] = key;
+        r->v[h] = 0;
+        r->n++;
+    }
+    r->v[h] += v;
+}
+
+static void row_resize(struct cooc_row *r, uint32_t ncap, float min_keep)
+{
+    uint32_t *ok = r->k;
+    float *ov = r->v;
+    uint32_t ocap = r->cap;
+    r->k = core_xcalloc(ncap, sizeof *r->k);
+    r->v = core_xmalloc(ncap * sizeof *r->v);
+    r->cap = ncap;
+    r->n = 0;
+    for (uint32_t i = 0; i < ocap; i++)
+        if (ok[i] && ov[i] > min_keep)
+            row_put(r, ok[i], ov[i]);
+    free(ok);
+    free(ov);
+}
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void row_add(struct reco_cooc *c, uint32_t i, uint32_t j)
+{
+    struct cooc_row *r = &c->rows[i];
+    if (!r->cap)
+        row_resize(r, 8, -1);
+    if ((r->n + 1) * 2 > r->cap) {
+        if (r->cap < 2 * ROW_MAX) {
+            row_resize(r, r->cap * 2, -1);
+        } else {
+            /* full: keep the heavier half */
+            float *vals = core_xmalloc(r->n * sizeof *vals);
+            uint32_t n = 0;
+            for (uint32_t x = 0; x < r->cap; x++)
+                if (r->k[x])
+                    vals[n++] = r->v[x];
+            qsort(vals, n, sizeof *vals, cmp_float);
+            float median = vals[n / 2];
+            free(vals);
+            row_resize(r, r->cap, median);
+            if ((r->n + 1) * 2 > r->cap) /* all equal: drop them all but this pair's */
+                row_resize(r, r->cap, INFINITY);
+        }
+    }
+    row_put(r, j + 1, 1.0f);
+    c->dirty[i] = 1;
+}
+
+/* ---- users ----------------------------------------------------------------------------------- */
+
+static struct cooc_user *user_slot(struct cooc_user *t, uint32_t mask, const char *key)
+{
+    if (!t)
+        return NULL;
+    uint32_t h = (uint32_t)XXH3_64bits(key, strlen(key)) & mask;
+    while (t[h].key[0] && strcmp(t[h].key, key))
+        h = (h + 1) & mask;
+    return &t[h];
+}
+
+static uint64_t id_hash(const char *id, size_t len)
+{
+    return XXH3_64bits(id, len);
+}
+
+static void history_fn(void *arg, const struct state_user_history *h)
+{
+    struct reco_cooc *c = arg;
+    struct cooc_user *old = user_slot(c->users, c->umask, h->key);
+    int start = 0;
+    if (old && old->key[0]) {
+        start = -1;
+        for (int a = h->n - 1; a >= 0; a--)
+            if (h->ts[a] == old->ts && id_hash(h->ids[a], h->lens[a]) == old->item_hash) {
+                start = a + 1;
+                break;
+            }
+        if (start < 0)
+            start = 0; /* rolled past the window since the last build */
+    }
+    uint32_t idx[STATE_READ_RECENT_MAX];
+    bool pos[STATE_READ_RECENT_MAX];
+    for (int a = 0; a < h->n; a++) {
+        const struct event_type_info *ti = event_type_get(h->types[a]);
+        pos[a] = !ti || ti->weight > 0;
+        idx[a] = pos[a] && a >= start - c->hist ? item(c, h->ids[a], h->lens[a]) : UINT32_MAX;
+    }
+    for (int a = start; a < h->n; a++) {
+        if (!pos[a])
+            continue;
+        uint32_t i = idx[a];
+        c->occ[i] += 1;
+        c->dirty[i] = 1;
+        for (int b = a - 1; b >= 0 && b >= a - c->hist; b--) {
+            uint32_t j = idx[b];
+            if (!pos[b] || j == i || j == UINT32_MAX)
+                continue;
+            row_add(c, i, j);
+            row_add(c, j, i);
+        }
+    }
+    /* remember the newest entry in the new table */
+    if ((c->nun + 1) * 2 > c->numask + 1) {
+        uint32_t ncap = (c->numask + 1) * 2;
+        struct cooc_user *t = core_xcalloc(ncap, sizeof *t);
+        for (uint32_t x = 0; x <= c->numask; x++)
+            if (c->nusers[x].key[0])
+                *user_slot(t, ncap - 1, c->nusers[x].key) = c->nusers[x];
+        free(c->nusers);
+        c->nusers = t;
+        c->numask = ncap - 1;
+    }
+    struct cooc_user *u = user_slot(c->nusers, c->numask, h->key);
+    if (!u->key[0])
+        c->nun++;
+    snprintf(u->key, sizeof u->key, "%s", h->key);
+    u->ts = h->ts[h->n - 1];
+    u->item_hash = id_hash(h->ids[h->n - 1], h->lens[h->n - 1]);
+}
+
+/* ---- neighbours --------------------------------------------------------------------------------
+ */
+
+static int cmp_nb(const void *a, const void *b)
+{
+    const struct reco_nb *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score < y->score ? 1 : -1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static void neighbours(struct reco_cooc *c, uint32_t i, struct reco_nb *tmp)
+{
+    const struct cooc_row *r = &c->rows[i];
+    uint32_t n = 0;
+    for (uint32_t x = 0; x < r->cap; x++) {
+        if (!r->k[x])
+            continue;
+        uint32_t j = r->k[x] - 1;
+        double sim = r->v[x] / (sqrt(c->occ[i] * c->occ[j]) + KNN_SHRINK);
+        tmp[n++] = (struct reco_nb){j, (float)sim};
+    }
+    qsort(tmp, n, sizeof *tmp, cmp_nb);
+    if (n > (uint32_t)c->k)
+        n = (uint32_t)c->k;
+    if (n > c->nnb[i] || !c->nbs[i])
+        c->nbs[i] = core_xrealloc(c->nbs[i], (n + 1) * sizeof *tmp);
+    memcpy(c->nbs[i], tmp, n * sizeof *tmp);
+    c->nnb[i] = (uint16_t)n;
+}
+
+void reco__cooc_update(struct reco_cooc *c, struct state_shard *const *shards, int nshards)
+{
+    c->numask = 1023;
+    c->nun = 0;
+    c->nusers = core_xcalloc(c->numask + 1, sizeof *c->nusers);
+    for (int p = 0; p < nshards; p++)
+        state_shard_user_histories(shards[p], c->hist, history_fn, c);
+    free(c->users);
+    c->users = c->nusers;
+    c->umask = c->numask;
+    c->un = c->nun;
+    c->nusers = NULL;
+    struct reco_nb *tmp = core_xmalloc((2 * ROW_MAX + 1) * sizeof *tmp);
+    for (uint32_t i = 0; i < c->n; i++) {
+        if (!c->dirty[i])
+            continue;
+        neighbours(c, i, tmp);
+        c->dirty[i] = 0;
+    }
+    free(tmp);
+}
