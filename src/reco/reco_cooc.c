@@ -4,8 +4,7 @@
  * the entries added since the previous build (by the newest entry it saw last time) and
  * pairs each new entry with the user's up to knn_history previous items, so co-occurrence
  * counts grow with the whole stream, not just with the current windows. Item-kNN
- * neighbours (cosine: c_ij / (sqrt(n_i n_j) + shrink)) are recomputed for the items whose
- * rows changed.
+ * neighbours (asymmetric cosine, see ALPHA) are recomputed for the items whose rows changed.
  *
  * Bounds: a row keeps at most ROW_MAX neighbours (when full, the weaker half is dropped:
  * the heavy pairs survive, as in a heavy-hitters sketch); the user table holds the users the
@@ -23,6 +22,12 @@
 
 #define ROW_MAX 512
 #define KNN_SHRINK 0.5
+/* Pairs close in a user's sequence say more than distant ones: a pair d positions apart
+ * counts 1 / (1 + GAP_DECAY (d - 1)) (as position weights in session-based kNN). */
+#define GAP_DECAY 0.1
+/* Asymmetric cosine (Aiolli 2013): sim(i -> j) = c_ij / (n_i^ALPHA n_j^(1 - ALPHA) + shrink);
+ * 0.5 is the plain cosine, larger values penalise popular neighbours less. */
+#define ALPHA 0.7
 
 struct cooc_row {
     uint32_t *k; /* neighbour idx + 1; 0 = empty */
@@ -54,6 +59,7 @@ struct reco_cooc {
     struct cooc_user *nusers;
     uint32_t numask, nun;
     int hist, k;
+    double gap_decay, alpha; /* pair weight 1/(1 + gap_decay * (distance - 1)); cosine skew */
 };
 
 struct reco_cooc *reco__cooc_new(int history, int neighbours)
@@ -62,6 +68,8 @@ struct reco_cooc *reco__cooc_new(int history, int neighbours)
     core_arena_init(&c->arena);
     c->hist = history > 0 ? history : 50;
     c->k = neighbours > 0 && neighbours < 65535 ? neighbours : 50;
+    c->gap_decay = GAP_DECAY;
+    c->alpha = ALPHA;
     return c;
 }
 
@@ -196,7 +204,7 @@ static int cmp_float(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void row_add(struct reco_cooc *c, uint32_t i, uint32_t j)
+static void row_add(struct reco_cooc *c, uint32_t i, uint32_t j, float w)
 {
     struct cooc_row *r = &c->rows[i];
     if (!r->cap)
@@ -219,7 +227,7 @@ static void row_add(struct reco_cooc *c, uint32_t i, uint32_t j)
                 row_resize(r, r->cap, INFINITY);
         }
     }
-    row_put(r, j + 1, 1.0f);
+    row_put(r, j + 1, w);
     c->dirty[i] = 1;
 }
 
@@ -272,8 +280,9 @@ static void history_fn(void *arg, const struct state_user_history *h)
             uint32_t j = idx[b];
             if (!pos[b] || j == i || j == UINT32_MAX)
                 continue;
-            row_add(c, i, j);
-            row_add(c, j, i);
+            float w = (float)(1.0 / (1.0 + c->gap_decay * (a - b - 1)));
+            row_add(c, i, j, w);
+            row_add(c, j, i, w);
         }
     }
     /* remember the newest entry in the new table */
@@ -314,7 +323,8 @@ static void neighbours(struct reco_cooc *c, uint32_t i, struct reco_nb *tmp)
         if (!r->k[x])
             continue;
         uint32_t j = r->k[x] - 1;
-        double sim = r->v[x] / (sqrt(c->occ[i] * c->occ[j]) + KNN_SHRINK);
+        double sim =
+            r->v[x] / (pow(c->occ[i], c->alpha) * pow(c->occ[j], 1 - c->alpha) + KNN_SHRINK);
         tmp[n++] = (struct reco_nb){j, (float)sim};
     }
     qsort(tmp, n, sizeof *tmp, cmp_nb);
