@@ -138,7 +138,9 @@ static struct scratch *scratch_get(void)
     return s;
 }
 
-static struct cand *cand_get(struct scratch *s, const char *id, size_t len, uint64_t h)
+/* The candidate for id (hash h), added when new: borrowed ids (the model's, alive for the
+ * request) are not copied. */
+static struct cand *cand_get(struct scratch *s, const char *id, size_t len, uint64_t h, bool borrow)
 {
     uint32_t k = (uint32_t)h & (CAND_CAP - 1);
     for (uint32_t e; (e = s->slot[k]); k = (k + 1) & (CAND_CAP - 1)) {
@@ -151,7 +153,7 @@ static struct cand *cand_get(struct scratch *s, const char *id, size_t len, uint
     struct cand *c = &s->c[s->n++];
     memset(c, 0, sizeof *c);
     c->hash = h;
-    c->id = core_arena_strndup(&s->arena, id, len);
+    c->id = borrow ? id : core_arena_strndup(&s->arena, id, len);
     c->len = (uint32_t)len;
     c->midx = UINT32_MAX;
     c->best = c->second = -1;
@@ -161,11 +163,12 @@ static struct cand *cand_get(struct scratch *s, const char *id, size_t len, uint
     return c;
 }
 
-static void cand_add(struct scratch *s, const char *id, size_t len, int src, double score, int why)
+static void cand_add_h(struct scratch *s, const char *id, size_t len, uint64_t h, bool borrow,
+                       int src, double score, int why)
 {
     if (!(score > 0))
         return;
-    struct cand *c = cand_get(s, id, len, XXH3_64bits(id, len));
+    struct cand *c = cand_get(s, id, len, h, borrow);
     if (!c)
         return;
     c->s[src] += (float)score;
@@ -173,6 +176,12 @@ static void cand_add(struct scratch *s, const char *id, size_t len, int src, dou
         c->why_s[src] = (float)score;
         c->why[src] = (int16_t)why;
     }
+}
+
+static void cand_add(struct scratch *s, const char *id, size_t len, int src, double score, int why)
+{
+    if (score > 0)
+        cand_add_h(s, id, len, XXH3_64bits(id, len), false, src, score, why);
 }
 
 /* ---- exclusion set ------------------------------------------------------------------------- */
@@ -226,8 +235,10 @@ static void live_fn(void *arg, const char *id, size_t len, double score)
 static void model_list(struct scratch *s, const struct reco_model *m, const struct reco_nb *e,
                        int n, int src, double w, int why, int max)
 {
-    for (int i = 0; i < n && i < max; i++)
-        cand_add(s, m->ids[e[i].idx], m->lens[e[i].idx], src, w * e[i].score, why);
+    for (int i = 0; i < n && i < max; i++) {
+        uint32_t x = e[i].idx;
+        cand_add_h(s, m->ids[x], m->lens[x], m->hashes[x], true, src, w * e[i].score, why);
+    }
 }
 
 static void model_csr(struct scratch *s, const struct reco_model *m, const struct reco_csr *c,
@@ -446,8 +457,8 @@ static void covisit(struct reco *r, struct scratch *s, const char *id, int src, 
         state_shard_neighbours_each(r->shards[p], id, strlen(id), as_of, live_fn, &a);
 }
 
-static void context_source(struct reco *r, struct scratch *s, const struct reco_request *rq,
-                           int64_t now, double w)
+static void context_source(struct scratch *s, const struct reco_model *m,
+                           const struct reco_request *rq, int64_t now, double w)
 {
     char key[96];
     const char *vals[3] = {rq->device, rq->locale, NULL};
@@ -459,11 +470,10 @@ static void context_source(struct reco *r, struct scratch *s, const struct reco_
         if (!vals[k] || !vals[k][0])
             continue;
         int n = snprintf(key, sizeof key, "%s:%s", pfx[k], vals[k]);
-        if (n <= 0 || (size_t)n >= sizeof key)
-            continue;
-        struct live_arg a = {s, RECO_SRC_CONTEXT, w * (k == 2 ? 0.5 : 1.0), k};
-        for (int p = 0; p < r->nshards; p++)
-            state_shard_context_each(r->shards[p], key, (size_t)n, now, live_fn, &a);
+        int c = n > 0 && (size_t)n < sizeof key ? reco__model_ctx(m, key) : -1;
+        if (c >= 0)
+            model_csr(s, m, &m->ctx, (uint32_t)c, RECO_SRC_CONTEXT, w * (k == 2 ? 0.5 : 1.0), k,
+                      50);
     }
 }
 
@@ -544,7 +554,7 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     if (w.w[RECO_SRC_FRESH] > 0 && uc.n == 0)
         model_list(s, m, m->fresh, m->nfresh, RECO_SRC_FRESH, 1, -1, 20);
     if (w.w[RECO_SRC_CONTEXT] > 0)
-        context_source(r, s, rq, now, 1);
+        context_source(s, m, rq, now, 1);
     if (!personal) {
         /* cold start: what the user stated and the context carry the list */
         w.w[RECO_SRC_CATEGORY] = w.w[RECO_SRC_CATEGORY] > 0 ? 1.0 : 0;

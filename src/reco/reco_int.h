@@ -27,7 +27,8 @@ struct reco_model {
     uint32_t n;
     const char **ids;
     uint32_t *lens;
-    uint32_t *htab; /* open addressing: idx + 1, 0 = empty */
+    uint64_t *hashes; /* XXH3 of each id (the request path's candidate table key) */
+    uint32_t *htab;   /* open addressing: idx + 1, 0 = empty */
     uint32_t hmask;
     float *pop;              /* decayed popularity summed over shards */
     struct reco_csr knn;     /* collaborative item-kNN (cosine over users' recent items) */
@@ -38,6 +39,10 @@ struct reco_model {
     int ncats;
     const char **cat_names;
     struct reco_csr cat_pop, cat_fresh;
+    /* context popularity merged over the shards: key "device:mobile" -> top items */
+    int nctx;
+    const char **ctx_keys;
+    struct reco_csr ctx;
     int64_t now_ms;   /* event time the model was built at (0: no events yet) */
     int64_t built_ns; /* monotonic */
     int64_t build_us;
@@ -63,6 +68,8 @@ void reco__model_unref(struct reco_model *m);
 uint32_t reco__model_find(const struct reco_model *m, const char *id, size_t len);
 /* Index of a category name, or -1. */
 int reco__model_cat(const struct reco_model *m, const char *name);
+/* Index of a context key, or -1. */
+int reco__model_ctx(const struct reco_model *m, const char *key);
 
 struct reco {
     struct reco_config cfg;

@@ -81,6 +81,7 @@ static void arrays_grow(struct builder *b)
     struct reco_model *m = b->m;
     m->ids = core_xrealloc(m->ids, ncap * sizeof *m->ids);
     m->lens = core_xrealloc(m->lens, ncap * sizeof *m->lens);
+    m->hashes = core_xrealloc(m->hashes, ncap * sizeof *m->hashes);
     b->pop = core_xrealloc(b->pop, ncap * sizeof *b->pop);
     b->c1h = core_xrealloc(b->c1h, ncap * sizeof *b->c1h);
     b->c24h = core_xrealloc(b->c24h, ncap * sizeof *b->c24h);
@@ -105,6 +106,7 @@ static uint32_t intern(struct builder *b, const char *id, size_t len)
     i = m->n++;
     m->ids[i] = core_arena_strndup(&m->arena, id, len);
     m->lens[i] = (uint32_t)len;
+    m->hashes[i] = hash_id(id, len);
     b->pop[i] = 0;
     b->c1h[i] = b->c24h[i] = 0;
     b->published[i] = 0;
@@ -466,6 +468,92 @@ static void build_lists(struct builder *b)
     free(cf);
 }
 
+/* ---- context popularity ------------------------------------------------------------------------
+ */
+
+#define CTX_MAX 50 /* items per context key */
+
+struct ctx_entry {
+    uint32_t key, item;
+    float score;
+};
+
+struct ctx_builder {
+    struct builder *b;
+    const char **keys;
+    int nkeys;
+    struct ctx_entry *e;
+    size_t n, cap;
+};
+
+static void ctx_fn(void *arg, const char *key, size_t klen, const char *id, size_t len,
+                   double score)
+{
+    struct ctx_builder *cb = arg;
+    int k = 0;
+    while (k < cb->nkeys && (strlen(cb->keys[k]) != klen || memcmp(cb->keys[k], key, klen)))
+        k++;
+    if (k == cb->nkeys) {
+        cb->keys = core_xrealloc(cb->keys, (size_t)(cb->nkeys + 1) * sizeof *cb->keys);
+        cb->keys[cb->nkeys++] = core_arena_strndup(&cb->b->m->arena, key, klen);
+    }
+    if (cb->n == cb->cap) {
+        cb->cap = cb->cap ? cb->cap * 2 : 1024;
+        cb->e = core_xrealloc(cb->e, cb->cap * sizeof *cb->e);
+    }
+    cb->e[cb->n++] = (struct ctx_entry){(uint32_t)k, intern(cb->b, id, len), (float)score};
+}
+
+static int cmp_ctx_entry(const void *a, const void *b)
+{
+    const struct ctx_entry *x = a, *y = b;
+    if (x->key != y->key)
+        return x->key < y->key ? -1 : 1;
+    return x->item < y->item ? -1 : x->item > y->item;
+}
+
+/* Merges the shards' context lists: scores of the same (key, item) add up; top CTX_MAX. */
+static void build_contexts(struct builder *b, struct state_shard *const *shards, int nshards)
+{
+    struct ctx_builder cb = {.b = b};
+    for (int p = 0; p < nshards; p++)
+        state_shard_contexts_each(shards[p], ctx_fn, &cb);
+    struct reco_model *m = b->m;
+    if (cb.n > 0)
+        qsort(cb.e, cb.n, sizeof *cb.e, cmp_ctx_entry);
+    m->nctx = cb.nkeys;
+    m->ctx_keys = cb.keys;
+    m->ctx.off = core_xcalloc((size_t)cb.nkeys + 1, sizeof *m->ctx.off);
+    m->ctx.e = core_xmalloc(((size_t)cb.nkeys * CTX_MAX + 1) * sizeof *m->ctx.e);
+    struct topk t = {core_xmalloc(CTX_MAX * sizeof *t.h), 0, CTX_MAX};
+    size_t i = 0, ne = 0;
+    for (int k = 0; k < cb.nkeys; k++) {
+        m->ctx.off[k] = (uint32_t)ne;
+        t.n = 0;
+        while (i < cb.n && cb.e[i].key == (uint32_t)k) {
+            uint32_t item = cb.e[i].item;
+            double sum = 0;
+            for (; i < cb.n && cb.e[i].key == (uint32_t)k && cb.e[i].item == item; i++)
+                sum += cb.e[i].score;
+            topk_push(&t, item, (float)sum);
+        }
+        int n = topk_finish(&t);
+        memcpy(m->ctx.e + ne, t.h, (size_t)n * sizeof *t.h);
+        ne += (size_t)n;
+    }
+    m->ctx.off[cb.nkeys] = (uint32_t)ne;
+    free(t.h);
+    free(cb.e);
+}
+
+int reco__model_ctx(const struct reco_model *m, const char *key)
+{
+    for (int k = 0; k < m->nctx; k++)
+        if (!strcmp(m->ctx_keys[k], key))
+            return k;
+    return -1;
+}
+
 int reco__model_cat(const struct reco_model *m, const char *name)
 {
     for (int c = 0; c < m->ncats; c++)
@@ -498,6 +586,7 @@ struct reco_model *reco__model_build(const struct reco_config *cfg,
         state_shard_items_each(shards[p], item_fn, &b);
     }
     m->now_ms = now; /* event time; 0 before any event */
+    build_contexts(&b, shards, nshards);
     if (cat)
         catalog_load(&b, cat, m->now_ms);
     m->pop = core_xmalloc(((size_t)m->n + 1) * sizeof *m->pop);
@@ -527,7 +616,11 @@ void reco__model_unref(struct reco_model *m)
     core_arena_dispose(&m->arena);
     free(m->ids);
     free(m->lens);
+    free(m->hashes);
     free(m->htab);
+    free(m->ctx_keys);
+    free(m->ctx.off);
+    free(m->ctx.e);
     free(m->pop);
     free(m->knn.off);
     free(m->knn.e);

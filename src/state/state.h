@@ -181,6 +181,13 @@ int state_shard_neighbours_each(struct state_shard *s, const char *item_id, size
 int state_shard_context_each(struct state_shard *s, const char *key, size_t len, int64_t as_of_ms,
                              state_score_fn fn, void *arg);
 
+/* Every context list of the shard (key, item, score decayed to the shard's now), for
+ * background model builds. Runs under the read lock: fn must only copy. */
+void state_shard_contexts_each(struct state_shard *s,
+                               void (*fn)(void *arg, const char *key, size_t klen, const char *id,
+                                          size_t len, double score),
+                               void *arg);
+
 /* Every item of the shard, for background model builds: id, decayed popularity as of the
  * shard's now, interest events (views, clicks, carts, purchases: not the "other" group with
  * impressions) in the 1 h and 24 h windows, and

@@ -425,6 +425,23 @@ int state_shard_context_each(struct state_shard *s, const char *key, size_t len,
     return n;
 }
 
+void state_shard_contexts_each(struct state_shard *s,
+                               void (*fn)(void *arg, const char *key, size_t klen, const char *id,
+                                          size_t len, double score),
+                               void *arg)
+{
+    pthread_rwlock_rdlock(&s->lock);
+    struct st *d = &s->d;
+    for (size_t b = 0; d->ctxs.b && b <= d->ctxs.mask; b++)
+        for (const struct st_hnode *e = d->ctxs.b[b]; e; e = e->hnext) {
+            const struct st_item *c = (const struct st_item *)e;
+            for (int i = 0; i < c->nnb; i++)
+                fn(arg, c->id->s, c->id->len, c->nb[i].id->s, c->nb[i].id->len,
+                   st__decay(d, c->nb[i].score, c->nb[i].ts, d->now));
+        }
+    pthread_rwlock_unlock(&s->lock);
+}
+
 struct count_arg {
     const struct st_item *it;
     int off;
