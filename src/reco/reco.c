@@ -576,6 +576,7 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
         for (int k = 0; k < RECO_SRC__COUNT; k++)
             if (s->c[i].s[k] > maxs[k])
                 maxs[k] = s->c[i].s[k];
+    int want = rq->category ? reco__model_cat(m, rq->category) : -1;
     if (r->catalog)
         catalog_read_begin(r->catalog);
     int nf = 0;
@@ -590,12 +591,11 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
             continue;
         c->ncats = 0;
         for (int k = 0; ci && k < ci->ncategories && c->ncats < CATALOG_CATEGORIES_MAX; k++) {
-            int mc = reco__model_cat(m, catalog_symbol(r->catalog, ci->categories[k]));
+            int mc = reco__model_cat_sym(m, ci->categories[k]);
             if (mc >= 0)
                 c->cats[c->ncats++] = (uint16_t)mc;
         }
         if (rq->category) {
-            int want = reco__model_cat(m, rq->category);
             bool ok = false;
             for (int k = 0; k < c->ncats && !ok; k++)
                 ok = c->cats[k] == want;

@@ -38,6 +38,8 @@ struct reco_model {
     /* categories (catalog symbols) with their popular and fresh items */
     int ncats;
     const char **cat_names;
+    int32_t *cat_of_sym; /* catalog symbol -> category index (-1: not a category) */
+    uint32_t nsym;
     struct reco_csr cat_pop, cat_fresh;
     /* context popularity merged over the shards: key "device:mobile" -> top items */
     int nctx;
@@ -68,6 +70,11 @@ void reco__model_unref(struct reco_model *m);
 uint32_t reco__model_find(const struct reco_model *m, const char *id, size_t len);
 /* Index of a category name, or -1. */
 int reco__model_cat(const struct reco_model *m, const char *name);
+/* Category index of a catalog symbol, or -1 (symbols newer than the model, tags). */
+static inline int reco__model_cat_sym(const struct reco_model *m, uint32_t sym)
+{
+    return sym < m->nsym ? m->cat_of_sym[sym] : -1;
+}
 /* Index of a context key, or -1. */
 int reco__model_ctx(const struct reco_model *m, const char *key);
 

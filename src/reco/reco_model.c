@@ -200,7 +200,8 @@ static void catalog_load(struct builder *b, struct catalog *cat, int64_t now_ms)
     b->toks = toks;
     free(tmp_start);
     free(tmp_n);
-    free(cat_of_sym);
+    m->cat_of_sym = cat_of_sym; /* kept: the request path maps item categories with it */
+    m->nsym = (uint32_t)nsym;
 }
 
 /* ---- top-k selection ------------------------------------------------------------------------ */
@@ -619,6 +620,7 @@ void reco__model_unref(struct reco_model *m)
     free(m->hashes);
     free(m->htab);
     free(m->ctx_keys);
+    free(m->cat_of_sym);
     free(m->ctx.off);
     free(m->ctx.e);
     free(m->pop);
