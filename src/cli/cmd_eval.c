@@ -196,6 +196,17 @@ static int set_repeats(void *cfg, const char *v, char *err, size_t es)
     return 0;
 }
 
+static int set_covisit_seeds(void *cfg, const char *v, char *err, size_t es)
+{
+    int64_t n;
+    if (core_parse_i64(v, 0, STATE_READ_RECENT_MAX, &n)) {
+        snprintf(err, es, "expected 0..%d", STATE_READ_RECENT_MAX);
+        return CORE_E_INVALID;
+    }
+    CFG->reco.covisit_seeds = (int)n;
+    return 0;
+}
+
 static int set_quiet(void *cfg, const char *v, char *err, size_t es)
 {
     (void)v;
@@ -219,6 +230,8 @@ static const struct cli_opt eval_opts[] = {
      set_refresh},
     {"reco-weights", "SRC=W,..", "blend weights (as recstream serve)", set_weights},
     {"seeds", "N", "recent items of the user used as seeds (default 20)", set_seeds},
+    {"covisit-seeds", "N", "newest seeds whose co-visitation is read live (default 10)",
+     set_covisit_seeds},
     {"seed-decay", "X", "weight of the k-th most recent seed: X^k (default 0.85)", set_seed_decay},
     {"data", "DIR", "keep the pipeline's data here (default: a temporary directory, removed)",
      set_data},
@@ -780,7 +793,11 @@ int cli_cmd_eval(int argc, char **argv)
                 fprintf(stderr, "recstream eval: cannot write %s\n", c.json);
                 rc = CORE_E_FAILED;
             }
-            if (c.svg[0] && eval_report_svg(c.svg, c.input, ms, 2) < 0) {
+            char title[1200];
+            const char *base = strrchr(c.input, '/');
+            snprintf(title, sizeof title, "%s: %s, %zu interactions", base ? base + 1 : c.input,
+                     c.protocol, d.n);
+            if (c.svg[0] && eval_report_svg(c.svg, title, ms, 2) < 0) {
                 fprintf(stderr, "recstream eval: cannot write %s\n", c.svg);
                 rc = CORE_E_FAILED;
             }

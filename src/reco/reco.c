@@ -17,7 +17,6 @@
 
 #define CAND_CAP 8192 /* candidate table slots (power of two); fills to at most half */
 #define CAND_MAX (CAND_CAP / 2)
-#define LIVE_SEEDS 10 /* co-visitation seeds read from the shards */
 
 static const char *const source_names[RECO_SRC__COUNT] = {
 #define XX(id, name, w) name,
@@ -52,6 +51,7 @@ void reco_config_init(struct reco_config *c)
     reco_weights_default(&c->weights);
     c->recent_items = 20;
     c->seed_decay = 0.85;
+    c->covisit_seeds = 10;
     c->diversity_cap = 0;
     c->exploration = 0.1;
     c->new_item_ms = (int64_t)7 * 24 * 3600 * 1000;
@@ -518,7 +518,7 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     /* candidates */
     if (personal) {
         /* session items first, then the rest of the history */
-        for (int k = 0; k < nseeds && k < LIVE_SEEDS; k++) {
+        for (int k = 0; k < nseeds && k < r->cfg.covisit_seeds; k++) {
             const struct state_user_item *it = &u->recent[seed_idx[k]];
             bool in_session = false;
             for (int j = 0; j < u->nsession && !in_session; j++)
