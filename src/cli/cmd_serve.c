@@ -243,6 +243,25 @@ static int set_diversity_cap(void *cfg, const char *v, char *err, size_t es)
     return 0;
 }
 
+static int set_exclude_types(void *cfg, const char *v, char *err, size_t es)
+{
+    uint32_t mask = 0;
+    const char *p = v;
+    while (*p && strcmp(v, "none")) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        int t = event_type_lookup(p, n);
+        if (t < 0 || t >= 32) {
+            snprintf(err, es, "unknown event type '%.*s'", (int)n, p);
+            return CORE_E_INVALID;
+        }
+        mask |= 1u << t;
+        p = end ? end + 1 : p + n;
+    }
+    CFG->reco.exclude_types = mask;
+    return 0;
+}
+
 static int set_exploration(void *cfg, const char *v, char *err, size_t es)
 {
     char *end;
@@ -292,6 +311,10 @@ static const struct cli_opt serve_opts[] = {
     {"diversity-cap", "N", "most items of one category per list (default 0 = half the list)",
      set_diversity_cap},
     {"exploration", "SHARE", "share of slots for new items (default 0.1)", set_exploration},
+    {"reco-exclude-types", "T,T",
+     "items a user had these events with are not recommended again (default: every item "
+     "type with a positive weight; 'none' allows repeats)",
+     set_exclude_types},
 };
 
 static void serve_defaults(struct serve_config *c)
