@@ -51,7 +51,7 @@ void reco_config_init(struct reco_config *c)
     reco_weights_default(&c->weights);
     c->recent_items = 20;
     c->seed_decay = 0.85;
-    c->covisit_seeds = 10;
+    c->covisit_seeds = 3;
     c->diversity_cap = 0;
     c->exploration = 0.1;
     c->new_item_ms = (int64_t)7 * 24 * 3600 * 1000;
@@ -79,6 +79,7 @@ struct cand {
     double final;
     int best, second;
     bool out;
+    bool resolved; /* catalog metadata looked up (availability, categories) */
     uint8_t ncats;
     uint16_t cats[CATALOG_CATEGORIES_MAX]; /* model category indexes (diversity, reasons) */
 };
@@ -332,6 +333,27 @@ static int cmp_final(const void *a, const void *b)
     return x->len < y->len ? -1 : x->len > y->len;
 }
 
+/* Looks the candidate up in the catalog once (only candidates that may be shown pay for it):
+ * its categories, and false (marking it out) when the catalog says it is unavailable. */
+static bool resolve(struct catalog *cat, const struct reco_model *m, struct cand *c)
+{
+    if (c->resolved)
+        return !c->out;
+    c->resolved = true;
+    c->ncats = 0;
+    const struct catalog_item *ci = cat ? catalog_find(cat, c->id, c->len) : NULL;
+    if (ci && !ci->available) {
+        c->out = true;
+        return false;
+    }
+    for (int k = 0; ci && k < ci->ncategories && c->ncats < CATALOG_CATEGORIES_MAX; k++) {
+        int mc = reco__model_cat_sym(m, ci->categories[k]);
+        if (mc >= 0)
+            c->cats[c->ncats++] = (uint16_t)mc;
+    }
+    return true;
+}
+
 static bool over_cap(const struct cand *c, const int *per_cat, int cap)
 {
     for (int k = 0; k < c->ncats; k++)
@@ -347,18 +369,62 @@ static void take(struct cand *c, int *per_cat)
     c->out = true;
 }
 
-/* Appends candidates in rank order until np reaches want; relaxed ignores the cap. */
-static int pick_capped(struct cand **live, int nf, struct cand **pick, int np, int want,
-                       int *per_cat, int cap, bool relaxed)
+struct picker {
+    struct catalog *cat;
+    const struct reco_model *m;
+    struct cand **live;
+    int n; /* candidates considered (a prefix of live, sorted) */
+    struct cand **pick;
+    int np;
+    int *per_cat;
+    int cap;
+};
+
+/* Appends candidates in rank order until np reaches want; relaxed ignores the cap; fresh
+ * takes only candidates of the fresh source (exploration). */
+static void pick_run(struct picker *p, int want, bool relaxed, bool fresh)
 {
-    for (int i = 0; i < nf && np < want; i++) {
-        struct cand *c = live[i];
-        if (c->out || (!relaxed && over_cap(c, per_cat, cap)))
+    for (int i = 0; i < p->n && p->np < want; i++) {
+        struct cand *c = p->live[i];
+        if (c->out || (fresh && !(c->s[RECO_SRC_FRESH] > 0)) || !resolve(p->cat, p->m, c) ||
+            (!relaxed && over_cap(c, p->per_cat, p->cap)))
             continue;
-        take(c, per_cat);
-        pick[np++] = c;
+        take(c, p->per_cat);
+        if (fresh) {
+            c->best = RECO_SRC_FRESH;
+            c->second = -1;
+        }
+        p->pick[p->np++] = c;
     }
-    return np;
+}
+
+/* Moves the k best candidates (cmp_final order) to the front, then sorts them: a partial
+ * quickselect instead of sorting every candidate. */
+static void top_sort(struct cand **a, int n, int k)
+{
+    int lo = 0, hi = n - 1;
+    while (k < n && lo < hi) {
+        struct cand *pv = a[lo + (hi - lo) / 2];
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (cmp_final(&a[i], &pv) < 0)
+                i++;
+            while (cmp_final(&a[j], &pv) > 0)
+                j--;
+            if (i <= j) {
+                struct cand *t = a[i];
+                a[i++] = a[j];
+                a[j--] = t;
+            }
+        }
+        if (k <= j)
+            hi = j;
+        else if (k >= i)
+            lo = i;
+        else
+            break;
+    }
+    qsort(a, (size_t)(k < n ? k : n), sizeof *a, cmp_final);
 }
 
 static const char *item_title(struct catalog *cat, const char *id, size_t len)
@@ -586,16 +652,9 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
         if (seen_has(s, c->hash) ||
             (rq->exclude_fn && rq->exclude_fn(rq->exclude_arg, c->id, c->len)))
             continue;
-        const struct catalog_item *ci = r->catalog ? catalog_find(r->catalog, c->id, c->len) : NULL;
-        if (ci && !ci->available)
-            continue;
-        c->ncats = 0;
-        for (int k = 0; ci && k < ci->ncategories && c->ncats < CATALOG_CATEGORIES_MAX; k++) {
-            int mc = reco__model_cat_sym(m, ci->categories[k]);
-            if (mc >= 0)
-                c->cats[c->ncats++] = (uint16_t)mc;
-        }
         if (rq->category) {
+            if (!resolve(r->catalog, m, c))
+                continue;
             bool ok = false;
             for (int k = 0; k < c->ncats && !ok; k++)
                 ok = c->cats[k] == want;
@@ -629,8 +688,6 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
         if (b2 < 0.25 * b1)
             c->second = -1;
     }
-    qsort(live, (size_t)nf, sizeof *live, cmp_final);
-
     /* diversity: at most cap items per category, relaxed when the list would be short */
     int count = rq->count;
     int cap = r->cfg.diversity_cap > 0 ? r->cfg.diversity_cap : (count + 1) / 2;
@@ -639,23 +696,22 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     int *per_cat = core_arena_alloc(&s->arena, (size_t)(m->ncats + 1) * sizeof *per_cat);
     memset(per_cat, 0, (size_t)(m->ncats + 1) * sizeof *per_cat);
     int nexplore = (int)floor(count * r->cfg.exploration);
-    struct cand **pick = core_arena_alloc(&s->arena, (size_t)count * sizeof *pick);
-    int np = 0;
-    /* the main list under the cap, leaving the exploration slots */
-    np = pick_capped(live, nf, pick, np, count - nexplore, per_cat, cap, false);
-    /* exploration: new items (the fresh source), best first, under the cap */
-    for (int i = 0; i < nf && np < count && nexplore > 0; i++) {
-        struct cand *c = live[i];
-        if (c->out || !(c->s[RECO_SRC_FRESH] > 0) || over_cap(c, per_cat, cap))
-            continue;
-        take(c, per_cat);
-        c->best = RECO_SRC_FRESH;
-        c->second = -1;
-        pick[np++] = c;
+    struct picker pk = {r->catalog, m, live, 0, NULL, 0, per_cat, cap};
+    pk.pick = core_arena_alloc(&s->arena, (size_t)count * sizeof *pk.pick);
+    /* rank the best few first; the rest only when the rules exhaust them */
+    int head = count * 8 > 64 ? count * 8 : 64;
+    top_sort(live, nf, head);
+    for (pk.n = head < nf ? head : nf;; pk.n = nf) {
+        pick_run(&pk, count - nexplore, false, false); /* main list, leaving exploration */
+        pick_run(&pk, count, false, true);             /* exploration: new items */
+        pick_run(&pk, count, false, false);            /* fill under the cap */
+        pick_run(&pk, count, true, false);             /* relax the cap if still short */
+        if (pk.np == count || pk.n == nf)
+            break;
+        qsort(live + pk.n, (size_t)(nf - pk.n), sizeof *live, cmp_final);
     }
-    /* nothing (more) to explore: fill under the cap, then relax it if still short */
-    np = pick_capped(live, nf, pick, np, count, per_cat, cap, false);
-    np = pick_capped(live, nf, pick, np, count, per_cat, cap, true);
+    struct cand **pick = pk.pick;
+    int np = pk.np;
     qsort(pick, (size_t)np, sizeof *pick, cmp_final);
 
     out->n = np;

@@ -74,7 +74,7 @@ struct reco_config {
     struct reco_experiment experiment;
     int recent_items;       /* user history items used as seeds (default 20) */
     double seed_decay;      /* weight of the k-th most recent seed: seed_decay^k (0.85) */
-    int covisit_seeds;      /* newest seeds whose co-visitation is read live (default 10) */
+    int covisit_seeds;      /* newest seeds whose co-visitation is read live (default 3) */
     int diversity_cap;      /* max items of one category per list; 0 = (count+1)/2 (min 2) */
     double exploration;     /* share of slots reserved for new items (default 0.1) */
     int64_t new_item_ms;    /* "new": published within this (default 7 days) */
