@@ -207,6 +207,17 @@ static int set_covisit_seeds(void *cfg, const char *v, char *err, size_t es)
     return 0;
 }
 
+static int set_diversity(void *cfg, const char *v, char *err, size_t es)
+{
+    int64_t n;
+    if (core_parse_i64(v, 0, RECO_COUNT_MAX, &n)) {
+        snprintf(err, es, "expected 0..%d", RECO_COUNT_MAX);
+        return CORE_E_INVALID;
+    }
+    CFG->reco.diversity_cap = (int)n;
+    return 0;
+}
+
 static int set_quiet(void *cfg, const char *v, char *err, size_t es)
 {
     (void)v;
@@ -232,6 +243,8 @@ static const struct cli_opt eval_opts[] = {
     {"seeds", "N", "recent items of the user used as seeds (default 20)", set_seeds},
     {"covisit-seeds", "N", "newest seeds whose co-visitation is read live (default 3)",
      set_covisit_seeds},
+    {"diversity-cap", "N",
+     "most items of one category per list (default 0 = half the list, as serve)", set_diversity},
     {"seed-decay", "X", "weight of the k-th most recent seed: X^k (default 0.85)", set_seed_decay},
     {"data", "DIR", "keep the pipeline's data here (default: a temporary directory, removed)",
      set_data},
