@@ -602,21 +602,24 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
                 continue;
             double sw = pow(r->cfg.seed_decay, k);
             if (w.w[RECO_SRC_COLLAB] > 0)
-                model_csr(s, m, &m->knn, mi, RECO_SRC_COLLAB, sw, seed_idx[k], 50);
+                model_csr(s, m, &m->knn, mi, RECO_SRC_COLLAB, sw, seed_idx[k],
+                          k < 5    ? 50
+                          : k < 10 ? 30
+                                   : 15); /* older seeds weigh less */
             if (w.w[RECO_SRC_CONTENT] > 0 && k < 5)
                 model_csr(s, m, &m->content, mi, RECO_SRC_CONTENT, sw, seed_idx[k], 20);
         }
     }
     for (int k = 0; k < uc.n; k++) {
         if (w.w[RECO_SRC_CATEGORY] > 0)
-            model_csr(s, m, &m->cat_pop, (uint32_t)uc.idx[k], RECO_SRC_CATEGORY, uc.w[k], k, 50);
+            model_csr(s, m, &m->cat_pop, (uint32_t)uc.idx[k], RECO_SRC_CATEGORY, uc.w[k], k, 30);
         if (w.w[RECO_SRC_FRESH] > 0)
             model_csr(s, m, &m->cat_fresh, (uint32_t)uc.idx[k], RECO_SRC_FRESH, uc.w[k], k, 10);
     }
     if (w.w[RECO_SRC_TRENDING] > 0)
-        model_list(s, m, m->trending, m->ntrending, RECO_SRC_TRENDING, 1, -1, 100);
+        model_list(s, m, m->trending, m->ntrending, RECO_SRC_TRENDING, 1, -1, 50);
     if (w.w[RECO_SRC_POPULAR] > 0)
-        model_list(s, m, m->popular, m->npopular, RECO_SRC_POPULAR, 1, -1, 100);
+        model_list(s, m, m->popular, m->npopular, RECO_SRC_POPULAR, 1, -1, 50);
     if (w.w[RECO_SRC_FRESH] > 0 && uc.n == 0)
         model_list(s, m, m->fresh, m->nfresh, RECO_SRC_FRESH, 1, -1, 20);
     if (w.w[RECO_SRC_CONTEXT] > 0)
