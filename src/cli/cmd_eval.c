@@ -231,7 +231,7 @@ static const struct cli_opt eval_opts[] = {
     {"format", "FORMAT", "movielens | movielens-csv | otto | diginetica | ndjson", set_format},
     {"input", "PATH", "the dataset file (u.data, ratings.csv, train.jsonl, ...)", set_input},
     {"protocol", "NAME", "prequential (default) | leave-last-out", set_protocol},
-    {"k", "K,K", "cut-offs (default 3)", set_k},
+    {"k", "K,K", "cut-offs (default 10)", set_k},
     {"json", "FILE", "write the results as JSON", set_json},
     {"svg", "FILE", "draw HR@K over time per method", set_svg},
     {"threshold", "R", "ratings below R are dropped (default 0: keep all)", set_threshold},
