@@ -78,6 +78,7 @@ struct cand {
     float why_s[RECO_SRC__COUNT];
     double final;
     int best, second;
+    int fi; /* row in the feature matrix */
     bool out;
     bool resolved; /* catalog metadata looked up (availability, categories) */
     uint8_t ncats;
@@ -92,7 +93,8 @@ struct scratch {
     struct state_user_read user;
     uint64_t *seen; /* open-addressing set of excluded id hashes */
     uint32_t seen_mask;
-    double *features, *scores;
+    float *features; /* candidates x RECO_SRC__COUNT, row-major */
+    double *scores;
 };
 
 static _Thread_local struct scratch *tl_scratch;
@@ -380,6 +382,28 @@ struct picker {
     int cap;
 };
 
+/* The two sources that contributed most to c's score (the second only when it brought at
+ * least a quarter of the first's contribution). */
+static void top_sources(struct cand *c, const struct reco_weights *w, const float *f)
+{
+    double b1 = 0, b2 = 0;
+    c->best = c->second = -1;
+    for (int k = 0; k < RECO_SRC__COUNT; k++) {
+        double v = w->w[k] * f[k];
+        if (v > b1) {
+            b2 = b1;
+            c->second = c->best;
+            b1 = v;
+            c->best = k;
+        } else if (v > b2) {
+            b2 = v;
+            c->second = k;
+        }
+    }
+    if (b2 < 0.25 * b1)
+        c->second = -1;
+}
+
 /* Appends candidates in rank order until np reaches want; relaxed ignores the cap; fresh
  * takes only candidates of the fresh source (exploration). */
 static void pick_run(struct picker *p, int want, bool relaxed, bool fresh)
@@ -392,7 +416,7 @@ static void pick_run(struct picker *p, int want, bool relaxed, bool fresh)
         take(c, p->per_cat);
         if (fresh) {
             c->best = RECO_SRC_FRESH;
-            c->second = -1;
+            c->second = -2; /* exploration slot: the reason is "new", not the top source */
         }
         p->pick[p->np++] = c;
     }
@@ -515,12 +539,86 @@ int reco_assign_variant(const struct reco_experiment *x, const char *user_key)
 }
 
 /* Live co-visitation of one seed over every shard. */
-static void covisit(struct reco *r, struct scratch *s, const char *id, int src, double w, int why,
-                    int64_t as_of)
+/* Collects one item's neighbours from every shard into a merged (model index, score) list. */
+struct merge_arg {
+    const struct reco_model *m;
+    struct reco_nb *e;
+    int n, cap;
+};
+
+static void merge_fn(void *arg, const char *id, size_t len, double score)
 {
-    struct live_arg a = {s, src, w, why};
-    for (int p = 0; p < r->nshards; p++)
-        state_shard_neighbours_each(r->shards[p], id, strlen(id), as_of, live_fn, &a);
+    struct merge_arg *a = arg;
+    uint32_t x = reco__model_find(a->m, id, len);
+    if (x == UINT32_MAX || !(score > 0))
+        return; /* an item newer than the model: it joins at the next build */
+    if (a->n == a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 64;
+        a->e = core_xrealloc(a->e, (size_t)a->cap * sizeof *a->e);
+    }
+    a->e[a->n++] = (struct reco_nb){x, (float)score};
+}
+
+static int cmp_nb_idx(const void *a, const void *b)
+{
+    const struct reco_nb *x = a, *y = b;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+static int cmp_nb_score(const void *a, const void *b)
+{
+    const struct reco_nb *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score < y->score ? 1 : -1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+#define COV_MAX 50 /* merged co-visitation neighbours kept per item */
+
+/* Co-visitation of one seed. An item the model knows has its lists merged over the shards
+ * once per model (then cached: contiguous, no locks, at most one model period old); a newer
+ * item is read from the shards every time. */
+static void covisit(struct reco *r, struct scratch *s, const struct reco_model *m, const char *id,
+                    int src, double w, int why, int64_t as_of)
+{
+    size_t len = strlen(id);
+    uint32_t x = reco__model_find(m, id, len);
+    if (x == UINT32_MAX) {
+        struct live_arg a = {s, src, w, why};
+        for (int p = 0; p < r->nshards; p++)
+            state_shard_neighbours_each(r->shards[p], id, len, as_of, live_fn, &a);
+        return;
+    }
+    struct reco_cov *c = atomic_load_explicit(&m->cov[x], memory_order_acquire);
+    if (!c) {
+        struct merge_arg a = {m, NULL, 0, 0};
+        for (int p = 0; p < r->nshards; p++)
+            state_shard_neighbours_each(r->shards[p], id, len, as_of, merge_fn, &a);
+        if (a.n > 0) { /* sum the shards' partial scores per item, then rank */
+            qsort(a.e, (size_t)a.n, sizeof *a.e, cmp_nb_idx);
+            int k = 0;
+            for (int i = 0; i < a.n; i++) {
+                if (k > 0 && a.e[k - 1].idx == a.e[i].idx)
+                    a.e[k - 1].score += a.e[i].score;
+                else
+                    a.e[k++] = a.e[i];
+            }
+            a.n = k;
+            qsort(a.e, (size_t)a.n, sizeof *a.e, cmp_nb_score);
+        }
+        int n = a.n < COV_MAX ? a.n : COV_MAX;
+        c = core_xmalloc(sizeof *c + (size_t)n * sizeof c->e[0]);
+        c->n = n;
+        if (n > 0)
+            memcpy(c->e, a.e, (size_t)n * sizeof *a.e);
+        free(a.e);
+        struct reco_cov *expected = NULL;
+        if (!atomic_compare_exchange_strong(&m->cov[x], &expected, c)) {
+            free(c); /* another request cached it first */
+            c = expected;
+        }
+    }
+    model_list(s, m, c->e, c->n, src, w, why, COV_MAX);
 }
 
 static void context_source(struct scratch *s, const struct reco_model *m,
@@ -591,9 +689,9 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
                 in_session = !strcmp(u->session[j].item_id, it->item_id);
             double sw = pow(r->cfg.seed_decay, k);
             if (in_session && w.w[RECO_SRC_SESSION] > 0)
-                covisit(r, s, it->item_id, RECO_SRC_SESSION, sw, seed_idx[k], now);
+                covisit(r, s, m, it->item_id, RECO_SRC_SESSION, sw, seed_idx[k], now);
             else if (w.w[RECO_SRC_COVISIT] > 0)
-                covisit(r, s, it->item_id, RECO_SRC_COVISIT, sw, seed_idx[k], now);
+                covisit(r, s, m, it->item_id, RECO_SRC_COVISIT, sw, seed_idx[k], now);
         }
         for (int k = 0; k < nseeds; k++) {
             const struct state_user_item *it = &u->recent[seed_idx[k]];
@@ -645,6 +743,9 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
         for (int k = 0; k < RECO_SRC__COUNT; k++)
             if (s->c[i].s[k] > maxs[k])
                 maxs[k] = s->c[i].s[k];
+    double inv[RECO_SRC__COUNT];
+    for (int k = 0; k < RECO_SRC__COUNT; k++)
+        inv[k] = maxs[k] > 0 ? 1.0 / maxs[k] : 0;
     int want = rq->category ? reco__model_cat(m, rq->category) : -1;
     if (r->catalog)
         catalog_read_begin(r->catalog);
@@ -664,32 +765,16 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
             if (!ok)
                 continue;
         }
-        double *f = s->features + (size_t)nf * RECO_SRC__COUNT;
+        float *f = s->features + (size_t)nf * RECO_SRC__COUNT;
         for (int k = 0; k < RECO_SRC__COUNT; k++)
-            f[k] = maxs[k] > 0 ? c->s[k] / maxs[k] : 0;
+            f[k] = (float)(c->s[k] * inv[k]);
         live[nf++] = c;
     }
     const struct reco_ranker *ranker = reco_ranker_blend();
     ranker->score(ranker, &w, s->features, nf, s->scores);
     for (int i = 0; i < nf; i++) {
-        struct cand *c = live[i];
-        c->final = isfinite(s->scores[i]) ? s->scores[i] : 0;
-        const double *f = s->features + (size_t)i * RECO_SRC__COUNT;
-        double b1 = 0, b2 = 0;
-        for (int k = 0; k < RECO_SRC__COUNT; k++) {
-            double v = w.w[k] * f[k];
-            if (v > b1) {
-                b2 = b1;
-                c->second = c->best;
-                b1 = v;
-                c->best = k;
-            } else if (v > b2) {
-                b2 = v;
-                c->second = k;
-            }
-        }
-        if (b2 < 0.25 * b1)
-            c->second = -1;
+        live[i]->final = isfinite(s->scores[i]) ? s->scores[i] : 0;
+        live[i]->fi = i;
     }
     /* diversity: at most cap items per category, relaxed when the list would be short */
     int count = rq->count;
@@ -715,6 +800,9 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     }
     struct cand **pick = pk.pick;
     int np = pk.np;
+    for (int i = 0; i < np; i++) /* reasons: the sources that contributed most */
+        if (pick[i]->best != RECO_SRC_FRESH || pick[i]->second != -2)
+            top_sources(pick[i], &w, s->features + (size_t)pick[i]->fi * RECO_SRC__COUNT);
     qsort(pick, (size_t)np, sizeof *pick, cmp_final);
 
     out->n = np;
@@ -769,7 +857,7 @@ int reco_similar(struct reco *r, const char *item_id, size_t len, int count, str
         len = EVENT_ITEM_MAX;
     memcpy(id, item_id, len);
     id[len] = 0;
-    covisit(r, s, id, RECO_SRC_COVISIT, 1, -1, m->now_ms);
+    covisit(r, s, m, id, RECO_SRC_COVISIT, 1, -1, m->now_ms);
     uint32_t mi = reco__model_find(m, item_id, len);
     if (mi != UINT32_MAX) {
         model_csr(s, m, &m->knn, mi, RECO_SRC_COLLAB, 1, -1, 50);

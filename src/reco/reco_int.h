@@ -20,8 +20,16 @@ struct reco_csr {
     struct reco_nb *e;
 };
 
+/* A merged co-visitation list (over every shard), cached in the model the first time a
+ * request needs it: model indexes, best first. */
+struct reco_cov {
+    int n;
+    struct reco_nb e[];
+};
+
 struct reco_model {
     atomic_int refs;
+    _Atomic(struct reco_cov *) *cov; /* per item, NULL until first needed */
     struct core_arena arena;
     /* items: every item the shards or the catalog know */
     uint32_t n;

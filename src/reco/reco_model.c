@@ -605,6 +605,7 @@ struct reco_model *reco__model_build(const struct reco_config *cfg,
     free(b.ncat_of);
     free(b.tok_off);
     free(b.toks);
+    m->cov = core_xcalloc((size_t)m->n + 1, sizeof *m->cov);
     m->built_ns = core_mono_ns();
     m->build_us = (m->built_ns - t0) / 1000;
     return m;
@@ -614,6 +615,9 @@ void reco__model_unref(struct reco_model *m)
 {
     if (!m || atomic_fetch_sub(&m->refs, 1) != 1)
         return;
+    for (uint32_t i = 0; m->cov && i < m->n; i++)
+        free(atomic_load(&m->cov[i]));
+    free(m->cov);
     core_arena_dispose(&m->arena);
     free(m->ids);
     free(m->lens);

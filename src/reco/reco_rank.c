@@ -2,11 +2,11 @@
 #include "reco/reco_rank.h"
 
 static void blend_score(const struct reco_ranker *self, const struct reco_weights *w,
-                        const double *features, int n, double *out)
+                        const float *features, int n, double *out)
 {
     (void)self;
     for (int i = 0; i < n; i++) {
-        const double *f = features + (size_t)i * RECO_SRC__COUNT;
+        const float *f = features + (size_t)i * RECO_SRC__COUNT;
         double s = 0;
         for (int k = 0; k < RECO_SRC__COUNT; k++)
             s += w->w[k] * f[k];

@@ -12,7 +12,7 @@
 struct reco_ranker {
     const char *name;
     void (*score)(const struct reco_ranker *self, const struct reco_weights *w,
-                  const double *features, int n, double *out);
+                  const float *features, int n, double *out);
 };
 
 const struct reco_ranker *reco_ranker_blend(void);
