@@ -240,7 +240,7 @@ static const struct cli_opt eval_opts[] = {
     {"refresh-every", "N", "rebuild the recommender's model every N events (default 200)",
      set_refresh},
     {"reco-weights", "SRC=W,..", "blend weights (as recstream serve)", set_weights},
-    {"seeds", "N", "recent items of the user used as seeds (default 20)", set_seeds},
+    {"seeds", "N", "recent items of the user used as seeds (default 10)", set_seeds},
     {"covisit-seeds", "N", "newest seeds whose co-visitation is read live (default 3)",
      set_covisit_seeds},
     {"diversity-cap", "N",

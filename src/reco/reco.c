@@ -49,7 +49,7 @@ void reco_config_init(struct reco_config *c)
 {
     memset(c, 0, sizeof *c);
     reco_weights_default(&c->weights);
-    c->recent_items = 20;
+    c->recent_items = 10;
     c->seed_decay = 0.85;
     c->covisit_seeds = 3;
     c->diversity_cap = 0;

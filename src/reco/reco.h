@@ -72,7 +72,7 @@ int reco_experiment_parse(struct reco_experiment *x, const char *json, size_t le
 struct reco_config {
     struct reco_weights weights; /* used when no experiment is configured */
     struct reco_experiment experiment;
-    int recent_items;       /* user history items used as seeds (default 20) */
+    int recent_items;       /* user history items used as seeds (default 10) */
     double seed_decay;      /* weight of the k-th most recent seed: seed_decay^k (0.85) */
     int covisit_seeds;      /* newest seeds whose co-visitation is read live (default 3) */
     int diversity_cap;      /* max items of one category per list; 0 = (count+1)/2 (min 2) */
