@@ -8,7 +8,8 @@
  * Run: /tmp/reco_bench [-u users] [-i items] [-n requests] [-s seed] [-d rebuild_s]
  *      [-x 1,3] (defaults: 100000 users, 20000 items, 50000 requests per scenario, seed 1,
  *      15 s of the live-writer-plus-rebuild scenario; -x runs only the listed scenarios,
- *      numbered from 1 in table order, 0 = the live-read breakdown; e.g. under perf)
+ *      numbered from 1 in table order, 0 = the live-read and model-scan breakdown; e.g. to
+ *      profile one scenario with perf)
  *
  * The world: items "item-NNNNN" in 50 categories (20% of items in a second one) with 3 tags
  * of 300, published over the last 90 days (5% in the last 2 days, so "fresh" has members),
@@ -18,18 +19,24 @@
  * 4-16 events each (10-90 s apart): 70% of picks come from the session's category, 15% from
  * another favourite, 15% from the global Zipf. Types: view 75%, click 12%, scroll 5%,
  * add_to_cart 5%, purchase 2%, like 1%. 8 state shards by core_partition_for_key, the
- * catalog joined at apply time (category affinities), default state and reco configs.
+ * catalog joined at apply time (category affinities), default state and reco configs except
+ * refresh_ms 0 (the model is rebuilt only where a scenario says so).
  *
  * Scenarios, each after a warm-up: random known users (1 and 2 threads), the same with
  * device+locale context, unknown users (cold start), reco_similar of Zipf-drawn items, and
  * one reader while a writer thread applies live events (unthrottled; 20k events/s; 20k
- * events/s plus a model rebuild every 2 s, the default of `recstream serve`). Then the costs of
- * the live state reads one request makes (user read, co-visitation fan-out over the shards,
- * context lists), timed alone through the public API.
+ * events/s plus a model rebuild every 2 s, the default of `recstream serve`, after one
+ * catch-up rebuild that folds in what the earlier writers added). Writers keep their events,
+ * so later scenarios see the users' histories moved on. Then the costs of the live state
+ * reads one request makes (user read, co-visitation fan-out over the shards, context lists)
+ * timed alone through the public API, and how long a model build's whole-shard scans hold
+ * each shard's read lock at the least (callbacks that only count).
  *
  * Latency is wall-clock per call; the "CPU" column is the calling thread's CPU time for the
  * same calls, so a wall-clock tail far above the CPU tail is time spent off the CPU (waiting
- * for a lock, or for a core on this shared machine), not work.
+ * for a lock, or for a core on this shared machine), not work. Writer notes give its rate and
+ * its slowest single state_shard_apply: a wait for a shard's write lock (held for reading by
+ * a model build) shows there.
  */
 #include "catalog/catalog.h"
 #include "core/core.h"
@@ -468,6 +475,7 @@ struct writer {
     double rate;
     atomic_bool stop;
     int64_t applied, start_ns, end_ns;
+    int64_t max_apply_ns, slow_applies; /* one event's apply (write lock wait included); >= 10 ms */
 };
 
 static void *writer_thread(void *arg)
@@ -486,7 +494,12 @@ static void *writer_thread(void *arg)
         /* Interleave users in time loosely: the clock advances 1 s per session. */
         t += 1000;
         for (int k = 0; k < len; k++) {
+            int64_t a0 = core_mono_ns();
             apply_one(w, &buf[k], 0, 1);
+            int64_t took = core_mono_ns() - a0;
+            if (took > wr->max_apply_ns)
+                wr->max_apply_ns = took;
+            wr->slow_applies += took >= 10000000;
             wr->applied++;
         }
         if (wr->rate > 0) {
@@ -606,10 +619,11 @@ static void run(struct world *w, struct reco *reco, const struct scenario *sc, i
     double sum = 0;
     for (size_t i = 0; i < total; i++)
         sum += (double)all[i];
-    char extra[160] = "";
+    char extra[224] = "";
     if (sc->writer_rate >= 0)
-        snprintf(extra, sizeof extra, "writer %.0f ev/s",
-                 (double)wr.applied / ((double)(wr.end_ns - wr.start_ns) / 1e9));
+        snprintf(extra, sizeof extra, "writer %.0f ev/s, slowest apply %.1f ms (%lld >= 10 ms)",
+                 (double)wr.applied / ((double)(wr.end_ns - wr.start_ns) / 1e9),
+                 (double)wr.max_apply_ns / 1e6, (long long)wr.slow_applies);
     if (sc->rebuild_ms > 0) {
         size_t m = strlen(extra);
         snprintf(extra + m, sizeof extra - m,
@@ -654,7 +668,7 @@ static void count_fn(void *arg, const char *id, size_t len, double score)
     }
 }
 
-static void live_reads(struct world *w, int n)
+static void live_reads(struct world *w, int n, int live_seeds)
 {
     struct state_user_read *u = core_xmalloc(sizeof *u);
     struct counter *cov = core_xcalloc(1, sizeof *cov), *ctx = core_xcalloc(1, sizeof *ctx);
@@ -669,11 +683,11 @@ static void live_reads(struct world *w, int n)
         int64_t t0 = core_mono_ns();
         state_shard_user_read(w->shards[p], key, u);
         int64_t t1 = core_mono_ns();
-        /* as reco.c: up to 10 distinct positive-weight recent items, newest first, each read
-         * from every shard */
-        const char *seen[10];
+        /* as reco.c: up to live_seeds distinct positive-weight recent items, newest first, each
+         * read from every shard */
+        const char *seen[STATE_READ_RECENT_MAX];
         int ns = 0;
-        for (int k = u->nrecent - 1; k >= 0 && ns < 10; k--) {
+        for (int k = u->nrecent - 1; k >= 0 && ns < live_seeds; k--) {
             if (!(u->recent[k].weight > 0))
                 continue;
             bool dup = false;
@@ -903,7 +917,7 @@ int main(int argc, char **argv)
         if (selected(only, (int)i + 1))
             run(&w, reco, &sc[i], n);
     if (selected(only, 0)) {
-        live_reads(&w, 20000);
+        live_reads(&w, 20000, rc.covisit_seeds);
         scans(&w);
     }
     reco_free(reco);
