@@ -622,7 +622,7 @@ static void covisit(struct reco *r, struct scratch *s, const struct reco_model *
 }
 
 static void context_source(struct scratch *s, const struct reco_model *m,
-                           const struct reco_request *rq, int64_t now, double w)
+                           const struct reco_request *rq, int64_t now, double w, int max)
 {
     char key[96];
     const char *vals[3] = {rq->device, rq->locale, NULL};
@@ -637,7 +637,7 @@ static void context_source(struct scratch *s, const struct reco_model *m,
         int c = n > 0 && (size_t)n < sizeof key ? reco__model_ctx(m, key) : -1;
         if (c >= 0)
             model_csr(s, m, &m->ctx, (uint32_t)c, RECO_SRC_CONTEXT, w * (k == 2 ? 0.5 : 1.0), k,
-                      50);
+                      max);
     }
 }
 
@@ -714,14 +714,16 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
         if (w.w[RECO_SRC_FRESH] > 0)
             model_csr(s, m, &m->cat_fresh, (uint32_t)uc.idx[k], RECO_SRC_FRESH, uc.w[k], k, 10);
     }
+    /* global lists carry small weights: a user with a rich history needs only their heads */
+    int global = nseeds >= 3 ? 20 : 50;
     if (w.w[RECO_SRC_TRENDING] > 0)
-        model_list(s, m, m->trending, m->ntrending, RECO_SRC_TRENDING, 1, -1, 50);
+        model_list(s, m, m->trending, m->ntrending, RECO_SRC_TRENDING, 1, -1, global);
     if (w.w[RECO_SRC_POPULAR] > 0)
-        model_list(s, m, m->popular, m->npopular, RECO_SRC_POPULAR, 1, -1, 50);
+        model_list(s, m, m->popular, m->npopular, RECO_SRC_POPULAR, 1, -1, global);
     if (w.w[RECO_SRC_FRESH] > 0 && uc.n == 0)
         model_list(s, m, m->fresh, m->nfresh, RECO_SRC_FRESH, 1, -1, 20);
     if (w.w[RECO_SRC_CONTEXT] > 0)
-        context_source(s, m, rq, now, 1);
+        context_source(s, m, rq, now, 1, global);
     if (!personal) {
         /* cold start: what the user stated and the context carry the list */
         w.w[RECO_SRC_CATEGORY] = w.w[RECO_SRC_CATEGORY] > 0 ? 1.0 : 0;
