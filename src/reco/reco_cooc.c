@@ -55,6 +55,12 @@ struct reco_cooc {
     uint16_t *nnb;
     struct cooc_user *users;
     uint32_t umask, un;
+    /* histories with new entries, copied under a shard's lock, folded in after it */
+    struct core_arena pend_arena;
+    struct pend_user *pend;
+    size_t npend, pend_cap;
+    struct pend_entry *pend_e;
+    size_t npend_e, pend_ecap;
     /* the table being built during one update */
     struct cooc_user *nusers;
     uint32_t numask, nun;
@@ -66,6 +72,7 @@ struct reco_cooc *reco__cooc_new(int history, int neighbours)
 {
     struct reco_cooc *c = core_xcalloc(1, sizeof *c);
     core_arena_init(&c->arena);
+    core_arena_init(&c->pend_arena);
     c->hist = history > 0 ? history : 50;
     c->k = neighbours > 0 && neighbours < 65535 ? neighbours : 50;
     c->gap_decay = GAP_DECAY;
@@ -91,6 +98,9 @@ void reco__cooc_free(struct reco_cooc *c)
     free(c->nbs);
     free(c->nnb);
     free(c->users);
+    free(c->pend);
+    free(c->pend_e);
+    core_arena_dispose(&c->pend_arena);
     core_arena_dispose(&c->arena);
     free(c);
 }
@@ -248,6 +258,25 @@ static uint64_t id_hash(const char *id, size_t len)
     return XXH3_64bits(id, len);
 }
 
+/* Histories with new entries are copied out under the shard's read lock (history_fn only
+ * compares and copies) and folded in after the scan, so a build never holds the lock while
+ * it accumulates. */
+struct pend_entry {
+    const char *id;
+    uint32_t len;
+    int32_t type;
+};
+struct pend_user {
+    int n, start; /* entries, of which [start, n) are new */
+    size_t off;   /* into the entry array */
+};
+
+static void pend_reset(struct reco_cooc *c)
+{
+    core_arena_reset(&c->pend_arena);
+    c->npend = c->npend_e = 0;
+}
+
 static void history_fn(void *arg, const struct state_user_history *h)
 {
     struct reco_cooc *c = arg;
@@ -262,28 +291,6 @@ static void history_fn(void *arg, const struct state_user_history *h)
             }
         if (start < 0)
             start = 0; /* rolled past the window since the last build */
-    }
-    uint32_t idx[STATE_READ_RECENT_MAX];
-    bool pos[STATE_READ_RECENT_MAX];
-    for (int a = 0; a < h->n; a++) {
-        const struct event_type_info *ti = event_type_get(h->types[a]);
-        pos[a] = !ti || ti->weight > 0;
-        idx[a] = pos[a] && a >= start - c->hist ? item(c, h->ids[a], h->lens[a]) : UINT32_MAX;
-    }
-    for (int a = start; a < h->n; a++) {
-        if (!pos[a])
-            continue;
-        uint32_t i = idx[a];
-        c->occ[i] += 1;
-        c->dirty[i] = 1;
-        for (int b = a - 1; b >= 0 && b >= a - c->hist; b--) {
-            uint32_t j = idx[b];
-            if (!pos[b] || j == i || j == UINT32_MAX)
-                continue;
-            float w = (float)(1.0 / (1.0 + c->gap_decay * (a - b - 1)));
-            row_add(c, i, j, w);
-            row_add(c, j, i, w);
-        }
     }
     /* remember the newest entry in the new table */
     if ((c->nun + 1) * 2 > c->numask + 1) {
@@ -302,6 +309,51 @@ static void history_fn(void *arg, const struct state_user_history *h)
     snprintf(u->key, sizeof u->key, "%s", h->key);
     u->ts = h->ts[h->n - 1];
     u->item_hash = id_hash(h->ids[h->n - 1], h->lens[h->n - 1]);
+    if (start >= h->n)
+        return; /* nothing new */
+    /* copy the new entries and the history they pair with */
+    int from = start - c->hist > 0 ? start - c->hist : 0;
+    if (c->npend == c->pend_cap) {
+        c->pend_cap = c->pend_cap ? c->pend_cap * 2 : 1024;
+        c->pend = core_xrealloc(c->pend, c->pend_cap * sizeof *c->pend);
+    }
+    if (c->npend_e + (size_t)(h->n - from) > c->pend_ecap) {
+        c->pend_ecap = (c->pend_ecap + (size_t)(h->n - from)) * 2;
+        c->pend_e = core_xrealloc(c->pend_e, c->pend_ecap * sizeof *c->pend_e);
+    }
+    c->pend[c->npend++] = (struct pend_user){h->n - from, start - from, c->npend_e};
+    for (int a = from; a < h->n; a++)
+        c->pend_e[c->npend_e++] =
+            (struct pend_entry){core_arena_strndup(&c->pend_arena, h->ids[a], h->lens[a]),
+                                (uint32_t)h->lens[a], h->types[a]};
+}
+
+/* Pairs each new entry of a copied history with the user's previous items. */
+static void fold(struct reco_cooc *c, const struct pend_user *pu)
+{
+    const struct pend_entry *e = c->pend_e + pu->off;
+    uint32_t idx[STATE_READ_RECENT_MAX];
+    bool pos[STATE_READ_RECENT_MAX];
+    for (int a = 0; a < pu->n; a++) {
+        const struct event_type_info *ti = event_type_get(e[a].type);
+        pos[a] = !ti || ti->weight > 0;
+        idx[a] = pos[a] ? item(c, e[a].id, e[a].len) : UINT32_MAX;
+    }
+    for (int a = pu->start; a < pu->n; a++) {
+        if (!pos[a])
+            continue;
+        uint32_t i = idx[a];
+        c->occ[i] += 1;
+        c->dirty[i] = 1;
+        for (int b = a - 1; b >= 0 && b >= a - c->hist; b--) {
+            uint32_t j = idx[b];
+            if (!pos[b] || j == i || j == UINT32_MAX)
+                continue;
+            float w = (float)(1.0 / (1.0 + c->gap_decay * (a - b - 1)));
+            row_add(c, i, j, w);
+            row_add(c, j, i, w);
+        }
+    }
 }
 
 /* ---- neighbours --------------------------------------------------------------------------------
@@ -341,8 +393,13 @@ void reco__cooc_update(struct reco_cooc *c, struct state_shard *const *shards, i
     c->numask = 1023;
     c->nun = 0;
     c->nusers = core_xcalloc(c->numask + 1, sizeof *c->nusers);
-    for (int p = 0; p < nshards; p++)
-        state_shard_user_histories(shards[p], c->hist, history_fn, c);
+    for (int p = 0; p < nshards; p++) {
+        pend_reset(c);
+        state_shard_user_histories(shards[p], c->hist, history_fn, c); /* copies only */
+        for (size_t k = 0; k < c->npend; k++)
+            fold(c, &c->pend[k]);
+    }
+    pend_reset(c);
     free(c->users);
     c->users = c->nusers;
     c->umask = c->numask;
