@@ -34,6 +34,11 @@ void cli__help(FILE *out, const char *cmd, const char *usage, const struct cli_o
 /* Parses durations such as "500ms", "10s", "30m", "24h", "7d" or plain milliseconds. */
 int cli__parse_duration_ms(const char *s, int64_t *out);
 
+/* Option setters' building blocks: copy a string value into a fixed buffer (error when it
+ * does not fit), parse an integer in [min, max]. Both write a reason into err on failure. */
+int cli__set_str(char *dst, size_t size, const char *v, char *err, size_t es);
+int cli__set_int(int64_t *dst, const char *v, int64_t min, int64_t max, char *err, size_t es);
+
 int cli_cmd_serve(int argc, char **argv);
 int cli_cmd_log(int argc, char **argv);
 int cli_cmd_schema(int argc, char **argv);

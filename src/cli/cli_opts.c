@@ -23,6 +23,26 @@ void cli__help(FILE *out, const char *cmd, const char *usage, const struct cli_o
             "-h, --help", "show this help");
 }
 
+int cli__set_str(char *dst, size_t size, const char *v, char *err, size_t es)
+{
+    size_t n = strlen(v);
+    if (n >= size) {
+        snprintf(err, es, "longer than %zu characters", size - 1);
+        return CORE_E_INVALID;
+    }
+    memcpy(dst, v, n + 1);
+    return 0;
+}
+
+int cli__set_int(int64_t *dst, const char *v, int64_t min, int64_t max, char *err, size_t es)
+{
+    if (core_parse_i64(v, min, max, dst)) {
+        snprintf(err, es, "expected an integer in %lld..%lld", (long long)min, (long long)max);
+        return CORE_E_INVALID;
+    }
+    return 0;
+}
+
 int cli__parse_duration_ms(const char *s, int64_t *out)
 {
     static const struct core_unit units[] = {

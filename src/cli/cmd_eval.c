@@ -51,29 +51,19 @@ struct eval_config {
 
 #define CFG ((struct eval_config *)cfg)
 
-static int copy(char *dst, size_t size, const char *v, char *err, size_t es)
-{
-    if (strlen(v) >= size) {
-        snprintf(err, es, "longer than %zu characters", size - 1);
-        return CORE_E_INVALID;
-    }
-    memcpy(dst, v, strlen(v) + 1);
-    return 0;
-}
-
 static int set_format(void *cfg, const char *v, char *err, size_t es)
 {
     static const char *const ok[] = {"movielens", "movielens-csv", "otto", "diginetica", "ndjson"};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
         if (!strcmp(v, ok[i]))
-            return copy(CFG->format, sizeof CFG->format, v, err, es);
+            return cli__set_str(CFG->format, sizeof CFG->format, v, err, es);
     snprintf(err, es, "expected movielens, movielens-csv, otto, diginetica or ndjson");
     return CORE_E_INVALID;
 }
 
 static int set_input(void *cfg, const char *v, char *err, size_t es)
 {
-    return copy(CFG->input, sizeof CFG->input, v, err, es);
+    return cli__set_str(CFG->input, sizeof CFG->input, v, err, es);
 }
 
 static int set_protocol(void *cfg, const char *v, char *err, size_t es)
@@ -82,22 +72,22 @@ static int set_protocol(void *cfg, const char *v, char *err, size_t es)
         snprintf(err, es, "expected prequential or leave-last-out");
         return CORE_E_INVALID;
     }
-    return copy(CFG->protocol, sizeof CFG->protocol, v, err, es);
+    return cli__set_str(CFG->protocol, sizeof CFG->protocol, v, err, es);
 }
 
 static int set_json(void *cfg, const char *v, char *err, size_t es)
 {
-    return copy(CFG->json, sizeof CFG->json, v, err, es);
+    return cli__set_str(CFG->json, sizeof CFG->json, v, err, es);
 }
 
 static int set_svg(void *cfg, const char *v, char *err, size_t es)
 {
-    return copy(CFG->svg, sizeof CFG->svg, v, err, es);
+    return cli__set_str(CFG->svg, sizeof CFG->svg, v, err, es);
 }
 
 static int set_data(void *cfg, const char *v, char *err, size_t es)
 {
-    return copy(CFG->data, sizeof CFG->data, v, err, es);
+    return cli__set_str(CFG->data, sizeof CFG->data, v, err, es);
 }
 
 static int set_k(void *cfg, const char *v, char *err, size_t es)
@@ -133,29 +123,17 @@ static int set_threshold(void *cfg, const char *v, char *err, size_t es)
 
 static int set_limit(void *cfg, const char *v, char *err, size_t es)
 {
-    if (core_parse_i64(v, 0, INT64_MAX, &CFG->limit)) {
-        snprintf(err, es, "expected a count");
-        return CORE_E_INVALID;
-    }
-    return 0;
+    return cli__set_int(&CFG->limit, v, 0, INT64_MAX, err, es);
 }
 
 static int set_partitions(void *cfg, const char *v, char *err, size_t es)
 {
-    if (core_parse_i64(v, 1, 256, &CFG->partitions)) {
-        snprintf(err, es, "expected 1..256");
-        return CORE_E_INVALID;
-    }
-    return 0;
+    return cli__set_int(&CFG->partitions, v, 1, 256, err, es);
 }
 
 static int set_refresh(void *cfg, const char *v, char *err, size_t es)
 {
-    if (core_parse_i64(v, 1, INT64_MAX, &CFG->refresh_every)) {
-        snprintf(err, es, "expected a positive count of events");
-        return CORE_E_INVALID;
-    }
-    return 0;
+    return cli__set_int(&CFG->refresh_every, v, 1, INT64_MAX, err, es);
 }
 
 static int set_weights(void *cfg, const char *v, char *err, size_t es)

@@ -42,24 +42,14 @@ struct serve_config {
 
 #define CFG ((struct serve_config *)cfg)
 
-static int copy_str(char *dst, size_t size, const char *v, char *err, size_t es)
-{
-    if (strlen(v) >= size) {
-        snprintf(err, es, "longer than %zu characters", size - 1);
-        return CORE_E_INVALID;
-    }
-    memcpy(dst, v, strlen(v) + 1);
-    return 0;
-}
-
 static int set_data(void *cfg, const char *v, char *err, size_t es)
 {
-    return copy_str(CFG->data, sizeof CFG->data, v, err, es);
+    return cli__set_str(CFG->data, sizeof CFG->data, v, err, es);
 }
 
 static int set_key_file(void *cfg, const char *v, char *err, size_t es)
 {
-    return copy_str(CFG->key_file, sizeof CFG->key_file, v, err, es);
+    return cli__set_str(CFG->key_file, sizeof CFG->key_file, v, err, es);
 }
 
 static int set_listen(void *cfg, const char *v, char *err, size_t es)
@@ -77,19 +67,10 @@ static int set_listen(void *cfg, const char *v, char *err, size_t es)
     return 0;
 }
 
-static int set_int(int64_t *dst, const char *v, int64_t min, int64_t max, char *err, size_t es)
-{
-    if (core_parse_i64(v, min, max, dst)) {
-        snprintf(err, es, "expected an integer in %lld..%lld", (long long)min, (long long)max);
-        return CORE_E_INVALID;
-    }
-    return 0;
-}
-
 static int set_partitions(void *cfg, const char *v, char *err, size_t es)
 {
     int64_t p;
-    int rc = set_int(&p, v, 1, 1024, err, es);
+    int rc = cli__set_int(&p, v, 1, 1024, err, es);
     if (rc == 0)
         CFG->partitions = (int32_t)p;
     return rc;
@@ -115,7 +96,7 @@ static int set_fsync(void *cfg, const char *v, char *err, size_t es)
 
 static int set_topics(void *cfg, const char *v, char *err, size_t es)
 {
-    if (copy_str(CFG->topics_buf, sizeof CFG->topics_buf, v, err, es))
+    if (cli__set_str(CFG->topics_buf, sizeof CFG->topics_buf, v, err, es))
         return CORE_E_INVALID;
     CFG->ntopics = 0;
     char *save = NULL;
@@ -166,7 +147,7 @@ static int set_duration(int64_t *dst, const char *v, int64_t min, char *err, siz
 #define INT_SETTER(fn, field, min, max)                                                            \
     static int fn(void *cfg, const char *v, char *err, size_t es)                                  \
     {                                                                                              \
-        return set_int(&CFG->field, v, min, max, err, es);                                         \
+        return cli__set_int(&CFG->field, v, min, max, err, es);                                    \
     }
 #define DURATION_SETTER(fn, field, min)                                                            \
     static int fn(void *cfg, const char *v, char *err, size_t es)                                  \
@@ -190,7 +171,7 @@ INT_SETTER(set_processor_threads, processor_threads, 1, 1024)
 
 static int set_cors(void *cfg, const char *v, char *err, size_t es)
 {
-    return copy_str(CFG->cors_origin, sizeof CFG->cors_origin, v, err, es);
+    return cli__set_str(CFG->cors_origin, sizeof CFG->cors_origin, v, err, es);
 }
 
 static int set_log_level(void *cfg, const char *v, char *err, size_t es)

@@ -19,38 +19,29 @@ static int set_url(void *cfg, const char *v, char *err, size_t es)
     return 0;
 }
 
-static int set_int(int64_t *dst, const char *v, int64_t min, int64_t max, char *err, size_t es)
-{
-    if (core_parse_i64(v, min, max, dst)) {
-        snprintf(err, es, "expected an integer in %lld..%lld", (long long)min, (long long)max);
-        return CORE_E_INVALID;
-    }
-    return 0;
-}
-
 static int set_users(void *cfg, const char *v, char *err, size_t es)
 {
-    return set_int(&SCFG->users, v, 1, 10000000, err, es);
+    return cli__set_int(&SCFG->users, v, 1, 10000000, err, es);
 }
 
 static int set_items(void *cfg, const char *v, char *err, size_t es)
 {
-    return set_int(&SCFG->items, v, 1, 10000000, err, es);
+    return cli__set_int(&SCFG->items, v, 1, 10000000, err, es);
 }
 
 static int set_rate(void *cfg, const char *v, char *err, size_t es)
 {
-    return set_int(&SCFG->rate, v, 1, 10000000, err, es);
+    return cli__set_int(&SCFG->rate, v, 1, 10000000, err, es);
 }
 
 static int set_seed(void *cfg, const char *v, char *err, size_t es)
 {
-    return set_int(&SCFG->seed, v, 0, INT64_MAX, err, es);
+    return cli__set_int(&SCFG->seed, v, 0, INT64_MAX, err, es);
 }
 
 static int set_workers(void *cfg, const char *v, char *err, size_t es)
 {
-    return set_int(&SCFG->workers, v, 1, 64, err, es);
+    return cli__set_int(&SCFG->workers, v, 1, 64, err, es);
 }
 
 /* A bare number is seconds here (unlike cli__parse_duration_ms, where it is ms). */
