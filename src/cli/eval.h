@@ -106,6 +106,12 @@ int eval_report_json(const char *path, const char *protocol, const char *dataset
 int eval_report_svg(const char *path, const char *title, const struct eval_method *methods,
                     int nmethods);
 
+/* Internals shared by eval_metrics.c, eval_report.c and their tests: the number of cut-offs
+ * and the HR@K time series (points of (event time, cumulative HR at the first K)). */
+int eval__metrics_nk(const struct eval_metrics *m);
+size_t eval__metrics_series_len(const struct eval_metrics *m);
+void eval__metrics_series_at(const struct eval_metrics *m, size_t i, int64_t *ts_ms, double *hr);
+
 /* Progress on stderr when it is a TTY ("\r[eval] 42% 41,000/99,057"); done()=newline. */
 void eval_progress(size_t done, size_t total);
 void eval_progress_done(void);

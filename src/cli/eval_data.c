@@ -107,40 +107,6 @@ static uint32_t strtab_intern(struct strtab *t, const char *s, size_t n)
 
 /* ---- text helpers -------------------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s (n bytes available), or 0 when invalid. Shared
- * with eval_report.c, which escapes text for SVG. */
-size_t eval__utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    uint32_t cp;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
 /* A copy of s as UTF-8: kept as it is when it already is valid UTF-8, otherwise read as
  * Latin-1 (what ml-100k's u.item is; some redistributed copies were re-encoded to UTF-8). */
 static char *dup_utf8(const char *s)
@@ -149,7 +115,7 @@ static char *dup_utf8(const char *s)
     size_t n = strlen(s);
     bool valid = true;
     for (size_t i = 0, l; i < n && valid; i += l)
-        valid = (l = eval__utf8_len(u + i, n - i)) > 0;
+        valid = (l = core_utf8_len(u + i, n - i)) > 0;
     if (valid)
         return core_xstrndup(s, n);
     char *out = core_xmalloc(2 * n + 1);

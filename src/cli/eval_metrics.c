@@ -142,15 +142,7 @@ int64_t eval_metrics_count(const struct eval_metrics *m)
     return m->count;
 }
 
-/*
- * Module internals for eval_report.c (eval.h is the public contract; these have no header of
- * their own and are declared again where they are used): the number of K values and the HR
- * series of the first K, the open block included as a last point.
- */
-int eval__metrics_nk(const struct eval_metrics *m);
-size_t eval__metrics_series_len(const struct eval_metrics *m);
-void eval__metrics_series_at(const struct eval_metrics *m, size_t i, int64_t *ts_ms, double *hr);
-
+/* Internals declared in eval.h: the HR series includes the open block as a last point. */
 int eval__metrics_nk(const struct eval_metrics *m)
 {
     return m->nk;

@@ -9,12 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-/* Module internals defined in eval_metrics.c and eval_data.c (see there). */
-int eval__metrics_nk(const struct eval_metrics *m);
-size_t eval__metrics_series_len(const struct eval_metrics *m);
-void eval__metrics_series_at(const struct eval_metrics *m, size_t i, int64_t *ts_ms, double *hr);
-size_t eval__utf8_len(const unsigned char *s, size_t n);
-
 /* ---- JSON ---------------------------------------------------------------------------------- */
 
 static void json_method(struct core_buf *b, const struct eval_method *mt)
@@ -97,7 +91,7 @@ static void xml_text(struct core_buf *b, const char *s)
     size_t n = strlen(s);
     for (size_t i = 0; i < n;) {
         unsigned char c = u[i];
-        size_t l = c >= 0x80 ? eval__utf8_len(u + i, n - i) : 1;
+        size_t l = c >= 0x80 ? core_utf8_len(u + i, n - i) : 1;
         if (c == '&')
             core_buf_puts(b, "&amp;");
         else if (c == '<')

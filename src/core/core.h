@@ -111,6 +111,9 @@ char *core_arena_strndup(struct core_arena *a, const char *s, size_t n);
 /* Appends s (n bytes of UTF-8) as a quoted, escaped JSON string. Invalid UTF-8 bytes are
  * written as U+FFFD so the output is always valid JSON. */
 void core_json_str(struct core_buf *b, const char *s, size_t n);
+/* Length of the valid UTF-8 sequence at s (n >= 1 bytes available), or 0 when invalid
+ * (overlong forms, surrogates and code points above U+10FFFF are invalid). */
+size_t core_utf8_len(const unsigned char *s, size_t n);
 void core_json_cstr(struct core_buf *b, const char *s);
 /* Appends a number; non-finite doubles become null. */
 void core_json_f64(struct core_buf *b, double v);

@@ -5,8 +5,7 @@
 #include <math.h>
 #include <stdio.h>
 
-/* Length of the valid UTF-8 sequence at s (n bytes available), or 0 when invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
+size_t core_utf8_len(const unsigned char *s, size_t n)
 {
     unsigned char c = s[0];
     size_t len;
@@ -52,7 +51,7 @@ void core_json_str(struct core_buf *b, const char *s, size_t n)
             i++;
             continue;
         }
-        size_t ul = c >= 0x80 ? utf8_len(u + i, n - i) : 0;
+        size_t ul = c >= 0x80 ? core_utf8_len(u + i, n - i) : 0;
         if (ul > 0) {
             i += ul;
             continue;

@@ -17,11 +17,6 @@
 
 #include <cmocka.h>
 
-/* Module internals of src/cli (eval_metrics.c), used by eval_report.c and checked here. */
-int eval__metrics_nk(const struct eval_metrics *m);
-size_t eval__metrics_series_len(const struct eval_metrics *m);
-void eval__metrics_series_at(const struct eval_metrics *m, size_t i, int64_t *ts_ms, double *hr);
-
 #define EPS 1e-12
 /* cmocka before 1.1.6 has no assert_double_equal. */
 #define assert_near(a, b, eps) assert_true(fabs((double)(a) - (double)(b)) <= (eps))
