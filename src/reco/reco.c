@@ -72,7 +72,6 @@ struct cand {
     uint64_t hash;
     const char *id; /* in the scratch arena */
     uint32_t len;
-    uint32_t midx; /* model index or UINT32_MAX */
     float s[RECO_SRC__COUNT];
     int16_t why[RECO_SRC__COUNT]; /* seed index / category index behind the best contribution */
     float why_s[RECO_SRC__COUNT];
@@ -158,7 +157,6 @@ static struct cand *cand_get(struct scratch *s, const char *id, size_t len, uint
     c->hash = h;
     c->id = borrow ? id : core_arena_strndup(&s->arena, id, len);
     c->len = (uint32_t)len;
-    c->midx = UINT32_MAX;
     c->best = c->second = -1;
     for (int i = 0; i < RECO_SRC__COUNT; i++)
         c->why[i] = -1;

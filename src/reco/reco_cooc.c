@@ -54,7 +54,7 @@ struct reco_cooc {
     struct reco_nb **nbs;
     uint16_t *nnb;
     struct cooc_user *users;
-    uint32_t umask, un;
+    uint32_t umask;
     /* histories with new entries, copied under a shard's lock, folded in after it */
     struct core_arena pend_arena;
     struct pend_user *pend;
@@ -403,7 +403,6 @@ void reco__cooc_update(struct reco_cooc *c, struct state_shard *const *shards, i
     free(c->users);
     c->users = c->nusers;
     c->umask = c->numask;
-    c->un = c->nun;
     c->nusers = NULL;
     struct reco_nb *tmp = core_xmalloc((2 * ROW_MAX + 1) * sizeof *tmp);
     for (uint32_t i = 0; i < c->n; i++) {

@@ -129,7 +129,7 @@ static void item_fn(void *arg, const char *id, size_t len, const struct state_it
     b->c24h[i] += br->count_24h;
 }
 
-static void catalog_load(struct builder *b, struct catalog *cat, int64_t now_ms)
+static void catalog_load(struct builder *b, struct catalog *cat)
 {
     struct reco_model *m = b->m;
     catalog_read_begin(cat);
@@ -164,7 +164,6 @@ static void catalog_load(struct builder *b, struct catalog *cat, int64_t now_ms)
             }
         }
     }
-    (void)now_ms;
     /* second pass: tokens per item (category tokens are model category ids; tag tokens are
      * offset by the symbol count so the two spaces do not collide) */
     b->tok_off = core_xcalloc((size_t)m->n + 1, sizeof *b->tok_off);
@@ -589,7 +588,7 @@ struct reco_model *reco__model_build(const struct reco_config *cfg,
     m->now_ms = now; /* event time; 0 before any event */
     build_contexts(&b, shards, nshards);
     if (cat)
-        catalog_load(&b, cat, m->now_ms);
+        catalog_load(&b, cat);
     m->pop = core_xmalloc(((size_t)m->n + 1) * sizeof *m->pop);
     for (uint32_t i = 0; i < m->n; i++)
         m->pop[i] = (float)b.pop[i];

@@ -201,13 +201,6 @@ void state_shard_items_each(struct state_shard *s,
                                        const struct state_item_brief *b),
                             void *arg);
 
-/* Every user's recent interacted items (oldest first, at most max), for background model
- * builds. Runs under the read lock: fn must only copy. */
-void state_shard_users_each(struct state_shard *s, int max,
-                            void (*fn)(void *arg, const char *const *ids, const size_t *lens,
-                                       const int32_t *types, int n),
-                            void *arg);
-
 /* Every user's recent history (oldest first, at most max entries) with the user's key and the
  * entries' event times, for incremental model builds. Runs under the read lock: fn must only
  * copy. */

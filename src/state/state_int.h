@@ -198,7 +198,6 @@ struct st_item *st__ctx_add(struct st *d, struct st_str *key);
 struct st_item *st__ctx_find(const struct st *d, const char *key, size_t len);
 struct st_ctr *st__ctr_get(struct st *d, struct st_str *key);
 struct st_ctr *st__ctr_find(const struct st *d, const char *key, size_t len);
-void st__ctr_clear(void *arg, int slot);
 
 /* The key of a neighbour entry (see struct st_nb). */
 double st__nb_key(const struct st *d, double score, int64_t ts);

@@ -211,7 +211,7 @@ struct ctr_ring_arg {
     int off;
 };
 
-void st__ctr_clear(void *arg, int slot)
+static void st__ctr_clear(void *arg, int slot)
 {
     struct ctr_ring_arg *a = arg;
     memset(a->c->b[a->off + slot], 0, sizeof a->c->b[0]);
@@ -487,34 +487,6 @@ void state_shard_items_each(struct state_shard *s,
         b.count_24h = window_count(d, it, STATE_W_24H);
         b.last_ms = it->last_ms;
         fn(arg, it->id->s, it->id->len, &b);
-    }
-    pthread_rwlock_unlock(&s->lock);
-}
-
-void state_shard_users_each(struct state_shard *s, int max,
-                            void (*fn)(void *arg, const char *const *ids, const size_t *lens,
-                                       const int32_t *types, int n),
-                            void *arg)
-{
-    if (max > STATE_READ_RECENT_MAX)
-        max = STATE_READ_RECENT_MAX;
-    const char *ids[STATE_READ_RECENT_MAX];
-    size_t lens[STATE_READ_RECENT_MAX];
-    int32_t types[STATE_READ_RECENT_MAX];
-    pthread_rwlock_rdlock(&s->lock);
-    struct st *d = &s->d;
-    for (const struct st_lnode *l = d->ulru.head; l; l = l->next) {
-        const struct st_user *u =
-            (const struct st_user *)((const char *)l - offsetof(struct st_user, l));
-        int skip = u->nrecent > max ? u->nrecent - max : 0, n = 0;
-        for (int i = skip; i < u->nrecent; i++) {
-            const struct st_recent *r = &u->recent[(u->rhead + i) % u->rcap];
-            ids[n] = r->item->s;
-            lens[n] = r->item->len;
-            types[n++] = r->type;
-        }
-        if (n > 0)
-            fn(arg, ids, lens, types, n);
     }
     pthread_rwlock_unlock(&s->lock);
 }
