@@ -70,7 +70,7 @@ static enum http_action recommendations(struct api *api, struct http_request *re
         core_buf_puts(o, i ? ",{\"itemId\":" : "{\"itemId\":");
         core_json_cstr(o, it->item_id);
         core_buf_puts(o, ",\"score\":");
-        core_json_f64(o, it->score);
+        core_json_fixed(o, it->score, 6);
         core_buf_puts(o, ",\"source\":");
         core_json_cstr(o, reco_source_name(it->source));
         core_buf_puts(o, ",\"reasons\":[");
@@ -160,7 +160,7 @@ static enum http_action similar(struct api *api, struct http_request *req, const
         core_buf_puts(o, i ? ",{\"itemId\":" : "{\"itemId\":");
         core_json_cstr(o, items[i].item_id);
         core_buf_puts(o, ",\"score\":");
-        core_json_f64(o, items[i].score);
+        core_json_fixed(o, items[i].score, 6);
         core_buf_puts(o, ",\"source\":");
         core_json_cstr(o, reco_source_name(items[i].source));
         core_buf_puts(o, ",\"reasons\":[");
@@ -192,13 +192,13 @@ static void rates(struct core_buf *o, int64_t imp, int64_t clicks, int64_t carts
     core_buf_printf(o, "\"impressions\":%lld,\"clicks\":%lld,\"carts\":%lld,\"purchases\":%lld",
                     (long long)imp, (long long)clicks, (long long)carts, (long long)purchases);
     core_buf_puts(o, ",\"ctr\":");
-    core_json_f64(o, imp ? (double)clicks / (double)imp : 0);
+    core_json_fixed(o, imp ? (double)clicks / (double)imp : 0, 6);
     core_buf_puts(o, ",\"ctrLow\":");
-    core_json_f64(o, lo);
+    core_json_fixed(o, lo, 6);
     core_buf_puts(o, ",\"ctrHigh\":");
-    core_json_f64(o, hi);
+    core_json_fixed(o, hi, 6);
     core_buf_puts(o, ",\"conversionRate\":");
-    core_json_f64(o, imp ? (double)purchases / (double)imp : 0);
+    core_json_fixed(o, imp ? (double)purchases / (double)imp : 0, 6);
 }
 
 static int cmp_row(const void *a, const void *b)

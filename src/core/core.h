@@ -117,6 +117,9 @@ size_t core_utf8_len(const unsigned char *s, size_t n);
 void core_json_cstr(struct core_buf *b, const char *s);
 /* Appends a number; non-finite doubles become null. */
 void core_json_f64(struct core_buf *b, double v);
+/* Appends v rounded to `decimals` (1-9) places, trailing zeros dropped ("0.25", "3", "-1.5");
+ * falls back to core_json_f64 beyond +-1e15. For scores, where 17 digits are noise. */
+void core_json_fixed(struct core_buf *b, double v, int decimals);
 void core_json_i64(struct core_buf *b, int64_t v);
 
 /* ---- hashing ----------------------------------------------------------------------------- */

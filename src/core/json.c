@@ -109,6 +109,35 @@ void core_json_f64(struct core_buf *b, double v)
     core_buf_printf(b, "%.17g", v);
 }
 
+void core_json_fixed(struct core_buf *b, double v, int decimals)
+{
+    static const int64_t scale[10] = {1,      10,      100,      1000,      10000,
+                                      100000, 1000000, 10000000, 100000000, 1000000000};
+    if (decimals < 1 || decimals > 9 || !isfinite(v) || fabs(v) >= 1e15) {
+        core_json_f64(b, v);
+        return;
+    }
+    int64_t q = llround(fabs(v) * (double)scale[decimals]);
+    int64_t ip = q / scale[decimals], fp = q % scale[decimals];
+    if (v < 0 && q > 0)
+        core_buf_putc(b, '-');
+    core_json_i64(b, ip);
+    if (fp == 0)
+        return;
+    char tmp[12];
+    int n = decimals;
+    while (fp % 10 == 0) {
+        fp /= 10;
+        n--;
+    }
+    tmp[0] = '.';
+    for (int i = n; i >= 1; i--) {
+        tmp[i] = (char)('0' + fp % 10);
+        fp /= 10;
+    }
+    core_buf_append(b, tmp, (size_t)n + 1);
+}
+
 /* Hand-rolled: replies print an offset or two per record, and snprintf's format parsing
  * showed up in profiles of 100-record requests. */
 void core_json_i64(struct core_buf *b, int64_t v)

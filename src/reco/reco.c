@@ -15,8 +15,9 @@
 
 #include <xxhash.h>
 
-#define CAND_CAP 8192 /* candidate table slots (power of two); fills to at most half */
-#define CAND_MAX (CAND_CAP / 2)
+#define CAND_MAX 4096 /* candidates per request */
+#define HCAP 1024     /* hash slots for ids the model does not know (rare: newer items) */
+#define HMAX (HCAP / 2)
 
 static const char *const source_names[RECO_SRC__COUNT] = {
 #define XX(id, name, w) name,
@@ -69,28 +70,37 @@ void reco_config_init(struct reco_config *c)
 /* ---- candidates ------------------------------------------------------------------------------ */
 
 struct cand {
-    uint64_t hash;
-    const char *id; /* in the scratch arena */
-    uint32_t len;
     float s[RECO_SRC__COUNT];
-    int16_t why[RECO_SRC__COUNT]; /* seed index / category index behind the best contribution */
     float why_s[RECO_SRC__COUNT];
+    int16_t why[RECO_SRC__COUNT]; /* seed index / category index behind the best contribution */
+    uint32_t idx;                 /* model index; UINT32_MAX for an id the model does not know */
+    uint64_t hash;                /* of the id, for ids the model does not know */
+    const char *id;               /* the model's, or in the scratch arena */
+    uint32_t len;
     double final;
     int best, second;
     int fi; /* row in the feature matrix */
     bool out;
+    bool excluded; /* consumed or explicitly excluded */
     bool resolved; /* catalog metadata looked up (availability, categories) */
     uint8_t ncats;
     uint16_t cats[CATALOG_CATEGORIES_MAX]; /* model category indexes (diversity, reasons) */
 };
 
+/* Per-thread scratch space. Model items find their candidate through imap, indexed by model
+ * index: (request generation << 32) | candidate + 1, so nothing is cleared between requests;
+ * the few ids the model does not know go through a small hash table (hslot). */
 struct scratch {
     struct cand *c;
-    uint32_t *slot; /* CAND_CAP entries: index + 1 */
     int n;
+    uint64_t *imap;
+    uint32_t icap, gen;
+    uint32_t hslot[HCAP]; /* candidate + 1 */
+    int nh;
+    float max[RECO_SRC__COUNT]; /* per source, the largest candidate score */
     struct core_arena arena;
     struct state_user_read user;
-    uint64_t *seen; /* open-addressing set of excluded id hashes */
+    uint64_t *seen; /* open-addressing set of excluded id hashes (ids the model does not know) */
     uint32_t seen_mask;
     float *features; /* candidates x RECO_SRC__COUNT, row-major */
     double *scores;
@@ -105,7 +115,7 @@ static void scratch_free(void *p)
 {
     struct scratch *s = p;
     free(s->c);
-    free(s->slot);
+    free(s->imap);
     core_arena_dispose(&s->arena);
     free(s->seen);
     free(s->features);
@@ -118,13 +128,13 @@ static void scratch_key_init(void)
     pthread_key_create(&scratch_key, scratch_free);
 }
 
-static struct scratch *scratch_get(void)
+/* The calling thread's scratch space, reset for a request against model m. */
+static struct scratch *scratch_get(const struct reco_model *m)
 {
     if (!tl_scratch) {
         pthread_once(&scratch_once, scratch_key_init);
         struct scratch *s = core_xcalloc(1, sizeof *s);
         s->c = core_xmalloc(CAND_MAX * sizeof *s->c);
-        s->slot = core_xmalloc(CAND_CAP * sizeof *s->slot);
         core_arena_init(&s->arena);
         s->seen_mask = 1023;
         s->seen = core_xmalloc((s->seen_mask + 1) * sizeof *s->seen);
@@ -134,61 +144,100 @@ static struct scratch *scratch_get(void)
         pthread_setspecific(scratch_key, s);
     }
     struct scratch *s = tl_scratch;
-    memset(s->slot, 0, CAND_CAP * sizeof *s->slot);
+    if (m->n > s->icap || ++s->gen == 0) {
+        uint32_t cap = s->icap > 1024 ? s->icap : 1024;
+        while (cap < m->n)
+            cap *= 2;
+        free(s->imap);
+        s->imap = core_xcalloc(cap, sizeof *s->imap); /* generation 0: nothing */
+        s->icap = cap;
+        s->gen = 1;
+    }
+    if (s->nh > 0)
+        memset(s->hslot, 0, sizeof s->hslot);
+    s->nh = 0;
     s->n = 0;
+    memset(s->max, 0, sizeof s->max);
     core_arena_reset(&s->arena);
     return s;
 }
 
-/* The candidate for id (hash h), added when new: borrowed ids (the model's, alive for the
- * request) are not copied. */
-static struct cand *cand_get(struct scratch *s, const char *id, size_t len, uint64_t h, bool borrow)
+static struct cand *cand_new(struct scratch *s, uint32_t idx, const char *id, size_t len,
+                             uint64_t h)
 {
-    uint32_t k = (uint32_t)h & (CAND_CAP - 1);
-    for (uint32_t e; (e = s->slot[k]); k = (k + 1) & (CAND_CAP - 1)) {
+    struct cand *c = &s->c[s->n++];
+    memset(c, 0, offsetof(struct cand, why));
+    for (int i = 0; i < RECO_SRC__COUNT; i++)
+        c->why[i] = -1;
+    c->idx = idx;
+    c->hash = h;
+    c->id = id;
+    c->len = (uint32_t)len;
+    c->best = c->second = -1;
+    c->out = c->excluded = c->resolved = false;
+    c->ncats = 0;
+    return c;
+}
+
+/* The candidate of model item x, added when new (the id is the model's, alive for the
+ * request). */
+static inline struct cand *cand_of(struct scratch *s, const struct reco_model *m, uint32_t x)
+{
+    uint64_t e = s->imap[x];
+    bool marked = (uint32_t)(e >> 32) == s->gen; /* a candidate, or excluded before it was one */
+    if (marked && (uint32_t)e)
+        return &s->c[(uint32_t)e - 1];
+    if (s->n >= CAND_MAX)
+        return NULL;
+    s->imap[x] = (uint64_t)s->gen << 32 | (uint32_t)(s->n + 1);
+    struct cand *c = cand_new(s, x, m->ids[x], m->lens[x], 0);
+    c->excluded = marked;
+    return c;
+}
+
+/* The candidate of an id the model does not know, added (copied) when new. */
+static struct cand *cand_of_id(struct scratch *s, const char *id, size_t len)
+{
+    uint64_t h = XXH3_64bits(id, len);
+    uint32_t k = (uint32_t)h & (HCAP - 1);
+    for (uint32_t e; (e = s->hslot[k]); k = (k + 1) & (HCAP - 1)) {
         struct cand *c = &s->c[e - 1];
         if (c->hash == h && c->len == len && memcmp(c->id, id, len) == 0)
             return c;
     }
-    if (s->n >= CAND_MAX)
+    if (s->n >= CAND_MAX || s->nh >= HMAX)
         return NULL;
-    struct cand *c = &s->c[s->n++];
-    memset(c, 0, sizeof *c);
-    c->hash = h;
-    c->id = borrow ? id : core_arena_strndup(&s->arena, id, len);
-    c->len = (uint32_t)len;
-    c->best = c->second = -1;
-    for (int i = 0; i < RECO_SRC__COUNT; i++)
-        c->why[i] = -1;
-    s->slot[k] = (uint32_t)s->n;
-    return c;
+    s->nh++;
+    s->hslot[k] = (uint32_t)(s->n + 1);
+    return cand_new(s, UINT32_MAX, core_arena_strndup(&s->arena, id, len), len, h);
 }
 
-static void cand_add_h(struct scratch *s, const char *id, size_t len, uint64_t h, bool borrow,
-                       int src, double score, int why)
+static inline void cand_score(struct scratch *s, struct cand *c, int src, float score, int why)
 {
-    if (!(score > 0))
-        return;
-    struct cand *c = cand_get(s, id, len, h, borrow);
-    if (!c)
-        return;
-    c->s[src] += (float)score;
-    if ((float)score > c->why_s[src]) {
-        c->why_s[src] = (float)score;
+    float v = c->s[src] += score;
+    if (v > s->max[src])
+        s->max[src] = v;
+    if (score > c->why_s[src]) {
+        c->why_s[src] = score;
         c->why[src] = (int16_t)why;
     }
 }
 
-static void cand_add(struct scratch *s, const char *id, size_t len, int src, double score, int why)
-{
-    if (score > 0)
-        cand_add_h(s, id, len, XXH3_64bits(id, len), false, src, score, why);
-}
-
 /* ---- exclusion set ------------------------------------------------------------------------- */
 
-static void seen_add(struct scratch *s, const char *id, size_t len)
+/* Marks an id as excluded: its candidate when the model knows it (now, or when it becomes
+ * one), else its hash in the seen set. */
+static void exclude(struct scratch *s, const struct reco_model *m, const char *id, size_t len)
 {
+    uint32_t x = reco__model_find(m, id, len);
+    if (x != UINT32_MAX) {
+        uint64_t e = s->imap[x];
+        if ((uint32_t)(e >> 32) == s->gen && (uint32_t)e)
+            s->c[(uint32_t)e - 1].excluded = true;
+        else
+            s->imap[x] = (uint64_t)s->gen << 32;
+        return;
+    }
     uint64_t h = XXH3_64bits(id, len) | 1;
     uint32_t k = (uint32_t)h & s->seen_mask;
     while (s->seen[k] && s->seen[k] != h)
@@ -222,6 +271,7 @@ static void seen_reset(struct scratch *s, int need)
 
 struct live_arg {
     struct scratch *s;
+    const struct reco_model *m;
     int src;
     double w;
     int why;
@@ -230,15 +280,24 @@ struct live_arg {
 static void live_fn(void *arg, const char *id, size_t len, double score)
 {
     struct live_arg *a = arg;
-    cand_add(a->s, id, len, a->src, score * a->w, a->why);
+    float v = (float)(score * a->w);
+    if (!(v > 0))
+        return;
+    uint32_t x = reco__model_find(a->m, id, len);
+    struct cand *c = x != UINT32_MAX ? cand_of(a->s, a->m, x) : cand_of_id(a->s, id, len);
+    if (c)
+        cand_score(a->s, c, a->src, v, a->why);
 }
 
 static void model_list(struct scratch *s, const struct reco_model *m, const struct reco_nb *e,
                        int n, int src, double w, int why, int max)
 {
+    float fw = (float)w;
     for (int i = 0; i < n && i < max; i++) {
-        uint32_t x = e[i].idx;
-        cand_add_h(s, m->ids[x], m->lens[x], m->hashes[x], true, src, w * e[i].score, why);
+        float v = fw * e[i].score;
+        struct cand *c = v > 0 ? cand_of(s, m, e[i].idx) : NULL;
+        if (c)
+            cand_score(s, c, src, v, why);
     }
 }
 
@@ -321,16 +380,19 @@ static void rec_id(char *out, size_t size, const char *strategy, const char *var
              (unsigned long long)XXH3_64bits(r, sizeof r));
 }
 
+/* Rank order: higher score first, ties by id (bytes, then length). */
+static inline bool before(const struct cand *x, const struct cand *y)
+{
+    if (x->final != y->final)
+        return x->final > y->final;
+    int c = memcmp(x->id, y->id, x->len < y->len ? x->len : y->len);
+    return c ? c < 0 : x->len < y->len;
+}
+
 static int cmp_final(const void *a, const void *b)
 {
     const struct cand *x = *(const struct cand *const *)a, *y = *(const struct cand *const *)b;
-    if (x->final != y->final)
-        return x->final < y->final ? 1 : -1;
-    size_t n = x->len < y->len ? x->len : y->len;
-    int c = memcmp(x->id, y->id, n);
-    if (c)
-        return c;
-    return x->len < y->len ? -1 : x->len > y->len;
+    return before(x, y) ? -1 : before(y, x);
 }
 
 /* Looks the candidate up in the catalog once (only candidates that may be shown pay for it):
@@ -369,11 +431,47 @@ static void take(struct cand *c, int *per_cat)
     c->out = true;
 }
 
+/* A candidate's place in the ranking heap (contiguous: the heap touches only these). */
+struct rank {
+    double final;
+    struct cand *c;
+};
+
+static inline bool rank_before(const struct rank *x, const struct rank *y)
+{
+    return x->final != y->final ? x->final > y->final : before(x->c, y->c);
+}
+
+/* Restores the heap h[0..n) below i: the best-ranked candidate at the root. */
+static void heap_down(struct rank *h, int n, int i)
+{
+    for (;;) {
+        int l = 2 * i + 1, w = i;
+        if (l < n && rank_before(&h[l], &h[w]))
+            w = l;
+        if (l + 1 < n && rank_before(&h[l + 1], &h[w]))
+            w = l + 1;
+        if (w == i)
+            return;
+        struct rank t = h[i];
+        h[i] = h[w];
+        h[w] = t;
+        i = w;
+    }
+}
+
+/* Candidates leave the heap in rank order into live[0..sorted), only as far as the rules
+ * need: usually a few more than the list length. */
 struct picker {
     struct catalog *cat;
     const struct reco_model *m;
+    struct rank *heap;
+    int nheap;
     struct cand **live;
-    int n; /* candidates considered (a prefix of live, sorted) */
+    int sorted;          /* live[0..sorted): the best candidates, in rank order */
+    int n;               /* candidates a pass considers (the best n) */
+    struct cand **fresh; /* candidates from the fresh source, not yet considered */
+    int nfresh;
     struct cand **pick;
     int np;
     int *per_cat;
@@ -403,56 +501,63 @@ static void top_sources(struct cand *c, const struct reco_weights *w, const floa
 }
 
 /* Appends candidates in rank order until np reaches want; relaxed ignores the cap; fresh
- * takes only candidates of the fresh source (exploration). */
+ * takes only candidates of the fresh source (exploration), the best-ranked first wherever
+ * they rank. */
 static void pick_run(struct picker *p, int want, bool relaxed, bool fresh)
 {
-    for (int i = 0; i < p->n && p->np < want; i++) {
-        struct cand *c = p->live[i];
-        if (c->out || (fresh && !(c->s[RECO_SRC_FRESH] > 0)) || !resolve(p->cat, p->m, c) ||
-            (!relaxed && over_cap(c, p->per_cat, p->cap)))
+    while (fresh && p->nfresh > 0 && p->np < want) {
+        int b = 0;
+        for (int i = 1; i < p->nfresh; i++)
+            if (before(p->fresh[i], p->fresh[b]))
+                b = i;
+        struct cand *c = p->fresh[b];
+        p->fresh[b] = p->fresh[--p->nfresh]; /* considered once */
+        if (c->out || !resolve(p->cat, p->m, c) || over_cap(c, p->per_cat, p->cap))
             continue;
         take(c, p->per_cat);
-        if (fresh) {
-            c->best = RECO_SRC_FRESH;
-            c->second = -2; /* exploration slot: the reason is "new", not the top source */
-        }
+        c->best = RECO_SRC_FRESH;
+        c->second = -2; /* exploration slot: the reason is "new", not the top source */
         p->pick[p->np++] = c;
     }
-}
-
-/* Moves the k best candidates (cmp_final order) to the front, then sorts them: a partial
- * quickselect instead of sorting every candidate. */
-static void top_sort(struct cand **a, int n, int k)
-{
-    int lo = 0, hi = n - 1;
-    while (k < n && lo < hi) {
-        struct cand *pv = a[lo + (hi - lo) / 2];
-        int i = lo, j = hi;
-        while (i <= j) {
-            while (cmp_final(&a[i], &pv) < 0)
-                i++;
-            while (cmp_final(&a[j], &pv) > 0)
-                j--;
-            if (i <= j) {
-                struct cand *t = a[i];
-                a[i++] = a[j];
-                a[j--] = t;
-            }
+    for (int i = 0; !fresh && i < p->n && p->np < want; i++) {
+        if (i == p->sorted) {
+            p->live[p->sorted++] = p->heap[0].c;
+            p->heap[0] = p->heap[--p->nheap];
+            heap_down(p->heap, p->nheap, 0);
         }
-        if (k <= j)
-            hi = j;
-        else if (k >= i)
-            lo = i;
-        else
-            break;
+        struct cand *c = p->live[i];
+        if (c->out || !resolve(p->cat, p->m, c) || (!relaxed && over_cap(c, p->per_cat, p->cap)))
+            continue;
+        take(c, p->per_cat);
+        p->pick[p->np++] = c;
     }
-    qsort(a, (size_t)(k < n ? k : n), sizeof *a, cmp_final);
 }
 
 static const char *item_title(struct catalog *cat, const char *id, size_t len)
 {
     const struct catalog_item *ci = cat ? catalog_find(cat, id, len) : NULL;
     return ci && ci->title[0] ? ci->title : NULL;
+}
+
+/* out = a b c, cut to fit RECO_REASON_LEN at a UTF-8 character boundary. */
+static void reason_cat(char *out, const char *a, const char *b, const char *c)
+{
+    const char *part[3] = {a, b, c};
+    size_t n = 0;
+    for (int i = 0; i < 3; i++)
+        for (const unsigned char *t = (const unsigned char *)part[i]; *t; t++) {
+            if (n == RECO_REASON_LEN - 1) {
+                if ((*t & 0xC0) == 0x80) { /* mid-character: drop its first bytes too */
+                    while (n > 0 && ((unsigned char)out[n - 1] & 0xC0) == 0x80)
+                        n--;
+                    n -= n > 0;
+                }
+                out[n] = 0;
+                return;
+            }
+            out[n++] = (char)*t;
+        }
+    out[n] = 0;
 }
 
 static void reason(struct reco *r, const struct reco_model *m, const struct state_user_read *u,
@@ -476,47 +581,42 @@ static void reason(struct reco *r, const struct reco_model *m, const struct stat
         cat = m->cat_names[c->cats[0]];
     switch (src) {
     case RECO_SRC_SESSION:
-        snprintf(out, RECO_REASON_LEN, "viewed together with %s in this session",
-                 seed ? seed : "items");
+        reason_cat(out, "viewed together with ", seed ? seed : "items", " in this session");
         break;
     case RECO_SRC_COVISIT:
-        snprintf(out, RECO_REASON_LEN, "because you viewed %s", seed ? seed : "similar items");
+        reason_cat(out, "because you viewed ", seed ? seed : "similar items", "");
         break;
     case RECO_SRC_COLLAB:
-        snprintf(out, RECO_REASON_LEN, "people who liked %s also liked this",
-                 seed ? seed : "your items");
+        reason_cat(out, "people who liked ", seed ? seed : "your items", " also liked this");
         break;
     case RECO_SRC_CONTENT:
-        snprintf(out, RECO_REASON_LEN, "similar to %s", seed ? seed : "items you liked");
+        reason_cat(out, "similar to ", seed ? seed : "items you liked", "");
         break;
     case RECO_SRC_CATEGORY:
         if (why >= 0 && why < uc->n && uc->pref[why])
-            snprintf(out, RECO_REASON_LEN, "matches your interest in %s", cat ? cat : "it");
+            reason_cat(out, "matches your interest in ", cat ? cat : "it", "");
         else
-            snprintf(out, RECO_REASON_LEN, "popular in %s", cat ? cat : "your categories");
+            reason_cat(out, "popular in ", cat ? cat : "your categories", "");
         break;
     case RECO_SRC_TRENDING:
-        if (cat)
-            snprintf(out, RECO_REASON_LEN, "trending in %s", cat);
-        else
-            snprintf(out, RECO_REASON_LEN, "trending now");
+        reason_cat(out, cat ? "trending in " : "trending now", cat ? cat : "", "");
         break;
     case RECO_SRC_POPULAR:
-        snprintf(out, RECO_REASON_LEN, "popular");
+        reason_cat(out, "popular", "", "");
         break;
     case RECO_SRC_CONTEXT:
         if (why == 0 && rq->device)
-            snprintf(out, RECO_REASON_LEN, "popular on %s", rq->device);
+            reason_cat(out, "popular on ", rq->device, "");
         else if (why == 1 && rq->locale)
-            snprintf(out, RECO_REASON_LEN, "popular in %s", rq->locale);
+            reason_cat(out, "popular in ", rq->locale, "");
         else
-            snprintf(out, RECO_REASON_LEN, "popular at this time of day");
+            reason_cat(out, "popular at this time of day", "", "");
         break;
     case RECO_SRC_FRESH:
-        snprintf(out, RECO_REASON_LEN, "new in %s", cat ? cat : "the catalog");
+        reason_cat(out, "new in ", cat ? cat : "the catalog", "");
         break;
     default:
-        snprintf(out, RECO_REASON_LEN, "recommended");
+        reason_cat(out, "recommended", "", "");
     }
 }
 
@@ -582,7 +682,7 @@ static void covisit(struct reco *r, struct scratch *s, const struct reco_model *
     size_t len = strlen(id);
     uint32_t x = reco__model_find(m, id, len);
     if (x == UINT32_MAX) {
-        struct live_arg a = {s, src, w, why};
+        struct live_arg a = {s, m, src, w, why};
         for (int p = 0; p < r->nshards; p++)
             state_shard_neighbours_each(r->shards[p], id, len, as_of, live_fn, &a);
         return;
@@ -645,8 +745,8 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     if (rq->count < 1 || rq->count > RECO_COUNT_MAX || !rq->user_key)
         return CORE_E_INVALID;
     atomic_fetch_add(&r->requests, 1);
-    struct scratch *s = scratch_get();
     struct reco_model *m = reco__model_get(r);
+    struct scratch *s = scratch_get(m);
 
     /* variant and weights */
     const struct reco_experiment *x = &r->cfg.experiment;
@@ -733,19 +833,14 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     for (int i = 0; i < u->nrecent; i++)
         if (u->recent[i].type >= 0 && u->recent[i].type < 32 &&
             (r->cfg.exclude_types & (1u << u->recent[i].type)))
-            seen_add(s, u->recent[i].item_id, strlen(u->recent[i].item_id));
+            exclude(s, m, u->recent[i].item_id, strlen(u->recent[i].item_id));
     for (int i = 0; i < rq->nexclude; i++)
-        seen_add(s, rq->exclude[i], rq->exclude_len[i]);
+        exclude(s, m, rq->exclude[i], rq->exclude_len[i]);
 
     /* features, filters */
-    double maxs[RECO_SRC__COUNT] = {0};
-    for (int i = 0; i < s->n; i++)
-        for (int k = 0; k < RECO_SRC__COUNT; k++)
-            if (s->c[i].s[k] > maxs[k])
-                maxs[k] = s->c[i].s[k];
-    double inv[RECO_SRC__COUNT];
+    float inv[RECO_SRC__COUNT];
     for (int k = 0; k < RECO_SRC__COUNT; k++)
-        inv[k] = maxs[k] > 0 ? 1.0 / maxs[k] : 0;
+        inv[k] = s->max[k] > 0 ? 1.0f / s->max[k] : 0;
     int want = rq->category ? reco__model_cat(m, rq->category) : -1;
     if (r->catalog)
         catalog_read_begin(r->catalog);
@@ -753,7 +848,7 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     struct cand **live = core_arena_alloc(&s->arena, (size_t)(s->n + 1) * sizeof *live);
     for (int i = 0; i < s->n; i++) {
         struct cand *c = &s->c[i];
-        if (seen_has(s, c->hash) ||
+        if (c->excluded || (c->idx == UINT32_MAX && seen_has(s, c->hash)) ||
             (rq->exclude_fn && rq->exclude_fn(rq->exclude_arg, c->id, c->len)))
             continue;
         if (rq->category) {
@@ -767,7 +862,7 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
         }
         float *f = s->features + (size_t)nf * RECO_SRC__COUNT;
         for (int k = 0; k < RECO_SRC__COUNT; k++)
-            f[k] = (float)(c->s[k] * inv[k]);
+            f[k] = c->s[k] * inv[k];
         live[nf++] = c;
     }
     const struct reco_ranker *ranker = reco_ranker_blend();
@@ -784,11 +879,20 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     int *per_cat = core_arena_alloc(&s->arena, (size_t)(m->ncats + 1) * sizeof *per_cat);
     memset(per_cat, 0, (size_t)(m->ncats + 1) * sizeof *per_cat);
     int nexplore = (int)floor(count * r->cfg.exploration);
-    struct picker pk = {r->catalog, m, live, 0, NULL, 0, per_cat, cap};
+    struct picker pk = {.cat = r->catalog, .m = m, .live = live, .per_cat = per_cat, .cap = cap};
     pk.pick = core_arena_alloc(&s->arena, (size_t)count * sizeof *pk.pick);
-    /* rank the best few first; the rest only when the rules exhaust them */
+    pk.heap = core_arena_alloc(&s->arena, (size_t)(nf + 1) * sizeof *pk.heap);
+    pk.fresh = core_arena_alloc(&s->arena, (size_t)(nf + 1) * sizeof *pk.fresh);
+    for (int i = 0; i < nf; i++) {
+        pk.heap[i] = (struct rank){live[i]->final, live[i]};
+        if (live[i]->s[RECO_SRC_FRESH] > 0)
+            pk.fresh[pk.nfresh++] = live[i];
+    }
+    pk.nheap = nf;
+    for (int i = nf / 2 - 1; i >= 0; i--)
+        heap_down(pk.heap, nf, i);
+    /* the rules see the best few first; the rest only when they exhaust them */
     int head = count * 8 > 64 ? count * 8 : 64;
-    top_sort(live, nf, head);
     for (pk.n = head < nf ? head : nf;; pk.n = nf) {
         pick_run(&pk, count - nexplore, false, false); /* main list, leaving exploration */
         pick_run(&pk, count, false, true);             /* exploration: new items */
@@ -796,7 +900,6 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
         pick_run(&pk, count, true, false);             /* relax the cap if still short */
         if (pk.np == count || pk.n == nf)
             break;
-        qsort(live + pk.n, (size_t)(nf - pk.n), sizeof *live, cmp_final);
     }
     struct cand **pick = pk.pick;
     int np = pk.np;
@@ -850,8 +953,8 @@ int reco_similar(struct reco *r, const char *item_id, size_t len, int count, str
     }
     if (!known)
         return CORE_E_NOTFOUND;
-    struct scratch *s = scratch_get();
     struct reco_model *m = reco__model_get(r);
+    struct scratch *s = scratch_get(m);
     char id[EVENT_ITEM_MAX + 1];
     if (len > EVENT_ITEM_MAX)
         len = EVENT_ITEM_MAX;
@@ -863,11 +966,7 @@ int reco_similar(struct reco *r, const char *item_id, size_t len, int count, str
         model_csr(s, m, &m->knn, mi, RECO_SRC_COLLAB, 1, -1, 50);
         model_csr(s, m, &m->content, mi, RECO_SRC_CONTENT, 1, -1, 20);
     }
-    double maxs[RECO_SRC__COUNT] = {0};
-    for (int i = 0; i < s->n; i++)
-        for (int k = 0; k < RECO_SRC__COUNT; k++)
-            if (s->c[i].s[k] > maxs[k])
-                maxs[k] = s->c[i].s[k];
+    const float *maxs = s->max;
     static const double sw[3] = {1.0, 0.8, 0.4};
     static const int src[3] = {RECO_SRC_COVISIT, RECO_SRC_COLLAB, RECO_SRC_CONTENT};
     static const char *const why[3] = {"viewed together", "liked by the same people",

@@ -35,7 +35,7 @@ struct reco_model {
     uint32_t n;
     const char **ids;
     uint32_t *lens;
-    uint64_t *hashes; /* XXH3 of each id (the request path's candidate table key) */
+    uint64_t *hashes; /* XXH3 of each id (the lookup table compares it first) */
     uint32_t *htab;   /* open addressing: idx + 1, 0 = empty */
     uint32_t hmask;
     float *pop;              /* decayed popularity summed over shards */

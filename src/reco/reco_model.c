@@ -52,8 +52,7 @@ static void table_grow(struct builder *b)
     uint32_t ncap = m->hmask ? (m->hmask + 1) * 2 : 1024;
     uint32_t *t = core_xcalloc(ncap, sizeof *t);
     for (uint32_t i = 0; i < m->n; i++) {
-        uint64_t h = hash_id(m->ids[i], m->lens[i]);
-        uint32_t k = (uint32_t)h & (ncap - 1);
+        uint32_t k = (uint32_t)m->hashes[i] & (ncap - 1);
         while (t[k])
             k = (k + 1) & (ncap - 1);
         t[k] = i + 1;
@@ -67,9 +66,9 @@ uint32_t reco__model_find(const struct reco_model *m, const char *id, size_t len
 {
     if (!m->htab)
         return UINT32_MAX;
-    uint32_t k = (uint32_t)hash_id(id, len) & m->hmask;
-    for (uint32_t e; (e = m->htab[k]); k = (k + 1) & m->hmask) {
-        if (m->lens[e - 1] == len && memcmp(m->ids[e - 1], id, len) == 0)
+    uint64_t h = hash_id(id, len);
+    for (uint32_t e, k = (uint32_t)h & m->hmask; (e = m->htab[k]); k = (k + 1) & m->hmask) {
+        if (m->hashes[e - 1] == h && m->lens[e - 1] == len && memcmp(m->ids[e - 1], id, len) == 0)
             return e - 1;
     }
     return UINT32_MAX;
@@ -106,14 +105,14 @@ static uint32_t intern(struct builder *b, const char *id, size_t len)
     i = m->n++;
     m->ids[i] = core_arena_strndup(&m->arena, id, len);
     m->lens[i] = (uint32_t)len;
-    m->hashes[i] = hash_id(id, len);
+    uint64_t h = m->hashes[i] = hash_id(id, len);
     b->pop[i] = 0;
     b->c1h[i] = b->c24h[i] = 0;
     b->published[i] = 0;
     b->available[i] = true;
     b->in_catalog[i] = false;
     b->ncat_of[i] = 0;
-    uint32_t k = (uint32_t)hash_id(id, len) & m->hmask;
+    uint32_t k = (uint32_t)h & m->hmask;
     while (m->htab[k])
         k = (k + 1) & m->hmask;
     m->htab[k] = i + 1;

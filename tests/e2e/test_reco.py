@@ -204,7 +204,8 @@ def two_proportion_p(k1, n1, k2, n2):
     return math.erfc(abs(p1 - p2) / se / math.sqrt(2))
 
 
-def close(a, b, tol=1e-9):
+def close(a, b, tol=1e-6):
+    """Rates and scores are replied rounded to 6 decimals."""
     return abs(a - b) <= tol * max(1.0, abs(b))
 
 

@@ -242,6 +242,36 @@ static void test_json_numbers(void **state)
     core_buf_dispose(&b);
 }
 
+static void assert_json_fixed(double v, int decimals, const char *want)
+{
+    struct core_buf b;
+    core_buf_init(&b);
+    core_json_fixed(&b, v, decimals);
+    assert_string_equal(b.data, want);
+    core_buf_dispose(&b);
+}
+
+static void test_json_fixed(void **state)
+{
+    (void)state;
+    assert_json_fixed(0, 6, "0");
+    assert_json_fixed(3, 6, "3");
+    assert_json_fixed(0.25, 6, "0.25");
+    assert_json_fixed(1.1038241505622863, 6, "1.103824");
+    assert_json_fixed(0.9999996, 6, "1"); /* rounds up into the integer */
+    assert_json_fixed(0.0000004, 6, "0"); /* rounds to zero: no "-0" either */
+    assert_json_fixed(-0.0000004, 6, "0");
+    assert_json_fixed(-1.5, 6, "-1.5");
+    assert_json_fixed(0.000123, 6, "0.000123"); /* leading zeros of the fraction kept */
+    assert_json_fixed(0.1000004, 6, "0.1");
+    assert_json_fixed(0.125, 2, "0.13"); /* exact halves round away from zero */
+    assert_json_fixed(-0.125, 2, "-0.13");
+    assert_json_fixed(12.3456789, 9, "12.3456789");
+    assert_json_fixed(NAN, 6, "null");
+    assert_json_fixed(1e300, 6, "1.0000000000000001e+300"); /* beyond +-1e15: core_json_f64 */
+    assert_json_fixed(0.5, 0, "0.5");                       /* decimals out of range: same */
+}
+
 /* ---- buffers ---- */
 
 static void test_buf_basics(void **state)
@@ -490,6 +520,7 @@ int main(void)
         cmocka_unit_test(test_rfc3339_round_trip),
         cmocka_unit_test(test_json_str),
         cmocka_unit_test(test_json_numbers),
+        cmocka_unit_test(test_json_fixed),
         cmocka_unit_test(test_buf_basics),
         cmocka_unit_test(test_buf_varint),
         cmocka_unit_test(test_buf_fixed_and_zigzag),

@@ -216,6 +216,37 @@ static void test_personalized(void **st)
     assert_string_not_equal(res->rec_id, f->b->rec_id);
 }
 
+/* A reason naming an item whose title does not fit is cut at a character boundary. */
+static void test_reason_long_title(void **st)
+{
+    struct fx *f = *st;
+    struct reco_result *res = f->a;
+    char title[400] = "Item ", json[512];
+    for (int i = 0; i < 150; i++)
+        strcat(title, "\xc3\xa9"); /* U+00E9, two bytes: 305 bytes in all */
+    for (int i = 0; i < 9; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "c1-%d", i);
+        snprintf(json, sizeof json, "{\"title\":\"%s\",\"categories\":[\"c1\"]}", title);
+        rt_put(f->w.cat, id, json);
+    }
+    recommend(&f->w, RT_USER_PERS, 10, res);
+    bool cut = false;
+    for (int i = 0; i < res->n; i++)
+        for (int k = 0; k < res->items[i].nreasons; k++) {
+            const char *t = res->items[i].reasons[k];
+            size_t n = strlen(t);
+            assert_true(n < RECO_REASON_LEN);
+            for (size_t p = 0; p < n;) { /* valid UTF-8 all through */
+                size_t l = core_utf8_len((const unsigned char *)t + p, n - p);
+                assert_true(l > 0);
+                p += l;
+            }
+            cut |= strstr(t, "Item \xc3\xa9\xc3\xa9") && n >= RECO_REASON_LEN - 2;
+        }
+    assert_true(cut);
+}
+
 static void test_preferences_user(void **st)
 {
     struct fx *f = *st;
@@ -632,7 +663,8 @@ static void covisited(struct rt_world *w, const char *item, struct nb_sum *out)
             while (k < out->n && strcmp(out->id[k], nb[i].item_id) != 0)
                 k++;
             if (k == out->n && out->n < 64)
-                snprintf(out->id[out->n++], EVENT_ITEM_MAX + 1, "%s", nb[i].item_id);
+                snprintf(out->id[out->n++], EVENT_ITEM_MAX + 1, "%.*s", EVENT_ITEM_MAX,
+                         nb[i].item_id);
         }
     }
 }
@@ -715,6 +747,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         T(test_personalized, setup_default),
+        T(test_reason_long_title, setup_default),
         T(test_preferences_user, setup_default),
         T(test_preferences_unseen_items, setup_default),
         T(test_cold_user, setup_default),
