@@ -47,6 +47,8 @@ const char *core_strerror(int err);
 void *core_xmalloc(size_t n);
 void *core_xcalloc(size_t count, size_t n);
 void *core_xrealloc(void *p, size_t n);
+/* align: a power of two; n is rounded up to a multiple of it. Free with free(). */
+void *core_xaligned(size_t align, size_t n);
 char *core_xstrndup(const char *s, size_t n);
 char *core_xstrdup(const char *s);
 

@@ -29,6 +29,15 @@ static void oom(size_t n)
     abort();
 }
 
+void *core_xaligned(size_t align, size_t n)
+{
+    n = (n + align - 1) / align * align;
+    void *p = aligned_alloc(align, n ? n : align);
+    if (!p)
+        oom(n);
+    return p;
+}
+
 void *core_xmalloc(size_t n)
 {
     void *p = malloc(n ? n : 1);

@@ -8,6 +8,7 @@
 #include "reco/reco_rank.h"
 
 #include <math.h>
+#include <stdalign.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,21 +70,24 @@ void reco_config_init(struct reco_config *c)
 
 /* ---- candidates ------------------------------------------------------------------------------ */
 
+/* 128 bytes, aligned: adding a score touches only the first cache line. */
 struct cand {
-    float s[RECO_SRC__COUNT];
-    float why_s[RECO_SRC__COUNT];
-    int16_t why[RECO_SRC__COUNT]; /* seed index / category index behind the best contribution */
-    uint32_t idx;                 /* model index; UINT32_MAX for an id the model does not know */
-    uint64_t hash;                /* of the id, for ids the model does not know */
-    const char *id;               /* the model's, or in the scratch arena */
-    uint32_t len;
-    double final;
-    int best, second;
-    int fi; /* row in the feature matrix */
+    alignas(64) float s[RECO_SRC__COUNT];
+    int8_t why[RECO_SRC__COUNT]; /* per source, what led to it first: the seed (index into the
+                                    user's recent items), user category or context; -1 none */
     bool out;
     bool excluded; /* consumed or explicitly excluded */
     bool resolved; /* catalog metadata looked up (availability, categories) */
     uint8_t ncats;
+    uint32_t idx; /* model index; UINT32_MAX for an id the model does not know */
+    uint32_t len;
+    /* second line: ranking and output */
+    double final;
+    uint64_t hash;  /* of the id, for ids the model does not know */
+    const char *id; /* the model's, or in the scratch arena */
+    int32_t fi;     /* row in the feature matrix */
+    int8_t best, second;
+    bool top;                              /* among the best few selected first */
     uint16_t cats[CATALOG_CATEGORIES_MAX]; /* model category indexes (diversity, reasons) */
 };
 
@@ -101,7 +105,7 @@ struct scratch {
     struct core_arena arena;
     struct state_user_read user;
     uint64_t *seen; /* open-addressing set of excluded id hashes (ids the model does not know) */
-    uint32_t seen_mask;
+    uint32_t seen_mask, nseen;
     float *features; /* candidates x RECO_SRC__COUNT, row-major */
     double *scores;
 };
@@ -134,10 +138,10 @@ static struct scratch *scratch_get(const struct reco_model *m)
     if (!tl_scratch) {
         pthread_once(&scratch_once, scratch_key_init);
         struct scratch *s = core_xcalloc(1, sizeof *s);
-        s->c = core_xmalloc(CAND_MAX * sizeof *s->c);
+        s->c = core_xaligned(alignof(struct cand), CAND_MAX * sizeof *s->c);
         core_arena_init(&s->arena);
         s->seen_mask = 1023;
-        s->seen = core_xmalloc((s->seen_mask + 1) * sizeof *s->seen);
+        s->seen = core_xcalloc(s->seen_mask + 1, sizeof *s->seen);
         s->features = core_xmalloc((size_t)CAND_MAX * RECO_SRC__COUNT * sizeof *s->features);
         s->scores = core_xmalloc((size_t)CAND_MAX * sizeof *s->scores);
         tl_scratch = s;
@@ -166,16 +170,16 @@ static struct cand *cand_new(struct scratch *s, uint32_t idx, const char *id, si
                              uint64_t h)
 {
     struct cand *c = &s->c[s->n++];
-    memset(c, 0, offsetof(struct cand, why));
-    for (int i = 0; i < RECO_SRC__COUNT; i++)
-        c->why[i] = -1;
-    c->idx = idx;
-    c->hash = h;
-    c->id = id;
-    c->len = (uint32_t)len;
-    c->best = c->second = -1;
+    memset(c->s, 0, sizeof c->s);
+    memset(c->why, -1, sizeof c->why);
     c->out = c->excluded = c->resolved = false;
     c->ncats = 0;
+    c->idx = idx;
+    c->len = (uint32_t)len;
+    c->hash = h;
+    c->id = id;
+    c->best = c->second = -1;
+    c->top = false;
     return c;
 }
 
@@ -217,19 +221,16 @@ static inline void cand_score(struct scratch *s, struct cand *c, int src, float 
     float v = c->s[src] += score;
     if (v > s->max[src])
         s->max[src] = v;
-    if (score > c->why_s[src]) {
-        c->why_s[src] = score;
-        c->why[src] = (int16_t)why;
-    }
+    if (c->why[src] < 0) /* sources are read strongest seed (category, context) first */
+        c->why[src] = (int8_t)why;
 }
 
 /* ---- exclusion set ------------------------------------------------------------------------- */
 
-/* Marks an id as excluded: its candidate when the model knows it (now, or when it becomes
- * one), else its hash in the seen set. */
-static void exclude(struct scratch *s, const struct reco_model *m, const char *id, size_t len)
+/* Marks an id (model index x, UINT32_MAX when the model does not know it) as excluded: its
+ * candidate (now, or when it becomes one), else its hash in the seen set. */
+static void exclude(struct scratch *s, uint32_t x, const char *id, size_t len)
 {
-    uint32_t x = reco__model_find(m, id, len);
     if (x != UINT32_MAX) {
         uint64_t e = s->imap[x];
         if ((uint32_t)(e >> 32) == s->gen && (uint32_t)e)
@@ -242,11 +243,14 @@ static void exclude(struct scratch *s, const struct reco_model *m, const char *i
     uint32_t k = (uint32_t)h & s->seen_mask;
     while (s->seen[k] && s->seen[k] != h)
         k = (k + 1) & s->seen_mask;
+    s->nseen += !s->seen[k];
     s->seen[k] = h;
 }
 
 static bool seen_has(const struct scratch *s, uint64_t h)
 {
+    if (s->nseen == 0)
+        return false;
     h |= 1;
     for (uint32_t k = (uint32_t)h & s->seen_mask; s->seen[k]; k = (k + 1) & s->seen_mask)
         if (s->seen[k] == h)
@@ -261,10 +265,12 @@ static void seen_reset(struct scratch *s, int need)
         cap *= 2;
     if (cap > s->seen_mask + 1) {
         free(s->seen);
-        s->seen = core_xmalloc(cap * sizeof *s->seen);
+        s->seen = core_xcalloc(cap, sizeof *s->seen);
         s->seen_mask = cap - 1;
+    } else if (s->nseen > 0) {
+        memset(s->seen, 0, (s->seen_mask + 1) * sizeof *s->seen);
     }
-    memset(s->seen, 0, (s->seen_mask + 1) * sizeof *s->seen);
+    s->nseen = 0;
 }
 
 /* ---- sources -------------------------------------------------------------------------------- */
@@ -307,8 +313,9 @@ static void model_csr(struct scratch *s, const struct reco_model *m, const struc
     model_list(s, m, c->e + c->off[key], (int)(c->off[key + 1] - c->off[key]), src, w, why, max);
 }
 
-/* Seeds: the user's recent distinct items, newest first (index into user.recent). */
-static int seeds(const struct state_user_read *u, int max, int *out)
+/* Seeds: the user's recent distinct items, newest first (index into user.recent); midx holds
+ * their model indexes. */
+static int seeds(const struct state_user_read *u, const uint32_t *midx, int max, int *out)
 {
     int n = 0;
     for (int i = u->nrecent - 1; i >= 0 && n < max; i--) {
@@ -316,7 +323,8 @@ static int seeds(const struct state_user_read *u, int max, int *out)
             continue;
         bool dup = false;
         for (int j = 0; j < n && !dup; j++)
-            dup = !strcmp(u->recent[out[j]].item_id, u->recent[i].item_id);
+            dup = midx[i] != UINT32_MAX ? midx[out[j]] == midx[i]
+                                        : !strcmp(u->recent[out[j]].item_id, u->recent[i].item_id);
         if (!dup)
             out[n++] = i;
     }
@@ -460,15 +468,21 @@ static void heap_down(struct rank *h, int n, int i)
     }
 }
 
-/* Candidates leave the heap in rank order into live[0..sorted), only as far as the rules
- * need: usually a few more than the list length. */
+/* The rules see candidates in rank order: first the best few (selected in one pass, most
+ * candidates cost one comparison), then, only if the rules exhaust those, the rest through
+ * a heap built on demand. */
 struct picker {
     struct catalog *cat;
     const struct reco_model *m;
-    struct rank *heap;
+    struct cand **all; /* every live candidate */
+    int nall;
+    struct rank *top; /* the best ntop, in rank order */
+    int ntop;
+    struct rank *heap; /* the others, once needed */
     int nheap;
-    struct cand **live;
-    int sorted;          /* live[0..sorted): the best candidates, in rank order */
+    bool heaped;
+    struct cand **order; /* order[0..sorted): candidates in rank order */
+    int sorted;
     int n;               /* candidates a pass considers (the best n) */
     struct cand **fresh; /* candidates from the fresh source, not yet considered */
     int nfresh;
@@ -477,6 +491,42 @@ struct picker {
     int *per_cat;
     int cap;
 };
+
+/* Selects the best k of p->all into p->top. */
+static void select_top(struct picker *p, int k)
+{
+    p->ntop = 0;
+    for (int i = 0; i < p->nall; i++) {
+        struct rank x = {p->all[i]->final, p->all[i]};
+        if (p->ntop == k && !rank_before(&x, &p->top[k - 1]))
+            continue;
+        int j = p->ntop < k ? p->ntop++ : k - 1;
+        for (; j > 0 && rank_before(&x, &p->top[j - 1]); j--)
+            p->top[j] = p->top[j - 1];
+        p->top[j] = x;
+    }
+    for (int i = 0; i < p->ntop; i++)
+        p->top[i].c->top = true;
+}
+
+/* The next candidate in rank order (p->sorted < p->nall). */
+static struct cand *next_ranked(struct picker *p)
+{
+    if (p->sorted < p->ntop)
+        return p->top[p->sorted].c;
+    if (!p->heaped) {
+        p->heaped = true;
+        for (int i = 0; i < p->nall; i++)
+            if (!p->all[i]->top)
+                p->heap[p->nheap++] = (struct rank){p->all[i]->final, p->all[i]};
+        for (int i = p->nheap / 2 - 1; i >= 0; i--)
+            heap_down(p->heap, p->nheap, i);
+    }
+    struct cand *c = p->heap[0].c;
+    p->heap[0] = p->heap[--p->nheap];
+    heap_down(p->heap, p->nheap, 0);
+    return c;
+}
 
 /* The two sources that contributed most to c's score (the second only when it brought at
  * least a quarter of the first's contribution). */
@@ -521,11 +571,10 @@ static void pick_run(struct picker *p, int want, bool relaxed, bool fresh)
     }
     for (int i = 0; !fresh && i < p->n && p->np < want; i++) {
         if (i == p->sorted) {
-            p->live[p->sorted++] = p->heap[0].c;
-            p->heap[0] = p->heap[--p->nheap];
-            heap_down(p->heap, p->nheap, 0);
+            p->order[p->sorted] = next_ranked(p);
+            p->sorted++;
         }
-        struct cand *c = p->live[i];
+        struct cand *c = p->order[i];
         if (c->out || !resolve(p->cat, p->m, c) || (!relaxed && over_cap(c, p->per_cat, p->cap)))
             continue;
         take(c, p->per_cat);
@@ -570,7 +619,7 @@ static void reason(struct reco *r, const struct reco_model *m, const struct stat
          src == RECO_SRC_CONTENT) &&
         why >= 0 && why < u->nrecent) {
         const char *id = u->recent[why].item_id;
-        seed = item_title(r->catalog, id, strlen(id));
+        seed = item_title(r->catalog, id, u->recent[why].len);
         if (!seed)
             seed = id;
     }
@@ -673,14 +722,13 @@ static int cmp_nb_score(const void *a, const void *b)
 
 #define COV_MAX 50 /* merged co-visitation neighbours kept per item */
 
-/* Co-visitation of one seed. An item the model knows has its lists merged over the shards
- * once per model (then cached: contiguous, no locks, at most one model period old); a newer
- * item is read from the shards every time. */
+/* Co-visitation of one seed (model index x, UINT32_MAX when the model does not know it). An
+ * item the model knows has its lists merged over the shards once per model (then cached:
+ * contiguous, no locks, at most one model period old); a newer item is read from the shards
+ * every time. */
 static void covisit(struct reco *r, struct scratch *s, const struct reco_model *m, const char *id,
-                    int src, double w, int why, int64_t as_of)
+                    size_t len, uint32_t x, int src, double w, int why, int64_t as_of)
 {
-    size_t len = strlen(id);
-    uint32_t x = reco__model_find(m, id, len);
     if (x == UINT32_MAX) {
         struct live_arg a = {s, m, src, w, why};
         for (int p = 0; p < r->nshards; p++)
@@ -765,9 +813,12 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
      * clocks differ; live scores are only ever decayed forward) */
     int64_t now = rq->now_ms > 0 ? rq->now_ms : (u->now_ms > m->now_ms ? u->now_ms : m->now_ms);
     if (now <= 0)
-        now = core_now_ms(); /* no event yet anywhere */
+        now = core_now_ms();              /* no event yet anywhere */
+    uint32_t midx[STATE_READ_RECENT_MAX]; /* model index of each recent item */
+    for (int i = 0; i < u->nrecent; i++)
+        midx[i] = reco__model_find(m, u->recent[i].item_id, u->recent[i].len);
     int seed_idx[STATE_READ_RECENT_MAX];
-    int nseeds = seeds(u, r->cfg.recent_items, seed_idx);
+    int nseeds = seeds(u, midx, r->cfg.recent_items, seed_idx);
     struct ucats uc;
     user_categories(m, u, &uc);
     bool personal = nseeds > 0;
@@ -784,16 +835,18 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
             const struct state_user_item *it = &u->recent[seed_idx[k]];
             bool in_session = false;
             for (int j = 0; j < u->nsession && !in_session; j++)
-                in_session = !strcmp(u->session[j].item_id, it->item_id);
+                in_session = u->session[j].len == it->len &&
+                             !memcmp(u->session[j].item_id, it->item_id, it->len);
             double sw = pow(r->cfg.seed_decay, k);
             if (in_session && w.w[RECO_SRC_SESSION] > 0)
-                covisit(r, s, m, it->item_id, RECO_SRC_SESSION, sw, seed_idx[k], now);
+                covisit(r, s, m, it->item_id, it->len, midx[seed_idx[k]], RECO_SRC_SESSION, sw,
+                        seed_idx[k], now);
             else if (w.w[RECO_SRC_COVISIT] > 0)
-                covisit(r, s, m, it->item_id, RECO_SRC_COVISIT, sw, seed_idx[k], now);
+                covisit(r, s, m, it->item_id, it->len, midx[seed_idx[k]], RECO_SRC_COVISIT, sw,
+                        seed_idx[k], now);
         }
         for (int k = 0; k < nseeds; k++) {
-            const struct state_user_item *it = &u->recent[seed_idx[k]];
-            uint32_t mi = reco__model_find(m, it->item_id, strlen(it->item_id));
+            uint32_t mi = midx[seed_idx[k]];
             if (mi == UINT32_MAX)
                 continue;
             double sw = pow(r->cfg.seed_decay, k);
@@ -833,9 +886,10 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     for (int i = 0; i < u->nrecent; i++)
         if (u->recent[i].type >= 0 && u->recent[i].type < 32 &&
             (r->cfg.exclude_types & (1u << u->recent[i].type)))
-            exclude(s, m, u->recent[i].item_id, strlen(u->recent[i].item_id));
+            exclude(s, midx[i], u->recent[i].item_id, u->recent[i].len);
     for (int i = 0; i < rq->nexclude; i++)
-        exclude(s, m, rq->exclude[i], rq->exclude_len[i]);
+        exclude(s, reco__model_find(m, rq->exclude[i], rq->exclude_len[i]), rq->exclude[i],
+                rq->exclude_len[i]);
 
     /* features, filters */
     float inv[RECO_SRC__COUNT];
@@ -879,18 +933,17 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     int *per_cat = core_arena_alloc(&s->arena, (size_t)(m->ncats + 1) * sizeof *per_cat);
     memset(per_cat, 0, (size_t)(m->ncats + 1) * sizeof *per_cat);
     int nexplore = (int)floor(count * r->cfg.exploration);
-    struct picker pk = {.cat = r->catalog, .m = m, .live = live, .per_cat = per_cat, .cap = cap};
+    struct picker pk = {
+        .cat = r->catalog, .m = m, .all = live, .nall = nf, .per_cat = per_cat, .cap = cap};
     pk.pick = core_arena_alloc(&s->arena, (size_t)count * sizeof *pk.pick);
+    pk.order = core_arena_alloc(&s->arena, (size_t)(nf + 1) * sizeof *pk.order);
+    pk.top = core_arena_alloc(&s->arena, (size_t)(nf + 1) * sizeof *pk.top);
     pk.heap = core_arena_alloc(&s->arena, (size_t)(nf + 1) * sizeof *pk.heap);
     pk.fresh = core_arena_alloc(&s->arena, (size_t)(nf + 1) * sizeof *pk.fresh);
-    for (int i = 0; i < nf; i++) {
-        pk.heap[i] = (struct rank){live[i]->final, live[i]};
+    for (int i = 0; i < nf; i++)
         if (live[i]->s[RECO_SRC_FRESH] > 0)
             pk.fresh[pk.nfresh++] = live[i];
-    }
-    pk.nheap = nf;
-    for (int i = nf / 2 - 1; i >= 0; i--)
-        heap_down(pk.heap, nf, i);
+    select_top(&pk, count * 2 + 8);
     /* the rules see the best few first; the rest only when they exhaust them */
     int head = count * 8 > 64 ? count * 8 : 64;
     for (pk.n = head < nf ? head : nf;; pk.n = nf) {
@@ -960,8 +1013,8 @@ int reco_similar(struct reco *r, const char *item_id, size_t len, int count, str
         len = EVENT_ITEM_MAX;
     memcpy(id, item_id, len);
     id[len] = 0;
-    covisit(r, s, m, id, RECO_SRC_COVISIT, 1, -1, m->now_ms);
     uint32_t mi = reco__model_find(m, item_id, len);
+    covisit(r, s, m, id, len, mi, RECO_SRC_COVISIT, 1, -1, m->now_ms);
     if (mi != UINT32_MAX) {
         model_csr(s, m, &m->knn, mi, RECO_SRC_COLLAB, 1, -1, 50);
         model_csr(s, m, &m->content, mi, RECO_SRC_CONTENT, 1, -1, 20);

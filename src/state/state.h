@@ -142,7 +142,8 @@ int state_shard_top_items(struct state_shard *s, enum state_window w, int g,
 #define STATE_SYMBOL_MAX 128
 
 struct state_user_item {
-    char item_id[EVENT_ITEM_MAX + 1];
+    const char *item_id; /* NUL-terminated, in the read's pool */
+    uint32_t len;
     int32_t type; /* enum event_type (custom types: EVENT_TYPE_CUSTOM) */
     double weight;
     int64_t ts;
@@ -164,6 +165,9 @@ struct state_user_read {
     struct state_user_cat cats[STATE_READ_CATS_MAX];
     int nprefs; /* stated preferences (onboarding), in given order */
     char prefs[STATE_READ_PREFS_MAX][STATE_SYMBOL_MAX + 1];
+    /* the item ids, packed (a request touches a few KiB, not 2 x 64 fixed-size slots) */
+    size_t pool_used;
+    char pool[2 * STATE_READ_RECENT_MAX * (EVENT_ITEM_MAX + 1)];
 };
 /* Fills *out (out->found false when the shard has no such user). */
 void state_shard_user_read(struct state_shard *s, const char *user_key,

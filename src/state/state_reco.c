@@ -327,11 +327,15 @@ void st__reco_dispose(struct st *d)
 
 /* ---- reads ---------------------------------------------------------------------------------- */
 
-static void copy_user_item(struct state_user_item *o, const struct st_str *id, int32_t type,
-                           double weight, int64_t ts)
+static void copy_user_item(struct state_user_read *out, struct state_user_item *o,
+                           const struct st_str *id, int32_t type, double weight, int64_t ts)
 {
-    memcpy(o->item_id, id->s, id->len);
-    o->item_id[id->len] = 0;
+    char *p = out->pool + out->pool_used;
+    memcpy(p, id->s, id->len);
+    p[id->len] = 0;
+    out->pool_used += id->len + 1;
+    o->item_id = p;
+    o->len = id->len;
     o->type = type;
     o->weight = weight;
     o->ts = ts;
@@ -349,6 +353,7 @@ void state_shard_user_read(struct state_shard *s, const char *user_key, struct s
 {
     out->found = false;
     out->nrecent = out->nsession = out->ncats = out->nprefs = 0;
+    out->pool_used = 0;
     pthread_rwlock_rdlock(&s->lock);
     struct st *d = &s->d;
     out->now_ms = d->have_now ? d->now : 0;
@@ -361,10 +366,10 @@ void state_shard_user_read(struct state_shard *s, const char *user_key, struct s
         int skip = u->nrecent > STATE_READ_RECENT_MAX ? u->nrecent - STATE_READ_RECENT_MAX : 0;
         for (int i = skip; i < u->nrecent; i++) {
             const struct st_recent *r = &u->recent[(u->rhead + i) % u->rcap];
-            copy_user_item(&out->recent[out->nrecent++], r->item, r->type, r->weight, r->ts);
+            copy_user_item(out, &out->recent[out->nrecent++], r->item, r->type, r->weight, r->ts);
         }
         for (int i = 0; i < u->nsess && i < STATE_READ_RECENT_MAX; i++)
-            copy_user_item(&out->session[out->nsession++], u->sess_items[i].item, 0, 0,
+            copy_user_item(out, &out->session[out->nsession++], u->sess_items[i].item, 0, 0,
                            u->sess_items[i].ts);
         for (int i = 0; i < u->ncaff && i < STATE_READ_CATS_MAX; i++) {
             const struct st_affinity *a = &u->caff[i];

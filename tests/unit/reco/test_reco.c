@@ -393,6 +393,42 @@ static bool exclude_c1(void *arg, const char *id, size_t len)
     return !strcmp(c, "c1");
 }
 
+/* Unavailability is found only while picking (the catalog is read lazily): when unavailable
+ * items use up the best few candidates the picker selected first, it ranks the rest on
+ * demand, and the answer equals excluding the same items up front. */
+static void test_rank_beyond_the_first_few(void **st)
+{
+    struct fx *f = *st;
+    struct reco_result *res = f->a, *ref = f->b;
+    enum { N = 14 }; /* more than the 1 * 2 + 8 selected first for count 1 */
+    char gone[N][EVENT_ITEM_MAX + 1], key[EVENT_KEY_HEX + 1];
+    const char *ex[N];
+    size_t exl[N];
+    double score[N];
+    for (int i = 0; i < N; i++) { /* the i-th best, the better ones excluded by id */
+        struct reco_request rq = rt_request(key, RT_USER_PERS, 1);
+        rq.exclude = ex;
+        rq.exclude_len = exl;
+        rq.nexclude = i;
+        assert_int_equal(reco_recommend(f->w.r, &rq, ref), 0);
+        assert_int_equal(ref->n, 1);
+        snprintf(gone[i], sizeof gone[i], "%s", ref->items[0].item_id);
+        score[i] = ref->items[0].score;
+        ex[i] = gone[i];
+        exl[i] = strlen(gone[i]);
+    }
+    for (int i = 0; i < N - 1; i++) { /* now the same items become unavailable instead */
+        char cat[32], json[96];
+        rt_category_of(f->w.cat, gone[i], cat, sizeof cat);
+        snprintf(json, sizeof json, "{\"categories\":[\"%s\"],\"available\":false}", cat);
+        rt_put(f->w.cat, gone[i], json);
+        recommend(&f->w, RT_USER_PERS, 1, res);
+        assert_int_equal(res->n, 1);
+        assert_string_equal(res->items[0].item_id, gone[i + 1]);
+        assert_true(res->items[0].score == score[i + 1]);
+    }
+}
+
 static void test_explicit_excludes(void **st)
 {
     struct fx *f = *st;
@@ -748,6 +784,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_personalized, setup_default),
         T(test_reason_long_title, setup_default),
+        T(test_rank_beyond_the_first_few, setup_default),
         T(test_preferences_user, setup_default),
         T(test_preferences_unseen_items, setup_default),
         T(test_cold_user, setup_default),
