@@ -299,7 +299,11 @@ static void model_list(struct scratch *s, const struct reco_model *m, const stru
                        int n, int src, double w, int why, int max)
 {
     float fw = (float)w;
-    for (int i = 0; i < n && i < max; i++) {
+    if (n > max)
+        n = max;
+    for (int i = 0; i < n; i++) {
+        if (i + 8 < n) /* the candidate map is read at random: ask for it early */
+            __builtin_prefetch(&s->imap[e[i + 8].idx]);
         float v = fw * e[i].score;
         struct cand *c = v > 0 ? cand_of(s, m, e[i].idx) : NULL;
         if (c)
@@ -388,13 +392,17 @@ static void rec_id(char *out, size_t size, const char *strategy, const char *var
              (unsigned long long)XXH3_64bits(r, sizeof r));
 }
 
-/* Rank order: higher score first, ties by id (bytes, then length). */
-static inline bool before(const struct cand *x, const struct cand *y)
+/* Tie-break order: by id (bytes, then length). */
+static inline bool id_before(const struct cand *x, const struct cand *y)
 {
-    if (x->final != y->final)
-        return x->final > y->final;
     int c = memcmp(x->id, y->id, x->len < y->len ? x->len : y->len);
     return c ? c < 0 : x->len < y->len;
+}
+
+/* Rank order: higher score first, ties by id. */
+static inline bool before(const struct cand *x, const struct cand *y)
+{
+    return x->final != y->final ? x->final > y->final : id_before(x, y);
 }
 
 static int cmp_final(const void *a, const void *b)
@@ -443,11 +451,20 @@ static void take(struct cand *c, int *per_cat)
 struct rank {
     double final;
     struct cand *c;
+    int32_t fi; /* row in the feature matrix */
 };
 
 static inline bool rank_before(const struct rank *x, const struct rank *y)
 {
-    return x->final != y->final ? x->final > y->final : before(x->c, y->c);
+    return x->final != y->final ? x->final > y->final : id_before(x->c, y->c);
+}
+
+/* A candidate leaves the ranking: its score and feature row go with it. */
+static inline struct cand *ranked(const struct rank *x)
+{
+    x->c->final = x->final;
+    x->c->fi = x->fi;
+    return x->c;
 }
 
 /* Restores the heap h[0..n) below i: the best-ranked candidate at the root. */
@@ -474,7 +491,8 @@ static void heap_down(struct rank *h, int n, int i)
 struct picker {
     struct catalog *cat;
     const struct reco_model *m;
-    struct cand **all; /* every live candidate */
+    struct cand **all;   /* every live candidate (feature row order) */
+    const double *score; /* ranker scores, by row */
     int nall;
     struct rank *top; /* the best ntop, in rank order */
     int ntop;
@@ -497,7 +515,7 @@ static void select_top(struct picker *p, int k)
 {
     p->ntop = 0;
     for (int i = 0; i < p->nall; i++) {
-        struct rank x = {p->all[i]->final, p->all[i]};
+        struct rank x = {p->score[i], p->all[i], i};
         if (p->ntop == k && !rank_before(&x, &p->top[k - 1]))
             continue;
         int j = p->ntop < k ? p->ntop++ : k - 1;
@@ -513,16 +531,16 @@ static void select_top(struct picker *p, int k)
 static struct cand *next_ranked(struct picker *p)
 {
     if (p->sorted < p->ntop)
-        return p->top[p->sorted].c;
+        return ranked(&p->top[p->sorted]);
     if (!p->heaped) {
         p->heaped = true;
         for (int i = 0; i < p->nall; i++)
             if (!p->all[i]->top)
-                p->heap[p->nheap++] = (struct rank){p->all[i]->final, p->all[i]};
+                p->heap[p->nheap++] = (struct rank){p->score[i], p->all[i], i};
         for (int i = p->nheap / 2 - 1; i >= 0; i--)
             heap_down(p->heap, p->nheap, i);
     }
-    struct cand *c = p->heap[0].c;
+    struct cand *c = ranked(&p->heap[0]);
     p->heap[0] = p->heap[--p->nheap];
     heap_down(p->heap, p->nheap, 0);
     return c;
@@ -898,9 +916,10 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     int want = rq->category ? reco__model_cat(m, rq->category) : -1;
     if (r->catalog)
         catalog_read_begin(r->catalog);
-    int nf = 0;
+    int nf = 0, nfresh = 0;
     struct cand **live = core_arena_alloc(&s->arena, (size_t)(s->n + 1) * sizeof *live);
-    for (int i = 0; i < s->n; i++) {
+    int *fresh_rows = core_arena_alloc(&s->arena, (size_t)(s->n + 1) * sizeof *fresh_rows);
+    for (int i = 0; i < s->n; i++) { /* one pass over the candidates: filters, features */
         struct cand *c = &s->c[i];
         if (c->excluded || (c->idx == UINT32_MAX && seen_has(s, c->hash)) ||
             (rq->exclude_fn && rq->exclude_fn(rq->exclude_arg, c->id, c->len)))
@@ -917,14 +936,15 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
         float *f = s->features + (size_t)nf * RECO_SRC__COUNT;
         for (int k = 0; k < RECO_SRC__COUNT; k++)
             f[k] = c->s[k] * inv[k];
+        if (c->s[RECO_SRC_FRESH] > 0)
+            fresh_rows[nfresh++] = nf;
         live[nf++] = c;
     }
     const struct reco_ranker *ranker = reco_ranker_blend();
     ranker->score(ranker, &w, s->features, nf, s->scores);
-    for (int i = 0; i < nf; i++) {
-        live[i]->final = isfinite(s->scores[i]) ? s->scores[i] : 0;
-        live[i]->fi = i;
-    }
+    for (int i = 0; i < nf; i++)
+        if (!isfinite(s->scores[i]))
+            s->scores[i] = 0;
     /* diversity: at most cap items per category, relaxed when the list would be short */
     int count = rq->count;
     int cap = r->cfg.diversity_cap > 0 ? r->cfg.diversity_cap : (count + 1) / 2;
@@ -933,16 +953,21 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     int *per_cat = core_arena_alloc(&s->arena, (size_t)(m->ncats + 1) * sizeof *per_cat);
     memset(per_cat, 0, (size_t)(m->ncats + 1) * sizeof *per_cat);
     int nexplore = (int)floor(count * r->cfg.exploration);
-    struct picker pk = {
-        .cat = r->catalog, .m = m, .all = live, .nall = nf, .per_cat = per_cat, .cap = cap};
+    struct picker pk = {.cat = r->catalog,
+                        .m = m,
+                        .all = live,
+                        .score = s->scores,
+                        .nall = nf,
+                        .per_cat = per_cat,
+                        .cap = cap};
     pk.pick = core_arena_alloc(&s->arena, (size_t)count * sizeof *pk.pick);
     pk.order = core_arena_alloc(&s->arena, (size_t)(nf + 1) * sizeof *pk.order);
     pk.top = core_arena_alloc(&s->arena, (size_t)(nf + 1) * sizeof *pk.top);
     pk.heap = core_arena_alloc(&s->arena, (size_t)(nf + 1) * sizeof *pk.heap);
     pk.fresh = core_arena_alloc(&s->arena, (size_t)(nf + 1) * sizeof *pk.fresh);
-    for (int i = 0; i < nf; i++)
-        if (live[i]->s[RECO_SRC_FRESH] > 0)
-            pk.fresh[pk.nfresh++] = live[i];
+    for (int i = 0; i < nfresh; i++)
+        pk.fresh[pk.nfresh++] =
+            ranked(&(struct rank){s->scores[fresh_rows[i]], live[fresh_rows[i]], fresh_rows[i]});
     select_top(&pk, count * 2 + 8);
     /* the rules see the best few first; the rest only when they exhaust them */
     int head = count * 8 > 64 ? count * 8 : 64;
