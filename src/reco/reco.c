@@ -833,8 +833,13 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     if (now <= 0)
         now = core_now_ms();              /* no event yet anywhere */
     uint32_t midx[STATE_READ_RECENT_MAX]; /* model index of each recent item */
+    uint64_t rh[STATE_READ_RECENT_MAX];
+    for (int i = 0; i < u->nrecent; i++) { /* hash all, fetch their slots, then probe */
+        rh[i] = XXH3_64bits(u->recent[i].item_id, u->recent[i].len);
+        __builtin_prefetch(reco__model_slot(m, rh[i]));
+    }
     for (int i = 0; i < u->nrecent; i++)
-        midx[i] = reco__model_find(m, u->recent[i].item_id, u->recent[i].len);
+        midx[i] = reco__model_find_h(m, rh[i], u->recent[i].item_id, u->recent[i].len);
     int seed_idx[STATE_READ_RECENT_MAX];
     int nseeds = seeds(u, midx, r->cfg.recent_items, seed_idx);
     struct ucats uc;

@@ -76,6 +76,13 @@ struct reco_model *reco__model_build(const struct reco_config *cfg,
 void reco__model_unref(struct reco_model *m);
 /* Index of an item id, or UINT32_MAX. */
 uint32_t reco__model_find(const struct reco_model *m, const char *id, size_t len);
+/* The same for an id whose XXH3 hash h is known (callers looking up several ids hash them
+ * all and prefetch reco__model_slot first). */
+uint32_t reco__model_find_h(const struct reco_model *m, uint64_t h, const char *id, size_t len);
+static inline const uint32_t *reco__model_slot(const struct reco_model *m, uint64_t h)
+{
+    return m->htab ? &m->htab[(uint32_t)h & m->hmask] : NULL;
+}
 /* Index of a category name, or -1. */
 int reco__model_cat(const struct reco_model *m, const char *name);
 /* Category index of a catalog symbol, or -1 (symbols newer than the model, tags). */

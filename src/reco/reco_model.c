@@ -64,9 +64,13 @@ static void table_grow(struct builder *b)
 
 uint32_t reco__model_find(const struct reco_model *m, const char *id, size_t len)
 {
+    return reco__model_find_h(m, hash_id(id, len), id, len);
+}
+
+uint32_t reco__model_find_h(const struct reco_model *m, uint64_t h, const char *id, size_t len)
+{
     if (!m->htab)
         return UINT32_MAX;
-    uint64_t h = hash_id(id, len);
     for (uint32_t e, k = (uint32_t)h & m->hmask; (e = m->htab[k]); k = (k + 1) & m->hmask) {
         if (m->hashes[e - 1] == h && m->lens[e - 1] == len && memcmp(m->ids[e - 1], id, len) == 0)
             return e - 1;
