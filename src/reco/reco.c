@@ -148,9 +148,9 @@ static struct scratch *scratch_get(const struct reco_model *m)
         pthread_setspecific(scratch_key, s);
     }
     struct scratch *s = tl_scratch;
-    if (m->n > s->icap || ++s->gen == 0) {
+    if (m->it.n > s->icap || ++s->gen == 0) {
         uint32_t cap = s->icap > 1024 ? s->icap : 1024;
-        while (cap < m->n)
+        while (cap < m->it.n)
             cap *= 2;
         free(s->imap);
         s->imap = core_xcalloc(cap, sizeof *s->imap); /* generation 0: nothing */
@@ -194,7 +194,7 @@ static inline struct cand *cand_of(struct scratch *s, const struct reco_model *m
     if (s->n >= CAND_MAX)
         return NULL;
     s->imap[x] = (uint64_t)s->gen << 32 | (uint32_t)(s->n + 1);
-    struct cand *c = cand_new(s, x, m->ids[x], m->lens[x], 0);
+    struct cand *c = cand_new(s, x, m->it.ids[x], m->it.lens[x], 0);
     c->excluded = marked;
     return c;
 }

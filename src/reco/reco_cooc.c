@@ -42,12 +42,8 @@ struct cooc_user {
 };
 
 struct reco_cooc {
-    struct core_arena arena;
-    uint32_t n, cap;
-    const char **ids;
-    uint32_t *lens;
-    uint32_t *htab;
-    uint32_t hmask;
+    struct reco_ids it; /* the items seen, with dense indexes */
+    uint32_t cap;       /* of the per-item arrays below */
     double *occ;
     struct cooc_row *rows;
     uint8_t *dirty;
@@ -71,7 +67,7 @@ struct reco_cooc {
 struct reco_cooc *reco__cooc_new(int history, int neighbours)
 {
     struct reco_cooc *c = core_xcalloc(1, sizeof *c);
-    core_arena_init(&c->arena);
+    reco__ids_init(&c->it);
     core_arena_init(&c->pend_arena);
     c->hist = history > 0 ? history : 50;
     c->k = neighbours > 0 && neighbours < 65535 ? neighbours : 50;
@@ -84,14 +80,12 @@ void reco__cooc_free(struct reco_cooc *c)
 {
     if (!c)
         return;
-    for (uint32_t i = 0; i < c->n; i++) {
+    for (uint32_t i = 0; i < c->it.n; i++) {
         free(c->rows[i].k);
         free(c->rows[i].v);
         free(c->nbs[i]);
     }
-    free(c->ids);
-    free(c->lens);
-    free(c->htab);
+    reco__ids_dispose(&c->it);
     free(c->occ);
     free(c->rows);
     free(c->dirty);
@@ -101,19 +95,18 @@ void reco__cooc_free(struct reco_cooc *c)
     free(c->pend);
     free(c->pend_e);
     core_arena_dispose(&c->pend_arena);
-    core_arena_dispose(&c->arena);
     free(c);
 }
 
 uint32_t reco__cooc_count(const struct reco_cooc *c)
 {
-    return c->n;
+    return c->it.n;
 }
 
 const char *reco__cooc_id(const struct reco_cooc *c, uint32_t i, uint32_t *len)
 {
-    *len = c->lens[i];
-    return c->ids[i];
+    *len = c->it.lens[i];
+    return c->it.ids[i];
 }
 
 const struct reco_nb *reco__cooc_neighbours(const struct reco_cooc *c, uint32_t i, int *n)
@@ -125,32 +118,14 @@ const struct reco_nb *reco__cooc_neighbours(const struct reco_cooc *c, uint32_t 
 /* ---- items ------------------------------------------------------------------------------------
  */
 
-static void rehash(struct reco_cooc *c, uint32_t ncap)
-{
-    uint32_t *t = core_xcalloc(ncap, sizeof *t);
-    for (uint32_t i = 0; i < c->n; i++) {
-        uint32_t k = (uint32_t)XXH3_64bits(c->ids[i], c->lens[i]) & (ncap - 1);
-        while (t[k])
-            k = (k + 1) & (ncap - 1);
-        t[k] = i + 1;
-    }
-    free(c->htab);
-    c->htab = t;
-    c->hmask = ncap - 1;
-}
-
 static uint32_t item(struct reco_cooc *c, const char *id, size_t len)
 {
-    if (!c->htab)
-        rehash(c, 1024);
-    uint32_t k = (uint32_t)XXH3_64bits(id, len) & c->hmask;
-    for (uint32_t e; (e = c->htab[k]); k = (k + 1) & c->hmask)
-        if (c->lens[e - 1] == len && !memcmp(c->ids[e - 1], id, len))
-            return e - 1;
-    if (c->n == c->cap) {
-        uint32_t nc = c->cap ? c->cap * 2 : 1024;
-        c->ids = core_xrealloc(c->ids, nc * sizeof *c->ids);
-        c->lens = core_xrealloc(c->lens, nc * sizeof *c->lens);
+    bool added;
+    uint32_t i = reco__ids_intern(&c->it, id, len, &added);
+    if (!added)
+        return i;
+    if (c->cap < c->it.cap) {
+        uint32_t nc = c->it.cap;
         c->occ = core_xrealloc(c->occ, nc * sizeof *c->occ);
         c->rows = core_xrealloc(c->rows, nc * sizeof *c->rows);
         c->dirty = core_xrealloc(c->dirty, nc * sizeof *c->dirty);
@@ -158,22 +133,11 @@ static uint32_t item(struct reco_cooc *c, const char *id, size_t len)
         c->nnb = core_xrealloc(c->nnb, nc * sizeof *c->nnb);
         c->cap = nc;
     }
-    uint32_t i = c->n++;
-    c->ids[i] = core_arena_strndup(&c->arena, id, len);
-    c->lens[i] = (uint32_t)len;
     c->occ[i] = 0;
     memset(&c->rows[i], 0, sizeof c->rows[i]);
     c->dirty[i] = 0;
     c->nbs[i] = NULL;
     c->nnb[i] = 0;
-    if ((uint64_t)c->n * 2 > (uint64_t)c->hmask + 1) {
-        rehash(c, (c->hmask + 1) * 2);
-    } else {
-        k = (uint32_t)XXH3_64bits(id, len) & c->hmask;
-        while (c->htab[k])
-            k = (k + 1) & c->hmask;
-        c->htab[k] = i + 1;
-    }
     return i;
 }
 
@@ -405,7 +369,7 @@ void reco__cooc_update(struct reco_cooc *c, struct state_shard *const *shards, i
     c->umask = c->numask;
     c->nusers = NULL;
     struct reco_nb *tmp = core_xmalloc((2 * ROW_MAX + 1) * sizeof *tmp);
-    for (uint32_t i = 0; i < c->n; i++) {
+    for (uint32_t i = 0; i < c->it.n; i++) {
         if (!c->dirty[i])
             continue;
         neighbours(c, i, tmp);

@@ -87,7 +87,7 @@ static void *refresher(void *arg)
         if (changed(r)) {
             reco_refresh(r);
             struct reco_model *m = reco__model_get(r);
-            LOG_DEBUG("recommendation model rebuilt", "items=%u took_us=%lld", m->n,
+            LOG_DEBUG("recommendation model rebuilt", "items=%u took_us=%lld", m->it.n,
                       (long long)m->build_us);
             reco__model_unref(m);
         }
@@ -131,7 +131,7 @@ void reco_get_stats(struct reco *r, struct reco_stats *out)
     out->cold_starts = atomic_load(&r->cold_starts);
     out->model_builds = atomic_load(&r->builds);
     struct reco_model *m = reco__model_get(r);
-    out->model_items = m->n;
+    out->model_items = m->it.n;
     out->model_build_us = m->build_us;
     out->model_age_ms = (core_mono_ns() - m->built_ns) / 1000000;
     reco__model_unref(m);

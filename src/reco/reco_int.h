@@ -27,17 +27,29 @@ struct reco_cov {
     struct reco_nb e[];
 };
 
+/* Interned item ids with dense indexes 0..n-1 (reco_ids.c). */
+struct reco_ids {
+    struct core_arena arena; /* the id bytes */
+    uint32_t n, cap;         /* cap: of ids/lens/hashes (callers size parallel arrays by it) */
+    const char **ids;
+    uint32_t *lens;
+    uint64_t *hashes; /* XXH3 of each id (compared before the bytes) */
+    uint32_t *htab;   /* open addressing: index + 1, 0 = empty */
+    uint32_t hmask;
+};
+void reco__ids_init(struct reco_ids *t);
+void reco__ids_dispose(struct reco_ids *t);
+/* Index of id, or UINT32_MAX; _h when its XXH3 hash h is known. */
+uint32_t reco__ids_find(const struct reco_ids *t, const char *id, size_t len);
+uint32_t reco__ids_find_h(const struct reco_ids *t, uint64_t h, const char *id, size_t len);
+/* Index of id, added (copied) when new; *added tells which. t->cap may grow. */
+uint32_t reco__ids_intern(struct reco_ids *t, const char *id, size_t len, bool *added);
+
 struct reco_model {
     atomic_int refs;
     _Atomic(struct reco_cov *) *cov; /* per item, NULL until first needed */
     struct core_arena arena;
-    /* items: every item the shards or the catalog know */
-    uint32_t n;
-    const char **ids;
-    uint32_t *lens;
-    uint64_t *hashes; /* XXH3 of each id (the lookup table compares it first) */
-    uint32_t *htab;   /* open addressing: idx + 1, 0 = empty */
-    uint32_t hmask;
+    struct reco_ids it;      /* items: every item the shards or the catalog know */
     float *pop;              /* decayed popularity summed over shards */
     struct reco_csr knn;     /* collaborative item-kNN (cosine over users' recent items) */
     struct reco_csr content; /* content neighbours (TF-IDF cosine of categories + tags) */
@@ -81,7 +93,7 @@ uint32_t reco__model_find(const struct reco_model *m, const char *id, size_t len
 uint32_t reco__model_find_h(const struct reco_model *m, uint64_t h, const char *id, size_t len);
 static inline const uint32_t *reco__model_slot(const struct reco_model *m, uint64_t h)
 {
-    return m->htab ? &m->htab[(uint32_t)h & m->hmask] : NULL;
+    return m->it.htab ? &m->it.htab[(uint32_t)h & m->it.hmask] : NULL;
 }
 /* Index of a category name, or -1. */
 int reco__model_cat(const struct reco_model *m, const char *name);

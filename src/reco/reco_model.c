@@ -17,8 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <xxhash.h>
-
 #define LIST_MAX 200     /* trending / popular lists */
 #define CAT_POP_MAX 100  /* per category */
 #define CAT_FRESH_MAX 30 /* per category */
@@ -41,85 +39,41 @@ struct builder {
     uint8_t *ncat_of;
 };
 
-static uint64_t hash_id(const char *s, size_t n)
-{
-    return XXH3_64bits(s, n);
-}
-
-static void table_grow(struct builder *b)
-{
-    struct reco_model *m = b->m;
-    uint32_t ncap = m->hmask ? (m->hmask + 1) * 2 : 1024;
-    uint32_t *t = core_xcalloc(ncap, sizeof *t);
-    for (uint32_t i = 0; i < m->n; i++) {
-        uint32_t k = (uint32_t)m->hashes[i] & (ncap - 1);
-        while (t[k])
-            k = (k + 1) & (ncap - 1);
-        t[k] = i + 1;
-    }
-    free(m->htab);
-    m->htab = t;
-    m->hmask = ncap - 1;
-}
-
 uint32_t reco__model_find(const struct reco_model *m, const char *id, size_t len)
 {
-    return reco__model_find_h(m, hash_id(id, len), id, len);
+    return reco__ids_find(&m->it, id, len);
 }
 
 uint32_t reco__model_find_h(const struct reco_model *m, uint64_t h, const char *id, size_t len)
 {
-    if (!m->htab)
-        return UINT32_MAX;
-    for (uint32_t e, k = (uint32_t)h & m->hmask; (e = m->htab[k]); k = (k + 1) & m->hmask) {
-        if (m->hashes[e - 1] == h && m->lens[e - 1] == len && memcmp(m->ids[e - 1], id, len) == 0)
-            return e - 1;
-    }
-    return UINT32_MAX;
+    return reco__ids_find_h(&m->it, h, id, len);
 }
 
-static void arrays_grow(struct builder *b)
-{
-    uint32_t ncap = b->cap ? b->cap * 2 : 1024;
-    struct reco_model *m = b->m;
-    m->ids = core_xrealloc(m->ids, ncap * sizeof *m->ids);
-    m->lens = core_xrealloc(m->lens, ncap * sizeof *m->lens);
-    m->hashes = core_xrealloc(m->hashes, ncap * sizeof *m->hashes);
-    b->pop = core_xrealloc(b->pop, ncap * sizeof *b->pop);
-    b->c1h = core_xrealloc(b->c1h, ncap * sizeof *b->c1h);
-    b->c24h = core_xrealloc(b->c24h, ncap * sizeof *b->c24h);
-    b->published = core_xrealloc(b->published, ncap * sizeof *b->published);
-    b->available = core_xrealloc(b->available, ncap * sizeof *b->available);
-    b->in_catalog = core_xrealloc(b->in_catalog, ncap * sizeof *b->in_catalog);
-    b->ncat_of = core_xrealloc(b->ncat_of, ncap * sizeof *b->ncat_of);
-    b->cap = ncap;
-}
-
-/* The index of id, added when new. */
+/* The index of id, added when new (the builder's per-item arrays follow the table's
+ * capacity). */
 static uint32_t intern(struct builder *b, const char *id, size_t len)
 {
-    struct reco_model *m = b->m;
-    uint32_t i = reco__model_find(m, id, len);
-    if (i != UINT32_MAX)
+    bool added;
+    uint32_t i = reco__ids_intern(&b->m->it, id, len, &added);
+    if (!added)
         return i;
-    if (m->n == b->cap)
-        arrays_grow(b);
-    if ((uint64_t)(m->n + 1) * 2 > (uint64_t)m->hmask + 1 || !m->htab)
-        table_grow(b);
-    i = m->n++;
-    m->ids[i] = core_arena_strndup(&m->arena, id, len);
-    m->lens[i] = (uint32_t)len;
-    uint64_t h = m->hashes[i] = hash_id(id, len);
+    if (b->cap < b->m->it.cap) {
+        uint32_t ncap = b->m->it.cap;
+        b->pop = core_xrealloc(b->pop, ncap * sizeof *b->pop);
+        b->c1h = core_xrealloc(b->c1h, ncap * sizeof *b->c1h);
+        b->c24h = core_xrealloc(b->c24h, ncap * sizeof *b->c24h);
+        b->published = core_xrealloc(b->published, ncap * sizeof *b->published);
+        b->available = core_xrealloc(b->available, ncap * sizeof *b->available);
+        b->in_catalog = core_xrealloc(b->in_catalog, ncap * sizeof *b->in_catalog);
+        b->ncat_of = core_xrealloc(b->ncat_of, ncap * sizeof *b->ncat_of);
+        b->cap = ncap;
+    }
     b->pop[i] = 0;
     b->c1h[i] = b->c24h[i] = 0;
     b->published[i] = 0;
     b->available[i] = true;
     b->in_catalog[i] = false;
     b->ncat_of[i] = 0;
-    uint32_t k = (uint32_t)h & m->hmask;
-    while (m->htab[k])
-        k = (k + 1) & m->hmask;
-    m->htab[k] = i + 1;
     return i;
 }
 
@@ -169,9 +123,9 @@ static void catalog_load(struct builder *b, struct catalog *cat)
     }
     /* second pass: tokens per item (category tokens are model category ids; tag tokens are
      * offset by the symbol count so the two spaces do not collide) */
-    b->tok_off = core_xcalloc((size_t)m->n + 1, sizeof *b->tok_off);
-    uint32_t *tmp_start = core_xcalloc((size_t)m->n + 1, sizeof *tmp_start);
-    uint32_t *tmp_n = core_xcalloc((size_t)m->n + 1, sizeof *tmp_n);
+    b->tok_off = core_xcalloc((size_t)m->it.n + 1, sizeof *b->tok_off);
+    uint32_t *tmp_start = core_xcalloc((size_t)m->it.n + 1, sizeof *tmp_start);
+    uint32_t *tmp_n = core_xcalloc((size_t)m->it.n + 1, sizeof *tmp_n);
     b->ntoks = 0;
     b->toks = core_xmalloc(((size_t)b->tokcap + 1) * sizeof *b->toks);
     for (uint32_t c = 0; c < cap; c++) {
@@ -192,12 +146,12 @@ static void catalog_load(struct builder *b, struct catalog *cat)
     /* make tok_off a CSR in item order */
     uint32_t *toks = core_xmalloc(((size_t)b->ntoks + 1) * sizeof *toks);
     uint32_t k = 0;
-    for (uint32_t i = 0; i < m->n; i++) {
+    for (uint32_t i = 0; i < m->it.n; i++) {
         b->tok_off[i] = k;
         memcpy(toks + k, b->toks + tmp_start[i], tmp_n[i] * sizeof *toks);
         k += tmp_n[i];
     }
-    b->tok_off[m->n] = k;
+    b->tok_off[m->it.n] = k;
     free(b->toks);
     b->toks = toks;
     free(tmp_start);
@@ -271,7 +225,7 @@ static int topk_finish(struct topk *t)
 static void build_knn(struct builder *b, const struct reco_cooc *cooc)
 {
     struct reco_model *m = b->m;
-    uint32_t n = m->n, nc = cooc ? reco__cooc_count(cooc) : 0;
+    uint32_t n = m->it.n, nc = cooc ? reco__cooc_count(cooc) : 0;
     m->knn.off = core_xmalloc(((size_t)n + 1) * sizeof *m->knn.off);
     size_t total = 0;
     for (uint32_t i = 0; i < nc; i++) {
@@ -298,7 +252,7 @@ static void build_knn(struct builder *b, const struct reco_cooc *cooc)
 static void build_content(struct builder *b)
 {
     struct reco_model *m = b->m;
-    uint32_t n = m->n;
+    uint32_t n = m->it.n;
     m->content.off = core_xcalloc((size_t)n + 1, sizeof *m->content.off);
     if (!b->toks || b->tok_off[n] == 0) {
         m->content.e = core_xmalloc(sizeof *m->content.e);
@@ -405,7 +359,7 @@ static void build_lists(struct builder *b)
     /* freshness is judged on the event clock; before any event, on the wall clock */
     int64_t clock = m->now_ms > 0 ? m->now_ms : core_now_ms();
     int64_t horizon = clock - cfg->new_item_ms;
-    for (uint32_t i = 0; i < m->n; i++) {
+    for (uint32_t i = 0; i < m->it.n; i++) {
         if (!b->available[i])
             continue;
         double trend = (double)b->c1h[i] + (double)b->c24h[i] / 24.0;
@@ -433,7 +387,7 @@ static void build_lists(struct builder *b)
         cp[c] = (struct topk){core_xmalloc(CAT_POP_MAX * sizeof *cp[c].h), 0, CAT_POP_MAX};
         cf[c] = (struct topk){core_xmalloc(CAT_FRESH_MAX * sizeof *cf[c].h), 0, CAT_FRESH_MAX};
     }
-    for (uint32_t i = 0; i < m->n && b->tok_off; i++) {
+    for (uint32_t i = 0; i < m->it.n && b->tok_off; i++) {
         if (!b->available[i])
             continue;
         for (uint32_t j = b->tok_off[i]; j < b->tok_off[i] + b->ncat_of[i]; j++) {
@@ -573,9 +527,8 @@ struct reco_model *reco__model_build(const struct reco_config *cfg,
     struct reco_model *m = core_xcalloc(1, sizeof *m);
     atomic_init(&m->refs, 1);
     core_arena_init(&m->arena);
+    reco__ids_init(&m->it);
     struct builder b = {.cfg = cfg, .m = m};
-    arrays_grow(&b);
-    table_grow(&b);
     for (uint32_t i = 0, nc = cooc ? reco__cooc_count(cooc) : 0; i < nc; i++) {
         uint32_t len;
         const char *id = reco__cooc_id(cooc, i, &len);
@@ -592,8 +545,8 @@ struct reco_model *reco__model_build(const struct reco_config *cfg,
     build_contexts(&b, shards, nshards);
     if (cat)
         catalog_load(&b, cat);
-    m->pop = core_xmalloc(((size_t)m->n + 1) * sizeof *m->pop);
-    for (uint32_t i = 0; i < m->n; i++)
+    m->pop = core_xmalloc(((size_t)m->it.n + 1) * sizeof *m->pop);
+    for (uint32_t i = 0; i < m->it.n; i++)
         m->pop[i] = (float)b.pop[i];
     build_knn(&b, cooc);
     build_content(&b);
@@ -607,7 +560,7 @@ struct reco_model *reco__model_build(const struct reco_config *cfg,
     free(b.ncat_of);
     free(b.tok_off);
     free(b.toks);
-    m->cov = core_xcalloc((size_t)m->n + 1, sizeof *m->cov);
+    m->cov = core_xcalloc((size_t)m->it.n + 1, sizeof *m->cov);
     m->built_ns = core_mono_ns();
     m->build_us = (m->built_ns - t0) / 1000;
     return m;
@@ -617,14 +570,11 @@ void reco__model_unref(struct reco_model *m)
 {
     if (!m || atomic_fetch_sub(&m->refs, 1) != 1)
         return;
-    for (uint32_t i = 0; m->cov && i < m->n; i++)
+    for (uint32_t i = 0; m->cov && i < m->it.n; i++)
         free(atomic_load(&m->cov[i]));
     free(m->cov);
     core_arena_dispose(&m->arena);
-    free(m->ids);
-    free(m->lens);
-    free(m->hashes);
-    free(m->htab);
+    reco__ids_dispose(&m->it);
     free(m->ctx_keys);
     free(m->cat_of_sym);
     free(m->ctx.off);
