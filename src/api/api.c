@@ -107,6 +107,12 @@ static void reply_metrics(struct api *api, struct http_request *req)
                "Duration of the last model build (microseconds).", (uint64_t)rs.model_build_us);
         metric(b, "recstream_reco_model_age_ms", "gauge", "Age of the model in use.",
                (uint64_t)rs.model_age_ms);
+        metric(b, "recstream_reco_knn_items", "gauge",
+               "Items in the item-kNN co-occurrence accumulator (bounded by --reco-knn-items).",
+               (uint64_t)rs.knn_items);
+        metric(b, "recstream_reco_knn_compactions_total", "counter",
+               "Times the accumulator dropped its least seen items to stay in bounds.",
+               (uint64_t)rs.knn_compactions);
     }
     req->content_type = "text/plain; version=0.0.4";
 }

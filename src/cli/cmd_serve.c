@@ -224,6 +224,11 @@ static int set_diversity_cap(void *cfg, const char *v, char *err, size_t es)
     return 0;
 }
 
+static int set_knn_items(void *cfg, const char *v, char *err, size_t es)
+{
+    return cli__set_int(&CFG->reco.knn_items, v, 1000, 100000000, err, es);
+}
+
 static int set_exclude_types(void *cfg, const char *v, char *err, size_t es)
 {
     uint32_t mask = 0;
@@ -291,6 +296,10 @@ static const struct cli_opt serve_opts[] = {
      set_reco_refresh},
     {"diversity-cap", "N", "most items of one category per list (default 0 = half the list)",
      set_diversity_cap},
+    {"reco-knn-items", "N",
+     "items the item-kNN co-occurrence accumulator keeps (default 200000; beyond, the least "
+     "seen quarter is dropped)",
+     set_knn_items},
     {"exploration", "SHARE", "share of slots for new items (default 0.1)", set_exploration},
     {"reco-exclude-types", "T,T",
      "items a user had these events with are not recommended again (default: every item "

@@ -66,6 +66,7 @@ void reco_config_init(struct reco_config *c)
     c->refresh_ms = 2000;
     c->knn_history = 50;
     c->knn_neighbours = 50;
+    c->knn_items = 200000;
 }
 
 /* ---- candidates ------------------------------------------------------------------------------ */

@@ -84,6 +84,8 @@ struct reco_config {
     int64_t refresh_ms;     /* background model rebuild period (default 2 s; 0 = manual) */
     int knn_history;        /* item-kNN: each user's last N items (default 50) */
     int knn_neighbours;     /* item-kNN: neighbours kept per item (default 50) */
+    int64_t knn_items;      /* item-kNN accumulator: items kept (default 200,000; when it grows
+                               past this, the 3/4 seen most often stay) */
 };
 void reco_config_init(struct reco_config *c);
 
@@ -103,6 +105,7 @@ void reco_refresh(struct reco *r);
 struct reco_stats {
     int64_t requests, cold_starts, model_builds, model_items, model_build_us;
     int64_t model_age_ms;
+    int64_t knn_items, knn_compactions; /* the item-kNN accumulator's item table */
 };
 void reco_get_stats(struct reco *r, struct reco_stats *out);
 

@@ -7,9 +7,11 @@
  * neighbours (asymmetric cosine, see ALPHA) are recomputed for the items whose rows changed.
  *
  * Bounds: a row keeps at most ROW_MAX neighbours (when full, the weaker half is dropped:
- * the heavy pairs survive, as in a heavy-hitters sketch); the user table holds the users the
- * shards hold. After a restart the accumulator starts again from the users' recent
- * histories (it is derived, not checkpointed).
+ * the heavy pairs survive, as in a heavy-hitters sketch); the item table holds at most
+ * max_items (when an update leaves more, it is compacted to the 3/4 seen most often, and
+ * pairs with dropped items go with them); the user table holds the users the shards hold. After a
+ * restart the accumulator starts again from the users' recent histories (it is derived, not
+ * checkpointed).
  */
 #include "reco/reco_int.h"
 
@@ -61,12 +63,15 @@ struct reco_cooc {
     struct cooc_user *nusers;
     uint32_t numask, nun;
     int hist, k;
+    uint32_t max_items;
+    uint64_t compactions;
     double gap_decay, alpha; /* pair weight 1/(1 + gap_decay * (distance - 1)); cosine skew */
 };
 
-struct reco_cooc *reco__cooc_new(int history, int neighbours)
+struct reco_cooc *reco__cooc_new(int history, int neighbours, int64_t max_items)
 {
     struct reco_cooc *c = core_xcalloc(1, sizeof *c);
+    c->max_items = max_items > 0 && max_items < UINT32_MAX / 2 ? (uint32_t)max_items : 200000;
     reco__ids_init(&c->it);
     core_arena_init(&c->pend_arena);
     c->hist = history > 0 ? history : 50;
@@ -101,6 +106,11 @@ void reco__cooc_free(struct reco_cooc *c)
 uint32_t reco__cooc_count(const struct reco_cooc *c)
 {
     return c->it.n;
+}
+
+uint64_t reco__cooc_compactions(const struct reco_cooc *c)
+{
+    return c->compactions;
 }
 
 const char *reco__cooc_id(const struct reco_cooc *c, uint32_t i, uint32_t *len)
@@ -352,6 +362,70 @@ static void neighbours(struct reco_cooc *c, uint32_t i, struct reco_nb *tmp)
     c->nnb[i] = (uint16_t)n;
 }
 
+static int cmp_occ(const void *a, const void *b, void *arg)
+{
+    const double *occ = arg;
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    if (occ[x] != occ[y])
+        return occ[x] < occ[y] ? 1 : -1;
+    return x < y ? -1 : x > y;
+}
+
+/* Keeps the 3/4 * max_items items seen most often (ties: the earlier seen), in their order,
+ * and drops the rest with every pair that names them; every kept row's neighbours are
+ * recomputed. Indexes only move down, so the per-item arrays are compacted in place. */
+static void compact(struct reco_cooc *c)
+{
+    uint32_t n = c->it.n, keep = c->max_items - c->max_items / 4;
+    uint32_t *ord = core_xmalloc(n * sizeof *ord), *map = core_xmalloc(n * sizeof *map);
+    for (uint32_t i = 0; i < n; i++) {
+        ord[i] = i;
+        map[i] = UINT32_MAX;
+    }
+    qsort_r(ord, n, sizeof *ord, cmp_occ, c->occ);
+    for (uint32_t k = 0; k < keep; k++)
+        map[ord[k]] = 0;
+    free(ord);
+    struct reco_ids nt;
+    reco__ids_init(&nt);
+    for (uint32_t i = 0; i < n; i++) {
+        if (map[i] == UINT32_MAX)
+            continue;
+        bool added;
+        map[i] = reco__ids_intern(&nt, c->it.ids[i], c->it.lens[i], &added);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        struct cooc_row r = c->rows[i];
+        free(c->nbs[i]);
+        c->nbs[i] = NULL;
+        uint32_t j = map[i];
+        if (j == UINT32_MAX) {
+            free(r.k);
+            free(r.v);
+            continue;
+        }
+        struct cooc_row nr = {0};
+        if (r.cap) {
+            nr.cap = r.cap;
+            nr.k = core_xcalloc(nr.cap, sizeof *nr.k);
+            nr.v = core_xmalloc(nr.cap * sizeof *nr.v);
+            for (uint32_t x = 0; x < r.cap; x++)
+                if (r.k[x] && map[r.k[x] - 1] != UINT32_MAX)
+                    row_put(&nr, map[r.k[x] - 1] + 1, r.v[x]);
+            free(r.k);
+            free(r.v);
+        }
+        c->occ[j] = c->occ[i];
+        c->rows[j] = nr;
+        c->nnb[j] = 0;
+        c->dirty[j] = 1;
+    }
+    free(map);
+    reco__ids_dispose(&c->it);
+    c->it = nt;
+    c->compactions++;
+}
+
 void reco__cooc_update(struct reco_cooc *c, struct state_shard *const *shards, int nshards)
 {
     c->numask = 1023;
@@ -368,6 +442,8 @@ void reco__cooc_update(struct reco_cooc *c, struct state_shard *const *shards, i
     c->users = c->nusers;
     c->umask = c->numask;
     c->nusers = NULL;
+    if (c->it.n > c->max_items)
+        compact(c);
     struct reco_nb *tmp = core_xmalloc((2 * ROW_MAX + 1) * sizeof *tmp);
     for (uint32_t i = 0; i < c->it.n; i++) {
         if (!c->dirty[i])

@@ -25,7 +25,7 @@ struct reco *reco_new(const struct reco_config *cfg, struct state_shard *const *
     pthread_mutex_init(&r->stop_mu, NULL);
     pthread_cond_init(&r->stop_cv, NULL);
     r->last_events = -1;
-    r->cooc = reco__cooc_new(cfg->knn_history, cfg->knn_neighbours);
+    r->cooc = reco__cooc_new(cfg->knn_history, cfg->knn_neighbours, cfg->knn_items);
     reco_refresh(r);
     return r;
 }
@@ -43,6 +43,8 @@ void reco_refresh(struct reco *r)
 {
     pthread_mutex_lock(&r->build_mu);
     reco__cooc_update(r->cooc, r->shards, r->nshards);
+    atomic_store(&r->knn_items, reco__cooc_count(r->cooc));
+    atomic_store(&r->knn_compactions, (int64_t)reco__cooc_compactions(r->cooc));
     struct reco_model *m = reco__model_build(&r->cfg, r->shards, r->nshards, r->catalog, r->cooc);
     pthread_mutex_lock(&r->mu);
     struct reco_model *old = r->model;
@@ -130,6 +132,8 @@ void reco_get_stats(struct reco *r, struct reco_stats *out)
     out->requests = atomic_load(&r->requests);
     out->cold_starts = atomic_load(&r->cold_starts);
     out->model_builds = atomic_load(&r->builds);
+    out->knn_items = atomic_load(&r->knn_items);
+    out->knn_compactions = atomic_load(&r->knn_compactions);
     struct reco_model *m = reco__model_get(r);
     out->model_items = m->it.n;
     out->model_build_us = m->build_us;

@@ -72,11 +72,14 @@ struct reco_model {
 
 /* The whole-history co-occurrence accumulator (reco_cooc.c). */
 struct reco_cooc;
-struct reco_cooc *reco__cooc_new(int history, int neighbours);
+/* max_items bounds the item table (<= 0: the default, 200,000). */
+struct reco_cooc *reco__cooc_new(int history, int neighbours, int64_t max_items);
 void reco__cooc_free(struct reco_cooc *c);
 /* Folds in what the shards' user histories gained since the last update. */
 void reco__cooc_update(struct reco_cooc *c, struct state_shard *const *shards, int nshards);
 uint32_t reco__cooc_count(const struct reco_cooc *c);
+/* Times the item table was compacted (it outgrew max_items). */
+uint64_t reco__cooc_compactions(const struct reco_cooc *c);
 const char *reco__cooc_id(const struct reco_cooc *c, uint32_t i, uint32_t *len);
 const struct reco_nb *reco__cooc_neighbours(const struct reco_cooc *c, uint32_t i, int *n);
 
@@ -120,6 +123,7 @@ struct reco {
     pthread_cond_t stop_cv;
     bool stop;
     atomic_int_fast64_t requests, cold_starts, builds;
+    atomic_int_fast64_t knn_items, knn_compactions; /* the accumulator's, after each build */
     uint64_t last_catalog_version;
     int64_t last_events;
 };

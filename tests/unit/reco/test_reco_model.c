@@ -5,6 +5,8 @@
  */
 #include "reco_test_util.h"
 
+#include "reco/reco_int.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
@@ -103,6 +105,87 @@ static void test_refresh_picks_up_changes(void **st)
     assert_true(n >= 1);
     assert_string_equal(items[0].item_id, "c2-0");
     assert_int_equal(items[0].source, RECO_SRC_COVISIT);
+}
+
+/* ---- the item-kNN accumulator's bound ------------------------------------------------------ */
+
+static void small_knn(struct reco_config *c)
+{
+    c->knn_items = 12;
+}
+
+static int setup_small_knn(void **st)
+{
+    struct rt_world *w = calloc(1, sizeof *w);
+    assert_non_null(w);
+    rt_world_init(w, small_knn);
+    *st = w;
+    return 0;
+}
+
+/* Item-kNN neighbours of id in the current model (-1: not in the model). */
+static int knn_of(struct reco *r, const char *id, char out[][16], int max)
+{
+    struct reco_model *m = reco__model_get(r);
+    uint32_t x = reco__model_find(m, id, strlen(id));
+    int n = -1;
+    if (x != UINT32_MAX) {
+        n = 0;
+        for (uint32_t k = m->knn.off[x]; k < m->knn.off[x + 1] && n < max; k++)
+            snprintf(out[n++], 16, "%s", m->it.ids[m->knn.e[k].idx]);
+    }
+    reco__model_unref(m);
+    return n;
+}
+
+/* The accumulator keeps at most knn_items items: beyond, the quarter seen least goes (with
+ * its pairs) and the items seen most keep their neighbours. */
+static void test_knn_items_bounded(void **st)
+{
+    struct rt_world *w = st[0];
+    struct reco_stats s;
+    reco_get_stats(w->r, &s);
+    assert_true(s.knn_items > 0 && s.knn_items <= 12);
+    assert_true(s.knn_compactions >= 1);
+    int64_t before = s.knn_compactions;
+    /* The accumulator's items come first in the model: one of them with neighbours. */
+    char nb[64][16], seed[16] = "";
+    int n = 0;
+    struct reco_model *m = reco__model_get(w->r);
+    for (uint32_t x = 0; x < (uint32_t)s.knn_items && !seed[0]; x++)
+        if (m->knn.off[x + 1] > m->knn.off[x])
+            snprintf(seed, sizeof seed, "%s", m->it.ids[x]);
+    reco__model_unref(m);
+    assert_true(seed[0]);
+    n = knn_of(w->r, seed, nb, 64);
+    assert_true(n >= 1);
+    char before_nb[64][16];
+    memcpy(before_nb, nb, sizeof nb);
+    /* 30 new items seen once each by new users: the table grows past the bound again and
+     * is compacted again, the new rarely seen items going first. */
+    char key[EVENT_KEY_HEX + 1], id[16];
+    for (int i = 0; i < 30; i++) {
+        rt_key(500 + i / 2, key);
+        snprintf(id, sizeof id, "z-%d", i);
+        rt_view(w, key, id, EVENT_VIEW, RT_T0 + 600 * RT_MIN + i * 1000, NULL);
+    }
+    reco_refresh(w->r);
+    reco_get_stats(w->r, &s);
+    assert_true(s.knn_items > 0 && s.knn_items <= 12);
+    assert_true(s.knn_compactions > before);
+    /* The new items were each seen once, less than any kept item: they went, and the kept
+     * items' neighbours are what they were. */
+    int n2 = knn_of(w->r, seed, nb, 64);
+    assert_int_equal(n2, n);
+    for (int i = 0; i < n2; i++)
+        assert_string_equal(nb[i], before_nb[i]);
+    /* z-0 and z-1 were seen together, by one user each: dropped, no neighbours left. */
+    assert_int_equal(knn_of(w->r, "z-0", nb, 64), 0);
+    /* Recommendations still work from the compacted model. */
+    static struct reco_result res;
+    struct reco_request rq = rt_request(key, RT_USER_PERS, 10);
+    assert_int_equal(reco_recommend(w->r, &rq, &res), 0);
+    assert_int_equal(res.n, 10);
 }
 
 /* ---- the background refresher ------------------------------------------------------------ */
@@ -301,6 +384,7 @@ int main(void)
         T(test_refresh_picks_up_changes),
         T(test_background_refresher),
         T(test_refresh_while_requests_run),
+        cmocka_unit_test_setup_teardown(test_knn_items_bounded, setup_small_knn, teardown_world),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
