@@ -36,6 +36,8 @@ struct api_config {
     const struct reco_experiment *reco_experiment; /* borrowed, may be NULL; CTR report */
     struct catalog *catalog;                       /* borrowed, may be NULL; /v1/items */
     struct consent *consent; /* borrowed, may be NULL; /v1/users/{id}/consent, reco checks */
+    bool capture_ip; /* events without context.ip get the client's (X-Forwarded-For, else the
+                      * connection's); ingest minimises it like any context.ip */
 };
 
 struct api;

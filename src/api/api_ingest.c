@@ -471,6 +471,37 @@ static int parse_body(struct ingest_req *r)
     return json_slots(r);
 }
 
+/* serve --capture-ip: the client's address becomes context.ip of events that carry none
+ * (ingest then truncates or drops it). The first X-Forwarded-For address is taken when
+ * present, which is only meaningful behind a proxy that sets it. Runs inside the request's
+ * JSON arena, so the added nodes die with the parsed body. */
+static void capture_ip(struct ingest_req *r)
+{
+    char ip[64];
+    const char *xff = http_request_header(r->req, "X-Forwarded-For");
+    if (xff) {
+        while (*xff == ' ')
+            xff++;
+        size_t n = strcspn(xff, ", ");
+        if (n == 0 || n >= sizeof ip)
+            return;
+        memcpy(ip, xff, n);
+        ip[n] = '\0';
+    } else if (!http_request_peer(r->req, ip, sizeof ip)) {
+        return;
+    }
+    for (size_t i = 0; i < r->nitems; i++) {
+        cJSON *ev = (cJSON *)r->items[i].value; /* our own parsed tree */
+        if (!cJSON_IsObject(ev))
+            continue;
+        cJSON *ctx = cJSON_GetObjectItemCaseSensitive(ev, "context");
+        if (!ctx)
+            ctx = cJSON_AddObjectToObject(ev, "context");
+        if (cJSON_IsObject(ctx) && !cJSON_GetObjectItemCaseSensitive(ctx, "ip"))
+            cJSON_AddStringToObject(ctx, "ip", ip);
+    }
+}
+
 enum http_action api__ingest(struct api *api, struct http_request *req, enum api_ingest_kind kind)
 {
     struct ingest_req *r = core_xcalloc(1, sizeof *r);
@@ -488,6 +519,8 @@ enum http_action api__ingest(struct api *api, struct http_request *req, enum api
         event_json_arena_end();
         return HTTP_REPLY;
     }
+    if (api->cfg.capture_ip && kind != API_INGEST_BUILT)
+        capture_ip(r);
     ingest_batch_init(&r->batch, r->items, r->nitems);
     r->batch_live = true;
     r->batch.source = req->url;

@@ -44,6 +44,7 @@ struct serve_config {
     enum consent_policy consent_policy;
     int64_t consent_max;
     enum privacy_ip_mode ip_mode;
+    bool capture_ip;
 };
 
 #define CFG ((struct serve_config *)cfg)
@@ -216,6 +217,16 @@ static int set_ip_mode(void *cfg, const char *v, char *err, size_t es)
 
 INT_SETTER(set_consent_max, consent_max, 1, 1000000000)
 
+static int set_capture_ip(void *cfg, const char *v, char *err, size_t es)
+{
+    CFG->capture_ip = !v || !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes");
+    if (!CFG->capture_ip && v && strcmp(v, "false") && strcmp(v, "0") && strcmp(v, "no")) {
+        snprintf(err, es, "expected true or false");
+        return CORE_E_INVALID;
+    }
+    return 0;
+}
+
 static int set_cors(void *cfg, const char *v, char *err, size_t es)
 {
     return cli__set_str(CFG->cors_origin, sizeof CFG->cors_origin, v, err, es);
@@ -338,6 +349,10 @@ static const struct cli_opt serve_opts[] = {
      set_consent_max},
     {"ip", "MODE", "client IPs in context.ip: truncate (IPv4 /24, IPv6 /48; default) | drop",
      set_ip_mode},
+    {"capture-ip", NULL,
+     "events without context.ip get the client's address (first X-Forwarded-For, else the "
+     "connection), minimised per --ip",
+     set_capture_ip},
     {"log-level", "LEVEL", "debug | info | warn | error (default info)", set_log_level},
     {"reco-weights", "SRC=W,..",
      "blend weights of candidate sources (session covisit collab category content trending "
@@ -610,6 +625,7 @@ static int run(struct serve_config *c)
                             .catalog = cat,
                             .reco = reco,
                             .consent = consent,
+                            .capture_ip = c->capture_ip,
                             .reco_experiment = &c->reco.experiment};
     api = api_new(&ac, ing, log);
     struct http_options ho;

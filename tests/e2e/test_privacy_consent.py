@@ -19,8 +19,8 @@ import rs
 ARGS = ("--partitions", "2", "--fsync", "batch:2", "--checkpoint-interval", "200ms",
         "--reco-refresh", "200ms")
 SRV = rs.Server(*ARGS)
-AGG = rs.Server(*(ARGS + ("--consent-policy", "aggregate")))
-REQ = rs.Server(*(ARGS + ("--consent-required",)))
+AGG = rs.Server(*(ARGS + ("--consent-policy", "aggregate", "--capture-ip")))
+REQ = rs.Server(*(ARGS + ("--consent-required", "--ip", "drop")))
 T0 = int(time.time() * 1000)
 
 
@@ -261,6 +261,19 @@ def test_aggregate_policy_counts_items_only():
         assert profile_status("gina", AGG) == 404
         stored = [r["event"] for r in rs.dump(AGG.data) if r["event"].get("itemId") == "g1"]
         assert len(stored) == 2 and all(r.get("anonymous") is True for r in stored), stored
+        # --capture-ip: the client's address (first X-Forwarded-For, else the connection's),
+        # truncated like any context.ip; an ip the event carries wins.
+        hdr = {"Content-Type": "application/json", "X-Forwarded-For": "198.51.100.23, 10.0.0.1"}
+        st, _, _ = AGG.request("POST", "/v1/events",
+                               [ev("cap", "view", "c1", T0, eventId="cap-1"),
+                                ev("cap", "view", "c2", T0, eventId="cap-2",
+                                   context={"ip": "192.0.2.9", "locale": "de"})], hdr)
+        assert st == 200
+        send([ev("cap", "view", "c3", T0, eventId="cap-3")], AGG)
+        got = {r["event"]["eventId"]: r["event"].get("context") for r in rs.dump(AGG.data)
+               if r["event"].get("eventId", "").startswith("cap-")}
+        assert got == {"cap-1": {"ip": "198.51.100.0"}, "cap-2": {"ip": "192.0.2.0", "locale": "de"},
+                       "cap-3": {"ip": "127.0.0.0"}}, got
     finally:
         AGG.stop()
         AGG.cleanup()
@@ -277,8 +290,11 @@ def test_consent_required_for_unknown_users():
         assert r["personalization"] is False and r["coldStart"] is True, r
         view = consent("nina", True, True, REQ)
         assert view["allowed"] is True, view
-        body = send([ev("nina", "view", "n1", T0 + 1)], REQ)
+        body = send([ev("nina", "view", "n1", T0 + 1, eventId="nina-1",
+                        context={"ip": "203.0.113.5", "page": "/x"})], REQ)
         assert body["droppedConsent"] == 0, body
+        stored = [r["event"] for r in rs.dump(REQ.data) if r["event"]["eventId"] == "nina-1"]
+        assert stored[0]["context"] == {"page": "/x"}, stored  # --ip drop
         wait_for("nina's profile", lambda: profile_status("nina", REQ), lambda s: s == 200)
     finally:
         REQ.stop()
