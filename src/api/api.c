@@ -70,6 +70,8 @@ static void reply_metrics(struct api *api, struct http_request *req)
     metric(b, "recstream_consent_aggregated_total", "counter",
            "Events stored for item aggregates only (no personalization consent).",
            st.aggregated_consent);
+    metric(b, "recstream_pii_fields_total", "counter",
+           "Event properties stored that their schema marks x-pii.", st.pii_fields);
     metric(b, "recstream_dedup_entries", "gauge", "eventIds in the dedup window.",
            st.dedup_entries);
     metric(b, "recstream_dedup_evicted_total", "counter",

@@ -153,6 +153,11 @@ int event_json_decode_ex(const cJSON *obj, int64_t recv_ms, struct core_arena *a
                          const struct event_decode_opts *opts, struct event *ev,
                          struct event_error *err);
 
+/* Re-encodes an event's properties from obj (an object; {} gives the empty string) into
+ * arena, as the decoder does: e.g. after ingest dropped members a schema does not declare.
+ * Returns 0, or CORE_E_INVALID / CORE_E_TOOBIG (out untouched). */
+int event_properties_encode(const cJSON *obj, struct core_arena *arena, struct event_str *out);
+
 /* The event's type name (built-in or custom), not NUL-terminated; length in *len. */
 const char *event_type_name(const struct event *ev, size_t *len);
 

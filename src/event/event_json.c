@@ -528,3 +528,26 @@ int event_json_decode_ex(const cJSON *obj, int64_t recv_ms, struct core_arena *a
     *ev = tmp;
     return 0;
 }
+
+int event_properties_encode(const cJSON *obj, struct core_arena *arena, struct event_str *out)
+{
+    if (!cJSON_IsObject(obj))
+        return CORE_E_INVALID;
+    if (!obj->child) {
+        *out = (struct event_str){NULL, 0};
+        return 0;
+    }
+    struct event__jw w;
+    event__jw_init(&w, NULL, 0, EVENT_JSON_FIELD_MAX);
+    int rc = event__jw_value(&w, obj);
+    if (rc < 0 || w.len > EVENT_JSON_FIELD_MAX)
+        return rc < 0 ? rc : CORE_E_TOOBIG;
+    size_t len = w.len;
+    char *buf = core_arena_alloc(arena, len + 1);
+    event__jw_init(&w, buf, len, EVENT_JSON_FIELD_MAX);
+    rc = event__jw_value(&w, obj);
+    assert(rc >= 0 && w.len == len);
+    buf[len] = '\0';
+    *out = (struct event_str){buf, len};
+    return 0;
+}

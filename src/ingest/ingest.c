@@ -174,6 +174,7 @@ void ingest_stats(struct ingest *ing, struct ingest_stats *out)
     out->deadlettered = atomic_load(&ing->deadlettered);
     out->dropped_consent = atomic_load(&ing->dropped_consent);
     out->aggregated_consent = atomic_load(&ing->aggregated_consent);
+    out->pii_fields = atomic_load(&ing->pii_fields);
     for (int t = 0; t <= EVENT_TYPE_CUSTOM; t++)
         out->by_type[t] = atomic_load(&ing->by_type[t]);
     pthread_mutex_lock(&ing->mu);

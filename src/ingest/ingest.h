@@ -47,6 +47,7 @@ struct ingest_stats {
     uint64_t deadlettered;       /* rejected records recorded in the dead-letter store */
     uint64_t dropped_consent;    /* valid records not stored: no consent (see consent.h) */
     uint64_t aggregated_consent; /* records stored flagged anonymous (aggregates only) */
+    uint64_t pii_fields;         /* properties stored that their schema marks "x-pii" */
     uint64_t by_type[EVENT_TYPE_CUSTOM + 1]; /* valid events per type id (custom: last) */
     uint64_t dedup_entries;                  /* eventIds currently remembered */
     uint64_t dedup_evicted; /* eventIds forgotten early because dedup_max was reached */

@@ -71,6 +71,48 @@ static int find_schema(struct ingest *ing, struct ingest_item *it, struct event 
     return 0;
 }
 
+/*
+ * Data minimisation by schema: when the schema's root is closed ("additionalProperties":
+ * false), top-level members it does not declare are dropped (counted with the other dropped
+ * fields) rather than failing the event, and the stored properties are re-encoded without
+ * them. Returns the kept members as a new object of references, or NULL when nothing is
+ * dropped.
+ */
+static cJSON *drop_undeclared(const struct schema *s, const cJSON *props, struct event *ev,
+                              struct core_arena *arena)
+{
+    if (!cJSON_IsObject(props) || !schema_root_closed(s))
+        return NULL;
+    uint32_t undeclared = 0;
+    for (const cJSON *c = props->child; c; c = c->next)
+        if (!c->string || !schema_root_declares(s, c->string, strlen(c->string)))
+            undeclared++;
+    if (!undeclared)
+        return NULL;
+    cJSON *kept = cJSON_CreateObject();
+    for (cJSON *c = props->child; c; c = c->next)
+        if (c->string && schema_root_declares(s, c->string, strlen(c->string)))
+            cJSON_AddItemReferenceToObject(kept, c->string, c);
+    if (event_properties_encode(kept, arena, &ev->properties_json) < 0) {
+        cJSON_Delete(kept);
+        return NULL; /* cannot happen for a subset of valid properties; validate them whole */
+    }
+    ev->dropped_fields =
+        ev->dropped_fields > UINT32_MAX - undeclared ? UINT32_MAX : ev->dropped_fields + undeclared;
+    return kept;
+}
+
+/* Counts the top-level properties the schema marks "x-pii": true (the retention job that
+ * acts on their retention classes comes later). */
+static void count_pii(struct ingest *ing, const struct schema *s, const cJSON *props)
+{
+    uint64_t n = 0;
+    for (const cJSON *c = props->child; c; c = c->next)
+        n += c->string && schema_pii_property(s, c->string, strlen(c->string));
+    if (n)
+        atomic_fetch_add(&ing->pii_fields, n);
+}
+
 int ingest__check_schema(struct ingest *ing, struct ingest_item *it, struct event *ev,
                          struct core_arena *arena, struct schema_errors *errs)
 {
@@ -84,7 +126,14 @@ int ingest__check_schema(struct ingest *ing, struct ingest_item *it, struct even
     const cJSON *props = cJSON_GetObjectItemCaseSensitive(it->value, "properties");
     if (!props || cJSON_IsNull(props))
         props = &empty;
-    if (schema_validate(s, props, errs) == 0)
+    cJSON *kept = drop_undeclared(s, props, ev, arena);
+    if (kept)
+        props = kept;
+    int invalid = schema_validate(s, props, errs);
+    if (invalid == 0)
+        count_pii(ing, s, props);
+    cJSON_Delete(kept); /* references only: the event's own tree stays */
+    if (invalid == 0)
         return 0;
     const struct schema_error *e = &errs->items[0];
     /* The item's field is short; a very deep path is cut (the dead letter keeps it whole). */

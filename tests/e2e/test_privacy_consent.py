@@ -199,6 +199,35 @@ def test_minimisation():
     assert "iPhone" not in out and "Googlebot" not in out and "203.0.113.77" not in out
 
 
+def metric(name, srv=SRV):
+    st, _, body = srv.request("GET", "/metrics")
+    m = re.search(r"^%s (\d+)$" % name, body.decode(), re.M)
+    return int(m.group(1))
+
+
+def test_schema_pii_marks_and_undeclared_properties():
+    schema = {"type": "object", "additionalProperties": False,
+              "properties": {"email": {"type": "string", "x-pii": True, "x-retention": "short"},
+                             "plan": {"type": "string"}}}
+    st, body = call("PUT", "/v1/schemas/signup/1-0-0", schema)
+    assert st in (200, 201), body
+    st, view = call("GET", "/v1/schemas/signup/latest?view=privacy")
+    assert st == 200 and view == {"name": "signup", "version": "1-0-0", "closed": True,
+                                  "pii": [{"property": "email", "retention": "short"}]}, view
+    pii, dropped = metric("recstream_pii_fields_total"), metric("recstream_fields_dropped_total")
+    body = send([{"userId": "sig", "eventType": "signup", "eventId": "sig-1",
+                  "properties": {"email": "a@example.com", "plan": "pro", "extra": 1, "more": "x"}}])
+    assert body["accepted"] == 1 and body["rejected"] == 0, body
+    stored = [r["event"] for r in rs.dump(SRV.data) if r["event"]["eventId"] == "sig-1"]
+    assert stored[0]["properties"] == {"email": "a@example.com", "plan": "pro"}, stored
+    assert metric("recstream_pii_fields_total") == pii + 1
+    assert metric("recstream_fields_dropped_total") == dropped + 2
+    # Declared properties still validate: a wrong type is rejected.
+    st, _, body = SRV.post_json("/v1/events", [{"userId": "sig", "eventType": "signup",
+                                                "properties": {"plan": 5, "extra": 1}}])
+    assert st == 422 and body["errors"][0]["field"] == "properties/plan", body
+
+
 def test_state_cleared_after_sigkill_and_restart():
     p = history_for("dave", ["d1", "d2"], T0 + 5000)
     time.sleep(0.4)  # a checkpoint that holds dave's state
@@ -307,6 +336,7 @@ def main():
     try:
         for t in (test_withdrawal_stops_personalisation_at_once, test_regrant_starts_fresh,
                   test_analytics_false_drops_regardless, test_bad_consent_bodies, test_minimisation,
+                  test_schema_pii_marks_and_undeclared_properties,
                   test_state_cleared_after_sigkill_and_restart,
                   test_audit_chain_verifies_and_detects_tampering):
             runner.run(t)
