@@ -286,7 +286,12 @@ int consent_open(const struct consent_options *o, struct consent **out)
     c->fd = -1;
     c->next_n = 1;
     pthread_mutex_init(&c->wmu, NULL);
-    pthread_rwlock_init(&c->lock, NULL);
+    /* Writer-preferring: a steady stream of ingest lookups must not starve a consent change. */
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&c->lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
     c->mask = 63;
     c->slots = core_xcalloc(c->mask + 1, sizeof *c->slots);
     /* The subject-reference key: HMAC(secret, label), used for nothing else. */
