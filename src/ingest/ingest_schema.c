@@ -205,6 +205,39 @@ static void errors_json(const struct ingest_item *it, const struct schema_errors
     core_buf_putc(out, ']');
 }
 
+/* The stored copy of a rejected event is minimised like a stored event: context.ip
+ * truncated or removed, context.userAgent replaced by context.device. */
+static void minimise_context(struct ingest *ing, cJSON *copy)
+{
+    cJSON *ctx = cJSON_GetObjectItemCaseSensitive(copy, "context");
+    if (!ing->cfg.minimise || !cJSON_IsObject(ctx))
+        return;
+    cJSON *ip = cJSON_DetachItemFromObjectCaseSensitive(ctx, "ip");
+    char out[64];
+    if (cJSON_IsString(ip) && ing->cfg.ip_mode == PRIVACY_IP_TRUNCATE &&
+        privacy_ip_truncate(ip->valuestring, strlen(ip->valuestring), out, sizeof out))
+        cJSON_AddStringToObject(ctx, "ip", out);
+    cJSON_Delete(ip);
+    cJSON *ua = cJSON_DetachItemFromObjectCaseSensitive(ctx, "userAgent");
+    if (cJSON_IsString(ua) && !cJSON_GetObjectItemCaseSensitive(ctx, "device"))
+        cJSON_AddStringToObject(ctx, "device",
+                                privacy_device_class(ua->valuestring, strlen(ua->valuestring)));
+    cJSON_Delete(ua);
+}
+
+/* Whether consent allows keeping anything of this event (dead letters included). */
+static bool consent_allows(struct ingest *ing, const cJSON *copy)
+{
+    if (!ing->cfg.consent)
+        return true;
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(copy, "userKey");
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(copy, "anonKey");
+    enum consent_decision d =
+        consent_stricter(consent_decide(ing->cfg.consent, cJSON_IsString(u) ? u->valuestring : ""),
+                         consent_decide(ing->cfg.consent, cJSON_IsString(a) ? a->valuestring : ""));
+    return d != CONSENT_DROP;
+}
+
 void ingest__deadletter(struct ingest *ing, const struct ingest_batch *b,
                         const struct ingest_item *it, const struct schema_errors *errs)
 {
@@ -216,6 +249,11 @@ void ingest__deadletter(struct ingest *ing, const struct ingest_batch *b,
         return;
     swap_id(ing, copy, "userId", false);
     swap_id(ing, copy, "anonymousId", true);
+    if (!consent_allows(ing, copy)) {
+        cJSON_Delete(copy); /* a user who did not consent leaves no dead letter either */
+        return;
+    }
+    minimise_context(ing, copy);
     char *text = cJSON_PrintUnformatted(copy);
     struct core_buf reasons;
     core_buf_init(&reasons);

@@ -196,6 +196,15 @@ def test_minimisation():
     assert recs_["mini-2"]["context"] == {"ip": "2001:db8:abcd::", "device": "tv"}, recs_
     assert "context" not in recs_["mini-3"], recs_
     assert "iPhone" not in out and "Googlebot" not in out and "203.0.113.77" not in out
+    # Rejected events are dead-lettered minimised too, and not at all without consent.
+    st, _, body = SRV.post_json("/v1/events", [
+        {"userId": "mini", "eventType": "warp", "eventId": "mini-dl", "context": {"ip": "203.0.113.77", "userAgent": ua}},
+        {"userId": "amy", "eventType": "warp", "eventId": "amy-dl"}])
+    assert st == 422, body
+    st, _, body = SRV.request("GET", "/v1/deadletters")
+    dls = {d["event"].get("eventId"): d["event"] for d in json.loads(body)["deadletters"]}
+    assert dls["mini-dl"]["context"] == {"ip": "203.0.113.0", "device": "mobile"}, dls
+    assert "amy-dl" not in dls, dls
 
 
 def metric(name, srv=SRV):
