@@ -65,6 +65,13 @@ static void reply_metrics(struct api *api, struct http_request *req)
     metric(b, "recstream_overloaded_total", "counter", "Requests refused with 429.", st.overloaded);
     metric(b, "recstream_deadletters_total", "counter",
            "Rejected events recorded in the dead-letter store.", st.deadlettered);
+    metric(b, "recstream_consent_dropped_total", "counter",
+           "Valid events not stored for lack of consent.", st.dropped_consent);
+    metric(b, "recstream_consent_aggregated_total", "counter",
+           "Events stored for item aggregates only (no personalization consent).",
+           st.aggregated_consent);
+    metric(b, "recstream_pii_fields_total", "counter",
+           "Event properties stored that their schema marks x-pii.", st.pii_fields);
     metric(b, "recstream_dedup_entries", "gauge", "eventIds in the dedup window.",
            st.dedup_entries);
     metric(b, "recstream_dedup_evicted_total", "counter",
@@ -171,6 +178,8 @@ static enum http_action route(struct api *api, struct http_request *req)
         return api__catalog(api, req);
     if (api__reco_route(url))
         return api__reco(api, req);
+    if (api__privacy_route(url))
+        return api__privacy(api, req);
     if (!strncmp(url, "/v1/users/", 10) || !strncmp(url, "/v1/items/", 10) ||
         !strcmp(url, "/v1/trending"))
         return api__state(api, req);

@@ -9,6 +9,7 @@
  *   GET  /healthz /readyz /metrics
  *   /v1/schemas..., /v1/deadletters...  (api_schema.c)
  *   /v1/items, /v1/items/{itemId}       the item catalog (api_catalog.c)
+ *   /v1/users/{userId}/consent          consent (api_privacy.c)
  */
 #ifndef RECSTREAM_API_H
 #define RECSTREAM_API_H
@@ -21,6 +22,7 @@ struct stream;
 struct reco;
 struct reco_experiment;
 struct catalog;
+struct consent;
 
 struct api_config {
     const char *const *topics; /* Kafka REST topic names accepted (aliases of the event log) */
@@ -33,6 +35,9 @@ struct api_config {
     struct reco *reco;                             /* borrowed, may be NULL; recommendations */
     const struct reco_experiment *reco_experiment; /* borrowed, may be NULL; CTR report */
     struct catalog *catalog;                       /* borrowed, may be NULL; /v1/items */
+    struct consent *consent; /* borrowed, may be NULL; /v1/users/{id}/consent, reco checks */
+    bool capture_ip; /* events without context.ip get the client's (X-Forwarded-For, else the
+                      * connection's); ingest minimises it like any context.ip */
 };
 
 struct api;

@@ -220,6 +220,7 @@ static void item_error_text(const struct ingest_item *it, char *out, size_t size
 
 struct tally {
     size_t ok, dup, invalid, failed;
+    size_t dropped; /* accepted, not stored: no consent (counted in ok too) */
     char first_error[256];
 };
 
@@ -263,6 +264,14 @@ static void write_rest_offsets(struct ingest_req *r, struct core_buf *b, struct 
         if (i)
             core_buf_putc(b, ',');
         const struct ingest_item *it = s->item >= 0 ? &r->items[s->item] : NULL;
+        if (it && it->status == 0 && it->dropped_consent) {
+            /* Accepted but deliberately not stored (consent): no position, no error. */
+            core_buf_puts(b, "{\"partition\":null,\"offset\":null,\"error_code\":null,"
+                             "\"error\":null}");
+            t->ok++;
+            t->dropped++;
+            continue;
+        }
         if (it && it->status == 0) {
             core_buf_puts(b, "{\"partition\":");
             core_json_i64(b, it->out_partition);
@@ -312,6 +321,8 @@ static void reply_rest(struct ingest_req *r)
     write_rest_offsets(r, &offsets, &t);
     reply_head(req, &t, "record", "{\"key_schema_id\":null,\"value_schema_id\":null,");
     core_buf_append(&req->reply, offsets.data, offsets.len);
+    if (t.dropped)
+        core_buf_printf(&req->reply, ",\"dropped_consent\":%zu", t.dropped);
     core_buf_putc(&req->reply, '}');
     core_buf_dispose(&offsets);
 }
@@ -328,6 +339,12 @@ static void reply_native(struct ingest_req *r)
         const struct ingest_item *it = s->item >= 0 ? &r->items[s->item] : NULL;
         if (i)
             core_buf_putc(&offs, ',');
+        if (it && it->status == 0 && it->dropped_consent) {
+            core_buf_puts(&offs, "null");
+            t.ok++;
+            t.dropped++;
+            continue;
+        }
         if (it && it->status == 0) {
             core_buf_puts(&offs, "{\"partition\":");
             core_json_i64(&offs, it->out_partition);
@@ -365,10 +382,10 @@ static void reply_native(struct ingest_req *r)
     }
     reply_head(req, &t, "event", "{");
     core_buf_printf(&req->reply,
-                    "\"accepted\":%zu,\"duplicates\":%zu,\"rejected\":%zu,\"errors\":[%s],"
-                    "\"offsets\":[%s]}",
-                    t.ok + t.dup, t.dup, t.invalid + t.failed, errs.data ? errs.data : "",
-                    offs.data ? offs.data : "");
+                    "\"accepted\":%zu,\"duplicates\":%zu,\"droppedConsent\":%zu,\"rejected\":%zu,"
+                    "\"errors\":[%s],\"offsets\":[%s]}",
+                    t.ok + t.dup, t.dup, t.dropped, t.invalid + t.failed,
+                    errs.data ? errs.data : "", offs.data ? offs.data : "");
     core_buf_dispose(&errs);
     core_buf_dispose(&offs);
 }
@@ -454,6 +471,37 @@ static int parse_body(struct ingest_req *r)
     return json_slots(r);
 }
 
+/* serve --capture-ip: the client's address becomes context.ip of events that carry none
+ * (ingest then truncates or drops it). The first X-Forwarded-For address is taken when
+ * present, which is only meaningful behind a proxy that sets it. Runs inside the request's
+ * JSON arena, so the added nodes die with the parsed body. */
+static void capture_ip(struct ingest_req *r)
+{
+    char ip[64];
+    const char *xff = http_request_header(r->req, "X-Forwarded-For");
+    if (xff) {
+        while (*xff == ' ')
+            xff++;
+        size_t n = strcspn(xff, ", ");
+        if (n == 0 || n >= sizeof ip)
+            return;
+        memcpy(ip, xff, n);
+        ip[n] = '\0';
+    } else if (!http_request_peer(r->req, ip, sizeof ip)) {
+        return;
+    }
+    for (size_t i = 0; i < r->nitems; i++) {
+        cJSON *ev = (cJSON *)r->items[i].value; /* our own parsed tree */
+        if (!cJSON_IsObject(ev))
+            continue;
+        cJSON *ctx = cJSON_GetObjectItemCaseSensitive(ev, "context");
+        if (!ctx)
+            ctx = cJSON_AddObjectToObject(ev, "context");
+        if (cJSON_IsObject(ctx) && !cJSON_GetObjectItemCaseSensitive(ctx, "ip"))
+            cJSON_AddStringToObject(ctx, "ip", ip);
+    }
+}
+
 enum http_action api__ingest(struct api *api, struct http_request *req, enum api_ingest_kind kind)
 {
     struct ingest_req *r = core_xcalloc(1, sizeof *r);
@@ -471,6 +519,8 @@ enum http_action api__ingest(struct api *api, struct http_request *req, enum api
         event_json_arena_end();
         return HTTP_REPLY;
     }
+    if (api->cfg.capture_ip && kind != API_INGEST_BUILT)
+        capture_ip(r);
     ingest_batch_init(&r->batch, r->items, r->nitems);
     r->batch_live = true;
     r->batch.source = req->url;

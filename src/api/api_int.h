@@ -37,6 +37,10 @@ enum http_action api__catalog(struct api *api, struct http_request *req);
 bool api__reco_route(const char *url);
 enum http_action api__reco(struct api *api, struct http_request *req);
 
+/* Consent routes (api_privacy.c): /v1/users/{userId}/consent. */
+bool api__privacy_route(const char *url);
+enum http_action api__privacy(struct api *api, struct http_request *req);
+
 /* Counts a reply status for /metrics. */
 void api__count_reply(struct api *api, int status);
 

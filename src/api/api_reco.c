@@ -38,7 +38,10 @@ static enum http_action recommendations(struct api *api, struct http_request *re
     }
     char key[EVENT_KEY_HEX + 1];
     ingest_pseudonym_user(api->ing, user, ulen, key);
-    struct reco_request rq = {.user_key = key, .count = (int)count};
+    /* Without personalization consent the user's state is never read: withdrawal takes
+     * effect with this very request, before the processor has cleared the state. */
+    bool personal_ok = !api->cfg.consent || consent_decide(api->cfg.consent, key) == CONSENT_ALLOW;
+    struct reco_request rq = {.user_key = key, .count = (int)count, .anonymous = !personal_ok};
     const char *cat = http_request_query(req, "category");
     rq.category = cat && *cat ? cat : NULL;
     rq.device = http_request_query(req, "context.device");
@@ -85,6 +88,9 @@ static enum http_action recommendations(struct api *api, struct http_request *re
     core_json_cstr(o, res->strategy);
     core_buf_printf(o, ",\"coldStart\":%s,\"variant\":", res->cold_start ? "true" : "false");
     core_json_cstr(o, res->variant);
+    if (!personal_ok)
+        core_buf_puts(o, ",\"personalization\":false,\"reason\":\"the user has not consented "
+                         "to personalization: a non-personalised list\"");
     core_buf_printf(o, ",\"tookUs\":%lld}", (long long)res->took_us);
     free(res);
     return HTTP_REPLY;

@@ -2,7 +2,8 @@
  * Schema registry and dead-letter routes:
  *   GET  /v1/schemas                       list
  *   GET  /v1/schemas/{name}                versions of one schema
- *   GET  /v1/schemas/{name}/{version}      the document as registered ("latest" allowed)
+ *   GET  /v1/schemas/{name}/{version}      the document as registered ("latest" allowed);
+ *        ?view=privacy: {"name","version","closed","pii":[{"property","retention"}]}
  *   PUT  /v1/schemas/{name}/{version}      register (also PUT /v1/schemas/{name}?version=)
  *   GET  /v1/deadletters?after=&limit=     rejected events with their reasons
  *   POST /v1/deadletters/replay            re-submit them (all, or {"ids":[...]})
@@ -108,6 +109,41 @@ static void put_schema(struct api *api, struct http_request *req, const char *na
     core_buf_dispose(&msg);
 }
 
+static void pii_json(void *arg, const char *name, enum schema_retention r)
+{
+    struct core_buf *o = arg;
+    if (o->data[o->len - 1] != '[')
+        core_buf_putc(o, ',');
+    core_buf_puts(o, "{\"property\":");
+    core_json_cstr(o, name);
+    core_buf_printf(o, ",\"retention\":\"%s\"}", schema_retention_name(r));
+}
+
+/* The privacy annotations the compiled schema recorded ("x-pii", "x-retention") and whether
+ * undeclared properties are dropped at ingest ("closed"). */
+static int privacy_view(struct api *api, struct http_request *req, const char *name,
+                        const char *version)
+{
+    struct schema_version v, found;
+    bool latest = !strcmp(version, "latest");
+    if (!latest && schema_version_parse(version, strlen(version), &v) < 0)
+        return CORE_E_INVALID;
+    const struct schema *s =
+        schema_registry_resolve(api->cfg.registry, name, strlen(name), latest ? NULL : &v, &found);
+    if (!s)
+        return CORE_E_NOTFOUND;
+    char ver[SCHEMA_VERSION_STR_SIZE];
+    schema_version_format(&found, ver, sizeof ver);
+    struct core_buf *o = &req->reply;
+    core_buf_puts(o, "{\"name\":");
+    core_json_cstr(o, name);
+    core_buf_printf(o, ",\"version\":\"%s\",\"closed\":%s,\"pii\":[", ver,
+                    schema_root_closed(s) ? "true" : "false");
+    schema_pii_each(s, pii_json, o);
+    core_buf_puts(o, "]}");
+    return 0;
+}
+
 enum http_action api__schemas(struct api *api, struct http_request *req, const char *rest)
 {
     char buf[512];
@@ -130,7 +166,10 @@ enum http_action api__schemas(struct api *api, struct http_request *req, const c
         return HTTP_REPLY;
     }
     int rc = 0;
-    if (!name)
+    const char *view = http_request_query(req, "view");
+    if (name && version && view && !strcmp(view, "privacy"))
+        rc = privacy_view(api, req, name, version);
+    else if (!name)
         schema_registry_list_json(api->cfg.registry, &req->reply);
     else if (!version)
         rc = schema_registry_versions_json(api->cfg.registry, name, &req->reply);

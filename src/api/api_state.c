@@ -104,6 +104,11 @@ static enum http_action user_profile(struct api *api, struct http_request *req, 
 {
     char key[EVENT_KEY_HEX + 1];
     ingest_pseudonym_user(api->ing, id, len, key);
+    /* A withdrawal hides the profile at once; the processor deletes it shortly after. */
+    if (api->cfg.consent && consent_decide(api->cfg.consent, key) != CONSENT_ALLOW) {
+        http_reply_error(req, 40403, "no profile for this user (no personalization consent)");
+        return HTTP_REPLY;
+    }
     int32_t p = core_partition_for_key(key, EVENT_KEY_HEX, stream_partitions(api->cfg.stream));
     if (state_shard_user_json(stream_shard(api->cfg.stream, p), key, &req->reply) < 0)
         http_reply_error(req, 40403, "no profile for this user");

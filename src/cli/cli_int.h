@@ -46,5 +46,6 @@ int cli_cmd_state(int argc, char **argv);
 int cli_cmd_eval(int argc, char **argv);
 int cli_cmd_simulate(int argc, char **argv);
 int cli_cmd_dev(int argc, char **argv);
+int cli_cmd_audit(int argc, char **argv);
 
 #endif

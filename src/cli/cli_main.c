@@ -16,6 +16,7 @@ static void usage(FILE *out)
             "  state    rebuild and dump the processor state offline\n"
             "  eval     evaluate the recommender on a dataset (prequential, leave-last-out)\n"
             "  simulate send realistic synthetic traffic to a running server\n"
+            "  audit    verify or tail the privacy audit log (hash chain)\n"
             "  dev      developer tools: kafka-mock (a local Kafka mock cluster)\n\n"
             "recstream <command> --help shows a command's options; --version the "
             "version.\n",
@@ -49,6 +50,8 @@ int cli_main(int argc, char **argv)
         return cli_cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "simulate"))
         return cli_cmd_simulate(argc - 1, argv + 1);
+    if (!strcmp(cmd, "audit"))
+        return cli_cmd_audit(argc - 1, argv + 1);
     if (!strcmp(cmd, "dev"))
         return cli_cmd_dev(argc - 1, argv + 1);
     fprintf(stderr, "recstream: unknown command '%s'\n\n", cmd);

@@ -6,6 +6,8 @@
 #include "http/http.h"
 #include "ingest/deadletter.h"
 #include "ingest/ingest.h"
+#include "privacy/audit.h"
+#include "privacy/consent.h"
 #include "privacy/privacy.h"
 #include "reco/reco.h"
 #include "stream/stream.h"
@@ -38,6 +40,11 @@ struct serve_config {
     int64_t checkpoint_interval_ms, processor_threads;
     char cors_origin[256];
     struct reco_config reco;
+    bool consent_required;
+    enum consent_policy consent_policy;
+    int64_t consent_max;
+    enum privacy_ip_mode ip_mode;
+    bool capture_ip;
 };
 
 #define CFG ((struct serve_config *)cfg)
@@ -169,6 +176,57 @@ DURATION_SETTER(set_segment_age, segment_ms, 1000)
 DURATION_SETTER(set_checkpoint_interval, checkpoint_interval_ms, 10)
 INT_SETTER(set_processor_threads, processor_threads, 1, 1024)
 
+static int set_consent_required(void *cfg, const char *v, char *err, size_t es)
+{
+    if (!v || !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes"))
+        CFG->consent_required = true;
+    else if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no"))
+        CFG->consent_required = false;
+    else {
+        snprintf(err, es, "expected true or false");
+        return CORE_E_INVALID;
+    }
+    return 0;
+}
+
+static int set_consent_policy(void *cfg, const char *v, char *err, size_t es)
+{
+    if (!strcmp(v, "drop"))
+        CFG->consent_policy = CONSENT_POLICY_DROP;
+    else if (!strcmp(v, "aggregate"))
+        CFG->consent_policy = CONSENT_POLICY_AGGREGATE;
+    else {
+        snprintf(err, es, "expected drop or aggregate");
+        return CORE_E_INVALID;
+    }
+    return 0;
+}
+
+static int set_ip_mode(void *cfg, const char *v, char *err, size_t es)
+{
+    if (!strcmp(v, "truncate"))
+        CFG->ip_mode = PRIVACY_IP_TRUNCATE;
+    else if (!strcmp(v, "drop"))
+        CFG->ip_mode = PRIVACY_IP_DROP;
+    else {
+        snprintf(err, es, "expected truncate or drop");
+        return CORE_E_INVALID;
+    }
+    return 0;
+}
+
+INT_SETTER(set_consent_max, consent_max, 1, 1000000000)
+
+static int set_capture_ip(void *cfg, const char *v, char *err, size_t es)
+{
+    CFG->capture_ip = !v || !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes");
+    if (!CFG->capture_ip && v && strcmp(v, "false") && strcmp(v, "0") && strcmp(v, "no")) {
+        snprintf(err, es, "expected true or false");
+        return CORE_E_INVALID;
+    }
+    return 0;
+}
+
 static int set_cors(void *cfg, const char *v, char *err, size_t es)
 {
     return cli__set_str(CFG->cors_origin, sizeof CFG->cors_origin, v, err, es);
@@ -285,6 +343,21 @@ static const struct cli_opt serve_opts[] = {
      set_checkpoint_interval},
     {"processor-threads", "N", "stream processor threads (default 1)", set_processor_threads},
     {"cors-origin", "ORIGIN", "Access-Control-Allow-Origin for event routes (default *)", set_cors},
+    {"consent-required", NULL,
+     "strict opt-in: users without a consent record are not collected or personalised",
+     set_consent_required},
+    {"consent-policy", "POLICY",
+     "events of users without personalization consent: drop (default) | aggregate (stored "
+     "for item aggregates only)",
+     set_consent_policy},
+    {"consent-max", "N", "most users with a consent record (default 1000000; full: 507)",
+     set_consent_max},
+    {"ip", "MODE", "client IPs in context.ip: truncate (IPv4 /24, IPv6 /48; default) | drop",
+     set_ip_mode},
+    {"capture-ip", NULL,
+     "events without context.ip get the client's address (first X-Forwarded-For, else the "
+     "connection), minimised per --ip",
+     set_capture_ip},
     {"log-level", "LEVEL", "debug | info | warn | error (default info)", set_log_level},
     {"reco-weights", "SRC=W,..",
      "blend weights of candidate sources (session covisit collab category content trending "
@@ -334,6 +407,9 @@ static void serve_defaults(struct serve_config *c)
     c->processor_threads = 1;
     snprintf(c->cors_origin, sizeof c->cors_origin, "*");
     reco_config_init(&c->reco);
+    c->consent_policy = CONSENT_POLICY_DROP;
+    c->consent_max = 1000000;
+    c->ip_mode = PRIVACY_IP_TRUNCATE;
 }
 
 /* Only one server may own a data directory. The lock lives as long as the process. */
@@ -387,6 +463,45 @@ static int open_registry(const struct serve_config *c, struct schema_registry **
     return 0;
 }
 
+/* Opens DIR/privacy/audit.log and the consent store, and records the consent settings this
+ * server enforces (so a policy change is itself in the audit trail). */
+static int open_privacy(const struct serve_config *c, const struct privacy_key *key,
+                        struct audit **audit, struct consent **consent)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/privacy/audit.log", c->data);
+    int rc = audit_open(path, audit);
+    if (rc < 0) {
+        LOG_ERROR("cannot open the audit log", "path=%s err=\"%s\"", path, core_strerror(rc));
+        return rc;
+    }
+    struct consent_options o;
+    consent_options_init(&o);
+    snprintf(path, sizeof path, "%s/privacy/consent", c->data);
+    o.dir = path;
+    o.max_entries = c->consent_max;
+    o.required = c->consent_required;
+    o.policy = c->consent_policy;
+    o.fsync = c->fsync != EVLOG_FSYNC_NONE;
+    o.audit = *audit;
+    o.key = key;
+    rc = consent_open(&o, consent);
+    if (rc < 0) {
+        LOG_ERROR("cannot open the consent store", "dir=%s err=\"%s\"", path, core_strerror(rc));
+        return rc;
+    }
+    char detail[256];
+    snprintf(detail, sizeof detail,
+             "{\"consentRequired\":%s,\"consentPolicy\":\"%s\",\"ip\":\"%s\"}",
+             c->consent_required ? "true" : "false",
+             c->consent_policy == CONSENT_POLICY_DROP ? "drop" : "aggregate",
+             c->ip_mode == PRIVACY_IP_DROP ? "drop" : "truncate");
+    rc = audit_append(*audit, "system", "serve.start", "", "cli", detail);
+    if (rc < 0)
+        LOG_ERROR("cannot write to the audit log", "err=\"%s\"", core_strerror(rc));
+    return rc;
+}
+
 static int run(struct serve_config *c)
 {
     int rc, lock_fd = -1;
@@ -400,6 +515,8 @@ static int run(struct serve_config *c)
     struct stream *st = NULL;
     struct reco *reco = NULL;
     struct state_shard **shards = NULL;
+    struct audit *audit = NULL;
+    struct consent *consent = NULL;
     struct privacy_key key;
     bool key_loaded = false;
     char path[1100];
@@ -471,8 +588,13 @@ static int run(struct serve_config *c)
         LOG_ERROR("cannot open the item catalog", "dir=%s err=\"%s\"", cat_path, core_strerror(rc));
         goto out;
     }
+    rc = open_privacy(c, &key, &audit, &consent);
+    if (rc < 0)
+        goto out;
     struct ingest_config ic;
     ingest_config_init(&ic);
+    ic.consent = consent;
+    ic.ip_mode = c->ip_mode;
     ic.dedup_window_ms = c->dedup_window_ms;
     ic.dedup_max = c->dedup_max;
     ic.registry = reg;
@@ -511,6 +633,8 @@ static int run(struct serve_config *c)
                             .stream = st,
                             .catalog = cat,
                             .reco = reco,
+                            .consent = consent,
+                            .capture_ip = c->capture_ip,
                             .reco_experiment = &c->reco.experiment};
     api = api_new(&ac, ing, log);
     struct http_options ho;
@@ -555,6 +679,8 @@ out:
         evlog_close(log);
     deadletter_free(dead);
     catalog_close(cat); /* after the server and the processors, its readers */
+    consent_close(consent);
+    audit_close(audit);
     schema_registry_free(reg);
     if (key_loaded)
         privacy_key_dispose(&key);

@@ -28,7 +28,8 @@
     XX(IMPRESSION, "impression", 0.0, true)                                                        \
     XX(SEARCH, "search", 0.0, false)                                                               \
     XX(PAGE_VIEW, "page_view", 0.0, false)                                                         \
-    XX(PREFERENCES, "preferences", 0.0, false)
+    XX(PREFERENCES, "preferences", 0.0, false)                                                     \
+    XX(CONSENT, "consent", 0.0, false)
 
 enum event_type {
 #define XX(id, name, weight, item) EVENT_##id,
@@ -40,6 +41,16 @@ enum event_type {
 /* A type registered at run time (a schema of that name exists in the registry): its name is
  * carried in event.type_name. Custom types have weight 1 and no required itemId. */
 #define EVENT_TYPE_CUSTOM EVENT_TYPE__COUNT
+
+/* "consent" is a control event: the server writes it when a user's consent changes (never
+ * accepted from clients); the processor clears the user's state when it withdraws
+ * personalization. Types keep stable numbers in stored records (event_type_to_wire): the
+ * types listed before CONSENT are 0..15, custom is 16 as it was before CONSENT existed, and
+ * types added later take 17 and up. */
+#define EVENT_WIRE_CUSTOM 16
+uint64_t event_type_to_wire(int type);
+/* -1 for a number that names no type. */
+int event_type_from_wire(uint64_t wire);
 
 struct event_type_info {
     const char *name;
@@ -99,6 +110,8 @@ struct event {
     struct event_str context_json;    /* compact JSON object of allow-listed keys, or empty */
     struct event_str properties_json; /* compact JSON object, or empty */
     uint32_t dropped_fields;          /* unknown top-level / context keys dropped (counted) */
+    bool anonymous; /* consent: the user gave no personalization consent; the processor
+                     * updates item aggregates only, never per-user state */
 };
 
 void event_init(struct event *ev);
@@ -125,12 +138,25 @@ int event_json_decode(const cJSON *obj, int64_t recv_ms, struct core_arena *aren
 struct event_decode_opts {
     bool (*custom_type)(void *arg, const char *name, size_t len);
     void *arg;
+    /* Data minimisation of context (NULL: stored as sent). minimise_ip writes what to store
+     * for a string context.ip into out (NUL-terminated) or returns false to leave it out.
+     * device_class maps a string context.userAgent to a device class ("mobile", ...): the
+     * raw agent is then never stored, and the class becomes context.device unless the event
+     * has a device of its own. Non-string values of either are left out. */
+    bool (*minimise_ip)(void *arg, const char *ip, size_t len, char *out, size_t cap);
+    const char *(*device_class)(void *arg, const char *ua, size_t len);
+    bool allow_control; /* accept eventType "consent" (the server's own control events) */
 };
 
 /* event_json_decode with options (opts may be NULL). */
 int event_json_decode_ex(const cJSON *obj, int64_t recv_ms, struct core_arena *arena,
                          const struct event_decode_opts *opts, struct event *ev,
                          struct event_error *err);
+
+/* Re-encodes an event's properties from obj (an object; {} gives the empty string) into
+ * arena, as the decoder does: e.g. after ingest dropped members a schema does not declare.
+ * Returns 0, or CORE_E_INVALID / CORE_E_TOOBIG (out untouched). */
+int event_properties_encode(const cJSON *obj, struct core_arena *arena, struct event_str *out);
 
 /* The event's type name (built-in or custom), not NUL-terminated; length in *len. */
 const char *event_type_name(const struct event *ev, size_t *len);
@@ -139,7 +165,8 @@ const char *event_type_name(const struct event *ev, size_t *len);
  * Appends the event as a canonical JSON object (pseudonymous keys, never raw ids):
  * {"eventId":..,"userKey":..,"anonKey":..,"sessionId":..,"eventType":..,"itemId":..,
  *  "timestamp":..,"receivedAt":..,"value":..,"recId":..,"position":..,"schema":..,
- *  "context":{..},"properties":{..}} with absent fields left out, in that order.
+ *  "context":{..},"properties":{..},"anonymous":true} with absent (false) fields left out, in
+ *  that order.
  */
 void event_json_encode(const struct event *ev, struct core_buf *out);
 

@@ -12,6 +12,8 @@
  *   varint  zigzag(position)                             if BIN_POSITION
  *   varint  dropped_fields (non-zero)                    if BIN_DROPPED
  *   (flag only) BIN_ID_ASSIGNED: the collector generated the eventId
+ *   (flag only) BIN_ANONYMOUS: consent allows item aggregates only (no per-user state)
+ *   The type id is the type's wire number (event_type_to_wire): stable when types are added.
  *   then for each present string of str_fields, in order: varint length (>= 1), bytes.
  *
  * The encoding is canonical: the decoder rejects anything the encoder would not have written
@@ -51,7 +53,9 @@ static const struct {
 #define STR_FIELD_COUNT (sizeof str_fields / sizeof str_fields[0])
 /* After the string flags: the eventId was assigned by the collector (never a dedup key). */
 #define BIN_ID_ASSIGNED ((uint64_t)BIN_STR0 << STR_FIELD_COUNT)
-#define BIN_ALL_FLAGS ((BIN_ID_ASSIGNED << 1) - 1)
+/* Then: the user gave no personalization consent (policy "aggregate"). */
+#define BIN_ANONYMOUS (BIN_ID_ASSIGNED << 1)
+#define BIN_ALL_FLAGS ((BIN_ANONYMOUS << 1) - 1)
 
 static struct event_str *str_at(struct event *ev, size_t i)
 {
@@ -101,6 +105,8 @@ static uint64_t encode_flags(const struct event *ev)
         flags |= BIN_DROPPED;
     if (ev->id_assigned)
         flags |= BIN_ID_ASSIGNED;
+    if (ev->anonymous)
+        flags |= BIN_ANONYMOUS;
     for (size_t i = 0; i < STR_FIELD_COUNT; i++) {
         if (cstr_at(ev, i)->len)
             flags |= (uint64_t)BIN_STR0 << i;
@@ -114,7 +120,7 @@ void event_bin_encode(const struct event *ev, struct core_buf *out)
     uint64_t flags = encode_flags(ev);
     core_buf_putc(out, BIN_VERSION);
     core_buf_put_varint(out, flags);
-    core_buf_put_varint(out, (uint64_t)ev->type);
+    core_buf_put_varint(out, event_type_to_wire(ev->type));
     core_buf_put_varint(out, core_zigzag(ev->ts_ms));
     /* Wrapping unsigned difference: exact for any pair of times. */
     core_buf_put_varint(out, core_zigzag((int64_t)((uint64_t)ev->recv_ms - (uint64_t)ev->ts_ms)));
@@ -194,10 +200,10 @@ static int get_header(const uint8_t **p, const uint8_t *end, struct event *ev, u
         return CORE_E_CORRUPT;
     (*p)++;
     if (get_varint(p, end, flags) < 0 || (*flags & ~(uint64_t)BIN_ALL_FLAGS) ||
-        get_varint(p, end, &type) < 0 || type > EVENT_TYPE_CUSTOM || get_varint(p, end, &ts) < 0 ||
-        get_varint(p, end, &delta) < 0)
+        get_varint(p, end, &type) < 0 || event_type_from_wire(type) < 0 ||
+        get_varint(p, end, &ts) < 0 || get_varint(p, end, &delta) < 0)
         return CORE_E_CORRUPT;
-    ev->type = (int)type;
+    ev->type = event_type_from_wire(type);
     ev->ts_ms = core_unzigzag(ts);
     ev->recv_ms = (int64_t)((uint64_t)ev->ts_ms + (uint64_t)core_unzigzag(delta));
     return 0;
@@ -243,6 +249,7 @@ int event_bin_decode(const void *data, size_t len, struct event *ev)
     if (get_header(&p, end, &tmp, &flags) < 0)
         return CORE_E_CORRUPT;
     tmp.id_assigned = (flags & BIN_ID_ASSIGNED) != 0;
+    tmp.anonymous = (flags & BIN_ANONYMOUS) != 0;
     if (((flags & BIN_USER_KEY) && get_key(&p, end, tmp.user_key) < 0) ||
         ((flags & BIN_ANON_KEY) && get_key(&p, end, tmp.anon_key) < 0) ||
         get_numbers(&p, end, flags, &tmp) < 0)

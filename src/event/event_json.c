@@ -195,6 +195,10 @@ static int decode_type_item(struct decoder *d)
             return rc;
         ev->type = EVENT_TYPE_CUSTOM;
     }
+    if (ev->type == EVENT_CONSENT && !(d->opts && d->opts->allow_control))
+        return fail(d, "eventType",
+                    "eventType \"consent\" is written by the server only; use PUT "
+                    "/v1/users/{userId}/consent");
     if (ev->type < 0) {
         struct event_str ignored;
         int rc = decode_str(d, &type_rule, &ignored); /* reports invalid UTF-8 first */
@@ -350,14 +354,42 @@ static int write_context_value(struct event__jw *w, const cJSON *item, bool nest
     return event__jw_scalar(w, item);
 }
 
+/* Data minimisation of one context member (see event_decode_opts): 1 = written, 0 = left
+ * out, negative = error. *device_class gets the class of a user agent. */
+static int write_minimised(struct event__jw *w, const cJSON *c, int k,
+                           const struct event_decode_opts *opts, const char **device_class)
+{
+    const char *name = context_keys[k].name;
+    bool is_ip = !strcmp(name, "ip") && opts && opts->minimise_ip;
+    bool is_ua = !strcmp(name, "userAgent") && opts && opts->device_class;
+    if (!is_ip && !is_ua)
+        return 2; /* not minimised: the caller writes it as sent */
+    if (!cJSON_IsString(c))
+        return 0; /* not an address / agent: nothing to keep */
+    if (is_ua) {
+        *device_class = opts->device_class(opts->arg, c->valuestring, strlen(c->valuestring));
+        return 0;
+    }
+    char ip[64];
+    if (!opts->minimise_ip(opts->arg, c->valuestring, strlen(c->valuestring), ip, sizeof ip))
+        return 0;
+    event__jw_str(w, name, strlen(name));
+    event__jw_raw(w, ":", 1);
+    return event__jw_str(w, ip, strlen(ip)) < 0 ? CORE_E_INVALID : 1;
+}
+
 /*
  * Writes the allow-listed members of context (one pass of the two). Unknown keys and repeats
  * are counted in *dropped; null members are left out. On a refused value *bad names its key.
+ * With minimisation options, ip is rewritten (or left out) and a userAgent is replaced by
+ * a "device" class (added at the end when the event has no device of its own).
  */
-static int write_context(struct event__jw *w, const cJSON *ctx, uint32_t *dropped, int *bad)
+static int write_context(struct event__jw *w, const cJSON *ctx, uint32_t *dropped, int *bad,
+                         const struct event_decode_opts *opts)
 {
     uint32_t seen = 0;
     bool first = true;
+    const char *device_class = NULL;
     event__jw_raw(w, "{", 1);
     for (const cJSON *c = ctx->child; c; c = c->next) {
         int k = c->string ? context_key(c->string) : -1;
@@ -369,16 +401,32 @@ static int write_context(struct event__jw *w, const cJSON *ctx, uint32_t *droppe
         if (cJSON_IsNull(c))
             continue;
         *bad = k;
+        size_t mark = w->len;
         if (!first)
             event__jw_raw(w, ",", 1);
+        int rc = write_minimised(w, c, k, opts, &device_class);
+        if (rc == 0) {
+            w->len = mark; /* left out: undo the comma */
+            continue;
+        }
+        if (rc == 2) {
+            event__jw_str(w, context_keys[k].name, strlen(context_keys[k].name));
+            event__jw_raw(w, ":", 1);
+            rc = write_context_value(w, c, context_keys[k].nested);
+        }
         first = false;
-        event__jw_str(w, context_keys[k].name, strlen(context_keys[k].name));
-        event__jw_raw(w, ":", 1);
-        int rc = write_context_value(w, c, context_keys[k].nested);
-        if (rc == 0 && w->len > w->max)
+        if (rc >= 0 && w->len > w->max)
             rc = CORE_E_TOOBIG;
         if (rc < 0)
             return rc;
+    }
+    if (device_class && !(seen & 1u << context_key("device"))) {
+        if (!first)
+            event__jw_raw(w, ",", 1);
+        first = false;
+        event__jw_str(w, "device", 6);
+        event__jw_raw(w, ":", 1);
+        event__jw_str(w, device_class, strlen(device_class));
     }
     event__jw_raw(w, "}", 1);
     *bad = -1;
@@ -387,10 +435,10 @@ static int write_context(struct event__jw *w, const cJSON *ctx, uint32_t *droppe
 
 /* One walk of the writer over context (allow-listed) or properties (whole). */
 static int write_blob(struct event__jw *w, enum field f, const cJSON *obj, uint32_t *dropped,
-                      int *bad)
+                      int *bad, const struct event_decode_opts *opts)
 {
     if (f == F_CONTEXT)
-        return write_context(w, obj, dropped, bad);
+        return write_context(w, obj, dropped, bad, opts);
     return event__jw_value(w, obj);
 }
 
@@ -416,7 +464,7 @@ static int decode_blob(struct decoder *d, enum field f, struct event_str *out)
     uint32_t dropped = 0;
     int bad = -1;
     event__jw_init(&w, stack, sizeof stack, EVENT_JSON_FIELD_MAX);
-    int rc = write_blob(&w, f, obj, &dropped, &bad);
+    int rc = write_blob(&w, f, obj, &dropped, &bad, d->opts);
     if (rc == CORE_E_TOOBIG || (rc >= 0 && w.len > EVENT_JSON_FIELD_MAX))
         return fail(d, name, "must be at most %d bytes as compact JSON", EVENT_JSON_FIELD_MAX);
     if (rc < 0) {
@@ -434,7 +482,7 @@ static int decode_blob(struct decoder *d, enum field f, struct event_str *out)
         memcpy(buf, stack, len);
     } else {
         event__jw_init(&w, buf, len, EVENT_JSON_FIELD_MAX);
-        rc = write_blob(&w, f, obj, &dropped, &bad);
+        rc = write_blob(&w, f, obj, &dropped, &bad, d->opts);
         assert(rc >= 0 && w.len == len); /* the same walk over the same tree */
     }
     buf[len] = '\0';
@@ -478,5 +526,28 @@ int event_json_decode_ex(const cJSON *obj, int64_t recv_ms, struct core_arena *a
         (rc = decode_blob(&d, F_PROPERTIES, &tmp.properties_json)) < 0)
         return rc;
     *ev = tmp;
+    return 0;
+}
+
+int event_properties_encode(const cJSON *obj, struct core_arena *arena, struct event_str *out)
+{
+    if (!cJSON_IsObject(obj))
+        return CORE_E_INVALID;
+    if (!obj->child) {
+        *out = (struct event_str){NULL, 0};
+        return 0;
+    }
+    struct event__jw w;
+    event__jw_init(&w, NULL, 0, EVENT_JSON_FIELD_MAX);
+    int rc = event__jw_value(&w, obj);
+    if (rc < 0 || w.len > EVENT_JSON_FIELD_MAX)
+        return rc < 0 ? rc : CORE_E_TOOBIG;
+    size_t len = w.len;
+    char *buf = core_arena_alloc(arena, len + 1);
+    event__jw_init(&w, buf, len, EVENT_JSON_FIELD_MAX);
+    rc = event__jw_value(&w, obj);
+    assert(rc >= 0 && w.len == len);
+    buf[len] = '\0';
+    *out = (struct event_str){buf, len};
     return 0;
 }

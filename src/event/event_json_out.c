@@ -282,5 +282,9 @@ void event_json_encode(const struct event *ev, struct core_buf *out)
     put_str(out, &first, "schema", ev->schema.ptr, ev->schema.len);
     put_raw(out, &first, "context", ev->context_json);
     put_raw(out, &first, "properties", ev->properties_json);
+    if (ev->anonymous) {
+        put_key(out, &first, "anonymous");
+        core_buf_puts(out, "true");
+    }
     core_buf_putc(out, '}');
 }

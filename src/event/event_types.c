@@ -34,6 +34,22 @@ const char *event_type_name(const struct event *ev, size_t *len)
     return ti ? ti->name : "";
 }
 
+uint64_t event_type_to_wire(int type)
+{
+    if (type == EVENT_TYPE_CUSTOM)
+        return EVENT_WIRE_CUSTOM;
+    return type < EVENT_WIRE_CUSTOM ? (uint64_t)type : (uint64_t)type + 1;
+}
+
+int event_type_from_wire(uint64_t wire)
+{
+    if (wire < EVENT_WIRE_CUSTOM)
+        return (int)wire;
+    if (wire == EVENT_WIRE_CUSTOM)
+        return EVENT_TYPE_CUSTOM;
+    return wire <= EVENT_TYPE__COUNT ? (int)wire - 1 : -1;
+}
+
 int event_type_lookup(const char *name, size_t len)
 {
     /* A linear scan: the table is short. */

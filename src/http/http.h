@@ -39,6 +39,9 @@ struct http_request {
 
 /* Request header lookup (case-insensitive); NULL when absent. Handler threads only. */
 const char *http_request_header(struct http_request *req, const char *name);
+/* The connection's peer address as text (IPv4 or IPv6) into out (cap >= 46); false when
+ * unknown. Handler threads only. */
+bool http_request_peer(struct http_request *req, char *out, size_t cap);
 /* Query-string argument, percent-decoded (valid until the request ends); NULL when absent.
  * Handler threads only. */
 const char *http_request_query(struct http_request *req, const char *name);

@@ -38,6 +38,8 @@ void ingest_config_init(struct ingest_config *cfg)
     memset(cfg, 0, sizeof *cfg);
     cfg->dedup_window_ms = 24LL * 3600 * 1000;
     cfg->dedup_max = 1000000;
+    cfg->minimise = true;
+    cfg->ip_mode = PRIVACY_IP_TRUNCATE;
 }
 
 void ingest_batch_init(struct ingest_batch *b, struct ingest_item *items, size_t n)
@@ -50,6 +52,7 @@ void ingest_batch_init(struct ingest_batch *b, struct ingest_item *items, size_t
     for (size_t i = 0; i < n; i++) {
         items[i].status = 0;
         items[i].duplicate = false;
+        items[i].dropped_consent = false;
         items[i].out_partition = -1;
         items[i].out_offset = -1;
         items[i].err.field[0] = '\0';
@@ -114,6 +117,18 @@ static int rebuild_dedup(struct ingest *ing)
     return rc;
 }
 
+static bool minimise_ip(void *arg, const char *ip, size_t len, char *out, size_t cap)
+{
+    const struct ingest *ing = arg;
+    return ing->cfg.ip_mode == PRIVACY_IP_TRUNCATE && privacy_ip_truncate(ip, len, out, cap);
+}
+
+static const char *device_class(void *arg, const char *ua, size_t len)
+{
+    (void)arg;
+    return privacy_device_class(ua, len);
+}
+
 int ingest_new(const struct ingest_config *cfg, struct evlog *log, const struct privacy_key *key,
                struct ingest **out)
 {
@@ -124,6 +139,10 @@ int ingest_new(const struct ingest_config *cfg, struct evlog *log, const struct 
     pthread_mutex_init(&ing->mu, NULL);
     ing->decode_opts.custom_type = ingest__custom_type;
     ing->decode_opts.arg = ing;
+    if (cfg->minimise) {
+        ing->decode_opts.minimise_ip = minimise_ip;
+        ing->decode_opts.device_class = device_class;
+    }
     ingest__dedup_init(&ing->dedup, (size_t)cfg->dedup_max, cfg->dedup_window_ms);
     int rc = rebuild_dedup(ing);
     if (rc < 0) {
@@ -153,6 +172,9 @@ void ingest_stats(struct ingest *ing, struct ingest_stats *out)
     out->overloaded = atomic_load(&ing->overloaded);
     out->failed = atomic_load(&ing->failed);
     out->deadlettered = atomic_load(&ing->deadlettered);
+    out->dropped_consent = atomic_load(&ing->dropped_consent);
+    out->aggregated_consent = atomic_load(&ing->aggregated_consent);
+    out->pii_fields = atomic_load(&ing->pii_fields);
     for (int t = 0; t <= EVENT_TYPE_CUSTOM; t++)
         out->by_type[t] = atomic_load(&ing->by_type[t]);
     pthread_mutex_lock(&ing->mu);
@@ -164,6 +186,11 @@ void ingest_stats(struct ingest *ing, struct ingest_stats *out)
 void ingest_pseudonym_user(struct ingest *ing, const char *id, size_t n, char *out)
 {
     privacy_pseudonym_user(&ing->key, id, n, out);
+}
+
+void ingest_pseudonym_anon(struct ingest *ing, const char *id, size_t n, char *out)
+{
+    privacy_pseudonym_anon(&ing->key, id, n, out);
 }
 
 bool ingest_ready(struct ingest *ing)
@@ -211,12 +238,16 @@ static int decode_one(struct ingest *ing, struct ingest_batch *b, struct ingest_
 {
     if (errs)
         errs->count = errs->total = 0;
-    int rc = event_json_decode_ex(it->value, now, &b->arena, &ing->decode_opts, ev, &it->err);
+    struct event_decode_opts opts = ing->decode_opts;
+    opts.allow_control = b->control;
+    int rc = event_json_decode_ex(it->value, now, &b->arena, &opts, ev, &it->err);
     if (rc == 0 && it->partition >= ing->log->partitions) {
         set_error(it, "partition", "no such partition");
         rc = CORE_E_INVALID;
     }
-    if (rc == 0)
+    /* Control events have a fixed shape of the server's own: a registered schema that
+     * happens to share their type's name must not be able to refuse them. */
+    if (rc == 0 && !b->control)
         rc = ingest__check_schema(ing, it, ev, &b->arena, errs);
     if (rc == 0 && it->prekeyed)
         rc = take_keys(it, ev);
@@ -252,6 +283,20 @@ static void decode_items(struct ingest *ing, struct ingest_batch *b, uint64_t *h
         event_init(&ev);
         if (decode_one(ing, b, it, &ev, now, errs) < 0)
             continue;
+        if (ing->cfg.consent && !b->control) {
+            enum consent_decision dec =
+                consent_stricter(consent_decide(ing->cfg.consent, ev.user_key),
+                                 consent_decide(ing->cfg.consent, ev.anon_key));
+            if (dec == CONSENT_DROP) {
+                it->dropped_consent = true; /* status 0: accepted, deliberately not stored */
+                atomic_fetch_add(&ing->dropped_consent, 1);
+                continue;
+            }
+            if (dec == CONSENT_AGGREGATE) {
+                ev.anonymous = true;
+                atomic_fetch_add(&ing->aggregated_consent, 1);
+            }
+        }
         if (ev.event_id.len) {
             ingest__dedup_hash(ev.event_id.ptr, ev.event_id.len, &hashes[2 * j],
                                &hashes[2 * j + 1]);

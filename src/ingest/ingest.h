@@ -9,6 +9,7 @@
 #include "core/core.h"
 #include "event/event.h"
 #include "evlog/evlog.h"
+#include "privacy/consent.h"
 #include "privacy/privacy.h"
 #include "schema/registry.h"
 
@@ -23,19 +24,30 @@ struct ingest_config {
      * and with their reasons, to the dead-letter store. */
     struct schema_registry *registry;
     struct deadletters *deadletters;
+    /* Optional, borrowed: consent is enforced per event, by the pseudonym of its userId and
+     * of its anonymousId (the stricter decision wins): CONSENT_DROP = not stored (the item
+     * reports dropped_consent), CONSENT_AGGREGATE = stored flagged anonymous. */
+    struct consent *consent;
+    /* Data minimisation (default on): context.ip truncated or dropped (ip_mode), a
+     * context.userAgent replaced by its device class (context.device). */
+    bool minimise;
+    enum privacy_ip_mode ip_mode;
 };
 
 void ingest_config_init(struct ingest_config *cfg);
 
 /* Counters since start (read with ingest_stats; updated atomically). */
 struct ingest_stats {
-    uint64_t accepted;       /* records newly appended */
-    uint64_t duplicates;     /* records acknowledged as repeats of an earlier eventId */
-    uint64_t rejected;       /* records failing validation */
-    uint64_t dropped_fields; /* unknown fields removed (data minimisation) */
-    uint64_t overloaded;     /* batches refused because the log queue was full */
-    uint64_t failed;         /* records whose append failed */
-    uint64_t deadlettered;   /* rejected records recorded in the dead-letter store */
+    uint64_t accepted;           /* records newly appended */
+    uint64_t duplicates;         /* records acknowledged as repeats of an earlier eventId */
+    uint64_t rejected;           /* records failing validation */
+    uint64_t dropped_fields;     /* unknown fields removed (data minimisation) */
+    uint64_t overloaded;         /* batches refused because the log queue was full */
+    uint64_t failed;             /* records whose append failed */
+    uint64_t deadlettered;       /* rejected records recorded in the dead-letter store */
+    uint64_t dropped_consent;    /* valid records not stored: no consent (see consent.h) */
+    uint64_t aggregated_consent; /* records stored flagged anonymous (aggregates only) */
+    uint64_t pii_fields;         /* properties stored that their schema marks "x-pii" */
     uint64_t by_type[EVENT_TYPE_CUSTOM + 1]; /* valid events per type id (custom: last) */
     uint64_t dedup_entries;                  /* eventIds currently remembered */
     uint64_t dedup_evicted; /* eventIds forgotten early because dedup_max was reached */
@@ -50,6 +62,8 @@ struct ingest_item {
     /* outcome, valid once the batch completed */
     int status; /* 0 stored or duplicate; CORE_E_INVALID (see err); other: failure */
     bool duplicate;
+    bool dropped_consent; /* status 0 but not stored: the user's consent does not allow it
+                           * (out_partition / out_offset stay -1) */
     int32_t out_partition;
     int64_t out_offset;
     struct event_error err;
@@ -67,6 +81,8 @@ struct ingest_batch {
     size_t n;
     const char *source;  /* where the records came from (e.g. the route), for dead letters */
     bool no_deadletters; /* do not record rejections (dead-letter replay) */
+    bool control;        /* the server's own control events ("consent"): accepted as such and
+                          * exempt from consent enforcement */
     /* internal */
     struct core_arena arena;
     struct core_buf payload;
@@ -102,6 +118,9 @@ void ingest_stats(struct ingest *ing, struct ingest_stats *out);
 
 /* The pseudonymous key of a raw user id (as stored in the log), for lookups. Any thread. */
 void ingest_pseudonym_user(struct ingest *ing, const char *id, size_t n, char *out);
+
+/* The same for an anonymousId (the "anon:" domain). */
+void ingest_pseudonym_anon(struct ingest *ing, const char *id, size_t n, char *out);
 
 /* Readiness: the log opened, recovered and is writable. */
 bool ingest_ready(struct ingest *ing);

@@ -59,7 +59,7 @@ struct ingest {
     struct dedup dedup;
     struct event_decode_opts decode_opts;
     atomic_uint_fast64_t accepted, duplicates, rejected, dropped_fields, overloaded, failed,
-        deadlettered;
+        deadlettered, dropped_consent, aggregated_consent, pii_fields;
     atomic_uint_fast64_t by_type[EVENT_TYPE_CUSTOM + 1]; /* valid events per type */
     atomic_bool log_failed;
 };

@@ -71,6 +71,48 @@ static int find_schema(struct ingest *ing, struct ingest_item *it, struct event 
     return 0;
 }
 
+/*
+ * Data minimisation by schema: when the schema's root is closed ("additionalProperties":
+ * false), top-level members it does not declare are dropped (counted with the other dropped
+ * fields) rather than failing the event, and the stored properties are re-encoded without
+ * them. Returns the kept members as a new object of references, or NULL when nothing is
+ * dropped.
+ */
+static cJSON *drop_undeclared(const struct schema *s, const cJSON *props, struct event *ev,
+                              struct core_arena *arena)
+{
+    if (!cJSON_IsObject(props) || !schema_root_closed(s))
+        return NULL;
+    uint32_t undeclared = 0;
+    for (const cJSON *c = props->child; c; c = c->next)
+        if (!c->string || !schema_root_declares(s, c->string, strlen(c->string)))
+            undeclared++;
+    if (!undeclared)
+        return NULL;
+    cJSON *kept = cJSON_CreateObject();
+    for (cJSON *c = props->child; c; c = c->next)
+        if (c->string && schema_root_declares(s, c->string, strlen(c->string)))
+            cJSON_AddItemReferenceToObject(kept, c->string, c);
+    if (event_properties_encode(kept, arena, &ev->properties_json) < 0) {
+        cJSON_Delete(kept);
+        return NULL; /* cannot happen for a subset of valid properties; validate them whole */
+    }
+    ev->dropped_fields =
+        ev->dropped_fields > UINT32_MAX - undeclared ? UINT32_MAX : ev->dropped_fields + undeclared;
+    return kept;
+}
+
+/* Counts the top-level properties the schema marks "x-pii": true (the retention job that
+ * acts on their retention classes comes later). */
+static void count_pii(struct ingest *ing, const struct schema *s, const cJSON *props)
+{
+    uint64_t n = 0;
+    for (const cJSON *c = props->child; c; c = c->next)
+        n += c->string && schema_pii_property(s, c->string, strlen(c->string));
+    if (n)
+        atomic_fetch_add(&ing->pii_fields, n);
+}
+
 int ingest__check_schema(struct ingest *ing, struct ingest_item *it, struct event *ev,
                          struct core_arena *arena, struct schema_errors *errs)
 {
@@ -84,7 +126,14 @@ int ingest__check_schema(struct ingest *ing, struct ingest_item *it, struct even
     const cJSON *props = cJSON_GetObjectItemCaseSensitive(it->value, "properties");
     if (!props || cJSON_IsNull(props))
         props = &empty;
-    if (schema_validate(s, props, errs) == 0)
+    cJSON *kept = drop_undeclared(s, props, ev, arena);
+    if (kept)
+        props = kept;
+    int invalid = schema_validate(s, props, errs);
+    if (invalid == 0)
+        count_pii(ing, s, props);
+    cJSON_Delete(kept); /* references only: the event's own tree stays */
+    if (invalid == 0)
         return 0;
     const struct schema_error *e = &errs->items[0];
     /* The item's field is short; a very deep path is cut (the dead letter keeps it whole). */
@@ -156,6 +205,39 @@ static void errors_json(const struct ingest_item *it, const struct schema_errors
     core_buf_putc(out, ']');
 }
 
+/* The stored copy of a rejected event is minimised like a stored event: context.ip
+ * truncated or removed, context.userAgent replaced by context.device. */
+static void minimise_context(struct ingest *ing, cJSON *copy)
+{
+    cJSON *ctx = cJSON_GetObjectItemCaseSensitive(copy, "context");
+    if (!ing->cfg.minimise || !cJSON_IsObject(ctx))
+        return;
+    cJSON *ip = cJSON_DetachItemFromObjectCaseSensitive(ctx, "ip");
+    char out[64];
+    if (cJSON_IsString(ip) && ing->cfg.ip_mode == PRIVACY_IP_TRUNCATE &&
+        privacy_ip_truncate(ip->valuestring, strlen(ip->valuestring), out, sizeof out))
+        cJSON_AddStringToObject(ctx, "ip", out);
+    cJSON_Delete(ip);
+    cJSON *ua = cJSON_DetachItemFromObjectCaseSensitive(ctx, "userAgent");
+    if (cJSON_IsString(ua) && !cJSON_GetObjectItemCaseSensitive(ctx, "device"))
+        cJSON_AddStringToObject(ctx, "device",
+                                privacy_device_class(ua->valuestring, strlen(ua->valuestring)));
+    cJSON_Delete(ua);
+}
+
+/* Whether consent allows keeping anything of this event (dead letters included). */
+static bool consent_allows(struct ingest *ing, const cJSON *copy)
+{
+    if (!ing->cfg.consent)
+        return true;
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(copy, "userKey");
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(copy, "anonKey");
+    enum consent_decision d =
+        consent_stricter(consent_decide(ing->cfg.consent, cJSON_IsString(u) ? u->valuestring : ""),
+                         consent_decide(ing->cfg.consent, cJSON_IsString(a) ? a->valuestring : ""));
+    return d != CONSENT_DROP;
+}
+
 void ingest__deadletter(struct ingest *ing, const struct ingest_batch *b,
                         const struct ingest_item *it, const struct schema_errors *errs)
 {
@@ -167,6 +249,11 @@ void ingest__deadletter(struct ingest *ing, const struct ingest_batch *b,
         return;
     swap_id(ing, copy, "userId", false);
     swap_id(ing, copy, "anonymousId", true);
+    if (!consent_allows(ing, copy)) {
+        cJSON_Delete(copy); /* a user who did not consent leaves no dead letter either */
+        return;
+    }
+    minimise_context(ing, copy);
     char *text = cJSON_PrintUnformatted(copy);
     struct core_buf reasons;
     core_buf_init(&reasons);

@@ -1,6 +1,7 @@
 /*
  * privacy: pseudonymisation of user identities (HMAC-SHA-256 under a secret key that lives
- * in a 0600 key file). Consent, retention and erasure arrive here later.
+ * in a 0600 key file) and data minimisation (IP truncation, user agent -> device class).
+ * Consent lives in consent.h, the audit log in audit.h; retention and erasure come later.
  */
 #ifndef RECSTREAM_PRIVACY_H
 #define RECSTREAM_PRIVACY_H
@@ -42,5 +43,24 @@ void privacy_key_set(struct privacy_key *key, const uint8_t bytes[PRIVACY_KEY_BY
  */
 void privacy_pseudonym_user(const struct privacy_key *key, const char *id, size_t n, char *out);
 void privacy_pseudonym_anon(const struct privacy_key *key, const char *id, size_t n, char *out);
+
+/* ---- minimisation (minimise.c) -------------------------------------------------------------- */
+
+enum privacy_ip_mode {
+    PRIVACY_IP_TRUNCATE, /* IPv4 to /24, IPv6 to /48 (default) */
+    PRIVACY_IP_DROP,     /* never stored */
+};
+
+/*
+ * Truncates an IP address given as text: IPv4 to its /24 ("203.0.113.0"), IPv6 to its /48
+ * ("2001:db8:1::"), an IPv4-mapped IPv6 address as IPv4 ("::ffff:203.0.113.0"). Writes the
+ * canonical text into out (cap >= 46) and returns true; false for anything that is not an
+ * address (it is then not stored at all). Any thread.
+ */
+bool privacy_ip_truncate(const char *ip, size_t len, char *out, size_t cap);
+
+/* The device class of a User-Agent string: "bot", "tablet", "mobile", "desktop" or "other"
+ * (substring rules, case-insensitive; bots first). Returns a static string. Any thread. */
+const char *privacy_device_class(const char *ua, size_t len);
 
 #endif

@@ -827,7 +827,14 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     /* the user */
     struct state_user_read *u = &s->user;
     int32_t p = core_partition_for_key(rq->user_key, strlen(rq->user_key), r->nshards);
-    state_shard_user_read(r->shards[p], rq->user_key, u);
+    if (rq->anonymous) {
+        u->found = false;
+        u->events = u->first_ms = u->last_ms = u->now_ms = 0;
+        u->nrecent = u->nsession = u->ncats = u->nprefs = 0;
+        u->pool_used = 0;
+    } else {
+        state_shard_user_read(r->shards[p], rq->user_key, u);
+    }
     /* event-time "now": the newest clock among the user's shard and the model (shards'
      * clocks differ; live scores are only ever decayed forward) */
     int64_t now = rq->now_ms > 0 ? rq->now_ms : (u->now_ms > m->now_ms ? u->now_ms : m->now_ms);

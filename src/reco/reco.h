@@ -127,6 +127,8 @@ struct reco_request {
     void *exclude_arg;
     const char *device, *locale; /* context (NULL: unknown) */
     int64_t now_ms;              /* for hour-of-day context and freshness (0: wall clock) */
+    bool anonymous; /* no personalization consent: the user's state is not read at all (the
+                     * non-personalised popular / context list, coldStart) */
 };
 
 struct reco_item {

@@ -71,6 +71,31 @@ struct schema_errors {
 int schema_compile(const cJSON *doc, const char *base_uri, struct schema **out,
                    struct core_buf *err);
 
+/* ---- privacy annotations ------------------------------------------------------------------- */
+
+/* Retention classes of "x-retention" (recorded now; the retention job that acts on them comes
+ * later). A property marked "x-pii": true without "x-retention" is "standard". */
+enum schema_retention {
+    SCHEMA_RETENTION_SHORT,
+    SCHEMA_RETENTION_STANDARD,
+    SCHEMA_RETENTION_LONG,
+};
+const char *schema_retention_name(enum schema_retention r);
+
+/* Calls fn for every property of the root object schema (following a root $ref) whose
+ * subschema says "x-pii": true, in name-table order. Returns the count. Any thread. */
+size_t schema_pii_each(const struct schema *s,
+                       void (*fn)(void *arg, const char *name, enum schema_retention r), void *arg);
+/* Whether the root's property name is marked "x-pii": true. */
+bool schema_pii_property(const struct schema *s, const char *name, size_t len);
+
+/* Whether the root object schema is closed: "additionalProperties": false without
+ * patternProperties. Then ingest drops the top-level members it does not declare in
+ * "properties" (counted as dropped fields) instead of rejecting the event. */
+bool schema_root_closed(const struct schema *s);
+/* Whether the root declares name in "properties". */
+bool schema_root_declares(const struct schema *s, const char *name, size_t len);
+
 /* Frees a compiled schema (NULL is fine). No validation may be running on it. */
 void schema_free(struct schema *s);
 

@@ -249,6 +249,25 @@ static int kw_format(struct kw *k, const cJSON *v)
     return 0;
 }
 
+/* Privacy annotations: they change no validation result, so they set no SCH_HAS_ bit. */
+static int kw_privacy(struct kw *k, const cJSON *v)
+{
+    if (!strcmp(v->string, "x-pii")) {
+        if (!cJSON_IsBool(v))
+            return sch__fail(k->cc, k->path, "must be a boolean");
+        k->n->pii = cJSON_IsTrue(v);
+        return 0;
+    }
+    static const char *const classes[] = {"short", "standard", "long"};
+    for (int i = 0; cJSON_IsString(v) && i < 3; i++) {
+        if (!strcmp(v->valuestring, classes[i])) {
+            k->n->retention = (int8_t)(i + 1);
+            return 0;
+        }
+    }
+    return sch__fail(k->cc, k->path, "must be \"short\", \"standard\" or \"long\"");
+}
+
 /* ---- arrays -------------------------------------------------------------------------------- */
 
 static int kw_array(struct kw *k, const cJSON *v)
@@ -473,6 +492,8 @@ static const struct kw_def keywords[] = {
     {"minProperties", kw_object},
     {"maxProperties", kw_object},
     {"patternProperties", kw_pattern_props},
+    {"x-pii", kw_privacy},
+    {"x-retention", kw_privacy},
 };
 
 static struct sch_node *node_new(struct sch_cc *cc, const char *path)

@@ -153,6 +153,11 @@ struct sch_node {
 
     struct sch_list all_of, any_of, one_of;
     struct sch_node *not_schema, *if_schema, *then_schema, *else_schema;
+
+    /* Privacy annotations (not validation keywords): "x-pii": true marks personal data;
+     * "x-retention" is its retention class (enum schema_retention + 1; 0 = not given). */
+    bool pii;
+    int8_t retention;
 };
 
 /* pcre2 match limit per pattern match (backtracking steps). */

@@ -705,6 +705,30 @@ static void expire(struct st *d, const struct st_user *keep_u, const struct st_i
     }
 }
 
+/* Forgets everything the shard holds about one user (item aggregates the user contributed
+ * to stay: they are not per-user). Returns whether the user was known. */
+static bool user_forget(struct st *d, const char *key)
+{
+    size_t klen = strnlen(key, EVENT_KEY_HEX);
+    struct st_user *u = klen ? st__user_find(d, key, klen) : NULL;
+    if (u)
+        user_free(d, u);
+    return u != NULL;
+}
+
+/* A consent control event: the server writes one when a user withdraws personalization or
+ * analytics consent; anything short of both granted clears the user's state. */
+static void apply_consent(struct st *d, const struct event *ev)
+{
+    const struct event_str *p = &ev->properties_json;
+    bool granted = p->len && memmem(p->ptr, p->len, "\"analytics\":true", 16) &&
+                   memmem(p->ptr, p->len, "\"personalization\":true", 22);
+    if (granted)
+        return;
+    user_forget(d, ev->user_key);
+    user_forget(d, ev->anon_key);
+}
+
 static void apply_locked(struct st *d, const struct event *ev, int64_t offset)
 {
     int64_t ts = ev->ts_ms;
@@ -716,6 +740,10 @@ static void apply_locked(struct st *d, const struct event *ev, int64_t offset)
     d->events++;
     d->next_offset = offset + 1;
 
+    if (ev->type == EVENT_CONSENT) {
+        apply_consent(d, ev);
+        return;
+    }
     const struct event_type_info *ti = event_type_get(ev->type);
     double w = ti ? ti->weight : 1.0;
 
@@ -731,7 +759,8 @@ static void apply_locked(struct st *d, const struct event *ev, int64_t offset)
         item_update(d, it, ev, w);
     }
 
-    const char *key = ev->user_key[0] ? ev->user_key : ev->anon_key;
+    /* Without personalization consent (anonymous) only item aggregates are updated. */
+    const char *key = ev->anonymous ? "" : ev->user_key[0] ? ev->user_key : ev->anon_key;
     size_t klen = strnlen(key, EVENT_KEY_HEX);
     struct st_user *u = NULL;
     if (klen > 0) {
@@ -760,6 +789,14 @@ void state_shard_apply(struct state_shard *s, const struct event *ev, int64_t of
     pthread_rwlock_wrlock(&s->lock);
     apply_locked(&s->d, ev, offset);
     pthread_rwlock_unlock(&s->lock);
+}
+
+bool state_shard_user_forget(struct state_shard *s, const char *user_key)
+{
+    pthread_rwlock_wrlock(&s->lock);
+    bool known = user_forget(&s->d, user_key);
+    pthread_rwlock_unlock(&s->lock);
+    return known;
 }
 
 int64_t state_shard_watermark(const struct state_shard *s)

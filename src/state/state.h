@@ -79,6 +79,17 @@ void state_shard_free(struct state_shard *s);
  */
 void state_shard_apply(struct state_shard *s, const struct event *ev, int64_t offset);
 
+/*
+ * Events flagged anonymous (no personalization consent) update item aggregates only
+ * (window counts, popularity, context popularity, attribution), never users, sessions or
+ * co-visitation. A "consent" control event clears its user's state (unless it says both
+ * analytics and personalization are granted), deterministically, as part of the log.
+ */
+
+/* Removes a user's state at once (writer only, like apply; the log's consent events are how
+ * a running server does it). Returns whether the shard knew the user. */
+bool state_shard_user_forget(struct state_shard *s, const char *user_key);
+
 /* The shard's watermark (max event time seen - allowed lateness), and the next offset it
  * expects (last applied + 1; 0 for a new shard). */
 int64_t state_shard_watermark(const struct state_shard *s);

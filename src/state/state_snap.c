@@ -94,7 +94,7 @@ static void put_user(struct core_buf *b, const struct st_user *u)
     for (int i = 0; i < u->nrecent; i++) {
         const struct st_recent *r = &u->recent[(u->rhead + i) % u->rcap];
         put_str(b, r->item);
-        put_i(b, r->type);
+        put_i(b, (int64_t)event_type_to_wire(r->type));
         put_opt(b, r->tname);
         put_f(b, r->weight);
         put_i(b, r->ts);
@@ -110,7 +110,7 @@ static void put_user(struct core_buf *b, const struct st_user *u)
     }
     core_buf_put_varint(b, (uint64_t)u->naff);
     for (int i = 0; i < u->naff; i++) {
-        put_i(b, u->aff[i].type);
+        put_i(b, (int64_t)event_type_to_wire(u->aff[i].type));
         put_opt(b, u->aff[i].tname);
         put_f(b, u->aff[i].v);
         put_i(b, u->aff[i].ts);
@@ -345,9 +345,11 @@ static struct st_str *get_str(struct rd *r, struct st *d, size_t max, bool opt)
 
 static int32_t get_type(struct rd *r, struct st *d, struct st_str **tname)
 {
-    int64_t t = get_i(r);
+    /* Stored as wire numbers (event_type_to_wire): stable when types are added. */
+    int64_t w = get_i(r);
+    int t = w < 0 ? -1 : event_type_from_wire((uint64_t)w);
     *tname = get_str(r, d, EVENT_ITEM_MAX, true);
-    if (t < 0 || t > EVENT_TYPE_CUSTOM || (t == EVENT_TYPE_CUSTOM) != (*tname != NULL))
+    if (t < 0 || (t == EVENT_TYPE_CUSTOM) != (*tname != NULL))
         r->bad = true;
     return (int32_t)t;
 }

@@ -231,12 +231,12 @@ static void test_corrupt(void **state)
     assert_int_equal(event_bin_decode(ok_min, sizeof ok_min, &out), 0);
     assert_int_equal(out.ts_ms, 1);
     assert_int_equal(out.recv_ms, 1);
-    static const uint8_t bad_type[] = {1, 0, EVENT_TYPE__COUNT, 2, 0};
+    static const uint8_t bad_type[] = {1, 0, EVENT_TYPE__COUNT + 1, 2, 0};
     expect_corrupt(bad_type, sizeof bad_type);
     static const uint8_t bad_type_big[] = {1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f, 2, 0};
     expect_corrupt(bad_type_big, sizeof bad_type_big);
-    /* Flag bit 14: past the string flags (5..12) and BIN_ID_ASSIGNED (13). */
-    static const uint8_t bad_flag[] = {1, 0x80, 0x80, 0x01, 0, 2, 0};
+    /* Flag bit 15: past the string flags (5..12), BIN_ID_ASSIGNED (13), BIN_ANONYMOUS (14). */
+    static const uint8_t bad_flag[] = {1, 0x80, 0x80, 0x02, 0, 2, 0};
     expect_corrupt(bad_flag, sizeof bad_flag);
     static const uint8_t overlong[] = {1, 0x80, 0x00, 0, 2, 0};
     expect_corrupt(overlong, sizeof overlong);
@@ -297,7 +297,7 @@ static void test_custom_type_round_trip(void **state)
     struct event_error err;
     assert_int_equal(event_json_decode(obj, 10, &a, &ev, &err), CORE_E_INVALID);
     assert_string_equal(err.field, "eventType");
-    struct event_decode_opts opts = {allow_video, NULL};
+    struct event_decode_opts opts = {.custom_type = allow_video};
     assert_int_equal(event_json_decode_ex(obj, 10, &a, &opts, &ev, &err), 0);
     assert_int_equal(ev.type, EVENT_TYPE_CUSTOM);
     memcpy(ev.user_key, "0123456789abcdef0123456789abcdef", 33);

@@ -64,7 +64,7 @@ static void test_decoder_and_schema_agree(void **state)
     assert_non_null(sdoc);
     struct schema *s = NULL;
     assert_int_equal(schema_compile(sdoc, NULL, &s, &err), 0);
-    struct event_decode_opts opts = {accept_any, NULL};
+    struct event_decode_opts opts = {.custom_type = accept_any};
     size_t valid = 0;
     for (size_t i = 0; i < sizeof corpus / sizeof *corpus; i++) {
         cJSON *ev = cJSON_Parse(corpus[i]);

@@ -1,0 +1,196 @@
+/* The audit log: entries chain (prev = the previous hash, hash = SHA-256 of the entry's bytes),
+ * survive a reopen, a torn last line is cut off, and verification names the first edited,
+ * deleted or reordered line. Concurrent appends keep the chain intact. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "privacy/audit.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char dir[64];
+static char path[128];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/rs-audit-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/privacy/audit.log", dir);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    return 0;
+}
+
+static void read_all(struct core_buf *b)
+{
+    assert_int_equal(core_read_file(path, 1 << 24, b), 0);
+}
+
+static void write_all(const void *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(p, 1, n, f), n);
+    fclose(f);
+}
+
+static void append_n(int n)
+{
+    struct audit *a;
+    assert_int_equal(audit_open(path, &a), 0);
+    for (int i = 0; i < n; i++) {
+        char detail[64];
+        snprintf(detail, sizeof detail, "{\"i\":%d,\"s\":\"x\\\"y\"}", i);
+        assert_int_equal(audit_append(a, "cli", "test.action", "ref", "unit", detail), 0);
+    }
+    audit_close(a);
+}
+
+static void test_chain_and_reopen(void **state)
+{
+    (void)state;
+    append_n(3);
+    append_n(2); /* continues the chain after a reopen */
+    struct audit_verify v;
+    assert_int_equal(audit_verify_file(path, &v), 0);
+    assert_int_equal(v.bad_line, 0);
+    assert_int_equal(v.entries, 5);
+    struct audit *a;
+    assert_int_equal(audit_open(path, &a), 0);
+    int64_t seq;
+    char head[AUDIT_HASH_HEX + 1];
+    audit_head(a, &seq, head);
+    assert_int_equal(seq, 5);
+    assert_string_equal(head, v.head);
+    /* Refused input writes nothing. */
+    assert_int_equal(audit_append(a, "x", "y", "z", "s", "[1]"), CORE_E_INVALID);
+    assert_int_equal(audit_append(a, "x", "y", "z", "s", "{bad"), CORE_E_INVALID);
+    audit_close(a);
+    assert_int_equal(audit_verify_file(path, &v), 0);
+    assert_int_equal(v.entries, 5);
+    /* The first entry's prev is all zeros; each line ends with its hash. */
+    struct core_buf b;
+    core_buf_init(&b);
+    read_all(&b);
+    assert_non_null(strstr(b.data, "\"prev\":\"0000000000000000"));
+    assert_non_null(strstr(b.data, "\"seq\":5,"));
+    core_buf_dispose(&b);
+}
+
+static void test_detects_edit_delete_reorder(void **state)
+{
+    (void)state;
+    append_n(4);
+    struct core_buf b;
+    core_buf_init(&b);
+    read_all(&b);
+    char *orig = core_xstrndup(b.data, b.len);
+    size_t n = b.len;
+    char *lines[4];
+    char *p = orig;
+    for (int i = 0; i < 4; i++) {
+        lines[i] = p;
+        p = strchr(p, '\n') + 1;
+    }
+    struct audit_verify v;
+    /* One byte edited in line 2 (a digit of its detail). */
+    char *copy = core_xstrndup(orig, n);
+    char *hit = strstr(copy + (lines[1] - orig), "\"i\":1");
+    hit[4] = '7';
+    write_all(copy, n);
+    assert_int_equal(audit_verify_file(path, &v), 0);
+    assert_int_equal(v.bad_line, 2);
+    assert_int_equal(v.entries, 1);
+    assert_non_null(strstr(v.problem, "altered"));
+    /* Line 3 deleted. */
+    struct core_buf d;
+    core_buf_init(&d);
+    core_buf_append(&d, orig, (size_t)(lines[2] - orig));
+    core_buf_append(&d, lines[3], n - (size_t)(lines[3] - orig));
+    write_all(d.data, d.len);
+    assert_int_equal(audit_verify_file(path, &v), 0);
+    assert_int_equal(v.bad_line, 3);
+    assert_non_null(strstr(v.problem, "missing"));
+    /* An open refuses a last entry that does not verify. */
+    struct audit *a;
+    copy = strcpy(copy, orig);
+    hit = strstr(copy + (lines[3] - orig), "\"i\":3");
+    hit[4] = '8';
+    write_all(copy, n);
+    assert_int_equal(audit_open(path, &a), CORE_E_CORRUPT);
+    core_buf_dispose(&d);
+    core_buf_dispose(&b);
+    free(copy);
+    free(orig);
+}
+
+static void test_torn_tail_is_cut(void **state)
+{
+    (void)state;
+    append_n(2);
+    struct core_buf b;
+    core_buf_init(&b);
+    read_all(&b);
+    core_buf_puts(&b, "{\"seq\":3,\"ts\":1,\"act"); /* a crash in the middle of a write */
+    write_all(b.data, b.len);
+    struct audit_verify v;
+    assert_int_equal(audit_verify_file(path, &v), 0);
+    assert_int_equal(v.bad_line, 3);
+    assert_true(v.torn_tail);
+    append_n(1); /* open cuts the torn line and continues at seq 3 */
+    assert_int_equal(audit_verify_file(path, &v), 0);
+    assert_int_equal(v.bad_line, 0);
+    assert_int_equal(v.entries, 3);
+    core_buf_dispose(&b);
+}
+
+static void *appender(void *arg)
+{
+    struct audit *a = arg;
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(audit_append(a, "t", "concurrent", "", "unit", NULL), 0);
+    return NULL;
+}
+
+static void test_concurrent_appends(void **state)
+{
+    (void)state;
+    struct audit *a;
+    assert_int_equal(audit_open(path, &a), 0);
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, appender, a);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    audit_close(a);
+    struct audit_verify v;
+    assert_int_equal(audit_verify_file(path, &v), 0);
+    assert_int_equal(v.bad_line, 0);
+    assert_int_equal(v.entries, 80);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_chain_and_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_detects_edit_delete_reorder, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_torn_tail_is_cut, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_appends, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
