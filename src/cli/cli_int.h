@@ -45,5 +45,6 @@ int cli_cmd_schema(int argc, char **argv);
 int cli_cmd_state(int argc, char **argv);
 int cli_cmd_eval(int argc, char **argv);
 int cli_cmd_simulate(int argc, char **argv);
+int cli_cmd_keys(int argc, char **argv);
 
 #endif

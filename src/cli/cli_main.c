@@ -15,7 +15,8 @@ static void usage(FILE *out)
             "  schema   validate JSON documents against a JSON Schema (draft-07)\n"
             "  state    rebuild and dump the processor state offline\n"
             "  eval     evaluate the recommender on a dataset (prequential, leave-last-out)\n"
-            "  simulate send realistic synthetic traffic to a running server\n\n"
+            "  simulate send realistic synthetic traffic to a running server\n"
+            "  keys     API keys: create, list, revoke; the route -> role table\n\n"
             "recstream <command> --help shows a command's options; --version the "
             "version.\n",
             RECSTREAM_VERSION);
@@ -48,6 +49,8 @@ int cli_main(int argc, char **argv)
         return cli_cmd_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "simulate"))
         return cli_cmd_simulate(argc - 1, argv + 1);
+    if (!strcmp(cmd, "keys"))
+        return cli_cmd_keys(argc - 1, argv + 1);
     fprintf(stderr, "recstream: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;
