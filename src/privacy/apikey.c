@@ -499,7 +499,8 @@ static struct keyset *keyset_new(struct apikey_list *l)
     struct keyset *ks = core_xcalloc(1, sizeof *ks);
     ks->list = *l;
     apikey_list_init(l);
-    qsort(ks->list.keys, ks->list.n, sizeof *ks->list.keys, cmp_id);
+    if (ks->list.n > 1)
+        qsort(ks->list.keys, ks->list.n, sizeof *ks->list.keys, cmp_id);
     size_t n = ks->list.n ? ks->list.n : 1;
     ks->buckets = core_xcalloc(n, sizeof *ks->buckets);
     ks->bucket_mu = core_xcalloc(n, sizeof *ks->bucket_mu);
@@ -524,6 +525,8 @@ static void keyset_free(struct keyset *ks)
 
 static const struct apikey *keyset_find(const struct keyset *ks, const char *id)
 {
+    if (ks->list.n == 0)
+        return NULL; /* keys may be NULL: bsearch's base must not be */
     struct apikey probe;
     memcpy(probe.id, id, APIKEY_ID_LEN + 1);
     return bsearch(&probe, ks->list.keys, ks->list.n, sizeof probe, cmp_id);
@@ -641,7 +644,7 @@ static void maybe_reload(struct apikey_store *s, int64_t now_ns)
         !atomic_compare_exchange_strong(&s->next_check_ns, &next, now_ns + 1000000000))
         return;
     pthread_mutex_lock(&s->reload_mu);
-    struct file_sig sig;
+    struct file_sig sig = {0};
     int rc = file_sig_get(s->path, &sig);
     if (rc < 0 || file_sig_equal(&sig, &s->sig)) {
         if (rc < 0 && !(s->sig.size == -1)) {
