@@ -173,7 +173,8 @@ static int cmd_list(const struct keys_config *c)
     key_path(c, path, sizeof path);
     int rc = apikey_list_load(path, &l, err, sizeof err);
     if (rc < 0) {
-        fprintf(stderr, "recstream keys list: %s: %s\n", path, err);
+        fprintf(stderr, "recstream keys list: %s: %s%s\n", path, err,
+                rc == -ENOENT ? " (start the server once, or create a key)" : "");
         return 1;
     }
     struct core_buf out;
