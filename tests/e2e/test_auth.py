@@ -93,6 +93,18 @@ def test_every_route_by_role():
     assert checked == 5 * len(routes)
 
 
+def test_api_doc_lists_the_table():
+    """docs/API.md's route table is the binary's, row for row (so the doc cannot drift)."""
+    doc = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "API.md")
+    rows = []
+    for line in open(doc):
+        parts = [p.strip() for p in line.strip().strip("|").split("|")]
+        if len(parts) == 4 and parts[1].startswith("`/"):
+            rows.append((parts[0], parts[1].strip("`"), parts[2]))
+    routes = json.loads(rs.run_cli("keys", "routes").stdout)
+    assert rows == [(r["method"], r["path"], r["role"]) for r in routes], rows
+
+
 def test_unlisted_routes_need_admin():
     """Deny by default: a path or method missing from the table needs the admin role, and
     only then is it answered 404 / 405."""
@@ -313,7 +325,8 @@ def test_tls():
 
 
 def main():
-    rs.run_suite(SRV, [test_setup_keys, test_every_route_by_role, test_unlisted_routes_need_admin,
+    rs.run_suite(SRV, [test_setup_keys, test_every_route_by_role, test_api_doc_lists_the_table,
+                       test_unlisted_routes_need_admin,
                        test_key_headers_and_malformed_keys, test_beacon_query_key,
                        test_origin_allow_list, test_rate_limit, test_cli_keys_apply_without_restart,
                        test_first_start_admin_key_and_secrets_at_rest, test_bad_key_file_refuses_start,
