@@ -70,6 +70,7 @@ void apikey_list_init(struct apikey_list *l)
 {
     l->keys = NULL;
     l->n = 0;
+    l->cap = 0;
 }
 
 static void key_dispose(struct apikey *k)
@@ -243,6 +244,32 @@ static int key_from_json(const cJSON *o, struct apikey *k, char *err, size_t es)
     return 0;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Refuses a list naming one id twice: O(n log n), a 10,000-key file is re-read on the
+ * request path. */
+static int check_unique_ids(const struct apikey_list *l, char *err, size_t es)
+{
+    if (l->n < 2)
+        return 0;
+    const char **ids = core_xmalloc(l->n * sizeof *ids);
+    for (size_t i = 0; i < l->n; i++)
+        ids[i] = l->keys[i].id;
+    qsort(ids, l->n, sizeof *ids, cmp_str);
+    int rc = 0;
+    for (size_t i = 1; i < l->n && rc == 0; i++) {
+        if (!strcmp(ids[i - 1], ids[i])) {
+            snprintf(err, es, "key id %s appears twice", ids[i]);
+            rc = CORE_E_INVALID;
+        }
+    }
+    free(ids);
+    return rc;
+}
+
 static int list_from_json(const char *text, size_t len, struct apikey_list *out, char *err,
                           size_t es)
 {
@@ -275,6 +302,7 @@ static int list_from_json(const char *text, size_t len, struct apikey_list *out,
         goto out;
     }
     l.keys = core_xcalloc(n ? n : 1, sizeof *l.keys);
+    l.cap = n ? n : 1;
     const cJSON *it;
     cJSON_ArrayForEach(it, keys)
     {
@@ -282,12 +310,10 @@ static int list_from_json(const char *text, size_t len, struct apikey_list *out,
         if (rc < 0)
             goto out;
         l.n++;
-        if (find_id(&l, l.keys[l.n - 1].id) != &l.keys[l.n - 1]) {
-            snprintf(err, es, "key id %s appears twice", l.keys[l.n - 1].id);
-            rc = CORE_E_INVALID;
-            goto out;
-        }
     }
+    rc = check_unique_ids(&l, err, es);
+    if (rc < 0)
+        goto out;
     apikey_list_dispose(out);
     *out = l;
     apikey_list_init(&l);
@@ -422,7 +448,10 @@ int apikey_list_add(struct apikey_list *l, enum apikey_role role, const char *na
     key_hash(key_out, APIKEY_TEXT_LEN, k.hash);
     sodium_memzero(rnd, sizeof rnd);
     sodium_memzero(secret, sizeof secret);
-    l->keys = core_xrealloc(l->keys, (l->n + 1) * sizeof *l->keys);
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 8;
+        l->keys = core_xrealloc(l->keys, l->cap * sizeof *l->keys);
+    }
     l->keys[l->n++] = k;
     return 0;
 }

@@ -70,7 +70,7 @@ struct apikey {
 /* The keys of one file, in file order. */
 struct apikey_list {
     struct apikey *keys;
-    size_t n;
+    size_t n, cap;
 };
 
 void apikey_list_init(struct apikey_list *l);

@@ -307,6 +307,7 @@ static void test_bounds(void **state)
     apikey_list_dispose(&back);
     /* One more key in the file than allowed is refused. */
     l.keys = realloc(l.keys, (l.n + 1) * sizeof *l.keys);
+    l.cap = l.n + 1;
     l.keys[l.n] = l.keys[0];
     l.keys[l.n].norigins = 0;
     l.keys[l.n].origins = NULL;
