@@ -22,6 +22,9 @@ import time
 
 from benchlib import BIN, ROOT, admin_key, free_port, wait_port
 LUA = os.path.join(ROOT, "bench", "post.lua")
+# Targets that check no key (nginx, --insecure-no-auth) get a well-formed dummy key, so every
+# target receives the same request bytes and an A/B measures the server's check alone.
+DUMMY_KEY = "rsk_00000000_" + "0" * 64
 TYPES = ["view", "view", "view", "click", "scroll", "dwell", "add_to_cart", "purchase"]
 
 
@@ -118,16 +121,18 @@ def main():
             for n in sizes:
                 r = wrk("http://127.0.0.1:%d/topics/user-interactions" % ng_port, bodies[n],
                         args.duration, args.connections, "application/vnd.kafka.json.v2+json",
-                        "rsk_00000000_" + "0" * 64)  # same request size as recstream's
+                        DUMMY_KEY)
                 results.setdefault(("nginx", n), []).append(r)
                 print("rep %d nginx       n=%-3d %8.0f req/s p50 %5d us p99 %6d us" % (
                     rep, n, r["rps"], r["p50_us"], r["p99_us"]), flush=True)
-                for pol, fsync, auth in policies:
+                # Alternate the order too: the first target after nginx runs on a different
+                # machine state (page cache, nginx winding down) than the ones after it.
+                for pol, fsync, auth in (policies if rep % 2 == 0 else policies[::-1]):
                     proc, port, data, key = start_recstream(tmp, fsync, auth)
                     try:
                         r = wrk("http://127.0.0.1:%d/topics/user-interactions" % port, bodies[n],
                                 args.duration, args.connections, "application/vnd.kafka.json.v2+json",
-                                key)
+                                key or DUMMY_KEY)
                     finally:
                         proc.send_signal(signal.SIGTERM)
                         proc.wait(60)
