@@ -425,7 +425,7 @@ static int open_registry(const struct serve_config *c, struct schema_registry **
 }
 
 /* Wipes a buffer that held a secret. */
-static void sodium_memzero_buf(struct core_buf *b)
+static void wipe_buf(struct core_buf *b)
 {
     if (b->data)
         sodium_memzero(b->data, b->cap);
@@ -641,7 +641,7 @@ static int run(struct serve_config *c)
     if (rc < 0)
         goto out;
     char fs[32];
-    sodium_memzero_buf(&tls_key);
+    wipe_buf(&tls_key);
     LOG_INFO("recstream listening",
              "addr=%s:%u scheme=%s auth=%s data=%s fsync=%s topics=%s pid=%d", c->host,
              (unsigned)http_server_port(srv), tls_cert.len ? "https" : "http", keys ? "on" : "OFF",
@@ -675,7 +675,7 @@ out:
     catalog_close(cat); /* after the server and the processors, its readers */
     schema_registry_free(reg);
     apikey_store_free(keys);
-    sodium_memzero_buf(&tls_key);
+    wipe_buf(&tls_key);
     core_buf_dispose(&tls_key);
     core_buf_dispose(&tls_cert);
     if (key_loaded)
