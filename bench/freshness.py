@@ -17,7 +17,9 @@ import tempfile
 import threading
 import time
 
-from benchlib import BIN, free_port, wait_port
+from benchlib import BIN, admin_key, auth_headers, free_port, wait_port
+
+AUTH = {}  # Authorization header with the server's admin key (auth on, as in production)
 
 
 def background_load(port, rate, stop):
@@ -29,7 +31,7 @@ def background_load(port, rate, stop):
         evs = [{"userId": "bg-%d" % ((i + k) % 5000), "eventType": "view", "itemId": "item-%d" % ((i * 7 + k) % 2000)}
                for k in range(50)]
         i += 50
-        conn.request("POST", "/v1/events", json.dumps(evs), {"Content-Type": "application/json"})
+        conn.request("POST", "/v1/events", json.dumps(evs), {"Content-Type": "application/json", **AUTH})
         conn.getresponse().read()
         delay = 50.0 / rate - (time.time() - t0)
         if delay > 0:
@@ -49,6 +51,7 @@ def main():
     stop = threading.Event()
     try:
         wait_port(port)
+        AUTH.update(auth_headers(admin_key(os.path.join(tmp, "data"))))
         if args.background:
             threading.Thread(target=background_load, args=(port, args.background, stop), daemon=True).start()
         post = http.client.HTTPConnection("127.0.0.1", port)
@@ -56,15 +59,16 @@ def main():
         lat = []
         for i in range(args.samples):
             ev = {"userId": "fresh-%d" % i, "eventType": "click", "itemId": "item-%d" % (i % 100)}
-            post.request("POST", "/v1/events", json.dumps([ev]), {"Content-Type": "application/json"})
+            post.request("POST", "/v1/events", json.dumps([ev]), {"Content-Type": "application/json", **AUTH})
             r = post.getresponse()
             r.read()
             acked = time.perf_counter()
             assert r.status == 200
             while True:
-                poll.request("GET", "/v1/users/fresh-%d/profile" % i)
+                poll.request("GET", "/v1/users/fresh-%d/profile" % i, headers=AUTH)
                 pr = poll.getresponse()
                 pr.read()
+                assert pr.status in (200, 404), pr.status
                 if pr.status == 200:
                     lat.append((time.perf_counter() - acked) * 1e6)
                     break

@@ -3,7 +3,12 @@
 answering the same POSTs with `return 200`. Reports requests/s, events/s, p50/p99 and the
 ratio to nginx (medians over REPEAT runs), plus bytes on disk per event.
 
-Usage: bench/ingest.py [--duration S] [--repeat N] [--connections C] [--out FILE]"""
+Auth is on, as in production: every POST carries the server's admin key (Authorization:
+Bearer); nginx gets the same header. --auth off runs recstream with --insecure-no-auth, --auth
+both interleaves the two to measure what access control costs.
+
+Usage: bench/ingest.py [--duration S] [--repeat N] [--connections C] [--auth on|off|both]
+                       [--insecure-no-auth] [--out FILE]"""
 import argparse
 import json
 import os
@@ -15,8 +20,11 @@ import subprocess
 import tempfile
 import time
 
-from benchlib import BIN, ROOT, free_port, wait_port
+from benchlib import BIN, ROOT, admin_key, free_port, wait_port
 LUA = os.path.join(ROOT, "bench", "post.lua")
+# Targets that check no key (nginx, --insecure-no-auth) get a well-formed dummy key, so every
+# target receives the same request bytes and an A/B measures the server's check alone.
+DUMMY_KEY = "rsk_00000000_" + "0" * 64
 TYPES = ["view", "view", "view", "click", "scroll", "dwell", "add_to_cart", "purchase"]
 
 
@@ -35,8 +43,8 @@ def make_bodies(path, events_per_request, n_bodies=200):
             f.write(json.dumps({"records": recs}, separators=(",", ":")) + "\n")
 
 
-def wrk(url, bodies, duration, connections, ctype):
-    env = dict(os.environ, BODIES_FILE=bodies, CONTENT_TYPE=ctype)
+def wrk(url, bodies, duration, connections, ctype, key=None):
+    env = dict(os.environ, BODIES_FILE=bodies, CONTENT_TYPE=ctype, API_KEY=key or "")
     out = subprocess.run(["wrk", "-t2", "-c%d" % connections, "-d%ds" % duration, "-s", LUA, url],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, check=True).stdout
     for line in out.splitlines():
@@ -60,16 +68,17 @@ http { access_log off; client_body_temp_path %(t)s; proxy_temp_path %(t)s; fastc
     return proc, port
 
 
-def start_recstream(tmp, fsync):
+def start_recstream(tmp, fsync, auth=True):
+    """Starts a server on a fresh data directory; returns (proc, port, data, admin key or None)."""
     port = free_port()
     data = os.path.join(tmp, "data-" + fsync.replace(":", ""))
     shutil.rmtree(data, ignore_errors=True)
     log = open(os.path.join(tmp, "recstream.log"), "a")
     proc = subprocess.Popen([BIN, "serve", "--data", data, "--listen", "127.0.0.1:%d" % port,
-                             "--fsync", fsync, "--queue-bytes", "256MiB", "--dedup-max", "100000"],
-                            stderr=log)
+                             "--fsync", fsync, "--queue-bytes", "256MiB", "--dedup-max", "100000"]
+                            + ([] if auth else ["--insecure-no-auth"]), stderr=log)
     wait_port(port)
-    return proc, port, data
+    return proc, port, data, admin_key(data) if auth else None
 
 
 def bytes_per_event(data):
@@ -86,11 +95,19 @@ def main():
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--sizes", default="1,10,100")
     ap.add_argument("--fsync", default="batch:5,always")
+    ap.add_argument("--auth", choices=["on", "off", "both"], default="on",
+                    help="API keys checked (on, the default), --insecure-no-auth (off), or both")
+    ap.add_argument("--insecure-no-auth", action="store_true", help="same as --auth off")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    if args.insecure_no_auth:
+        args.auth = "off"
     tmp = tempfile.mkdtemp(prefix="rs-bench-")
     sizes = [int(x) for x in args.sizes.split(",")]
-    policies = args.fsync.split(",")
+    # Each target: (label, fsync policy, auth on?)
+    auths = {"on": [True], "off": [False], "both": [True, False]}[args.auth]
+    policies = [(pol + ("" if a else " no-auth"), pol, a) for pol in args.fsync.split(",")
+                for a in auths]
     results = {}
     bodies = {}
     for n in sizes:
@@ -103,15 +120,19 @@ def main():
             # Interleave targets within each repetition so machine noise hits all alike.
             for n in sizes:
                 r = wrk("http://127.0.0.1:%d/topics/user-interactions" % ng_port, bodies[n],
-                        args.duration, args.connections, "application/vnd.kafka.json.v2+json")
+                        args.duration, args.connections, "application/vnd.kafka.json.v2+json",
+                        DUMMY_KEY)
                 results.setdefault(("nginx", n), []).append(r)
                 print("rep %d nginx       n=%-3d %8.0f req/s p50 %5d us p99 %6d us" % (
                     rep, n, r["rps"], r["p50_us"], r["p99_us"]), flush=True)
-                for pol in policies:
-                    proc, port, data = start_recstream(tmp, pol)
+                # Alternate the order too: the first target after nginx runs on a different
+                # machine state (page cache, nginx winding down) than the ones after it.
+                for pol, fsync, auth in (policies if rep % 2 == 0 else policies[::-1]):
+                    proc, port, data, key = start_recstream(tmp, fsync, auth)
                     try:
                         r = wrk("http://127.0.0.1:%d/topics/user-interactions" % port, bodies[n],
-                                args.duration, args.connections, "application/vnd.kafka.json.v2+json")
+                                args.duration, args.connections, "application/vnd.kafka.json.v2+json",
+                                key or DUMMY_KEY)
                     finally:
                         proc.send_signal(signal.SIGTERM)
                         proc.wait(60)
@@ -134,7 +155,7 @@ def main():
         ng_rps = med(("nginx", n), "rps")
         lines.append("| nginx `return 200` | %d | %.0f | - | %d | %d | 1.00 | - |" % (
             n, ng_rps, med(("nginx", n), "p50_us"), med(("nginx", n), "p99_us")))
-        for pol in policies:
+        for pol, _, _ in policies:
             rps = med((pol, n), "rps")
             lines.append("| recstream `--fsync %s` | %d | %.0f | %.0f | %d | %d | %.2f | %.1f |" % (
                 pol, n, rps, rps * n, med((pol, n), "p50_us"), med((pol, n), "p99_us"), rps / ng_rps,

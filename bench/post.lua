@@ -8,6 +8,10 @@ for line in io.lines(path) do
 end
 wrk.method = "POST"
 wrk.headers["Content-Type"] = os.getenv("CONTENT_TYPE") or "application/json"
+-- API_KEY: sent as "Authorization: Bearer" (auth is on by default in recstream)
+if (os.getenv("API_KEY") or "") ~= "" then
+    wrk.headers["Authorization"] = "Bearer " .. os.getenv("API_KEY")
+end
 
 request = function()
     idx = idx % #bodies + 1

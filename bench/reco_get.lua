@@ -7,6 +7,11 @@ local width = tonumber(os.getenv("WIDTH") or "4")
 local count = os.getenv("COUNT") or "10"
 local fmt = "/v1/users/" .. prefix .. "%0" .. width .. "d/recommendations?count=" .. count
 
+-- API_KEY: sent as "Authorization: Bearer" (auth is on by default in recstream)
+if (os.getenv("API_KEY") or "") ~= "" then
+    wrk.headers["Authorization"] = "Bearer " .. os.getenv("API_KEY")
+end
+
 local threads = 0
 setup = function(thread)
     threads = threads + 1

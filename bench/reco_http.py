@@ -25,14 +25,15 @@ import tempfile
 import time
 import urllib.request
 
-from benchlib import BIN, ROOT, free_port, wait_port
+from benchlib import BIN, ROOT, admin_key, auth_headers, free_port, wait_port
 
-BIN = os.environ.get("RECSTREAM_BIN", BIN)
+KEY = None  # the server's admin key (auth on, as in production), set by start_recstream
 LUA = os.path.join(ROOT, "bench", "reco_get.lua")
 
 
 def wrk(url, args, users):
-    env = dict(os.environ, USERS=str(users), PREFIX="user-", WIDTH="4", COUNT=str(args.count))
+    env = dict(os.environ, USERS=str(users), PREFIX="user-", WIDTH="4", COUNT=str(args.count),
+               API_KEY=KEY or "")
     out = subprocess.run(["wrk", "-t2", "-c%d" % args.connections, "-d%ds" % args.duration,
                           "--latency", "-s", LUA, url],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
@@ -65,17 +66,20 @@ http { access_log off; client_body_temp_path %(t)s; proxy_temp_path %(t)s; fastc
 
 
 def start_recstream(tmp):
+    global KEY
     port = free_port()
     data = os.path.join(tmp, "data")
     log = open(os.path.join(tmp, "recstream.log"), "a")
     proc = subprocess.Popen([BIN, "serve", "--data", data, "--listen", "127.0.0.1:%d" % port,
                              "--fsync", "batch:5", "--queue-bytes", "256MiB"], stderr=log)
     wait_port(port)
+    KEY = admin_key(data)
     return proc, port
 
 
 def get(port, path):
-    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=30) as r:
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), headers=auth_headers(KEY))
+    with urllib.request.urlopen(req, timeout=30) as r:
         return r.read().decode()
 
 
@@ -109,7 +113,8 @@ def simulate(port, users, items, rate, seconds, seed=1):
     out = subprocess.run([BIN, "simulate", "--url", "http://127.0.0.1:%d" % port, "--users",
                           str(users), "--items", str(items), "--rate", str(rate), "--duration",
                           str(seconds), "--seed", str(seed), "--quiet"],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=True,
+                         env=dict(os.environ, RECSTREAM_API_KEY=KEY or ""))
     return out.stdout.strip(), time.time() - t0
 
 
@@ -164,7 +169,8 @@ def main():
                                    "--users", str(args.users), "--items", str(args.items),
                                    "--rate", str(args.background), "--duration", "0",
                                    "--seed", "2", "--quiet"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  env=dict(os.environ, RECSTREAM_API_KEY=KEY or ""))
             time.sleep(2)
         for rep in range(args.repeat):
             # alternate the targets so machine noise hits both alike

@@ -17,7 +17,9 @@ import tempfile
 import threading
 import time
 
-from benchlib import BIN, free_port, wait_port
+from benchlib import BIN, admin_key, auth_headers, free_port, wait_port
+
+AUTH = {}  # Authorization header with the server's admin key (auth on, as in production)
 
 
 def start(data, port):
@@ -29,6 +31,7 @@ def start(data, port):
             c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
             c.request("GET", "/readyz")
             if c.getresponse().status == 200:
+                AUTH.update(auth_headers(admin_key(data)))
                 return proc, time.time() - t0
         except OSError:
             pass
@@ -40,9 +43,10 @@ def caught_up(port, probe_user, expect):
     t0 = time.time()
     c = http.client.HTTPConnection("127.0.0.1", port)
     while True:
-        c.request("GET", "/v1/users/%s/profile" % probe_user)
+        c.request("GET", "/v1/users/%s/profile" % probe_user, headers=AUTH)
         r = c.getresponse()
         body = r.read()
+        assert r.status in (200, 404), r.status
         if r.status == 200 and json.loads(body)["events"] >= expect:
             return time.time() - t0
         time.sleep(0.01)
@@ -58,7 +62,7 @@ def fill(port, n, threads=2):
         for b in range(per // 100):
             evs = [{"userId": "u%d" % rnd.randint(1, 100000), "eventType": "view",
                     "itemId": "i%d" % rnd.randint(1, 20000), "timestamp": now + b} for _ in range(100)]
-            c.request("POST", "/v1/events", json.dumps(evs), {"Content-Type": "application/json"})
+            c.request("POST", "/v1/events", json.dumps(evs), {"Content-Type": "application/json", **AUTH})
             r = c.getresponse()
             r.read()
             assert r.status == 200
@@ -84,7 +88,7 @@ def main():
         # The probe: one known user, last event, so "caught up" is observable.
         c = http.client.HTTPConnection("127.0.0.1", port)
         c.request("POST", "/v1/events", json.dumps([{"userId": "probe", "eventType": "view", "itemId": "p"}]),
-                  {"Content-Type": "application/json"})
+                  {"Content-Type": "application/json", **AUTH})
         c.getresponse().read()
         process_s = caught_up(port, "probe", 1) + fill_s
         proc.send_signal(signal.SIGTERM)

@@ -10,7 +10,7 @@ PKGS=(
     libmicrohttpd-dev libgnutls28-dev libcjson-dev libsodium-dev nettle-dev libzstd-dev libxxhash-dev
     librdkafka-dev libhiredis-dev liburcu-dev libpcre2-dev
     # tests
-    libcmocka-dev curl python3 redis-server kcat json-schema-test-suite
+    libcmocka-dev curl python3 redis-server kcat json-schema-test-suite openssl
     # benchmarks
     wrk nginx-light
 )

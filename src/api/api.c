@@ -1,5 +1,6 @@
 /* Routing, health endpoints and metrics. */
 #include "api/api_int.h"
+#include "privacy/apikey.h"
 #include "reco/reco.h"
 #include "stream/stream.h"
 
@@ -91,6 +92,19 @@ static void reply_metrics(struct api *api, struct http_request *req)
                     (unsigned long long)atomic_load(&api->replies_4xx));
     core_buf_printf(b, "recstream_http_replies_total{class=\"5xx\"} %llu\n",
                     (unsigned long long)atomic_load(&api->replies_5xx));
+    metric(b, "recstream_auth_enabled", "gauge",
+           "1 when API keys are checked, 0 under --insecure-no-auth.", api->cfg.keys != NULL);
+    if (api->cfg.keys)
+        metric(b, "recstream_api_keys_active", "gauge", "API keys that are not revoked.",
+               apikey_store_active(api->cfg.keys));
+    core_buf_puts(b, "# HELP recstream_auth_refused_total Requests refused by access control.\n"
+                     "# TYPE recstream_auth_refused_total counter\n");
+    core_buf_printf(b, "recstream_auth_refused_total{reason=\"unauthenticated\"} %llu\n",
+                    (unsigned long long)atomic_load(&api->auth_401));
+    core_buf_printf(b, "recstream_auth_refused_total{reason=\"forbidden\"} %llu\n",
+                    (unsigned long long)atomic_load(&api->auth_403));
+    core_buf_printf(b, "recstream_auth_refused_total{reason=\"rate_limited\"} %llu\n",
+                    (unsigned long long)atomic_load(&api->auth_429));
     core_buf_puts(b, "# HELP recstream_log_high_water Next offset per partition.\n"
                      "# TYPE recstream_log_high_water gauge\n");
     for (int32_t p = 0; p < api->log->partitions; p++) {
@@ -190,7 +204,9 @@ static enum http_action route(struct api *api, struct http_request *req)
     }
     if (strcmp(url, "/readyz") == 0 && get) {
         if (ingest_ready(api->ing) && (!api->cfg.stream || stream_healthy(api->cfg.stream))) {
-            core_buf_puts(&req->reply, "{\"status\":\"ready\"}");
+            core_buf_puts(&req->reply, api->cfg.keys
+                                           ? "{\"status\":\"ready\"}"
+                                           : "{\"status\":\"ready\",\"auth\":\"disabled\"}");
         } else {
             http_reply_error(req, 50301, "event log is not writable or stream processing failed");
         }
@@ -213,8 +229,14 @@ enum http_action api_handle(void *app, struct http_request *req)
 {
     struct api *api = app;
     atomic_fetch_add(&api->requests, 1);
+    const char *action;
+    if (!api__authorize(api, req, &action)) {
+        api__count_reply(api, req->status);
+        return HTTP_REPLY;
+    }
     enum http_action a = route(api, req);
     if (a == HTTP_REPLY)
         api__count_reply(api, req->status);
+    api__audit(api, req, action, a);
     return a;
 }

@@ -10,6 +10,7 @@
  *   /v1/schemas..., /v1/deadletters...  (api_schema.c)
  *   /v1/items, /v1/items/{itemId}       the item catalog (api_catalog.c)
  *   /v1/users/{userId}/consent          consent (api_privacy.c)
+ * Access control: api_auth.c holds the route -> role table that api_handle consults first.
  */
 #ifndef RECSTREAM_API_H
 #define RECSTREAM_API_H
@@ -23,6 +24,16 @@ struct reco;
 struct reco_experiment;
 struct catalog;
 struct consent;
+struct apikey_store;
+
+/*
+ * Audit hook, called on the handler thread after every authorised request to a route that
+ * needs the admin role: actor_key_id is the key's id ("" with --insecure-no-auth), action
+ * "METHOD /route/pattern" from the route table, subject the request path, detail_json a
+ * JSON object such as {"status":201}. Strings are valid during the call only.
+ */
+typedef void (*api_audit_fn)(void *arg, const char *actor_key_id, const char *action,
+                             const char *subject, const char *detail_json);
 
 struct api_config {
     const char *const *topics; /* Kafka REST topic names accepted (aliases of the event log) */
@@ -38,6 +49,10 @@ struct api_config {
     struct consent *consent; /* borrowed, may be NULL; /v1/users/{id}/consent, reco checks */
     bool capture_ip; /* events without context.ip get the client's (X-Forwarded-For, else the
                       * connection's); ingest minimises it like any context.ip */
+    struct apikey_store *keys; /* borrowed; NULL: auth off (insecure) */
+    bool metrics_auth;         /* /metrics needs a read key */
+    api_audit_fn audit_fn;     /* may be NULL */
+    void *audit_arg;
 };
 
 struct api;
@@ -46,7 +61,12 @@ struct api;
 struct api *api_new(const struct api_config *cfg, struct ingest *ing, struct evlog *log);
 void api_free(struct api *api);
 
-/* The http_handler_fn to pass to http_server_start with the api as app. */
+/* The http_handler_fn to pass to http_server_start with the api as app. Every request is
+ * checked against the route table (api_auth.c) before it is routed. */
 enum http_action api_handle(void *app, struct http_request *req);
+
+/* Appends the route table as JSON: [{"method":..,"path":..,"role":..,"queryKey":bool,
+ * "metrics":bool},...] (a "*" matches one path segment). Routes not listed need admin. */
+void api_auth_routes_json(struct core_buf *out);
 
 #endif

@@ -12,7 +12,15 @@ struct api {
     struct ingest *ing;
     struct evlog *log;
     atomic_uint_fast64_t requests, replies_2xx, replies_4xx, replies_5xx, replies_429;
+    atomic_uint_fast64_t auth_401, auth_403, auth_429;
 };
+
+/* Access control (api_auth.c). Looks the route up in the route table and checks the key;
+ * false when the request was refused (the reply is filled in: 401, 403 or 429). *action is
+ * the route pattern when the route needs the admin role (for the audit hook), else NULL. */
+bool api__authorize(struct api *api, struct http_request *req, const char **action);
+/* Calls the configured audit hook for an admin route (action from api__authorize). */
+void api__audit(struct api *api, struct http_request *req, const char *action, enum http_action a);
 
 /* The event-ingesting routes (api_ingest.c). kind: which body shape the route takes. */
 enum api_ingest_kind {

@@ -169,7 +169,12 @@ static enum http_action put_consent(struct api *api, struct http_request *req, c
         http_reply_error(req, 42201, "%s", bad);
         return HTTP_REPLY;
     }
-    int rc = consent_set(api->cfg.consent, key, &st, "api", NULL, NULL);
+    char actor[32]; /* the API key that made the change ("api" when auth is off) */
+    if (req->auth_key_id[0])
+        snprintf(actor, sizeof actor, "key:%s", req->auth_key_id);
+    else
+        snprintf(actor, sizeof actor, "api");
+    int rc = consent_set(api->cfg.consent, key, &st, actor, NULL, NULL);
     if (rc == CORE_E_FULL) {
         http_reply_error(req, 50701,
                          "the consent store is full (serve --consent-max); nothing was stored");

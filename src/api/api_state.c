@@ -72,6 +72,8 @@ static int by_score(const void *a, const void *b)
  * asc: O(n log n) over every shard's list instead of a search per entry. */
 static void merge_finish(struct merged *m)
 {
+    if (m->n == 0)
+        return; /* items is NULL: qsort's pointer must not be (UBSan) */
     qsort(m->items, (size_t)m->n, sizeof *m->items, by_id);
     int k = 0;
     for (int i = 0; i < m->n; i++) {

@@ -47,5 +47,6 @@ int cli_cmd_eval(int argc, char **argv);
 int cli_cmd_simulate(int argc, char **argv);
 int cli_cmd_dev(int argc, char **argv);
 int cli_cmd_audit(int argc, char **argv);
+int cli_cmd_keys(int argc, char **argv);
 
 #endif

@@ -17,6 +17,7 @@ static void usage(FILE *out)
             "  eval     evaluate the recommender on a dataset (prequential, leave-last-out)\n"
             "  simulate send realistic synthetic traffic to a running server\n"
             "  audit    verify or tail the privacy audit log (hash chain)\n"
+            "  keys     API keys: create, list, revoke; the route -> role table\n"
             "  dev      developer tools: kafka-mock (a local Kafka mock cluster)\n\n"
             "recstream <command> --help shows a command's options; --version the "
             "version.\n",
@@ -54,6 +55,8 @@ int cli_main(int argc, char **argv)
         return cli_cmd_audit(argc - 1, argv + 1);
     if (!strcmp(cmd, "dev"))
         return cli_cmd_dev(argc - 1, argv + 1);
+    if (!strcmp(cmd, "keys"))
+        return cli_cmd_keys(argc - 1, argv + 1);
     fprintf(stderr, "recstream: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

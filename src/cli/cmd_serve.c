@@ -8,6 +8,7 @@
 #include "ingest/ingest.h"
 #include "privacy/audit.h"
 #include "privacy/consent.h"
+#include "privacy/apikey.h"
 #include "privacy/privacy.h"
 #include "reco/reco.h"
 #include "stream/stream.h"
@@ -16,6 +17,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -39,6 +41,8 @@ struct serve_config {
     int64_t max_connections, timeout_s, threads, retry_after_s;
     int64_t checkpoint_interval_ms, processor_threads;
     char cors_origin[256];
+    bool insecure_no_auth, metrics_auth;
+    char tls_cert[1024], tls_key[1024];
     struct reco_config reco;
     bool consent_required;
     enum consent_policy consent_policy;
@@ -232,6 +236,40 @@ static int set_cors(void *cfg, const char *v, char *err, size_t es)
     return cli__set_str(CFG->cors_origin, sizeof CFG->cors_origin, v, err, es);
 }
 
+/* Boolean flags: bare, or =true/false, 1/0 (environment variables and config files). */
+static int set_bool(bool *dst, const char *v, char *err, size_t es)
+{
+    if (!v || !strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes")) {
+        *dst = true;
+    } else if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no")) {
+        *dst = false;
+    } else {
+        snprintf(err, es, "expected true or false");
+        return CORE_E_INVALID;
+    }
+    return 0;
+}
+
+static int set_insecure(void *cfg, const char *v, char *err, size_t es)
+{
+    return set_bool(&CFG->insecure_no_auth, v, err, es);
+}
+
+static int set_metrics_auth(void *cfg, const char *v, char *err, size_t es)
+{
+    return set_bool(&CFG->metrics_auth, v, err, es);
+}
+
+static int set_tls_cert(void *cfg, const char *v, char *err, size_t es)
+{
+    return cli__set_str(CFG->tls_cert, sizeof CFG->tls_cert, v, err, es);
+}
+
+static int set_tls_key(void *cfg, const char *v, char *err, size_t es)
+{
+    return cli__set_str(CFG->tls_key, sizeof CFG->tls_key, v, err, es);
+}
+
 static int set_log_level(void *cfg, const char *v, char *err, size_t es)
 {
     (void)cfg;
@@ -358,6 +396,14 @@ static const struct cli_opt serve_opts[] = {
      "events without context.ip get the client's address (first X-Forwarded-For, else the "
      "connection), minimised per --ip",
      set_capture_ip},
+    {"insecure-no-auth", NULL,
+     "accept requests without API keys (local experiments only; default: keys required)",
+     set_insecure},
+    {"metrics-auth", NULL, "/metrics needs a read key too (default: open, no personal data)",
+     set_metrics_auth},
+    {"tls-cert", "FILE", "serve HTTPS with this PEM certificate (chain); needs --tls-key",
+     set_tls_cert},
+    {"tls-key", "FILE", "PEM private key of --tls-cert", set_tls_key},
     {"log-level", "LEVEL", "debug | info | warn | error (default info)", set_log_level},
     {"reco-weights", "SRC=W,..",
      "blend weights of candidate sources (session covisit collab category content trending "
@@ -502,6 +548,83 @@ static int open_privacy(const struct serve_config *c, const struct privacy_key *
     return rc;
 }
 
+/* The API's audit hook: every authorised admin request goes to the hash-chained audit log,
+ * as "key:<id>". A path under /v1/users/ names a user: it is not written (the action's route
+ * pattern says what was done; user-level actions write their own entries with a
+ * subject_ref). */
+static void audit_admin(void *arg, const char *actor_key_id, const char *action,
+                        const char *subject, const char *detail_json)
+{
+    char actor[64];
+    snprintf(actor, sizeof actor, "key:%s", actor_key_id[0] ? actor_key_id : "none");
+    if (!strncmp(subject, "/v1/users/", 10))
+        subject = "";
+    int rc = audit_append(arg, actor, action, subject, "api", detail_json);
+    if (rc < 0)
+        LOG_ERROR("cannot write an admin action to the audit log", "action=\"%s\" err=\"%s\"",
+                  action, core_strerror(rc));
+}
+
+/* Wipes a buffer that held a secret. */
+static void wipe_buf(struct core_buf *b)
+{
+    if (b->data)
+        sodium_memzero(b->data, b->cap);
+}
+
+/* API keys (DATA/privacy/apikeys.json): created with an admin key on first start. */
+static int open_keys(const struct serve_config *c, struct apikey_store **out)
+{
+    if (c->insecure_no_auth) {
+        LOG_WARN("AUTHENTICATION IS OFF (--insecure-no-auth): anyone who can reach this port "
+                 "can read, change and delete everything; use only for local experiments",
+                 "data=%s", c->data);
+        return 0;
+    }
+    char path[1100], admin[1100];
+    snprintf(path, sizeof path, "%s/privacy/apikeys.json", c->data);
+    snprintf(admin, sizeof admin, "%s/privacy/admin.key", c->data);
+    bool created = false;
+    int rc = apikey_store_open(path, admin, out, &created);
+    if (rc < 0)
+        return rc;
+    if (created)
+        LOG_INFO("created an admin API key on first start; it is in this file (0600), send it as "
+                 "Authorization: Bearer <key>; recstream keys create makes more",
+                 "path=%s", admin);
+    else
+        LOG_INFO("API keys loaded", "path=%s active=%zu", path, apikey_store_active(*out));
+    return 0;
+}
+
+/* Reads --tls-cert and --tls-key into memory (libmicrohttpd takes PEM from memory). */
+static int read_tls(const struct serve_config *c, struct core_buf *cert, struct core_buf *key)
+{
+    if (!c->tls_cert[0] && !c->tls_key[0])
+        return 0;
+    if (!c->tls_cert[0] || !c->tls_key[0]) {
+        LOG_ERROR("TLS needs both --tls-cert and --tls-key", NULL);
+        return CORE_E_INVALID;
+    }
+    if (!http_tls_supported()) {
+        LOG_ERROR("this libmicrohttpd was built without TLS (GnuTLS) support", NULL);
+        return CORE_E_INVALID;
+    }
+    const char *paths[2] = {c->tls_cert, c->tls_key};
+    struct core_buf *bufs[2] = {cert, key};
+    for (int i = 0; i < 2; i++) {
+        int rc = core_read_file(paths[i], 1 << 20, bufs[i]);
+        if (rc == 0 && !strstr(bufs[i]->data, "-----BEGIN "))
+            rc = CORE_E_PARSE;
+        if (rc < 0) {
+            LOG_ERROR(i ? "cannot read the TLS key (PEM)" : "cannot read the TLS certificate (PEM)",
+                      "path=%s err=\"%s\"", paths[i], core_strerror(rc));
+            return rc;
+        }
+    }
+    return 0;
+}
+
 static int run(struct serve_config *c)
 {
     int rc, lock_fd = -1;
@@ -520,6 +643,10 @@ static int run(struct serve_config *c)
     struct privacy_key key;
     bool key_loaded = false;
     char path[1100];
+    struct apikey_store *keys = NULL;
+    struct core_buf tls_cert, tls_key;
+    core_buf_init(&tls_cert);
+    core_buf_init(&tls_key);
 
     rc = core_mkdirs(c->data, 0700);
     if (rc < 0) {
@@ -546,6 +673,13 @@ static int run(struct serve_config *c)
     if (created)
         LOG_INFO("created pseudonymisation key (keep it secret, back it up)", "path=%s",
                  c->key_file);
+
+    rc = open_keys(c, &keys);
+    if (rc < 0)
+        goto out;
+    rc = read_tls(c, &tls_cert, &tls_key);
+    if (rc < 0)
+        goto out;
 
     struct evlog_file_options lo;
     evlog_file_options_init(&lo);
@@ -635,7 +769,11 @@ static int run(struct serve_config *c)
                             .reco = reco,
                             .consent = consent,
                             .capture_ip = c->capture_ip,
-                            .reco_experiment = &c->reco.experiment};
+                            .reco_experiment = &c->reco.experiment,
+                            .keys = keys,
+                            .metrics_auth = c->metrics_auth,
+                            .audit_fn = audit_admin,
+                            .audit_arg = audit};
     api = api_new(&ac, ing, log);
     struct http_options ho;
     http_options_init(&ho);
@@ -645,13 +783,17 @@ static int run(struct serve_config *c)
     ho.body_limit = c->max_body;
     ho.max_connections = (unsigned)c->max_connections;
     ho.timeout_s = (unsigned)c->timeout_s;
+    ho.tls_cert_pem = tls_cert.len ? tls_cert.data : NULL;
+    ho.tls_key_pem = tls_key.len ? tls_key.data : NULL;
     rc = http_server_start(&ho, api_handle, api, c->cors_origin[0] ? c->cors_origin : NULL, &srv);
     if (rc < 0)
         goto out;
     char fs[32];
-    LOG_INFO("recstream listening", "addr=%s:%u data=%s fsync=%s topics=%s pid=%d", c->host,
-             (unsigned)http_server_port(srv), c->data, fsync_name(c, fs, sizeof fs), c->topics[0],
-             (int)getpid());
+    wipe_buf(&tls_key);
+    LOG_INFO("recstream listening",
+             "addr=%s:%u scheme=%s auth=%s data=%s fsync=%s topics=%s pid=%d", c->host,
+             (unsigned)http_server_port(srv), tls_cert.len ? "https" : "http", keys ? "on" : "OFF",
+             c->data, fsync_name(c, fs, sizeof fs), c->topics[0], (int)getpid());
 
     /* Signals were blocked in every thread; this one waits for them. */
     sigset_t set;
@@ -682,6 +824,10 @@ out:
     consent_close(consent);
     audit_close(audit);
     schema_registry_free(reg);
+    apikey_store_free(keys);
+    wipe_buf(&tls_key);
+    core_buf_dispose(&tls_key);
+    core_buf_dispose(&tls_cert);
     if (key_loaded)
         privacy_key_dispose(&key);
     if (lock_fd >= 0)

@@ -66,6 +66,11 @@ static int set_quiet(void *cfg, const char *v, char *err, size_t es)
     return 0;
 }
 
+static int set_api_key(void *cfg, const char *v, char *err, size_t es)
+{
+    return cli__set_str(SCFG->api_key, sizeof SCFG->api_key, v, err, es);
+}
+
 static const struct cli_opt simulate_opts[] = {
     {"url", "URL", "the server, e.g. http://127.0.0.1:8080 (required)", set_url},
     {"users", "N", "simulated users user-0001.. (default 500)", set_users},
@@ -76,6 +81,10 @@ static const struct cli_opt simulate_opts[] = {
     {"seed", "N", "random seed: same seed, same behaviour (default 1)", set_seed},
     {"workers", "N", "connections/threads (default 1; 4 above 5000 ev/s)", set_workers},
     {"quiet", NULL, "no summary every 10 s (the final one is still printed)", set_quiet},
+    {"api-key", "KEY",
+     "API key sent as Authorization: Bearer (admin: simulate uploads the catalog; "
+     "env RECSTREAM_API_KEY)",
+     set_api_key},
 };
 
 int cli_cmd_simulate(int argc, char **argv)

@@ -23,6 +23,7 @@ struct httpc {
     char port[HTTPC_PORT_MAX];
     int timeout_ms;
     int64_t max_body;
+    char *bearer;       /* NULL: no Authorization header */
     int fd;             /* -1 while not connected */
     struct core_buf in; /* received bytes; [pos, len) not consumed yet */
     size_t pos;
@@ -111,6 +112,7 @@ void httpc_options_init(struct httpc_options *o)
     o->port = "80";
     o->timeout_ms = 30000;
     o->max_body = HTTPC_BODY_MAX;
+    o->bearer = NULL;
 }
 
 struct httpc *httpc_new(const struct httpc_options *o)
@@ -120,6 +122,7 @@ struct httpc *httpc_new(const struct httpc_options *o)
     snprintf(c->port, sizeof c->port, "%s", o->port);
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
     c->max_body = o->max_body > 0 ? o->max_body : HTTPC_BODY_MAX;
+    c->bearer = o->bearer && o->bearer[0] ? core_xstrdup(o->bearer) : NULL;
     c->fd = -1;
     core_buf_init(&c->in);
     core_buf_init(&c->out);
@@ -143,6 +146,7 @@ void httpc_free(struct httpc *c)
     disconnect(c);
     core_buf_dispose(&c->in);
     core_buf_dispose(&c->out);
+    free(c->bearer);
     free(c);
 }
 
@@ -521,6 +525,8 @@ static void build_request(struct httpc *c, const char *method, const char *path,
     core_buf_printf(b, "%s %s HTTP/1.1\r\nHost: %s%s%s:%s\r\n", method, path, v6 ? "[" : "",
                     c->host, v6 ? "]" : "", c->port);
     core_buf_puts(b, "User-Agent: recstream/" RECSTREAM_VERSION "\r\nAccept: */*\r\n");
+    if (c->bearer)
+        core_buf_printf(b, "Authorization: Bearer %s\r\n", c->bearer);
     if (content_type)
         core_buf_printf(b, "Content-Type: %s\r\n", content_type);
     if (content_type || body_len > 0 || !strcmp(method, "POST") || !strcmp(method, "PUT"))

@@ -40,10 +40,12 @@ void httpc_reply_init(struct httpc_reply *r);
 void httpc_reply_dispose(struct httpc_reply *r);
 
 struct httpc_options {
-    const char *host; /* copied */
-    const char *port; /* copied */
-    int timeout_ms;   /* per request: connect, send and receive together (default 30000) */
-    int64_t max_body; /* larger replies fail with CORE_E_TOOBIG (default HTTPC_BODY_MAX) */
+    const char *host;   /* copied */
+    const char *port;   /* copied */
+    int timeout_ms;     /* per request: connect, send and receive together (default 30000) */
+    int64_t max_body;   /* larger replies fail with CORE_E_TOOBIG (default HTTPC_BODY_MAX) */
+    const char *bearer; /* API key sent as "Authorization: Bearer" on every request (copied);
+                           NULL: none */
 };
 void httpc_options_init(struct httpc_options *o);
 

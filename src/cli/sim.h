@@ -185,6 +185,7 @@ struct sim_options {
     int64_t seed;
     int64_t workers; /* threads, each with its own connection and users; 0: automatic */
     bool quiet;
+    char api_key[128]; /* sent as Authorization: Bearer; "" for none */
 };
 
 /*
@@ -192,7 +193,7 @@ struct sim_options {
  * SIGINT / SIGTERM arrived, printing a summary line every ~10 s (unless quiet) and a final
  * one. The calling thread must have blocked SIGINT and SIGTERM (threads started here
  * inherit the mask; the calling thread waits for them). Returns the exit status: 0, or 1
- * when the server could not be reached at all.
+ * when the server could not be reached at all or refused the API key (401/403).
  */
 int sim_run(const struct sim_options *o);
 

@@ -42,6 +42,7 @@ struct run {
     struct stats st;
     atomic_bool stop;
     atomic_bool reached; /* some request got a reply */
+    atomic_bool refused; /* the server refused the API key: the run stops */
     atomic_uint messages;
     atomic_bool said_no_recs, said_no_prefs;
     pthread_mutex_t mu; /* with cv: wakes sleeping workers when the run stops */
@@ -200,6 +201,16 @@ static bool catalog_reply(struct run *r, const struct httpc_reply *reply, size_t
     }
     if (reply->status == 429 || reply->status >= 500)
         return false;
+    if (reply->status == 401 || reply->status == 403) {
+        reply_message(reply, msg, sizeof msg);
+        fprintf(stderr,
+                "recstream simulate: the server refused the API key (HTTP %d: %s); simulate "
+                "uploads the catalog, so give it an admin key with --api-key or "
+                "RECSTREAM_API_KEY (e.g. the key in DATA/privacy/admin.key)\n",
+                reply->status, msg);
+        atomic_store(&r->refused, true);
+        return true;
+    }
     if (reply->status != 200 && reply->status != 201 && reply->status != 422) {
         reply_message(reply, msg, sizeof msg);
         count(&r->st.errors, 1);
@@ -231,7 +242,8 @@ static bool upload_catalog(struct run *r, struct httpc *http)
     httpc_reply_init(&reply);
     set_path(&path, r, "/v1/items");
     bool no_route = false, done = true;
-    for (size_t first = 0; first < m->nitems && !no_route && done; first += CATALOG_BATCH) {
+    for (size_t first = 0; first < m->nitems && !no_route && done && !atomic_load(&r->refused);
+         first += CATALOG_BATCH) {
         size_t n = m->nitems - first < CATALOG_BATCH ? m->nitems - first : CATALOG_BATCH;
         int64_t now = core_now_ms();
         core_buf_reset(&body);
@@ -523,6 +535,7 @@ static void worker_init(struct worker *w, struct run *r, size_t id, size_t nwork
     ho.host = r->o->url.host;
     ho.port = r->o->url.port;
     ho.timeout_ms = REQUEST_TIMEOUT_MS;
+    ho.bearer = r->o->api_key;
     w->http = httpc_new(&ho);
     sim_sched_init(&w->sched, &r->model, id, nworkers);
     core_buf_init(&w->body);
@@ -606,8 +619,9 @@ int sim_run(const struct sim_options *o)
     ho.host = o->url.host;
     ho.port = o->url.port;
     ho.timeout_ms = REQUEST_TIMEOUT_MS;
+    ho.bearer = o->api_key;
     struct httpc *http = httpc_new(&ho);
-    if (upload_catalog(r, http))
+    if (upload_catalog(r, http) && !atomic_load(&r->refused))
         run_traffic(r);
     httpc_free(http);
 
@@ -619,6 +633,8 @@ int sim_run(const struct sim_options *o)
                 o->url.host, o->url.port);
         status = 1;
     }
+    if (atomic_load(&r->refused))
+        status = 1;
     sim_model_dispose(&r->model);
     pthread_cond_destroy(&r->cv);
     pthread_mutex_destroy(&r->mu);

@@ -15,6 +15,10 @@ struct http_options {
     int64_t body_limit; /* larger bodies get 413 before being read (default 1 MiB) */
     unsigned max_connections;
     unsigned timeout_s; /* idle / slow-client timeout */
+    /* TLS: PEM certificate (chain) and private key held in memory, both NULL for plain HTTP.
+     * Borrowed until http_server_start returns (libmicrohttpd copies them into GnuTLS). */
+    const char *tls_cert_pem;
+    const char *tls_key_pem;
 };
 
 void http_options_init(struct http_options *opt);
@@ -30,6 +34,10 @@ struct http_request {
     const char *content_type; /* default application/json */
     int retry_after_s;        /* > 0 adds Retry-After */
     bool cors;                /* add CORS headers (origin from the server's setting) */
+    bool auth_challenge;      /* add WWW-Authenticate: Bearer (a 401 for a missing/bad key) */
+    /* The API key that authenticated this request ("" when none or auth is off); set by the
+     * api before routing, so handlers and the audit hook know the actor. */
+    char auth_key_id[16];
     /* handler-owned state, freed by the handler's cleanup callback */
     void *ctx;
     void (*ctx_free)(void *ctx);
@@ -64,7 +72,12 @@ typedef enum http_action (*http_handler_fn)(void *app, struct http_request *req)
 
 struct http_server;
 
-/* Starts listening; handler runs on the pool threads. cors_origin may be NULL (no CORS). */
+/* Whether this libmicrohttpd was built with TLS (GnuTLS) support. */
+bool http_tls_supported(void);
+
+/* Starts listening; handler runs on the pool threads. cors_origin may be NULL (no CORS).
+ * With opt->tls_cert_pem set the server speaks HTTPS only (CORE_E_INVALID when the library
+ * lacks TLS support or the certificate/key are refused). */
 int http_server_start(const struct http_options *opt, http_handler_fn handler, void *app,
                       const char *cors_origin, struct http_server **out);
 /* The bound port (useful with port 0). */

@@ -62,6 +62,8 @@ void http_options_init(struct http_options *opt)
     opt->body_limit = 1024 * 1024;
     opt->max_connections = 10000;
     opt->timeout_s = 30;
+    opt->tls_cert_pem = NULL;
+    opt->tls_key_pem = NULL;
 }
 
 bool http_request_peer(struct http_request *req, char *out, size_t cap)
@@ -144,11 +146,14 @@ static enum MHD_Result send_reply(struct conn_req *cr)
         snprintf(v, sizeof v, "%d", req->retry_after_s);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, v);
     }
+    if (req->auth_challenge)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                "Bearer realm=\"recstream\"");
     if (req->cors && cr->srv->cors_origin) {
         MHD_add_response_header(resp, "Access-Control-Allow-Origin", cr->srv->cors_origin);
         MHD_add_response_header(resp, "Access-Control-Allow-Methods", "POST, GET, OPTIONS");
         MHD_add_response_header(resp, "Access-Control-Allow-Headers",
-                                "Content-Type, Authorization");
+                                "Content-Type, Authorization, X-API-Key");
         MHD_add_response_header(resp, "Access-Control-Max-Age", "86400");
         if (strcmp(cr->srv->cors_origin, "*") != 0)
             MHD_add_response_header(resp, "Vary", "Origin");
@@ -283,9 +288,24 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     LOG_DEBUG("libmicrohttpd", "detail=\"%s\"", msg);
 }
 
+bool http_tls_supported(void)
+{
+    return MHD_is_feature_supported(MHD_FEATURE_TLS) == MHD_YES;
+}
+
 int http_server_start(const struct http_options *opt, http_handler_fn handler, void *app,
                       const char *cors_origin, struct http_server **out)
 {
+    bool tls = opt->tls_cert_pem != NULL;
+    if (tls && !http_tls_supported()) {
+        LOG_ERROR("this libmicrohttpd has no TLS support (needs GnuTLS); use a TLS proxy",
+                  "host=%s", opt->host);
+        return CORE_E_INVALID;
+    }
+    if (tls != (opt->tls_key_pem != NULL)) {
+        LOG_ERROR("TLS needs both a certificate and a key", "host=%s", opt->host);
+        return CORE_E_INVALID;
+    }
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof addr);
     addr.sin_family = AF_INET;
@@ -300,7 +320,9 @@ int http_server_start(const struct http_options *opt, http_handler_fn handler, v
     srv->app = app;
     srv->cors_origin = cors_origin ? core_xstrdup(cors_origin) : NULL;
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+                     MHD_USE_ERROR_LOG | MHD_USE_TURBO | (tls ? MHD_USE_TLS : 0);
+    /* The TLS options go last: with plain HTTP the list ends before them. */
+    enum MHD_OPTION tls_cert = tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END;
     srv->daemon = MHD_start_daemon(
         flags, opt->port, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, &addr,
         MHD_OPTION_THREAD_POOL_SIZE, opt->threads > 1 ? opt->threads : 1,
@@ -308,9 +330,11 @@ int http_server_start(const struct http_options *opt, http_handler_fn handler, v
         opt->timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, srv,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY, tls_cert, opt->tls_cert_pem,
+        MHD_OPTION_HTTPS_MEM_KEY, opt->tls_key_pem, MHD_OPTION_END);
     if (!srv->daemon) {
-        LOG_ERROR("cannot listen", "host=%s port=%u", opt->host, (unsigned)opt->port);
+        LOG_ERROR(tls ? "cannot listen (or the TLS certificate/key were refused)" : "cannot listen",
+                  "host=%s port=%u", opt->host, (unsigned)opt->port);
         free(srv->cors_origin);
         free(srv);
         return CORE_E_FAILED;

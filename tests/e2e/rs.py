@@ -22,8 +22,15 @@ def free_port():
     return port
 
 
+DEFAULT_KEY = object()  # request(..., key=DEFAULT_KEY): the server's admin key
+
+
 class Server:
-    """A recstream serve process on a private port and data directory."""
+    """A recstream serve process on a private port and data directory.
+
+    Auth is on (as in production) unless "--insecure-no-auth" is among args: after start the
+    admin key the server created in DATA/privacy/admin.key is in self.key, and request() and
+    its helpers send it (key=... sends another key, key=None none)."""
 
     def __init__(self, *args, data=None, env=None):
         self.tmp = None
@@ -35,6 +42,7 @@ class Server:
         self.env = env
         self.proc = None
         self.port = None
+        self.key = None
 
     def start(self, wait=True):
         self.port = free_port()
@@ -48,14 +56,36 @@ class Server:
             self.wait_ready()
         return self
 
+    @property
+    def auth(self):
+        return "--insecure-no-auth" not in self.args
+
+    def admin_key_path(self):
+        return os.path.join(self.data, "privacy", "admin.key")
+
+    def load_key(self):
+        """Reads the admin key the server wrote on its first start (None with auth off)."""
+        self.key = None
+        if self.auth:
+            with open(self.admin_key_path()) as f:
+                self.key = f.read().strip()
+        return self.key
+
+    def auth_headers(self, key=DEFAULT_KEY):
+        """{"Authorization": "Bearer <key>"} for key (default: the admin key), {} for None."""
+        if key is DEFAULT_KEY:
+            key = self.key
+        return {"Authorization": "Bearer " + key} if key else {}
+
     def wait_ready(self, timeout=30):
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError("server exited with %d:\n%s" % (self.proc.returncode, self.log()))
             try:
-                status, _, _ = self.request("GET", "/readyz")
+                status, _, _ = self.request("GET", "/readyz", key=None)
                 if status == 200:
+                    self.load_key()
                     return
             except OSError:
                 pass
@@ -66,31 +96,34 @@ class Server:
         with open(self.stderr_path) as f:
             return f.read()
 
-    def request(self, method, path, body=None, headers=None, timeout=30):
+    def request(self, method, path, body=None, headers=None, timeout=30, key=DEFAULT_KEY):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             if isinstance(body, (dict, list)):
                 body = json.dumps(body)
             if isinstance(body, str):
                 body = body.encode()
-            conn.request(method, path, body=body, headers=headers or {})
+            h = self.auth_headers(key)
+            h.update(headers or {})
+            conn.request(method, path, body=body, headers=h)
             resp = conn.getresponse()
             data = resp.read()
             return resp.status, dict((k.lower(), v) for k, v in resp.getheaders()), data
         finally:
             conn.close()
 
-    def post_json(self, path, body, content_type="application/json"):
-        status, headers, data = self.request("POST", path, body, {"Content-Type": content_type})
+    def post_json(self, path, body, content_type="application/json", key=DEFAULT_KEY):
+        status, headers, data = self.request("POST", path, body, {"Content-Type": content_type},
+                                             key=key)
         try:
             parsed = json.loads(data) if data else None
         except ValueError:
             raise AssertionError("reply is not JSON: %r" % data)
         return status, headers, parsed
 
-    def produce(self, records, topic="user-interactions"):
+    def produce(self, records, topic="user-interactions", key=DEFAULT_KEY):
         return self.post_json("/topics/" + topic, {"records": records},
-                              "application/vnd.kafka.json.v2+json")
+                              "application/vnd.kafka.json.v2+json", key=key)
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
         if self.proc and self.proc.poll() is None:

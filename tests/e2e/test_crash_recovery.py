@@ -21,6 +21,7 @@ class Client(threading.Thread):
         super().__init__(daemon=True)
         self.srv, self.cid, self.attempted, self.acked, self.lock = srv, cid, attempted, acked, lock
         self.seq = 0
+        self.auth = srv.auth_headers()
 
     def run(self):
         conn = http.client.HTTPConnection("127.0.0.1", self.srv.port, timeout=10)
@@ -42,9 +43,10 @@ class Client(threading.Thread):
                 if rest:
                     body = json.dumps({"records": [{"value": e} for e in events]})
                     conn.request("POST", "/topics/user-interactions", body,
-                                 {"Content-Type": "application/vnd.kafka.json.v2+json"})
+                                 {"Content-Type": "application/vnd.kafka.json.v2+json", **self.auth})
                 else:
-                    conn.request("POST", "/v1/events", json.dumps(events), {"Content-Type": "application/json"})
+                    conn.request("POST", "/v1/events", json.dumps(events),
+                                 {"Content-Type": "application/json", **self.auth})
                 resp = conn.getresponse()
                 data = resp.read()
             except (OSError, http.client.HTTPException):

@@ -48,7 +48,8 @@ def send(srv, batch):
     """Posts one batch; returns True when every event was accepted or a duplicate."""
     conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
     try:
-        conn.request("POST", "/v1/events", json.dumps(batch), {"Content-Type": "application/json"})
+        conn.request("POST", "/v1/events", json.dumps(batch),
+                     {"Content-Type": "application/json", **srv.auth_headers()})
         resp = conn.getresponse()
         data = resp.read()
     except (OSError, http.client.HTTPException):

@@ -20,6 +20,7 @@ def test_seed_request_via_curl():
     body = json.dumps({"records": [{"value": ev()}]})
     out = subprocess.run(
         ["curl", "-sS", "-X", "POST", "-H", "Content-Type: application/vnd.kafka.json.v2+json",
+         "-H", "Authorization: Bearer " + SRV.key,
          "--data-binary", body, "-w", "\n%{http_code}",
          "http://127.0.0.1:%d/topics/user-interactions" % SRV.port],
         stdout=subprocess.PIPE, text=True, check=True).stdout

@@ -2,6 +2,7 @@
 recommendation impressions/clicks arrive, it stops on time or on SIGINT, and its exit codes
 say what happened."""
 import json
+import os
 import signal
 import subprocess
 import time
@@ -15,9 +16,16 @@ def url():
     return "http://127.0.0.1:%d" % SRV.port
 
 
-def simulate(*args, timeout=60):
+def sim_env(key=None):
+    """The environment with the server's admin key in RECSTREAM_API_KEY (simulate's default)."""
+    env = dict(os.environ)
+    env["RECSTREAM_API_KEY"] = key if key is not None else SRV.key
+    return env
+
+
+def simulate(*args, timeout=60, key=None):
     p = subprocess.run([rs.BIN, "simulate"] + list(args), stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, text=True, timeout=timeout)
+                       stderr=subprocess.PIPE, text=True, timeout=timeout, env=sim_env(key))
     return p
 
 
@@ -128,7 +136,7 @@ def test_same_seed_runs_again_without_dedup():
 def test_sigint_stops_cleanly():
     proc = subprocess.Popen([rs.BIN, "simulate", "--url", url(), "--users", "10", "--items",
                              "50", "--rate", "100"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=sim_env())
     time.sleep(1.5)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=20)
@@ -153,8 +161,23 @@ def test_exit_codes():
     assert simulate("--help").returncode == 0
 
 
+def test_api_key_required():
+    """Without a key (or with a read key) the server refuses the catalog upload: simulate says
+    so and exits 1 instead of sending traffic that would all be refused; --api-key works."""
+    p = simulate("--url", url(), "--duration", "1", key="")
+    assert p.returncode == 1 and "refused the API key (HTTP 401" in p.stderr, p.stderr
+    read = json.loads(rs.run_cli("keys", "create", "--data", SRV.data, "--role", "read").stdout)
+    time.sleep(1.1)  # the server re-reads the key file at most once a second
+    p = simulate("--url", url(), "--duration", "1", key=read["key"])
+    assert p.returncode == 1 and "(HTTP 403" in p.stderr, p.stderr
+    p = simulate("--url", url(), "--users", "5", "--items", "20", "--duration", "1",
+                 "--api-key", SRV.key, key="")
+    assert p.returncode == 0, p.stderr
+
+
 def main():
     rs.run_suite(SRV, [test_simulate_drives_the_loop, test_same_seed_runs_again_without_dedup,
+                       test_api_key_required,
                        test_sigint_stops_cleanly, test_exit_codes])
 
 
