@@ -52,8 +52,8 @@ def example_path(pattern):
     return real.get(pattern, pattern.replace("*", "x"))
 
 
-# Routes the table lists ahead of their handlers (they land with the consent branch).
-PENDING = {("PUT", "/v1/users/*/consent")}
+# Routes the table lists ahead of their handlers (none at the moment).
+PENDING = set()
 
 
 def test_setup_keys():
@@ -109,11 +109,31 @@ def test_unlisted_routes_need_admin():
     """Deny by default: a path or method missing from the table needs the admin role, and
     only then is it answered 404 / 405."""
     for method, path, admin_status in (("GET", "/v1/nope", 404), ("DELETE", "/v1/events", 405),
-                                       ("GET", "/v1/users/x/consent", 404)):
+                                       ("GET", "/v1/users/x/no-such-thing", 404)):
         assert call(method, path, None)[0] == 401
         assert call(method, path, KEYS["ingest"])[0] == 403
         assert call(method, path, KEYS["read"])[0] == 403
         assert call(method, path, KEYS["admin"])[0] == admin_status, (method, path)
+
+
+def test_admin_actions_audited():
+    """Requests to admin routes go to the hash-chained audit log with the key id and the
+    route pattern; read-role routes do not; a path naming a user is not written."""
+    admin_id = KEYS["admin"].split("_")[1]
+    st, _, _ = SRV.request("PUT", "/v1/items/audited-item", {"categories": ["c"]},
+                           key=KEYS["admin"])
+    assert st in (200, 201), st
+    st, _, _ = SRV.request("GET", "/v1/items/audited-item", key=KEYS["admin"])
+    assert st == 200
+    v = rs.run_cli("audit", "verify", "--data", SRV.data)
+    assert "OK" in v.stdout, v.stdout
+    entries = [json.loads(l) for l in rs.run_cli("audit", "tail", "--data", SRV.data,
+                                                  "--lines", "1000").stdout.splitlines() if l]
+    mine = [e for e in entries if e.get("actor") == "key:" + admin_id]
+    assert any(e["action"] == "PUT /v1/items/*" and e["subject"] == "/v1/items/audited-item"
+               for e in mine), mine[-5:]
+    assert not any(e["action"] == "GET /v1/items/*" for e in mine), mine
+    assert all("/v1/users/" not in e.get("subject", "") for e in entries)
 
 
 def test_key_headers_and_malformed_keys():
@@ -326,7 +346,7 @@ def test_tls():
 
 def main():
     rs.run_suite(SRV, [test_setup_keys, test_every_route_by_role, test_api_doc_lists_the_table,
-                       test_unlisted_routes_need_admin,
+                       test_unlisted_routes_need_admin, test_admin_actions_audited,
                        test_key_headers_and_malformed_keys, test_beacon_query_key,
                        test_origin_allow_list, test_rate_limit, test_cli_keys_apply_without_restart,
                        test_first_start_admin_key_and_secrets_at_rest, test_bad_key_file_refuses_start,
