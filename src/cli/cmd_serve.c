@@ -24,6 +24,8 @@
 struct serve_config {
     char data[1024];
     char key_file[1100];
+    char data_key[1100];
+    int64_t userkeys_max;
     char host[64];
     uint16_t port;
     int32_t partitions;
@@ -45,6 +47,16 @@ struct serve_config {
 static int set_data(void *cfg, const char *v, char *err, size_t es)
 {
     return cli__set_str(CFG->data, sizeof CFG->data, v, err, es);
+}
+
+static int set_data_key(void *cfg, const char *v, char *err, size_t es)
+{
+    return cli__set_str(CFG->data_key, sizeof CFG->data_key, v, err, es);
+}
+
+static int set_userkeys_max(void *cfg, const char *v, char *err, size_t es)
+{
+    return cli__set_int(&CFG->userkeys_max, v, 1, INT32_MAX / 4, err, es);
 }
 
 static int set_key_file(void *cfg, const char *v, char *err, size_t es)
@@ -263,6 +275,11 @@ static const struct cli_opt serve_opts[] = {
     {"fsync", "POLICY", "always | batch:MS | none (default always)", set_fsync},
     {"key-file", "PATH", "pseudonymisation secret (default DIR/privacy/pseudonym.key)",
      set_key_file},
+    {"data-key", "FILE",
+     "encryption-at-rest key (default DIR/privacy/data.key; back it up: losing it loses the data)",
+     set_data_key},
+    {"userkeys-max", "N", "users with an encryption key at most (default 1000000)",
+     set_userkeys_max},
     {"topics", "A,B", "Kafka REST topic names accepted (default user-interactions)", set_topics},
     {"max-body", "SIZE", "largest request body (default 1MiB; larger: 413)", set_max_body},
     {"max-records", "N", "most records per request (default 10000; more: 413)", set_max_records},
@@ -392,7 +409,8 @@ static int run(struct serve_config *c)
     struct reco *reco = NULL;
     struct state_shard **shards = NULL;
     struct privacy_key key;
-    bool key_loaded = false;
+    bool key_loaded = false, keys_open = false;
+    struct cli_keys keys;
     char path[1100];
 
     rc = core_mkdirs(c->data, 0700);
@@ -421,8 +439,14 @@ static int run(struct serve_config *c)
         LOG_INFO("created pseudonymisation key (keep it secret, back it up)", "path=%s",
                  c->key_file);
 
+    rc = cli__keys_open(c->data, c->data_key, true, c->userkeys_max, &keys);
+    if (rc < 0)
+        goto out;
+    keys_open = true;
+
     struct evlog_file_options lo;
     evlog_file_options_init(&lo);
+    lo.keys = keys.uk;
     snprintf(path, sizeof path, "%s/log", c->data);
     lo.dir = path;
     lo.partitions = c->partitions;
@@ -445,6 +469,7 @@ static int run(struct serve_config *c)
     char dl_path[1100];
     snprintf(dl_path, sizeof dl_path, "%s/deadletters", c->data);
     dlo.dir = dl_path;
+    dlo.key = &keys.data_key;
     rc = deadletter_open(&dlo, &dead);
     if (rc < 0) {
         LOG_ERROR("cannot open the dead-letter store", "dir=%s err=\"%s\"", dl_path,
@@ -468,6 +493,7 @@ static int run(struct serve_config *c)
     ic.dedup_max = c->dedup_max;
     ic.registry = reg;
     ic.deadletters = dead;
+    ic.userkeys = keys.uk;
     rc = ingest_new(&ic, log, &key, &ing);
     if (rc < 0) {
         LOG_ERROR("cannot start ingest", "err=\"%s\"", core_strerror(rc));
@@ -484,6 +510,7 @@ static int run(struct serve_config *c)
     sc.checkpoint_interval_ms = c->checkpoint_interval_ms;
     sc.threads = (int)c->processor_threads;
     sc.state.catalog = cat;
+    sc.data_key = &keys.data_key;
     rc = stream_start(&sc, log, &st);
     if (rc < 0)
         goto out;
@@ -549,6 +576,8 @@ out:
     schema_registry_free(reg);
     if (key_loaded)
         privacy_key_dispose(&key);
+    if (keys_open)
+        cli__keys_close(&keys); /* after the log, the ingest and the stream, its users */
     if (lock_fd >= 0)
         close(lock_fd);
     if (rc == 0)

@@ -10,6 +10,7 @@
 #include "event/event.h"
 #include "evlog/evlog.h"
 #include "privacy/privacy.h"
+#include "privacy/userkeys.h"
 #include "schema/registry.h"
 
 struct deadletters;
@@ -23,6 +24,9 @@ struct ingest_config {
      * and with their reasons, to the dead-letter store. */
     struct schema_registry *registry;
     struct deadletters *deadletters;
+    /* Optional, borrowed: per-user keys (encryption at rest). Each record is sealed under its
+     * user's key, created on the user's first event; NULL seals under the log's data key. */
+    struct userkeys *userkeys;
 };
 
 void ingest_config_init(struct ingest_config *cfg);
@@ -71,7 +75,8 @@ struct ingest_batch {
     struct core_arena arena;
     struct core_buf payload;
     struct evlog_record *recs;
-    size_t *rec_item; /* recs[j] belongs to items[rec_item[j]] */
+    size_t *rec_item;       /* recs[j] belongs to items[rec_item[j]] */
+    struct seal_key *seals; /* recs[j].seal (per-user keys), wiped at dispose */
     size_t nrecs;
     struct ingest_group *group;
     ingest_done_fn done;

@@ -46,6 +46,15 @@ void seal_record(const struct seal_key *key, const void *ad, size_t adlen, const
                                                NULL, out, key->key);
 }
 
+void seal_record_in_place(const struct seal_key *key, const void *ad, size_t adlen, uint8_t *buf,
+                          size_t n)
+{
+    randombytes_buf(buf, SEAL_NONCE_BYTES);
+    unsigned long long clen = 0;
+    uint8_t *m = buf + SEAL_NONCE_BYTES; /* libsodium encrypts in place when c == m */
+    crypto_aead_xchacha20poly1305_ietf_encrypt(m, &clen, m, n, ad, adlen, NULL, buf, key->key);
+}
+
 int seal_record_open(const struct seal_key *key, const void *ad, size_t adlen, uint8_t *sealed,
                      size_t n)
 {

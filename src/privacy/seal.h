@@ -63,6 +63,11 @@ bool seal_id_is_data(const uint8_t id[SEAL_ID_BYTES]);
 void seal_record(const struct seal_key *key, const void *ad, size_t adlen, const void *plain,
                  size_t n, uint8_t *out);
 
+/* seal_record for a plaintext already in place: buf has room for n + SEAL_OVERHEAD bytes and
+ * holds the plaintext at buf + SEAL_NONCE_BYTES; it is encrypted where it lies (no copy). */
+void seal_record_in_place(const struct seal_key *key, const void *ad, size_t adlen, uint8_t *buf,
+                          size_t n);
+
 /*
  * Opens a sealed record of n bytes in place: on success the plaintext (n - SEAL_OVERHEAD
  * bytes) is at sealed + SEAL_NONCE_BYTES. Returns 0, or CORE_E_CORRUPT when the record is too

@@ -29,6 +29,23 @@ static void rmtree(const char *dir)
     nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* The keys of every test log and checkpoint: an in-memory user key store under a fixed data
+ * key, one per process so that reopened logs open with the same keys. */
+static struct userkeys *test_keys(void)
+{
+    static struct userkeys *uk;
+    static struct seal_key dk;
+    if (!uk) {
+        memset(&dk, 0, sizeof dk);
+        memset(dk.key, 0x33, sizeof dk.key);
+        struct userkeys_options o;
+        userkeys_options_init(&o);
+        o.data_key = &dk;
+        assert_int_equal(userkeys_open(&o, &uk), 0);
+    }
+    return uk;
+}
+
 struct env {
     char data[64];
     char log_dir[128];
@@ -43,6 +60,7 @@ static void env_open(struct env *e, int32_t parts)
     lo.dir = e->log_dir;
     lo.partitions = parts;
     lo.fsync = EVLOG_FSYNC_NONE;
+    lo.keys = test_keys();
     assert_int_equal(evlog_file_open(&lo, &e->log), 0);
 }
 
@@ -138,6 +156,7 @@ static struct stream *start(struct env *e, int threads)
     cfg.checkpoint_interval_ms = 3600 * 1000; /* only explicit checkpoints */
     cfg.threads = threads;
     cfg.keep = 3;
+    cfg.data_key = userkeys_data_key(test_keys());
     struct stream *s = NULL;
     assert_int_equal(stream_start(&cfg, e->log, &s), 0);
     return s;
@@ -168,7 +187,7 @@ static char *offline_dump(struct env *e)
     state_config_init(&sc);
     struct core_buf b;
     core_buf_init(&b);
-    assert_int_equal(stream_dump_offline(e->data, &sc, &b), 0);
+    assert_int_equal(stream_dump_offline(e->data, test_keys(), &sc, &b), 0);
     return b.data;
 }
 
@@ -233,9 +252,9 @@ static void test_corrupt_newest_falls_back(void **state)
     snprintf(path, sizeof path, "%s/%020d/p1.snap", e.ckpt_dir, 2);
     FILE *f = fopen(path, "r+b");
     assert_non_null(f);
-    fseek(f, 3, SEEK_SET);
+    fseek(f, 45, SEEK_SET); /* inside the sealed snapshot's ciphertext */
     int c = fgetc(f);
-    fseek(f, 3, SEEK_SET);
+    fseek(f, 45, SEEK_SET);
     fputc(c ^ 0x5a, f);
     fclose(f);
 
@@ -243,7 +262,9 @@ static void test_corrupt_newest_falls_back(void **state)
     state_config_init(&sc);
     struct state_shard *shards[2] = {state_shard_new(&sc, 0), state_shard_new(&sc, 1)};
     uint64_t max_seq = 0;
-    assert_int_equal(stream__recover(e.ckpt_dir, e.log, &sc, shards, 2, &max_seq), 0);
+    assert_int_equal(stream__recover(e.ckpt_dir, e.log, &sc, shards, 2, &max_seq,
+                                     userkeys_data_key(test_keys())),
+                     0);
     assert_int_equal(max_seq, 2);
     assert_int_equal(state_shard_next_offset(shards[0]), 10); /* from seq 1, not 2 */
     assert_int_equal(state_shard_next_offset(shards[1]), 10);
@@ -258,7 +279,9 @@ static void test_corrupt_newest_falls_back(void **state)
     fclose(f);
     shards[0] = state_shard_new(&sc, 0);
     shards[1] = state_shard_new(&sc, 1);
-    assert_int_equal(stream__recover(e.ckpt_dir, e.log, &sc, shards, 2, &max_seq), 0);
+    assert_int_equal(stream__recover(e.ckpt_dir, e.log, &sc, shards, 2, &max_seq,
+                                     userkeys_data_key(test_keys())),
+                     0);
     assert_int_equal(state_shard_next_offset(shards[0]), 0); /* nothing valid: empty */
     state_shard_free(shards[0]);
     state_shard_free(shards[1]);
@@ -360,7 +383,7 @@ static void test_undecodable_record_stops(void **state)
     state_config_init(&sc);
     struct core_buf b;
     core_buf_init(&b);
-    assert_int_equal(stream_dump_offline(e.data, &sc, &b), CORE_E_CORRUPT);
+    assert_int_equal(stream_dump_offline(e.data, test_keys(), &sc, &b), CORE_E_CORRUPT);
     core_buf_dispose(&b);
     env_dispose(&e);
 }
