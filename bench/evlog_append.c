@@ -11,7 +11,10 @@
  * Not built by CMake. From the repository root:
  *
  *   gcc -std=c11 -O2 -g -D_GNU_SOURCE -Wall -Wextra -Isrc -o /tmp/evlog_append \
- *       bench/evlog_append.c src/core/[a-z]*.c src/evlog/[a-z]*.c -lxxhash -lpthread -lm
+ *       bench/evlog_append.c src/core/[a-z]*.c src/evlog/[a-z]*.c src/privacy/[a-z]*.c \
+ *       -lxxhash -lsodium -lnettle -lpthread -lm
+ *
+ * Records are sealed (encryption at rest) under the data key, as the log always does.
  *
  * Usage: /tmp/evlog_append [-t threads] [-w window] [-s seconds] [-p partitions]
  *            [-i fsync_interval_ms] [-d parent_dir] [-P always|batch|none] [-n 1|10]

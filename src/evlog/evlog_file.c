@@ -406,7 +406,7 @@ static void enqueue_records(struct evlog_file *lf, struct evlog_record *recs, si
         rec->offset = qp->next_offset++;
         core_buf_reserve(&qp->frames, sz);
         evlog__frame_seal((uint8_t *)qp->frames.data + qp->frames.len, rec, rec->partition,
-                          rec->seal ? rec->seal : userkeys_data_key(lf->opt.keys));
+                          rec->seal ? rec->seal : userkeys_data_key(lf->opt.keys), &q->nonces);
         qp->frames.len += sz;
         qp->frames.data[qp->frames.len] = '\0';
         if (!qp->touched) {
@@ -579,6 +579,7 @@ static struct evlog_file *alloc_log(const struct evlog_file_options *opt, int32_
     evlog__cond_init(&lf->q.flushed);
     size_t np = (size_t)partitions;
     lf->q.parts = core_xcalloc(np, sizeof *lf->q.parts);
+    seal_nonces_init(&lf->q.nonces);
     lf->q.touched = core_xcalloc(np, sizeof *lf->q.touched);
     lf->wtouched = core_xcalloc(np, sizeof *lf->wtouched);
     evlog__index_init(&lf->stage);

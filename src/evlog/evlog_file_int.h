@@ -85,7 +85,7 @@ static inline size_t evlog__sealed_size(uint32_t key_len, uint32_t value_len)
 /* Seals rec (offset included) of partition under key and writes it as one frame of
  * evlog__sealed_size() bytes at dst (evlog_seal.c). */
 void evlog__frame_seal(uint8_t *dst, const struct evlog_record *rec, int32_t partition,
-                       const struct seal_key *key);
+                       const struct seal_key *key, struct seal_nonces *nn);
 
 /* evlog__frame_open: the record's key id is unknown (shredded). */
 #define EVLOG__FRAME_ERASED 2
@@ -255,6 +255,7 @@ struct evlog_queue {
     bool writer_idle;
     bool stopping;
     bool failed;
+    struct seal_nonces nonces; /* for sealing at enqueue (under lock) */
 };
 
 /* Counters the tests use to see group commit working (monotonic since open). */

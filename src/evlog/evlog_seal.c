@@ -21,7 +21,7 @@ static void make_ad(uint8_t ad[AD_BYTES], int32_t partition, const uint8_t *fram
 }
 
 void evlog__frame_seal(uint8_t *dst, const struct evlog_record *rec, int32_t partition,
-                       const struct seal_key *key)
+                       const struct seal_key *key, struct seal_nonces *nn)
 {
     uint32_t plain = 4u + rec->key_len + rec->value_len;
     uint32_t sealed = plain + SEAL_OVERHEAD;
@@ -46,7 +46,7 @@ void evlog__frame_seal(uint8_t *dst, const struct evlog_record *rec, int32_t par
         memcpy(m + 4 + rec->key_len, rec->value, rec->value_len);
     uint8_t ad[AD_BYTES];
     make_ad(ad, partition, dst);
-    seal_record_in_place(key, ad, sizeof ad, body, plain);
+    seal_record_in_place(key, ad, sizeof ad, body, plain, nn);
     put_le(dst + 8, (uint32_t)XXH3_64bits(dst + 12, len - 12), 4);
 }
 

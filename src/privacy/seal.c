@@ -46,10 +46,26 @@ void seal_record(const struct seal_key *key, const void *ad, size_t adlen, const
                                                NULL, out, key->key);
 }
 
-void seal_record_in_place(const struct seal_key *key, const void *ad, size_t adlen, uint8_t *buf,
-                          size_t n)
+void seal_nonces_init(struct seal_nonces *nn)
 {
-    randombytes_buf(buf, SEAL_NONCE_BYTES);
+    nn->used = sizeof nn->pool;
+}
+
+void seal_record_in_place(const struct seal_key *key, const void *ad, size_t adlen, uint8_t *buf,
+                          size_t n, struct seal_nonces *nn)
+{
+    if (!nn) {
+        randombytes_buf(buf, SEAL_NONCE_BYTES);
+    } else {
+        if (nn->used + SEAL_NONCE_BYTES > sizeof nn->pool) {
+            randombytes_buf(nn->pool, sizeof nn->pool);
+            nn->used = 0;
+        }
+        memcpy(buf, nn->pool + nn->used, SEAL_NONCE_BYTES);
+        /* Each nonce is handed out once: wipe it from the pool. */
+        memset(nn->pool + nn->used, 0, SEAL_NONCE_BYTES);
+        nn->used += SEAL_NONCE_BYTES;
+    }
     unsigned long long clen = 0;
     uint8_t *m = buf + SEAL_NONCE_BYTES; /* libsodium encrypts in place when c == m */
     crypto_aead_xchacha20poly1305_ietf_encrypt(m, &clen, m, n, ad, adlen, NULL, buf, key->key);

@@ -63,10 +63,24 @@ bool seal_id_is_data(const uint8_t id[SEAL_ID_BYTES]);
 void seal_record(const struct seal_key *key, const void *ad, size_t adlen, const void *plain,
                  size_t n, uint8_t *out);
 
+/*
+ * Random nonces drawn from the OS generator in bulk: one getrandom(2) per 170 nonces instead
+ * of one per record (a syscall cost ~0.75 us here, a third of sealing a 200-byte record).
+ * The nonces are as random as randombytes_buf's; not thread-safe (one owner, e.g. under the
+ * log's queue lock). Zero-initialise (or seal_nonces_init) before use.
+ */
+struct seal_nonces {
+    uint8_t pool[170 * SEAL_NONCE_BYTES];
+    size_t used; /* bytes of pool handed out; sizeof pool = refill first */
+};
+
+void seal_nonces_init(struct seal_nonces *nn);
+
 /* seal_record for a plaintext already in place: buf has room for n + SEAL_OVERHEAD bytes and
- * holds the plaintext at buf + SEAL_NONCE_BYTES; it is encrypted where it lies (no copy). */
+ * holds the plaintext at buf + SEAL_NONCE_BYTES; it is encrypted where it lies (no copy). The
+ * nonce comes from nn (NULL: a fresh randombytes_buf call). */
 void seal_record_in_place(const struct seal_key *key, const void *ad, size_t adlen, uint8_t *buf,
-                          size_t n);
+                          size_t n, struct seal_nonces *nn);
 
 /*
  * Opens a sealed record of n bytes in place: on success the plaintext (n - SEAL_OVERHEAD

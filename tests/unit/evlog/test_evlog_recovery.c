@@ -109,7 +109,7 @@ static void test_torn_tail_truncated(void **state)
     char key[32], val[64];
     tu_record(&rec, 0, 50, key, val, T0 + 50);
     rec.offset = 50;
-    evlog__frame_seal(frame, &rec, 0, userkeys_data_key(tu_keys()));
+    evlog__frame_seal(frame, &rec, 0, userkeys_data_key(tu_keys()), NULL);
     torn_tail_case(frame, 30);
     /* A whole header whose body never made it. */
     torn_tail_case(frame, EVLOG_FRAME_HDR + 3);
@@ -168,7 +168,7 @@ static void test_offset_gap_refused(void **state)
     char key[32], val[64];
     tu_record(&rec, 0, 11, key, val, T0);
     rec.offset = 11;
-    evlog__frame_seal(frame, &rec, 0, userkeys_data_key(tu_keys()));
+    evlog__frame_seal(frame, &rec, 0, userkeys_data_key(tu_keys()), NULL);
     append_bytes(seg, frame, evlog__sealed_size(rec.key_len, rec.value_len));
     struct evlog_file_options opt;
     tu_options(&opt, dir, 1);

@@ -68,6 +68,30 @@ static void test_record_round_trip_and_damage(void **state)
     assert_int_equal(seal_record_open(&k, ad, strlen(ad), work, SEAL_OVERHEAD), 0);
 }
 
+/* Nonces from the bulk pool: all distinct across refills, and the records open. */
+static void test_in_place_with_nonce_pool(void **state)
+{
+    (void)state;
+    struct seal_key k;
+    make_key(&k, 5);
+    struct seal_nonces nn;
+    seal_nonces_init(&nn);
+    enum { N = 500 };
+    static uint8_t recs[N][SEAL_OVERHEAD + 8];
+    for (int i = 0; i < N; i++) {
+        memcpy(recs[i] + SEAL_NONCE_BYTES, "12345678", 8);
+        seal_record_in_place(&k, "ad", 2, recs[i], 8, &nn);
+        assert_false(memcmp(recs[i], (uint8_t[SEAL_NONCE_BYTES]){0}, SEAL_NONCE_BYTES) == 0);
+    }
+    for (int i = 0; i < N; i++)
+        for (int j = i + 1; j < N; j++)
+            assert_memory_not_equal(recs[i], recs[j], SEAL_NONCE_BYTES);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(seal_record_open(&k, "ad", 2, recs[i], sizeof recs[i]), 0);
+        assert_memory_equal(recs[i] + SEAL_NONCE_BYTES, "12345678", 8);
+    }
+}
+
 static void test_line_round_trip_and_damage(void **state)
 {
     (void)state;
@@ -191,6 +215,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_record_round_trip_and_damage),
+        cmocka_unit_test(test_in_place_with_nonce_pool),
         cmocka_unit_test(test_line_round_trip_and_damage),
         cmocka_unit_test(test_file_round_trip_and_damage),
         cmocka_unit_test(test_data_key_file),
