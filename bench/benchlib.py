@@ -4,7 +4,7 @@ import socket
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "build", "recstream")
+BIN = os.environ.get("RECSTREAM_BIN", os.path.join(ROOT, "build", "recstream"))
 
 
 def free_port():
