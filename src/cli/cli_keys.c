@@ -25,6 +25,18 @@ int cli__keys_open(const char *data, const char *key_path, bool create, int64_t 
                   "path=%s", path);
         return CORE_E_NOTFOUND;
     }
+    snprintf(dir, sizeof dir, "%s/privacy/userkeys", data);
+    struct core_buf mt;
+    core_buf_init(&mt);
+    /* A log of the unencrypted format has no store: evlog refuses it with the reason. */
+    bool sealed_log = core_read_file(meta, 4096, &mt) == 0 && !strstr(mt.data, "format=1\n");
+    core_buf_dispose(&mt);
+    if (create && sealed_log && stat(dir, &st) != 0) {
+        LOG_ERROR("user key store missing beside an existing log: its users' records could not "
+                  "be opened; restore DIR/privacy/userkeys from your backup",
+                  "dir=%s", dir);
+        return CORE_E_NOTFOUND;
+    }
     bool created = false;
     int rc = seal_data_key_load_or_create(path, &k->data_key, &created);
     if (rc < 0) {
@@ -37,7 +49,6 @@ int cli__keys_open(const char *data, const char *key_path, bool create, int64_t 
                  "path=%s", path);
     struct userkeys_options uo;
     userkeys_options_init(&uo);
-    snprintf(dir, sizeof dir, "%s/privacy/userkeys", data);
     /* A reader that finds no store sees every user's records as erased, and writes nothing. */
     uo.dir = create || stat(dir, &st) == 0 ? dir : NULL;
     uo.data_key = &k->data_key;

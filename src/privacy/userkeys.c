@@ -28,8 +28,9 @@ struct userkeys {
     struct seal_key data_key;
     int64_t max_users;
     bool fsync;
-    pthread_rwlock_t lock;
-    struct uk_ent *ents; /* live entries, dense */
+    pthread_rwlock_t lock; /* entries and indexes: lookups share it, publishing takes it */
+    pthread_mutex_t wlock; /* one writer of the files (create, compact, shred) at a time */
+    struct uk_ent *ents;   /* live entries, dense */
     size_t n, cap;
     uint32_t *by_name, *by_id; /* entry index + 1, 0 = empty; linear probing */
     size_t mask;
@@ -389,6 +390,7 @@ int userkeys_open(const struct userkeys_options *o, struct userkeys **out)
     uk->fsync = o->fsync;
     uk->jfd = -1;
     pthread_rwlock_init(&uk->lock, NULL);
+    pthread_mutex_init(&uk->wlock, NULL);
     reindex(uk, 0);
     if (o->dir) {
         uk->dir = core_xstrdup(o->dir);
@@ -417,6 +419,7 @@ void userkeys_free(struct userkeys *uk)
     free(uk->by_id);
     free(uk->dir);
     pthread_rwlock_destroy(&uk->lock);
+    pthread_mutex_destroy(&uk->wlock);
     sodium_memzero(uk, sizeof *uk);
     free(uk);
 }
@@ -427,24 +430,20 @@ static void key_of(const struct uk_ent *e, struct seal_key *out)
     memcpy(out->key, e->dek, SEAL_KEY_BYTES);
 }
 
-/* Appends entries [from, uk->n) to the journal (wrlock held). */
-static int journal_append(struct userkeys *uk, size_t from)
+/* Appends k new entries to the journal and syncs it (wlock held; the rwlock is not: readers
+ * go on during the write and fdatasync). */
+static int journal_append(struct userkeys *uk, const struct uk_ent *ents, size_t k)
 {
-    if (!uk->dir || from == uk->n)
+    if (!uk->dir || k == 0)
         return 0;
-    if (uk->jfd < 0) {
-        /* A compaction failed half-way: write everything into a fresh generation. */
-        int rc = compact(uk);
-        if (rc == 0)
-            uk->jrecs = 0;
-        return rc;
-    }
+    if (uk->jfd < 0)
+        return -EBADF; /* a compaction failed half-way: the caller compacts first */
     struct core_buf b;
     core_buf_init(&b);
     uint8_t hdr[HDR_BYTES];
     file_header(hdr, 'J', uk->gen);
-    for (size_t i = from; i < uk->n; i++)
-        put_entry(&b, &uk->data_key, hdr, uk->jrecs + (i - from), &uk->ents[i]);
+    for (size_t i = 0; i < k; i++)
+        put_entry(&b, &uk->data_key, hdr, uk->jrecs + i, &ents[i]);
     int rc = core_write_full(uk->jfd, b.data, b.len, -1);
     if (rc == 0 && uk->fsync && fdatasync(uk->jfd) < 0)
         rc = -errno;
@@ -454,10 +453,38 @@ static int journal_append(struct userkeys *uk, size_t from)
             LOG_ERROR("user key store: cannot cut off a failed append", "dir=%s", uk->dir);
     } else {
         uk->jsize += (int64_t)b.len;
-        uk->jrecs += uk->n - from;
+        uk->jrecs += k;
     }
     wipe_buf(&b);
     return rc;
+}
+
+/* Fills out[i] for every name (all known; rdlock taken here). */
+static void fill_keys(struct userkeys *uk, const char *const *names, size_t n, struct seal_key *out)
+{
+    pthread_rwlock_rdlock(&uk->lock);
+    for (size_t i = 0; i < n; i++)
+        key_of(find_name(uk, names[i]), &out[i]);
+    pthread_rwlock_unlock(&uk->lock);
+}
+
+/* The names among names[from..n) without a key, each once (wlock held). */
+static size_t missing_names(struct userkeys *uk, const char *const *names, size_t from, size_t n,
+                            const char **miss)
+{
+    size_t k = 0;
+    pthread_rwlock_rdlock(&uk->lock);
+    for (size_t i = from; i < n; i++) {
+        if (find_name(uk, names[i]))
+            continue;
+        bool dup = false;
+        for (size_t j = 0; j < k && !dup; j++)
+            dup = !memcmp(miss[j], names[i], USERKEYS_NAME_BYTES);
+        if (!dup)
+            miss[k++] = names[i];
+    }
+    pthread_rwlock_unlock(&uk->lock);
+    return k;
 }
 
 int userkeys_acquire(struct userkeys *uk, const char *const *names, size_t n, struct seal_key *out)
@@ -475,38 +502,44 @@ int userkeys_acquire(struct userkeys *uk, const char *const *names, size_t n, st
     if (found == n)
         return 0;
 
-    pthread_rwlock_wrlock(&uk->lock);
-    size_t before = uk->n;
+    /* Creating keys: one creator at a time (wlock), readers and lookups continue meanwhile;
+     * the rwlock is held exclusively only to publish the new entries. */
+    pthread_mutex_lock(&uk->wlock);
+    const char **miss = core_xmalloc((n - found) * sizeof *miss);
+    size_t k = missing_names(uk, names, found, n, miss);
+    struct uk_ent *fresh = k ? core_xmalloc(k * sizeof *fresh) : NULL;
     int rc = 0;
-    for (size_t i = found; i < n; i++) {
-        if (find_name(uk, names[i]))
-            continue;
-        if ((int64_t)uk->n >= uk->max_users) {
-            rc = CORE_E_FULL;
-            break;
-        }
-        struct uk_ent e;
-        new_entry(uk, names[i], &e);
-        add_entry(uk, &e);
-        sodium_memzero(&e, sizeof e);
+    if ((int64_t)(uk->n + k) > uk->max_users) {
+        rc = CORE_E_FULL;
+        goto out;
     }
+    pthread_rwlock_rdlock(&uk->lock);
+    for (size_t i = 0; i < k; i++)
+        new_entry(uk, miss[i], &fresh[i]);
+    pthread_rwlock_unlock(&uk->lock);
+    if (uk->dir && uk->jfd < 0)
+        rc = compact(uk); /* a compaction failed half-way earlier: redo it first */
     if (rc == 0)
-        rc = journal_append(uk, before);
-    if (rc == 0 && uk->dir && uk->jrecs > 1024 && uk->jrecs > (uint64_t)uk->n) {
-        int crc = compact(uk); /* the journal stays valid if this fails */
+        rc = journal_append(uk, fresh, k);
+    if (rc < 0)
+        goto out;
+    pthread_rwlock_wrlock(&uk->lock);
+    for (size_t i = 0; i < k; i++)
+        add_entry(uk, &fresh[i]);
+    pthread_rwlock_unlock(&uk->lock);
+    if (uk->dir && uk->jrecs > 1024 && uk->jrecs > (uint64_t)uk->n) {
+        int crc = compact(uk); /* reads the entries: stable while wlock is held */
         if (crc < 0)
             LOG_WARN("user key store: compaction failed", "dir=%s err=\"%s\"", uk->dir,
                      core_strerror(crc));
     }
-    if (rc < 0) {
-        sodium_memzero(uk->ents + before, (uk->n - before) * sizeof *uk->ents);
-        uk->n = before;
-        reindex(uk, uk->n);
-    } else {
-        for (size_t i = found; i < n; i++)
-            key_of(find_name(uk, names[i]), &out[i]);
-    }
-    pthread_rwlock_unlock(&uk->lock);
+    fill_keys(uk, names + found, n - found, out + found);
+out:
+    if (fresh)
+        sodium_memzero(fresh, k * sizeof *fresh);
+    free(fresh);
+    free(miss);
+    pthread_mutex_unlock(&uk->wlock);
     if (rc == CORE_E_FULL)
         LOG_WARN("user key store full: events of new users refused; raise --userkeys-max",
                  "max=%" PRId64, uk->max_users);
@@ -539,10 +572,12 @@ int userkeys_find_id(struct userkeys *uk, const uint8_t id[SEAL_ID_BYTES], struc
 
 int userkeys_shred(struct userkeys *uk, const char *name)
 {
+    pthread_mutex_lock(&uk->wlock);
     pthread_rwlock_wrlock(&uk->lock);
     struct uk_ent *e = find_name(uk, name);
     int rc = 0;
     if (!e) {
+        pthread_rwlock_unlock(&uk->lock);
         rc = CORE_E_NOTFOUND;
         goto out;
     }
@@ -552,16 +587,19 @@ int userkeys_shred(struct userkeys *uk, const char *name)
     sodium_memzero(&uk->ents[uk->n - 1], sizeof *uk->ents);
     uk->n--;
     reindex(uk, uk->n);
+    pthread_rwlock_unlock(&uk->lock);
     if (uk->dir)
-        rc = compact(uk);
+        rc = compact(uk); /* wlock keeps the entries stable; lookups go on */
     if (rc < 0) {
         /* Put the entry back: the store on disk may still hold it. */
+        pthread_rwlock_wrlock(&uk->lock);
         add_entry(uk, &saved);
+        pthread_rwlock_unlock(&uk->lock);
         LOG_ERROR("user key store: shred failed", "dir=%s err=\"%s\"", uk->dir, core_strerror(rc));
     }
     sodium_memzero(&saved, sizeof saved);
 out:
-    pthread_rwlock_unlock(&uk->lock);
+    pthread_mutex_unlock(&uk->wlock);
     return rc;
 }
 
