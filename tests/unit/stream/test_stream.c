@@ -98,7 +98,8 @@ static void on_done(void *arg, int status)
 }
 
 /* Appends one raw value to partition p and waits for it to be durable. */
-static void append_raw(struct evlog *log, int32_t p, const void *value, size_t len)
+static void append_raw_sealed(struct evlog *log, int32_t p, const void *value, size_t len,
+                              const struct seal_key *seal)
 {
     struct done d = {.fired = false};
     pthread_mutex_init(&d.m, NULL);
@@ -109,7 +110,8 @@ static void append_raw(struct evlog *log, int32_t p, const void *value, size_t l
                                .key = "k",
                                .key_len = 1,
                                .value = value,
-                               .value_len = (uint32_t)len};
+                               .value_len = (uint32_t)len,
+                               .seal = seal};
     assert_int_equal(evlog_append(log, &rec, 1, on_done, &d), 0);
     pthread_mutex_lock(&d.m);
     while (!d.fired)
@@ -118,6 +120,11 @@ static void append_raw(struct evlog *log, int32_t p, const void *value, size_t l
     assert_int_equal(d.status, 0);
     pthread_mutex_destroy(&d.m);
     pthread_cond_destroy(&d.c);
+}
+
+static void append_raw(struct evlog *log, int32_t p, const void *value, size_t len)
+{
+    append_raw_sealed(log, p, value, len, NULL);
 }
 
 /* Appends n encoded events (ids tag-<i>) to each partition. */
@@ -388,6 +395,48 @@ static void test_undecodable_record_stops(void **state)
     env_dispose(&e);
 }
 
+/* A record whose user key was shredded is moved past (counted), not applied and not an
+ * error: the processor stays healthy and later records are applied. */
+static void test_erased_record_skipped(void **state)
+{
+    (void)state;
+    struct env e;
+    env_init(&e, 1);
+    const char *user = "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
+    struct seal_key key;
+    assert_int_equal(userkeys_acquire(test_keys(), &user, 1, &key), 0);
+    append_events(e.log, "a", 2);
+    struct event ev;
+    event_init(&ev);
+    memcpy(ev.user_key, user, 33);
+    ev.event_id = (struct event_str){"erased-1", 8};
+    ev.type = event_type_lookup("view", 4);
+    ev.item_id = (struct event_str){"secret-item", 11};
+    ev.ts_ms = ev.recv_ms = 1700000005000LL;
+    struct core_buf val;
+    core_buf_init(&val);
+    event_bin_encode(&ev, &val);
+    append_raw_sealed(e.log, 0, val.data, val.len, &key);
+    core_buf_dispose(&val);
+    append_events(e.log, "b", 2);
+    assert_int_equal(userkeys_shred(test_keys(), user), 0);
+
+    struct stream *s = start(&e, 1);
+    assert_int_equal(stream_wait_applied(s, 0, 5, 5000), 0);
+    assert_true(stream_healthy(s));
+    assert_int_equal(state_shard_next_offset(stream_shard(s, 0)), 5);
+    assert_int_equal(state_shard_skipped(stream_shard(s, 0)), 1);
+    char *live = live_dump(s);
+    assert_null(strstr(live, "secret-item"));
+    assert_null(strstr(live, user));
+    stream_stop(s, false);
+    char *off = offline_dump(&e);
+    assert_string_equal(live, off);
+    free(live);
+    free(off);
+    env_dispose(&e);
+}
+
 int main(void)
 {
     core_log_set_level(CORE_LOG_ERROR);
@@ -398,6 +447,7 @@ int main(void)
         cmocka_unit_test(test_partition_mismatch_refused),
         cmocka_unit_test(test_checkpoint_ahead_of_log),
         cmocka_unit_test(test_undecodable_record_stops),
+        cmocka_unit_test(test_erased_record_skipped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
