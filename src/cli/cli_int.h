@@ -49,9 +49,9 @@ struct cli_keys {
 /*
  * Loads the data key (key_path, or DATA/privacy/data.key when NULL or empty) and opens the
  * user key store DATA/privacy/userkeys (max_users > 0 overrides its bound). With create, a
- * missing key file and store are created, but only for a data directory without a log (a log
- * with a lost key is refused: its records could not be opened). Errors are logged. Returns 0
- * or a negative code.
+ * missing key file and store are created, but only for a data directory without a log (a
+ * sealed log whose data key or key store is missing is refused, for readers too: its records
+ * could not be opened). Errors are logged. Returns 0 or a negative code.
  */
 int cli__keys_open(const char *data, const char *key_path, bool create, int64_t max_users,
                    struct cli_keys *k);

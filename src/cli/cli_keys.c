@@ -31,7 +31,7 @@ int cli__keys_open(const char *data, const char *key_path, bool create, int64_t 
     /* A log of the unencrypted format has no store: evlog refuses it with the reason. */
     bool sealed_log = core_read_file(meta, 4096, &mt) == 0 && !strstr(mt.data, "format=1\n");
     core_buf_dispose(&mt);
-    if (create && sealed_log && stat(dir, &st) != 0) {
+    if (sealed_log && stat(dir, &st) != 0) {
         LOG_ERROR("user key store missing beside an existing log: its users' records could not "
                   "be opened; restore DIR/privacy/userkeys from your backup",
                   "dir=%s", dir);
@@ -49,7 +49,7 @@ int cli__keys_open(const char *data, const char *key_path, bool create, int64_t 
                  "path=%s", path);
     struct userkeys_options uo;
     userkeys_options_init(&uo);
-    /* A reader that finds no store sees every user's records as erased, and writes nothing. */
+    /* A reader of a directory without a log (nothing to open) writes nothing. */
     uo.dir = create || stat(dir, &st) == 0 ? dir : NULL;
     uo.data_key = &k->data_key;
     if (max_users > 0)

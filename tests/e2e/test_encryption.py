@@ -1,7 +1,7 @@
 """Encryption at rest, end to end: nothing personal is stored in clear anywhere under the data
 directory (raw ids, pseudonyms, item ids, property strings), a flipped byte in a log record or
 a checkpoint is detected (never silently accepted), the server restarts with intact state from
-valid files, and a missing data key is refused with a clear error."""
+valid files, and a missing data key or key store is refused with a clear error."""
 import glob
 import json
 import os
@@ -124,6 +124,14 @@ def main():
         p = rs.run_cli("log", "check", "--data", data, "--data-key", key, check=False)
         assert p.returncode != 0 and "data key missing" in p.stderr, p.stderr
         shutil.move(key + ".away", key)
+        # ... and so is one whose per-user key store is missing (its users' records would
+        # silently become unreadable otherwise).
+        store = os.path.join(data, "privacy", "userkeys")
+        shutil.move(store, store + ".away")
+        srv.start(wait=False)
+        assert srv.proc.wait(30) != 0 and "user key store missing" in srv.log(), srv.log()
+        srv.stop()
+        shutil.move(store + ".away", store)
         srv.start()
         assert profile(srv, USER) == before
         assert srv.stop() == 0
