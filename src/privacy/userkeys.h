@@ -21,7 +21,9 @@
  *
  * Remanence of overwritten or unlinked blocks on the filesystem or SSD is out of scope.
  *
- * Threads: every function may be called from any thread (a rwlock: lookups share it).
+ * Threads: every function may be called from any thread. Lookups share a rwlock; creating
+ * keys, compaction and shreds take a writer mutex and hold the rwlock exclusively only to
+ * publish, so lookups (the log's readers, requests of known users) go on during an fsync.
  */
 #ifndef RECSTREAM_USERKEYS_H
 #define RECSTREAM_USERKEYS_H
