@@ -88,6 +88,8 @@ def main():
         # 2. Restart with valid files: state intact.
         srv.start()
         assert profile(srv, USER) == before
+        st, _, metrics = srv.request("GET", "/metrics")
+        assert b"recstream_stream_erased_records_total 0" in metrics, metrics
         assert srv.stop() == 0
 
         # 3. A flipped byte inside a sealed record (ciphertext of the user's first record, with
