@@ -10,6 +10,7 @@
 #include "privacy/userkeys.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -238,11 +239,73 @@ static void test_bounds_wrong_key_and_damage(void **state)
     nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
+/* Threads acquiring overlapping sets of new users at once: every user ends up with exactly
+ * one key, the same for every thread, and the store on disk agrees after a reopen. */
+struct racer {
+    struct userkeys *uk;
+    int id;
+    struct seal_key keys[400];
+};
+
+static void *race(void *arg)
+{
+    struct racer *r = arg;
+    char names[400][USERKEYS_NAME_BYTES + 1];
+    const char *ptrs[400];
+    for (int i = 0; i < 400; i++) {
+        name_of((i * 7 + r->id * 13) % 400, names[i]); /* every thread: all 400, own order */
+        ptrs[i] = names[i];
+    }
+    for (int i = 0; i < 400; i += 20)
+        assert_int_equal(userkeys_acquire(r->uk, ptrs + i, 20, r->keys + i), 0);
+    /* Reorder to user index for comparison. */
+    static _Thread_local struct seal_key tmp[400];
+    for (int i = 0; i < 400; i++)
+        tmp[(i * 7 + r->id * 13) % 400] = r->keys[i];
+    memcpy(r->keys, tmp, sizeof tmp);
+    return NULL;
+}
+
+static void test_concurrent_acquire(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/userkeys-test-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct seal_key dk = {.key = {9}};
+    struct userkeys *uk = open_store(dir, &dk, 1000);
+    enum { T = 4 };
+    static struct racer rs[T];
+    pthread_t th[T];
+    for (int t = 0; t < T; t++) {
+        rs[t].uk = uk;
+        rs[t].id = t;
+        assert_int_equal(pthread_create(&th[t], NULL, race, &rs[t]), 0);
+    }
+    for (int t = 0; t < T; t++)
+        pthread_join(th[t], NULL);
+    assert_int_equal(userkeys_count(uk), 400);
+    for (int t = 1; t < T; t++)
+        assert_memory_equal(rs[t].keys, rs[0].keys, sizeof rs[0].keys);
+    userkeys_free(uk);
+    uk = open_store(dir, &dk, 1000);
+    assert_int_equal(userkeys_count(uk), 400);
+    for (int i = 0; i < 400; i++) {
+        char name[USERKEYS_NAME_BYTES + 1];
+        struct seal_key k;
+        name_of(i, name);
+        assert_int_equal(userkeys_get(uk, name, &k), 0);
+        assert_memory_equal(&k, &rs[0].keys[i], sizeof k);
+    }
+    userkeys_free(uk);
+    nftw(dir, rm_one, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_lookup_persist_shred),
         cmocka_unit_test(test_bounds_wrong_key_and_damage),
+        cmocka_unit_test(test_concurrent_acquire),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
