@@ -113,6 +113,15 @@ static void reply_metrics(struct api *api, struct http_request *req)
             core_buf_printf(b, "recstream_log_high_water{partition=\"%d\"} %lld\n", (int)p,
                             (long long)ps.high_water);
     }
+    if (api->cfg.stream) {
+        /* Records whose user key was shredded: unreadable by design, moved past, counted. */
+        uint64_t erased = 0;
+        for (int32_t p = 0; p < stream_partitions(api->cfg.stream); p++)
+            erased += state_shard_skipped(stream_shard(api->cfg.stream, p));
+        metric(b, "recstream_stream_erased_records_total", "counter",
+               "Log records skipped by the processor because their user's key was shredded.",
+               erased);
+    }
     if (api->cfg.reco) {
         struct reco_stats rs;
         reco_get_stats(api->cfg.reco, &rs);

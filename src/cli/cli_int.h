@@ -3,6 +3,7 @@
 #define RECSTREAM_CLI_INT_H
 
 #include "core/core.h"
+#include "privacy/userkeys.h"
 
 #include <stdio.h>
 
@@ -39,7 +40,25 @@ int cli__parse_duration_ms(const char *s, int64_t *out);
 int cli__set_str(char *dst, size_t size, const char *v, char *err, size_t es);
 int cli__set_int(int64_t *dst, const char *v, int64_t min, int64_t max, char *err, size_t es);
 
+/* The data key and the user key store of a data directory. */
+struct cli_keys {
+    struct seal_key data_key;
+    struct userkeys *uk;
+};
+
+/*
+ * Loads the data key (key_path, or DATA/privacy/data.key when NULL or empty) and opens the
+ * user key store DATA/privacy/userkeys (max_users > 0 overrides its bound). With create, a
+ * missing key file and store are created, but only for a data directory without a log (a
+ * sealed log whose data key or key store is missing is refused, for readers too: its records
+ * could not be opened). Errors are logged. Returns 0 or a negative code.
+ */
+int cli__keys_open(const char *data, const char *key_path, bool create, int64_t max_users,
+                   struct cli_keys *k);
+void cli__keys_close(struct cli_keys *k);
+
 int cli_cmd_serve(int argc, char **argv);
+int cli_cmd_privacy(int argc, char **argv);
 int cli_cmd_log(int argc, char **argv);
 int cli_cmd_schema(int argc, char **argv);
 int cli_cmd_state(int argc, char **argv);

@@ -12,6 +12,7 @@ static void usage(FILE *out)
             "commands:\n"
             "  serve    run the collector (embedded log in --data DIR)\n"
             "  log      inspect the event log: tail, dump, check, stats\n"
+            "  privacy  pseudonym ID: the pseudonym stored for a user id\n"
             "  schema   validate JSON documents against a JSON Schema (draft-07)\n"
             "  state    rebuild and dump the processor state offline\n"
             "  eval     evaluate the recommender on a dataset (prequential, leave-last-out)\n"
@@ -43,6 +44,8 @@ int cli_main(int argc, char **argv)
         return cli_cmd_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "log"))
         return cli_cmd_log(argc - 1, argv + 1);
+    if (!strcmp(cmd, "privacy"))
+        return cli_cmd_privacy(argc - 1, argv + 1);
     if (!strcmp(cmd, "schema"))
         return cli_cmd_schema(argc - 1, argv + 1);
     if (!strcmp(cmd, "state"))

@@ -17,6 +17,9 @@
 #include "evlog/evlog.h"
 #include "ingest/ingest.h"
 #include "privacy/privacy.h"
+#include "privacy/userkeys.h"
+
+#include <sodium.h>
 #include "reco/reco.h"
 #include "stream/stream.h"
 
@@ -245,6 +248,8 @@ struct pipe {
     int32_t np;
     int64_t *pending; /* per partition: next offset to wait for (-1: nothing pending) */
     struct privacy_key key;
+    struct seal_key data_key;
+    struct userkeys *uk; /* in memory: the run's data is deleted with it */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool done;
@@ -315,17 +320,29 @@ static int pipe_open(struct pipe *p, const struct eval_config *c, const char *di
     for (size_t i = 0; i < sizeof kb; i++)
         kb[i] = (uint8_t)(i * 31 + 7); /* eval-only key: the data never leaves the run */
     privacy_key_set(&p->key, kb);
+    /* Sealed like serve's log (the measured pipeline is the real one), under a random key. */
+    memset(p->data_key.id, 0, sizeof p->data_key.id);
+    randombytes_buf(p->data_key.key, sizeof p->data_key.key);
+    struct userkeys_options uo;
+    userkeys_options_init(&uo);
+    uo.data_key = &p->data_key;
+    uo.max_users = INT32_MAX / 4;
+    int rc = userkeys_open(&uo, &p->uk);
+    if (rc < 0)
+        return rc;
     struct evlog_file_options lo;
     evlog_file_options_init(&lo);
+    lo.keys = p->uk;
     snprintf(path, sizeof path, "%s/log", dir);
     lo.dir = path;
     lo.partitions = (int32_t)c->partitions;
     lo.fsync = EVLOG_FSYNC_NONE;
-    int rc = evlog_file_open(&lo, &p->log);
+    rc = evlog_file_open(&lo, &p->log);
     if (rc < 0)
         return rc;
     struct ingest_config ic;
     ingest_config_init(&ic);
+    ic.userkeys = p->uk;
     rc = ingest_new(&ic, p->log, &p->key, &p->ing);
     if (rc < 0)
         return rc;
@@ -360,6 +377,7 @@ static int pipe_open(struct pipe *p, const struct eval_config *c, const char *di
     sc.checkpoint_interval_ms = 3600 * 1000;
     sc.checkpoint_events = INT64_MAX;
     sc.state.catalog = p->cat;
+    sc.data_key = &p->data_key;
     /* the dataset is the population: nobody expires (serve's 30-day idle TTL would drop
      * users who come back after a month, common in ratings data) */
     sc.state.user_ttl_ms = INT64_MAX / 4;
@@ -394,6 +412,8 @@ static void pipe_close(struct pipe *p)
     free(p->shards);
     free(p->pending);
     privacy_key_dispose(&p->key);
+    userkeys_free(p->uk);
+    seal_key_dispose(&p->data_key);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
 }

@@ -9,6 +9,8 @@
 
 struct log_config {
     char data[1024];
+    char data_key[1024];
+    struct cli_keys keys;
     int64_t partition; /* -1: all */
     int64_t from;
     int64_t limit; /* -1: no limit */
@@ -27,6 +29,11 @@ static int set_data(void *cfg, const char *v, char *err, size_t es)
     }
     memcpy(LCFG->data, v, strlen(v) + 1);
     return 0;
+}
+
+static int set_data_key(void *cfg, const char *v, char *err, size_t es)
+{
+    return cli__set_str(LCFG->data_key, sizeof LCFG->data_key, v, err, es);
 }
 
 static int set_i64(int64_t *dst, const char *v, int64_t min, char *err, size_t es)
@@ -73,6 +80,7 @@ static int set_json(void *cfg, const char *v, char *err, size_t es)
 
 static const struct cli_opt log_opts[] = {
     {"data", "DIR", "data directory (default ./data)", set_data},
+    {"data-key", "FILE", "data key (default DIR/privacy/data.key)", set_data_key},
     {"partition", "P", "only this partition (dump, tail)", set_partition},
     {"from", "OFFSET", "first offset to print (dump)", set_from},
     {"limit", "N", "print at most N records (dump)", set_limit},
@@ -92,6 +100,7 @@ static int open_log(const struct log_config *c, struct evlog **log)
     lo.dir = path;
     lo.partitions = 0; /* read it from the log's meta file */
     lo.read_only = true;
+    lo.keys = c->keys.uk;
     int rc = evlog_file_open(&lo, log);
     if (rc < 0)
         fprintf(stderr, "recstream log: cannot open %s: %s\n", path, core_strerror(rc));
@@ -103,6 +112,12 @@ static void print_record(const struct evlog_record *r, struct core_buf *out)
 {
     struct event ev;
     core_buf_reset(out);
+    if (r->erased) {
+        core_buf_printf(out, "{\"partition\":%d,\"offset\":%lld,\"erased\":true}\n",
+                        (int)r->partition, (long long)r->offset);
+        fwrite(out->data, 1, out->len, stdout);
+        return;
+    }
     core_buf_printf(out,
                     "{\"partition\":%d,\"offset\":%lld,\"eventTime\":%lld,\"ingestTime\":%lld,"
                     "\"key\":",
@@ -200,12 +215,14 @@ static int cmd_check(struct log_config *c)
 {
     char path[1100];
     snprintf(path, sizeof path, "%s/log", c->data);
-    int n = evlog_file_check(path, report_problem, NULL);
+    int64_t erased = 0;
+    int n = evlog_file_check(path, c->keys.uk, report_problem, NULL, &erased);
     if (n < 0) {
         fprintf(stderr, "recstream log check: cannot read %s: %s\n", path, core_strerror(n));
         return 2;
     }
-    printf("%s: %d problem%s\n", path, n, n == 1 ? "" : "s");
+    printf("%s: %d problem%s, %lld erased record%s (key shredded)\n", path, n, n == 1 ? "" : "s",
+           (long long)erased, erased == 1 ? "" : "s");
     return n == 0 ? 0 : 1;
 }
 
@@ -266,14 +283,22 @@ int cli_cmd_log(int argc, char **argv)
                         argv + 1);
     if (rc != 0)
         return rc > 0 ? 0 : 2;
+    bool known = !strcmp(sub, "dump") || !strcmp(sub, "tail") || !strcmp(sub, "check") ||
+                 !strcmp(sub, "stats");
+    if (!known) {
+        fprintf(stderr, "recstream log: unknown subcommand '%s' (tail, dump, check, stats)\n", sub);
+        return 2;
+    }
+    if (cli__keys_open(c.data, c.data_key, false, 0, &c.keys) < 0)
+        return 2;
     if (!strcmp(sub, "dump"))
-        return cmd_dump(&c, false);
-    if (!strcmp(sub, "tail"))
-        return cmd_dump(&c, true);
-    if (!strcmp(sub, "check"))
-        return cmd_check(&c);
-    if (!strcmp(sub, "stats"))
-        return cmd_stats(&c);
-    fprintf(stderr, "recstream log: unknown subcommand '%s' (tail, dump, check, stats)\n", sub);
-    return 2;
+        rc = cmd_dump(&c, false);
+    else if (!strcmp(sub, "tail"))
+        rc = cmd_dump(&c, true);
+    else if (!strcmp(sub, "check"))
+        rc = cmd_check(&c);
+    else
+        rc = cmd_stats(&c);
+    cli__keys_close(&c.keys);
+    return rc;
 }

@@ -28,6 +28,8 @@
 struct serve_config {
     char data[1024];
     char key_file[1100];
+    char data_key[1100];
+    int64_t userkeys_max;
     char host[64];
     uint16_t port;
     int32_t partitions;
@@ -56,6 +58,16 @@ struct serve_config {
 static int set_data(void *cfg, const char *v, char *err, size_t es)
 {
     return cli__set_str(CFG->data, sizeof CFG->data, v, err, es);
+}
+
+static int set_data_key(void *cfg, const char *v, char *err, size_t es)
+{
+    return cli__set_str(CFG->data_key, sizeof CFG->data_key, v, err, es);
+}
+
+static int set_userkeys_max(void *cfg, const char *v, char *err, size_t es)
+{
+    return cli__set_int(&CFG->userkeys_max, v, 1, INT32_MAX / 4, err, es);
 }
 
 static int set_key_file(void *cfg, const char *v, char *err, size_t es)
@@ -364,6 +376,11 @@ static const struct cli_opt serve_opts[] = {
     {"fsync", "POLICY", "always | batch:MS | none (default always)", set_fsync},
     {"key-file", "PATH", "pseudonymisation secret (default DIR/privacy/pseudonym.key)",
      set_key_file},
+    {"data-key", "FILE",
+     "encryption-at-rest key (default DIR/privacy/data.key; back it up: losing it loses the data)",
+     set_data_key},
+    {"userkeys-max", "N", "users with an encryption key at most (default 1000000)",
+     set_userkeys_max},
     {"topics", "A,B", "Kafka REST topic names accepted (default user-interactions)", set_topics},
     {"max-body", "SIZE", "largest request body (default 1MiB; larger: 413)", set_max_body},
     {"max-records", "N", "most records per request (default 10000; more: 413)", set_max_records},
@@ -641,9 +658,10 @@ static int run(struct serve_config *c)
     struct audit *audit = NULL;
     struct consent *consent = NULL;
     struct privacy_key key;
-    bool key_loaded = false;
+    bool key_loaded = false, keys_open = false;
+    struct cli_keys keys;
     char path[1100];
-    struct apikey_store *keys = NULL;
+    struct apikey_store *apikeys = NULL;
     struct core_buf tls_cert, tls_key;
     core_buf_init(&tls_cert);
     core_buf_init(&tls_key);
@@ -674,15 +692,20 @@ static int run(struct serve_config *c)
         LOG_INFO("created pseudonymisation key (keep it secret, back it up)", "path=%s",
                  c->key_file);
 
-    rc = open_keys(c, &keys);
+    rc = open_keys(c, &apikeys);
     if (rc < 0)
         goto out;
     rc = read_tls(c, &tls_cert, &tls_key);
     if (rc < 0)
         goto out;
+    rc = cli__keys_open(c->data, c->data_key, true, c->userkeys_max, &keys);
+    if (rc < 0)
+        goto out;
+    keys_open = true;
 
     struct evlog_file_options lo;
     evlog_file_options_init(&lo);
+    lo.keys = keys.uk;
     snprintf(path, sizeof path, "%s/log", c->data);
     lo.dir = path;
     lo.partitions = c->partitions;
@@ -705,6 +728,7 @@ static int run(struct serve_config *c)
     char dl_path[1100];
     snprintf(dl_path, sizeof dl_path, "%s/deadletters", c->data);
     dlo.dir = dl_path;
+    dlo.key = &keys.data_key;
     rc = deadletter_open(&dlo, &dead);
     if (rc < 0) {
         LOG_ERROR("cannot open the dead-letter store", "dir=%s err=\"%s\"", dl_path,
@@ -733,6 +757,7 @@ static int run(struct serve_config *c)
     ic.dedup_max = c->dedup_max;
     ic.registry = reg;
     ic.deadletters = dead;
+    ic.userkeys = keys.uk;
     rc = ingest_new(&ic, log, &key, &ing);
     if (rc < 0) {
         LOG_ERROR("cannot start ingest", "err=\"%s\"", core_strerror(rc));
@@ -749,6 +774,7 @@ static int run(struct serve_config *c)
     sc.checkpoint_interval_ms = c->checkpoint_interval_ms;
     sc.threads = (int)c->processor_threads;
     sc.state.catalog = cat;
+    sc.data_key = &keys.data_key;
     rc = stream_start(&sc, log, &st);
     if (rc < 0)
         goto out;
@@ -770,7 +796,7 @@ static int run(struct serve_config *c)
                             .consent = consent,
                             .capture_ip = c->capture_ip,
                             .reco_experiment = &c->reco.experiment,
-                            .keys = keys,
+                            .keys = apikeys,
                             .metrics_auth = c->metrics_auth,
                             .audit_fn = audit_admin,
                             .audit_arg = audit};
@@ -790,10 +816,10 @@ static int run(struct serve_config *c)
         goto out;
     char fs[32];
     wipe_buf(&tls_key);
-    LOG_INFO("recstream listening",
-             "addr=%s:%u scheme=%s auth=%s data=%s fsync=%s topics=%s pid=%d", c->host,
-             (unsigned)http_server_port(srv), tls_cert.len ? "https" : "http", keys ? "on" : "OFF",
-             c->data, fsync_name(c, fs, sizeof fs), c->topics[0], (int)getpid());
+    LOG_INFO(
+        "recstream listening", "addr=%s:%u scheme=%s auth=%s data=%s fsync=%s topics=%s pid=%d",
+        c->host, (unsigned)http_server_port(srv), tls_cert.len ? "https" : "http",
+        apikeys ? "on" : "OFF", c->data, fsync_name(c, fs, sizeof fs), c->topics[0], (int)getpid());
 
     /* Signals were blocked in every thread; this one waits for them. */
     sigset_t set;
@@ -824,12 +850,14 @@ out:
     consent_close(consent);
     audit_close(audit);
     schema_registry_free(reg);
-    apikey_store_free(keys);
+    apikey_store_free(apikeys);
     wipe_buf(&tls_key);
     core_buf_dispose(&tls_key);
     core_buf_dispose(&tls_cert);
     if (key_loaded)
         privacy_key_dispose(&key);
+    if (keys_open)
+        cli__keys_close(&keys); /* after the log, the ingest and the stream, its users */
     if (lock_fd >= 0)
         close(lock_fd);
     if (rc == 0)

@@ -6,6 +6,7 @@
 
 struct state_cli_config {
     char data[1024];
+    char data_key[1024];
 };
 
 #define SCFG ((struct state_cli_config *)cfg)
@@ -20,8 +21,14 @@ static int set_data(void *cfg, const char *v, char *err, size_t es)
     return 0;
 }
 
+static int set_data_key(void *cfg, const char *v, char *err, size_t es)
+{
+    return cli__set_str(SCFG->data_key, sizeof SCFG->data_key, v, err, es);
+}
+
 static const struct cli_opt state_opts[] = {
     {"data", "DIR", "data directory (default ./data)", set_data},
+    {"data-key", "FILE", "data key (default DIR/privacy/data.key)", set_data_key},
 };
 
 static const char *usage = "dump [options]";
@@ -33,7 +40,12 @@ static int cmd_dump(const struct state_cli_config *c)
     state_config_init(&sc);
     struct core_buf out;
     core_buf_init(&out);
-    int rc = stream_dump_offline(c->data, &sc, &out);
+    struct cli_keys keys;
+    int rc = cli__keys_open(c->data, c->data_key, false, 0, &keys);
+    if (rc < 0)
+        return 1;
+    rc = stream_dump_offline(c->data, keys.uk, &sc, &out);
+    cli__keys_close(&keys);
     if (rc < 0) {
         fprintf(stderr, "recstream state: cannot rebuild state of %s: %s\n", c->data,
                 core_strerror(rc));
@@ -58,6 +70,7 @@ int cli_cmd_state(int argc, char **argv)
     }
     const char *sub = argv[1];
     struct state_cli_config c;
+    memset(&c, 0, sizeof c);
     snprintf(c.data, sizeof c.data, "./data");
     int rc = cli__parse("state", usage, state_opts, nopts, &c, argc - 1, argv + 1);
     if (rc != 0)

@@ -11,6 +11,9 @@
 #define RECSTREAM_EVLOG_H
 
 #include "core/core.h"
+#include "privacy/seal.h"
+
+struct userkeys;
 
 /* One record, to append or as read back. */
 struct evlog_record {
@@ -22,6 +25,12 @@ struct evlog_record {
     uint32_t key_len;
     const void *value; /* encoded event (event_bin_encode) */
     uint32_t value_len;
+    /* append: the key to seal the record under (a user's, from userkeys_acquire; copied
+     * before append returns); NULL seals it under the data key. */
+    const struct seal_key *seal;
+    /* read: the record's key was shredded (userkeys_shred), so it cannot be opened any more;
+     * key and value are empty. Readers skip it but move past its offset. */
+    bool erased;
 };
 
 /* Durability met for every record of an append (status 0) or the append failed
@@ -159,6 +168,9 @@ struct evlog_file_options {
     int64_t segment_ms;    /* roll a segment older than this (default 1 h) */
     int64_t queue_bytes;   /* bound on bytes waiting to be written (default 64 MiB) */
     bool read_only;        /* inspect only: no recovery writes, no writer thread */
+    /* Required, borrowed (must outlive the log): the keys records are sealed and opened with
+     * (userkeys.h; its data key for records without a key of their own). */
+    struct userkeys *keys;
 };
 
 void evlog_file_options_init(struct evlog_file_options *opt);
@@ -176,9 +188,12 @@ typedef void (*evlog_check_fn)(void *arg, const char *file, int64_t position, co
 
 /*
  * Verifies every record of every segment in dir (checksums, framing, offset continuity,
- * indexes), calling report for each problem. Returns the number of problems (0 = clean) or
- * a negative error when dir cannot be read.
+ * indexes, and that each record authenticates under its key from keys), calling report for
+ * each problem. Records whose key was shredded are counted in *erased (may be NULL), not
+ * reported. Returns the number of problems (0 = clean) or a negative error when dir cannot be
+ * read.
  */
-int evlog_file_check(const char *dir, evlog_check_fn report, void *arg);
+int evlog_file_check(const char *dir, struct userkeys *keys, evlog_check_fn report, void *arg,
+                     int64_t *erased);
 
 #endif

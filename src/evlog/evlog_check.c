@@ -17,6 +17,9 @@ struct checker {
     evlog_check_fn report;
     void *arg;
     int problems;
+    struct userkeys *keys;
+    int64_t erased;
+    struct core_buf scratch; /* a writable copy of the frame being opened */
 };
 
 static void problem(struct checker *ck, const char *file, int64_t pos, const char *fmt, ...)
@@ -72,16 +75,43 @@ out:
     core_buf_dispose(&b);
 }
 
+/* Opens every valid frame of map[from, to) with its key: reports the ones that do not
+ * authenticate, counts the shredded ones. */
+static void check_seals(struct checker *ck, const struct evlog_segment *seg, int32_t p,
+                        const uint8_t *map, int64_t from, int64_t to)
+{
+    int64_t pos = from;
+    while (pos < to) {
+        struct evlog_record rec;
+        size_t flen = 0;
+        if (evlog__frame_decode(map + pos, (size_t)(to - pos), &rec, &flen) != 0)
+            return;
+        core_buf_reset(&ck->scratch);
+        core_buf_append(&ck->scratch, map + pos, flen);
+        uint8_t *f = (uint8_t *)ck->scratch.data;
+        evlog__frame_decode(f, flen, &rec, &flen);
+        const char *why = NULL;
+        int rc = evlog__frame_open(f, flen, p, ck->keys, &rec, &why);
+        if (rc == EVLOG__FRAME_ERASED)
+            ck->erased++;
+        else if (rc < 0)
+            problem(ck, seg->path, pos, "record offset %" PRId64 ": %s", rec.offset, why);
+        pos += (int64_t)flen;
+    }
+}
+
 /* Walks every frame of a mapped segment, reporting each damaged stretch and offset jump.
  * Returns the number of problems found in it. */
-static int check_frames(struct checker *ck, const struct evlog_segment *seg, const uint8_t *map,
-                        int64_t size, struct evlog_seg_info *info, struct evlog_index *idx)
+static int check_frames(struct checker *ck, const struct evlog_segment *seg, int32_t p,
+                        const uint8_t *map, int64_t size, struct evlog_seg_info *info,
+                        struct evlog_index *idx)
 {
     int before = ck->problems;
     int64_t pos = 0;
     while (pos < size) {
         const char *why;
         int64_t bad = evlog__scan_frames(map, size, pos, info, idx, &why);
+        check_seals(ck, seg, p, map, pos, bad);
         if (bad >= size)
             break;
         int64_t next = evlog__scan_find_valid(map, size, bad + 1, 0);
@@ -99,6 +129,7 @@ static int check_frames(struct checker *ck, const struct evlog_segment *seg, con
             break;
         /* Resynchronise on the next valid frame and carry on from its offset. */
         evlog__frame_decode(map + next, (size_t)(size - next), &rec, &flen);
+        check_seals(ck, seg, p, map, next, next + (int64_t)flen);
         info->end = rec.offset;
         evlog__seg_account(info, idx, next, rec.ingest_time_ms, (uint32_t)flen);
         pos = next + (int64_t)flen;
@@ -107,7 +138,8 @@ static int check_frames(struct checker *ck, const struct evlog_segment *seg, con
 }
 
 /* Checks one segment; *prev_end is the offset the previous segment ended at (-1: first). */
-static void check_segment(struct checker *ck, const struct evlog_segment *seg, int64_t *prev_end)
+static void check_segment(struct checker *ck, const struct evlog_segment *seg, int32_t p,
+                          int64_t *prev_end)
 {
     if (*prev_end >= 0 && seg->info.base != *prev_end)
         problem(ck, seg->path, 0,
@@ -124,7 +156,9 @@ static void check_segment(struct checker *ck, const struct evlog_segment *seg, i
         problem(ck, seg->path, 0, "cannot read segment: %s", core_strerror(rc));
         goto out;
     }
-    if (check_frames(ck, seg, map, size, &info, &idx) == 0)
+    int before = ck->problems;
+    check_frames(ck, seg, p, map, size, &info, &idx);
+    if (ck->problems == before)
         check_index(ck, seg, &info, &idx);
     *prev_end = info.end;
 out:
@@ -147,21 +181,28 @@ static void check_partition(struct checker *ck, const char *dir, int32_t p)
     int64_t prev_end = -1;
     for (size_t i = 0; i < n; i++) {
         struct evlog_segment *seg = evlog__segment_new(pdir.data, bases[i]);
-        check_segment(ck, seg, &prev_end);
+        check_segment(ck, seg, p, &prev_end);
         evlog__segment_free(seg);
     }
     free(bases);
     core_buf_dispose(&pdir);
 }
 
-int evlog_file_check(const char *dir, evlog_check_fn report, void *arg)
+int evlog_file_check(const char *dir, struct userkeys *keys, evlog_check_fn report, void *arg,
+                     int64_t *erased)
 {
-    struct checker ck = {.report = report, .arg = arg};
+    struct checker ck = {.report = report, .arg = arg, .keys = keys};
+    if (!keys)
+        return CORE_E_INVALID;
     int32_t partitions = 0;
     int rc = evlog__meta_load(dir, &partitions, false);
     if (rc < 0)
         return rc;
+    core_buf_init(&ck.scratch);
     for (int32_t p = 0; p < partitions; p++)
         check_partition(&ck, dir, p);
+    core_buf_dispose(&ck.scratch);
+    if (erased)
+        *erased = ck.erased;
     return ck.problems;
 }

@@ -52,6 +52,7 @@ void evlog__file_counters(struct evlog *log, struct evlog_file_counters *out)
     out->fsyncs = atomic_load(&lf->n_fsyncs);
     out->rolls = atomic_load(&lf->n_rolls);
     out->leads = atomic_load(&lf->n_leads);
+    out->erased = atomic_load(&lf->n_erased);
 }
 
 void evlog__cond_init(pthread_cond_t *cond)
@@ -389,7 +390,7 @@ static int64_t validate_records(const struct evlog_file *lf, const struct evlog_
             return CORE_E_INVALID;
         if (rec->key_len > EVLOG_MAX_KEY || rec->value_len > EVLOG_MAX_VALUE)
             return CORE_E_TOOBIG;
-        total += (int64_t)evlog__frame_size(rec->key_len, rec->value_len);
+        total += (int64_t)evlog__sealed_size(rec->key_len, rec->value_len);
     }
     return total;
 }
@@ -401,10 +402,11 @@ static void enqueue_records(struct evlog_file *lf, struct evlog_record *recs, si
     for (size_t i = 0; i < n; i++) {
         struct evlog_record *rec = &recs[i];
         struct evlog_qpart *qp = &q->parts[rec->partition];
-        size_t sz = evlog__frame_size(rec->key_len, rec->value_len);
+        size_t sz = evlog__sealed_size(rec->key_len, rec->value_len);
         rec->offset = qp->next_offset++;
         core_buf_reserve(&qp->frames, sz);
-        evlog__frame_encode((uint8_t *)qp->frames.data + qp->frames.len, rec);
+        evlog__frame_seal((uint8_t *)qp->frames.data + qp->frames.len, rec, rec->partition,
+                          rec->seal ? rec->seal : userkeys_data_key(lf->opt.keys), &q->nonces);
         qp->frames.len += sz;
         qp->frames.data[qp->frames.len] = '\0';
         if (!qp->touched) {
@@ -551,9 +553,10 @@ out:
 
 static int check_options(const struct evlog_file_options *opt)
 {
-    if (!opt->dir || !*opt->dir || opt->partitions < 0 || opt->partitions > PARTITIONS_MAX ||
-        opt->segment_bytes <= 0 || opt->segment_bytes > SEGMENT_BYTES_MAX || opt->segment_ms <= 0 ||
-        opt->queue_bytes <= 0 || (opt->fsync == EVLOG_FSYNC_BATCH && opt->fsync_interval_ms <= 0) ||
+    if (!opt->dir || !*opt->dir || !opt->keys || opt->partitions < 0 ||
+        opt->partitions > PARTITIONS_MAX || opt->segment_bytes <= 0 ||
+        opt->segment_bytes > SEGMENT_BYTES_MAX || opt->segment_ms <= 0 || opt->queue_bytes <= 0 ||
+        (opt->fsync == EVLOG_FSYNC_BATCH && opt->fsync_interval_ms <= 0) ||
         (opt->fsync != EVLOG_FSYNC_ALWAYS && opt->fsync != EVLOG_FSYNC_BATCH &&
          opt->fsync != EVLOG_FSYNC_NONE))
         return CORE_E_INVALID;
@@ -576,6 +579,7 @@ static struct evlog_file *alloc_log(const struct evlog_file_options *opt, int32_
     evlog__cond_init(&lf->q.flushed);
     size_t np = (size_t)partitions;
     lf->q.parts = core_xcalloc(np, sizeof *lf->q.parts);
+    seal_nonces_init(&lf->q.nonces);
     lf->q.touched = core_xcalloc(np, sizeof *lf->q.touched);
     lf->wtouched = core_xcalloc(np, sizeof *lf->wtouched);
     evlog__index_init(&lf->stage);

@@ -7,6 +7,7 @@
 #define RECSTREAM_EVLOG_FILE_INT_H
 
 #include "evlog/evlog.h"
+#include "privacy/userkeys.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,9 +18,9 @@
  * One record on disk, all integers little-endian:
  *
  *    0  u8   magic 0xEB
- *    1  u8   format version (1)
+ *    1  u8   format version (2: sealed)
  *    2  u16  flags (reserved, must be 0)
- *    4  u32  frame length: header + key + value
+ *    4  u32  frame length: header + key length + value length
  *    8  u32  checksum: low 32 bits of XXH3_64bits over bytes [12, frame length)
  *   12  u64  offset
  *   20  i64  event_time_ms
@@ -31,13 +32,24 @@
  * The magic, version, flags and length are not under the checksum but are all checked for
  * exact values (the length must equal header + key length + value length), so a frame is
  * valid only when every byte of it is accounted for.
+ *
+ * Sealing (evlog_seal.c). The frame's key is the 12-byte key id (SEAL_ID_DATA or a user's,
+ * userkeys.h) and its value is nonce (24) || XChaCha20-Poly1305 ciphertext || tag (16) of the
+ * plaintext u32 record key length || record key (the pseudonym) || record value (the event).
+ * The associated data is u32 partition || bytes [12, 36) of the header (offset, event time,
+ * ingest time) || key id, so a record moved to another offset or partition, or given other
+ * times or another key id, fails to open. The checksum stays: recovery tells a torn tail from
+ * damage without any key (shredded records included).
  */
 #define EVLOG_FRAME_MAGIC 0xEBu
-#define EVLOG_FRAME_VERSION 1u
+#define EVLOG_FRAME_VERSION 2u
 #define EVLOG_FRAME_HDR 44u
 #define EVLOG_MAX_KEY (64u * 1024u)
 #define EVLOG_MAX_VALUE (1024u * 1024u)
-#define EVLOG_FRAME_MAX (EVLOG_FRAME_HDR + EVLOG_MAX_KEY + EVLOG_MAX_VALUE)
+/* Frame key and value limits: a key id, and the sealed record key + value. */
+#define EVLOG_MAX_FRAME_KEY SEAL_ID_BYTES
+#define EVLOG_MAX_FRAME_VALUE (4u + EVLOG_MAX_KEY + EVLOG_MAX_VALUE + SEAL_OVERHEAD)
+#define EVLOG_FRAME_MAX (EVLOG_FRAME_HDR + EVLOG_MAX_FRAME_KEY + EVLOG_MAX_FRAME_VALUE)
 
 /* evlog__frame_decode: the bytes are a valid prefix of a frame but more are needed. */
 #define EVLOG__FRAME_SHORT 1
@@ -63,6 +75,29 @@ int evlog__frame_decode(const uint8_t *p, size_t avail, struct evlog_record *rec
 
 /* Why the frame at p is not valid, for log lines and check reports (cold path). */
 const char *evlog__frame_error(const uint8_t *p, size_t avail);
+
+/* Bytes the sealed frame of a record with these (plaintext) key and value lengths takes. */
+static inline size_t evlog__sealed_size(uint32_t key_len, uint32_t value_len)
+{
+    return evlog__frame_size(SEAL_ID_BYTES, 4u + key_len + value_len + SEAL_OVERHEAD);
+}
+
+/* Seals rec (offset included) of partition under key and writes it as one frame of
+ * evlog__sealed_size() bytes at dst (evlog_seal.c). */
+void evlog__frame_seal(uint8_t *dst, const struct evlog_record *rec, int32_t partition,
+                       const struct seal_key *key, struct seal_nonces *nn);
+
+/* evlog__frame_open: the record's key id is unknown (shredded). */
+#define EVLOG__FRAME_ERASED 2
+
+/*
+ * Opens the sealed frame at frame (flen bytes, decoded into *rec by evlog__frame_decode) in
+ * place, with the key its key id names in keys. Returns 0 (rec's key and value now point at
+ * the plaintext inside frame), EVLOG__FRAME_ERASED (key shredded: rec's key and value empty,
+ * erased set), or CORE_E_CORRUPT (*why set) when it does not authenticate or is malformed.
+ */
+int evlog__frame_open(uint8_t *frame, size_t flen, int32_t partition, struct userkeys *keys,
+                      struct evlog_record *rec, const char **why);
 
 /* Length, offset and ingest time of a frame this process encoded (no validation). */
 void evlog__frame_peek(const uint8_t *p, uint32_t *len, int64_t *offset, int64_t *ingest_ms);
@@ -220,6 +255,7 @@ struct evlog_queue {
     bool writer_idle;
     bool stopping;
     bool failed;
+    struct seal_nonces nonces; /* for sealing at enqueue (under lock) */
 };
 
 /* Counters the tests use to see group commit working (monotonic since open). */
@@ -231,6 +267,7 @@ struct evlog_file_counters {
     uint64_t fsyncs;  /* fdatasync calls on segment files */
     uint64_t rolls;   /* segments rolled */
     uint64_t leads;   /* passes written by appending threads themselves (BATCH, NONE) */
+    uint64_t erased;  /* records read (and skipped by readers) whose key was shredded */
 };
 
 /* Partitions to fsync and their pinned segments: one per thread that runs sync passes. */
@@ -293,6 +330,7 @@ struct evlog_file {
     bool chg_closing;
     int chg_waiters;
     _Atomic uint64_t n_appends, n_records, n_drains, n_writes, n_fsyncs, n_rolls, n_leads;
+    _Atomic uint64_t n_erased; /* records read whose key was shredded */
 };
 
 static inline struct evlog_segment *evlog__part_active(const struct evlog_part *part)

@@ -79,7 +79,7 @@ static const char *header_problem(const uint8_t *p, size_t avail, size_t *len)
     if (avail < EVLOG_FRAME_HDR)
         return NULL;
     uint32_t klen = get_u32(p + 36), vlen = get_u32(p + 40);
-    if (klen > EVLOG_MAX_KEY || vlen > EVLOG_MAX_VALUE)
+    if (klen > EVLOG_MAX_FRAME_KEY || vlen > EVLOG_MAX_FRAME_VALUE)
         return "key or value too long";
     if (get_u32(p + 4) != evlog__frame_size(klen, vlen))
         return "frame length disagrees with key and value lengths";
@@ -102,6 +102,8 @@ int evlog__frame_decode(const uint8_t *p, size_t avail, struct evlog_record *rec
     if (get_u32(p + 8) != frame_checksum(p, len))
         return CORE_E_CORRUPT;
     rec->partition = 0;
+    rec->seal = NULL;
+    rec->erased = false;
     rec->offset = (int64_t)get_u64(p + 12);
     rec->event_time_ms = (int64_t)get_u64(p + 20);
     rec->ingest_time_ms = (int64_t)get_u64(p + 28);

@@ -27,6 +27,8 @@ struct read_ctx {
     int64_t hw;       /* visible bound when the read started */
     int64_t expected; /* offset of the next record to decode */
     size_t cur;       /* start of undecoded bytes in b->buf */
+    struct userkeys *keys;
+    _Atomic uint64_t *erased; /* the log's count of erased records read */
 };
 
 /* Index of the last segment whose base <= offset (part->nsegs > 0, lock held). */
@@ -50,9 +52,9 @@ static int corrupt(const struct evlog_segment *seg, int64_t pos, const char *why
     return CORE_E_CORRUPT;
 }
 
-/* Keeps a decoded record. Its key is stored as a position in b->buf until fix_pointers,
+/* Keeps an opened record. Its key is stored as a position in b->buf until fix_pointers,
  * because the buffer may move while more of the file is read into it. */
-static void keep_record(struct read_ctx *rc, const struct evlog_record *rec, size_t frame_at)
+static void keep_record(struct read_ctx *rc, const struct evlog_record *rec, size_t key_at)
 {
     struct evlog_batch *b = rc->b;
     if (b->n == b->cap) {
@@ -62,7 +64,7 @@ static void keep_record(struct read_ctx *rc, const struct evlog_record *rec, siz
     struct evlog_record *out = &b->recs[b->n++];
     *out = *rec;
     out->partition = rc->part->id;
-    out->key = (const void *)(uintptr_t)(frame_at + EVLOG_FRAME_HDR);
+    out->key = (const void *)(uintptr_t)key_at;
     out->value = NULL;
 }
 
@@ -134,8 +136,16 @@ static int read_segment(struct read_ctx *rc, const struct evlog_segment *seg, in
                            evlog__frame_error((const uint8_t *)buf->data + rc->cur, avail));
         if (rec.offset != rc->expected)
             return corrupt(seg, at, "offset out of sequence");
-        if (rec.offset >= rc->from)
-            keep_record(rc, &rec, rc->cur);
+        if (rec.offset >= rc->from) {
+            const char *why = NULL;
+            uint8_t *frame = (uint8_t *)buf->data + rc->cur;
+            r = evlog__frame_open(frame, flen, rc->part->id, rc->keys, &rec, &why);
+            if (r < 0)
+                return corrupt(seg, at, why);
+            if (r == EVLOG__FRAME_ERASED)
+                atomic_fetch_add_explicit(rc->erased, 1, memory_order_relaxed);
+            keep_record(rc, &rec, r ? rc->cur : (size_t)((const char *)rec.key - buf->data));
+        }
         rc->cur += flen;
         rc->expected++;
     }
@@ -198,7 +208,12 @@ int evlog__file_read(struct evlog *log, int32_t p, int64_t from, size_t max, str
     core_buf_reset(&b->buf);
     if (max > INT_MAX)
         max = INT_MAX; /* the count is returned as an int */
-    struct read_ctx rc = {.part = &lf->parts[p], .b = b, .from = from, .max = max};
+    struct read_ctx rc = {.part = &lf->parts[p],
+                          .b = b,
+                          .from = from,
+                          .max = max,
+                          .keys = lf->opt.keys,
+                          .erased = &lf->n_erased};
     size_t si;
     int64_t pos;
     pthread_mutex_lock(&rc.part->lock);

@@ -15,7 +15,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define META_FORMAT 1
+/* 1: plaintext records (before encryption at rest); 2: sealed records (evlog_seal.c). */
+#define META_FORMAT 2
 #define INDEX_FILE_MAX (256 * 1024 * 1024)
 
 /* ---- naming and listing ----------------------------------------------------------------- */
@@ -385,6 +386,15 @@ int evlog__meta_load(const char *dir, int32_t *partitions, bool create)
         rc = meta_parse(text.data, &format, &have);
     if (rc < 0) {
         LOG_ERROR("evlog: cannot read meta", "file=%s err=\"%s\"", path.data, core_strerror(rc));
+        goto out;
+    }
+    if (format == 1) {
+        LOG_ERROR("evlog: this log was written unencrypted by an older recstream (format 1); "
+                  "this version only reads sealed logs (format 2). Keep the old binary for "
+                  "this data directory, or start with a new one (docs/OPERATIONS.md, "
+                  "\"Encryption at rest\")",
+                  "file=%s", path.data);
+        rc = CORE_E_INVALID;
         goto out;
     }
     if (format != META_FORMAT) {

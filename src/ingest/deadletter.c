@@ -6,6 +6,7 @@
 #include "ingest/deadletter.h"
 
 #include <cjson/cJSON.h>
+#include <sodium.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -40,12 +41,15 @@ struct entry {
 struct segment {
     int64_t first_id;
     int64_t bytes;
+    int64_t lines; /* lines in the file: the next line's number (sealed lines' AD) */
 };
 
 struct deadletters {
     pthread_mutex_t mu;      /* guards everything below */
     pthread_mutex_t take_mu; /* one deadletter_take at a time */
     char *dir;
+    struct seal_key key; /* seals every line (has_key) */
+    bool has_key;
     int64_t max_entries;
     int64_t max_bytes;
     int64_t seg_limit; /* a segment is not grown past this by adds */
@@ -68,6 +72,7 @@ struct deadletters {
 void deadletter_options_init(struct deadletter_options *o)
 {
     o->dir = NULL;
+    o->key = NULL;
     o->max_entries = 10000;
     o->max_bytes = 64 << 20;
 }
@@ -163,7 +168,7 @@ static int seg_name_parse(const char *name, int64_t *first_id)
     return core_parse_i64(digits, 1, INT64_MAX, first_id);
 }
 
-static void segs_push(struct deadletters *d, int64_t first_id, int64_t bytes)
+static void segs_push(struct deadletters *d, int64_t first_id, int64_t bytes, int64_t lines)
 {
     if (d->nsegs == d->segs_cap) {
         d->segs_cap = d->segs_cap ? d->segs_cap * 2 : 8;
@@ -171,6 +176,7 @@ static void segs_push(struct deadletters *d, int64_t first_id, int64_t bytes)
     }
     d->segs[d->nsegs].first_id = first_id;
     d->segs[d->nsegs].bytes = bytes;
+    d->segs[d->nsegs].lines = lines;
     d->nsegs++;
     d->disk_bytes += bytes;
 }
@@ -207,13 +213,68 @@ static int seg_start(struct deadletters *d, int64_t first_id)
     if (d->fd >= 0)
         close(d->fd);
     d->fd = fd;
-    segs_push(d, first_id, size);
+    segs_push(d, first_id, size, 0);
     return 0;
 }
 
-/* Appends iov to the newest segment with writev, finishing short writes. On failure the file
- * is cut back, so no partial line is left for later appends to continue. */
+/* The associated data of a sealed line: its segment and line number. */
+static void line_ad(char *ad, size_t size, int64_t first_id, int64_t line)
+{
+    snprintf(ad, size, "recstream deadletters %" PRId64 " line %" PRId64, first_id, line);
+}
+
+/* Seals every line of iov (each element holds whole lines) into out, numbering them from
+ * first_line; returns the number of lines. */
+static int64_t seal_lines(struct deadletters *d, const struct iovec *iov, int iovcnt,
+                          int64_t first_id, int64_t first_line, struct core_buf *out)
+{
+    int64_t line = first_line;
+    char ad[96];
+    for (int i = 0; i < iovcnt; i++) {
+        const char *p = iov[i].iov_base, *end = p + iov[i].iov_len;
+        while (p < end) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+            line_ad(ad, sizeof ad, first_id, line++);
+            seal_line(&d->key, ad, p, n, out);
+            core_buf_putc(out, '\n');
+            p += n + 1;
+        }
+    }
+    return line - first_line;
+}
+
+static int seg_write(struct deadletters *d, struct iovec *iov, int iovcnt);
+
+/* Appends iov (whole lines) to the newest segment, sealing each line when the store has a
+ * key. On failure the file is cut back, so no partial line is left for later appends. */
 static int seg_append(struct deadletters *d, struct iovec *iov, int iovcnt)
+{
+    struct segment *seg = &d->segs[d->nsegs - 1];
+    if (!d->has_key) {
+        int64_t lines = 0;
+        for (int i = 0; i < iovcnt; i++)
+            for (size_t k = 0; k < iov[i].iov_len; k++)
+                lines += ((const char *)iov[i].iov_base)[k] == '\n';
+        int rc = seg_write(d, iov, iovcnt);
+        if (rc == 0)
+            seg->lines += lines;
+        return rc;
+    }
+    struct core_buf sealed;
+    core_buf_init(&sealed);
+    int64_t lines = seal_lines(d, iov, iovcnt, seg->first_id, seg->lines, &sealed);
+    struct iovec one = {sealed.data, sealed.len};
+    int rc = seg_write(d, &one, 1);
+    if (rc == 0)
+        seg->lines += lines;
+    core_buf_dispose(&sealed);
+    return rc;
+}
+
+/* Writes iov to the newest segment with writev, finishing short writes. On failure the file
+ * is cut back, so no partial line is left for later appends to continue. */
+static int seg_write(struct deadletters *d, struct iovec *iov, int iovcnt)
 {
     struct segment *seg = &d->segs[d->nsegs - 1];
     size_t total = 0;
@@ -404,6 +465,10 @@ static int load_segment(struct deadletters *d, int64_t first_id, int64_t *max_id
     if (rc < 0)
         goto out;
     size_t pos = 0, bad = 0;
+    int64_t lines = 0;
+    struct core_buf plain;
+    core_buf_init(&plain);
+    char ad[96];
     while (pos < buf.len) {
         const char *nl = memchr(buf.data + pos, '\n', buf.len - pos);
         if (!nl) {
@@ -417,14 +482,33 @@ static int load_segment(struct deadletters *d, int64_t first_id, int64_t *max_id
             break;
         }
         size_t n = (size_t)(nl - (buf.data + pos));
-        if (n > 0 && load_line(d, buf.data + pos, n, max_id) < 0)
+        const char *line = buf.data + pos;
+        if (d->has_key) {
+            /* A line that does not open is damaged, tampered with or moved: skipped. */
+            core_buf_reset(&plain);
+            line_ad(ad, sizeof ad, first_id, lines);
+            if (seal_line_open(&d->key, ad, line, n, &plain) < 0) {
+                LOG_ERROR("deadletter: line does not authenticate (damaged or tampered with)",
+                          "file=%s line=%" PRId64, path, lines);
+                line = NULL;
+                bad++;
+            } else {
+                line = plain.data;
+                n = plain.len;
+            }
+        }
+        if (line && n > 0 && load_line(d, line, n, max_id) < 0)
             bad++;
-        pos += n + 1;
+        pos = (size_t)(nl - buf.data) + 1;
+        lines++;
     }
     if (bad > 0)
         LOG_WARN("deadletter: skipped corrupt lines", "file=%s lines=%zu", path, bad);
-    segs_push(d, first_id, (int64_t)buf.len);
+    segs_push(d, first_id, (int64_t)buf.len, lines);
 out:
+    if (plain.data)
+        sodium_memzero(plain.data, plain.cap);
+    core_buf_dispose(&plain);
     core_buf_dispose(&buf);
     return rc;
 }
@@ -510,6 +594,10 @@ int deadletter_open(const struct deadletter_options *o, struct deadletters **out
     pthread_mutex_init(&d->mu, NULL);
     pthread_mutex_init(&d->take_mu, NULL);
     d->dir = core_xstrdup(o->dir);
+    if (o->key) {
+        d->key = *o->key;
+        d->has_key = true;
+    }
     d->max_entries = o->max_entries;
     d->max_bytes = o->max_bytes;
     d->seg_limit = o->max_bytes / 4;
@@ -548,6 +636,7 @@ void deadletter_free(struct deadletters *d)
     free(d->dir);
     pthread_mutex_destroy(&d->mu);
     pthread_mutex_destroy(&d->take_mu);
+    sodium_memzero(&d->key, sizeof d->key);
     free(d);
 }
 

@@ -5,7 +5,8 @@
  * fixed (deadletter_take).
  *
  * Storage. The directory holds segment files named "<first-id>.ndjson" (mode 0600), each a
- * sequence of NDJSON lines, appended with O_APPEND and never rewritten:
+ * sequence of NDJSON lines (each sealed under the data key when options.key is set: the
+ * raw rejected bodies can hold personal data), appended with O_APPEND and never rewritten:
  *
  *   {"id":7,"receivedAt":1700000000000,"source":"/v1/events","errors":[...],"event":{...}}
  *   {"removed":[3,5]}           entries taken (re-ingested) and therefore gone
@@ -37,13 +38,17 @@
 #define RECSTREAM_DEADLETTER_H
 
 #include "core/core.h"
+#include "privacy/seal.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct deadletter_options {
-    const char *dir;     /* directory for the segment files (e.g. "data/deadletters") */
+    const char *dir; /* directory for the segment files (e.g. "data/deadletters") */
+    /* Optional (copied): seals every line on disk (seal_line, AD = segment and line number);
+     * a line that does not open is skipped and logged like any corrupt line. */
+    const struct seal_key *key;
     int64_t max_entries; /* live entries kept; default 10000, 1 .. 10000000 */
     int64_t max_bytes;   /* bytes kept on disk; default 64 MiB, at least 4096 */
 };

@@ -66,6 +66,7 @@ void ingest_batch_dispose(struct ingest_batch *b)
     core_buf_dispose(&b->payload);
     free(b->recs);
     free(b->rec_item);
+    ingest__seal_dispose(b);
     b->recs = NULL;
     b->rec_item = NULL;
 }
@@ -95,8 +96,8 @@ static int rebuild_dedup(struct ingest *ing)
                 struct event ev;
                 /* Only client eventIds can be repeated by clients; ids the collector made up
                  * would only crowd them out of the bounded window. */
-                if (r->ingest_time_ms < since || event_bin_decode(r->value, r->value_len, &ev) ||
-                    ev.id_assigned)
+                if (r->erased || r->ingest_time_ms < since ||
+                    event_bin_decode(r->value, r->value_len, &ev) || ev.id_assigned)
                     continue;
                 uint64_t h1, h2;
                 ingest__dedup_hash(ev.event_id.ptr, ev.event_id.len, &h1, &h2);
@@ -465,6 +466,7 @@ int ingest_batch_submit(struct ingest *ing, struct ingest_batch *b, ingest_done_
     size_t *value_off = core_xcalloc(2 * (b->n ? b->n : 1), sizeof *value_off);
     decode_items(ing, b, hashes, value_off);
     free(value_off);
+    ingest__seal_keys(ing, b);
     for (size_t i = 0; i < b->n; i++) {
         if (b->items[i].status == CORE_E_INVALID)
             atomic_fetch_add(&ing->rejected, 1);

@@ -11,6 +11,7 @@
 #include "evlog/evlog.h"
 #include "privacy/consent.h"
 #include "privacy/privacy.h"
+#include "privacy/userkeys.h"
 #include "schema/registry.h"
 
 struct deadletters;
@@ -32,6 +33,9 @@ struct ingest_config {
      * context.userAgent replaced by its device class (context.device). */
     bool minimise;
     enum privacy_ip_mode ip_mode;
+    /* Optional, borrowed: per-user keys (encryption at rest). Each record is sealed under its
+     * user's key, created on the user's first event; NULL seals under the log's data key. */
+    struct userkeys *userkeys;
 };
 
 void ingest_config_init(struct ingest_config *cfg);
@@ -87,7 +91,8 @@ struct ingest_batch {
     struct core_arena arena;
     struct core_buf payload;
     struct evlog_record *recs;
-    size_t *rec_item; /* recs[j] belongs to items[rec_item[j]] */
+    size_t *rec_item;       /* recs[j] belongs to items[rec_item[j]] */
+    struct seal_key *seals; /* recs[j].seal (per-user keys), wiped at dispose */
     size_t nrecs;
     struct ingest_group *group;
     ingest_done_fn done;

@@ -81,6 +81,17 @@ int ingest__check_schema(struct ingest *ing, struct ingest_item *it, struct even
 void ingest__deadletter(struct ingest *ing, const struct ingest_batch *b,
                         const struct ingest_item *it, const struct schema_errors *errs);
 
+/* ---- per-user keys (ingest_seal.c) ------------------------------------------------------ */
+
+/*
+ * Gets (creating, durably) the key of every candidate record's user and points each record's
+ * seal at it. When keys cannot be issued (store full or I/O error) every candidate fails with
+ * CORE_E_FAILED and b->nrecs becomes 0; returns that error. No-op without a key store.
+ */
+int ingest__seal_keys(struct ingest *ing, struct ingest_batch *b);
+/* Wipes and frees the batch's keys. */
+void ingest__seal_dispose(struct ingest_batch *b);
+
 /* Accepts registered schema names as custom event types (event_decode_opts.custom_type). */
 bool ingest__custom_type(void *arg, const char *name, size_t len);
 

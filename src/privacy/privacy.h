@@ -33,6 +33,11 @@ int privacy_key_load_or_create(const char *path, struct privacy_key *key, bool *
 
 void privacy_key_dispose(struct privacy_key *key);
 
+/* The key-file logic of privacy_key_load_or_create for any 256-bit secret (the pseudonym key,
+ * the data key of seal.h): loads bytes from path or creates the file, same rules. */
+int privacy_secret_load_or_create(const char *path, uint8_t bytes[PRIVACY_KEY_BYTES],
+                                  bool *created);
+
 /* Sets key->bytes and prepares the HMAC states (used by load and by tests). */
 void privacy_key_set(struct privacy_key *key, const uint8_t bytes[PRIVACY_KEY_BYTES]);
 

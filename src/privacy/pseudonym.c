@@ -24,7 +24,7 @@ static int parent_dir(const char *path, char *dir, size_t size)
     return 0;
 }
 
-static int create_key_file(const char *path, struct privacy_key *key)
+static int create_key_file(const char *path, uint8_t bytes[PRIVACY_KEY_BYTES])
 {
     char dir[4096];
     if (parent_dir(path, dir, sizeof dir) == 0) {
@@ -32,12 +32,9 @@ static int create_key_file(const char *path, struct privacy_key *key)
         if (rc < 0)
             return rc;
     }
-    uint8_t fresh[PRIVACY_KEY_BYTES];
-    randombytes_buf(fresh, sizeof fresh);
-    privacy_key_set(key, fresh);
-    sodium_memzero(fresh, sizeof fresh);
+    randombytes_buf(bytes, PRIVACY_KEY_BYTES);
     char hex[2 * PRIVACY_KEY_BYTES + 2];
-    core_hex(key->bytes, sizeof key->bytes, hex);
+    core_hex(bytes, PRIVACY_KEY_BYTES, hex);
     hex[2 * PRIVACY_KEY_BYTES] = '\n';
     /* O_EXCL: two processes starting at once must not both invent a secret. */
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -57,7 +54,7 @@ static int create_key_file(const char *path, struct privacy_key *key)
     return 0;
 }
 
-int privacy_key_load_or_create(const char *path, struct privacy_key *key, bool *created)
+int privacy_secret_load_or_create(const char *path, uint8_t bytes[PRIVACY_KEY_BYTES], bool *created)
 {
     if (sodium_init() < 0)
         return CORE_E_FAILED;
@@ -65,9 +62,9 @@ int privacy_key_load_or_create(const char *path, struct privacy_key *key, bool *
     if (stat(path, &st) < 0) {
         if (errno != ENOENT)
             return -errno;
-        int rc = create_key_file(path, key);
+        int rc = create_key_file(path, bytes);
         if (rc == -EEXIST) /* lost a race with another starter: read theirs */
-            return privacy_key_load_or_create(path, key, created);
+            return privacy_secret_load_or_create(path, bytes, created);
         if (rc < 0)
             return rc;
         *created = true;
@@ -87,21 +84,28 @@ int privacy_key_load_or_create(const char *path, struct privacy_key *key, bool *
     while (n > 0 && (buf.data[n - 1] == '\n' || buf.data[n - 1] == '\r' || buf.data[n - 1] == ' '))
         n--;
     size_t bin_len = 0;
-    uint8_t bytes[PRIVACY_KEY_BYTES];
     if (n != 2 * PRIVACY_KEY_BYTES ||
-        sodium_hex2bin(bytes, sizeof bytes, buf.data, n, NULL, &bin_len, NULL) != 0 ||
+        sodium_hex2bin(bytes, PRIVACY_KEY_BYTES, buf.data, n, NULL, &bin_len, NULL) != 0 ||
         bin_len != PRIVACY_KEY_BYTES) {
         LOG_ERROR("key file must hold 64 hex characters", "path=%s", path);
         rc = CORE_E_INVALID;
         goto out;
     }
-    privacy_key_set(key, bytes);
-    sodium_memzero(bytes, sizeof bytes);
     *created = false;
 out:
     if (buf.data)
         sodium_memzero(buf.data, buf.cap);
     core_buf_dispose(&buf);
+    return rc;
+}
+
+int privacy_key_load_or_create(const char *path, struct privacy_key *key, bool *created)
+{
+    uint8_t bytes[PRIVACY_KEY_BYTES];
+    int rc = privacy_secret_load_or_create(path, bytes, created);
+    if (rc == 0)
+        privacy_key_set(key, bytes);
+    sodium_memzero(bytes, sizeof bytes);
     return rc;
 }
 

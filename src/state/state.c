@@ -799,6 +799,23 @@ bool state_shard_user_forget(struct state_shard *s, const char *user_key)
     return known;
 }
 
+void state_shard_skip(struct state_shard *s, int64_t offset)
+{
+    pthread_rwlock_wrlock(&s->lock);
+    s->d.next_offset = offset + 1;
+    s->d.skipped++;
+    pthread_rwlock_unlock(&s->lock);
+}
+
+uint64_t state_shard_skipped(const struct state_shard *s)
+{
+    struct state_shard *m = (struct state_shard *)s; /* the lock is not part of the value */
+    pthread_rwlock_rdlock(&m->lock);
+    uint64_t n = s->d.skipped;
+    pthread_rwlock_unlock(&m->lock);
+    return n;
+}
+
 int64_t state_shard_watermark(const struct state_shard *s)
 {
     if (!s->d.have_now)

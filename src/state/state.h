@@ -90,6 +90,12 @@ void state_shard_apply(struct state_shard *s, const struct event *ev, int64_t of
  * a running server does it). Returns whether the shard knew the user. */
 bool state_shard_user_forget(struct state_shard *s, const char *user_key);
 
+/* Moves past the record at offset without applying anything: its key was shredded, so it
+ * cannot be read (erasure by crypto-shredding). Counted (state_shard_skipped). Writer only. */
+void state_shard_skip(struct state_shard *s, int64_t offset);
+/* Records skipped since the shard was created (not part of snapshots). Any thread. */
+uint64_t state_shard_skipped(const struct state_shard *s);
+
 /* The shard's watermark (max event time seen - allowed lateness), and the next offset it
  * expects (last applied + 1; 0 for a new shard). */
 int64_t state_shard_watermark(const struct state_shard *s);

@@ -147,6 +147,7 @@ struct st {
     int64_t now; /* max event time seen */
     int64_t next_offset;
     int64_t events, late, expired, evicted, pairs, bytes;
+    uint64_t skipped; /* erased records moved past (not in snapshots) */
     struct st_htab strs, users, items;
     struct st_lru ulru, ilru;
     struct st_htab ctxs; /* context pseudo-items ("device:mobile"): neighbours = top items */

@@ -108,6 +108,10 @@ static int apply_batch(struct stream *s, int32_t p, struct evlog_batch *batch)
         const struct evlog_record *rec = &batch->recs[i];
         struct event ev;
         event_init(&ev);
+        if (rec->erased) {
+            state_shard_skip(part->shard, rec->offset); /* its user's key was shredded */
+            continue;
+        }
         if (event_bin_decode(rec->value, rec->value_len, &ev) < 0) {
             LOG_ERROR("undecodable log record; stream stopped (state would diverge if skipped)",
                       "partition=%d offset=%lld", (int)p, (long long)rec->offset);
@@ -171,7 +175,8 @@ static int write_snaps(struct stream *s)
         snaps[p] = (struct stream__snap){.data = s->parts[p].snap.data,
                                          .len = s->parts[p].snap.len,
                                          .offset = s->parts[p].snap_offset};
-    int rc = stream__ckpt_write(s->ckpt_dir, s->next_seq++, snaps, s->nparts, s->cfg.keep);
+    int rc =
+        stream__ckpt_write(s->ckpt_dir, s->next_seq++, snaps, s->nparts, s->cfg.keep, &s->data_key);
     free(snaps);
     return rc;
 }
@@ -259,6 +264,7 @@ static void stream_free(struct stream *s)
     free(s->ckpt_dir);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->cond);
+    seal_key_dispose(&s->data_key);
     free(s);
 }
 
@@ -284,8 +290,12 @@ static void stop_threads(struct stream *s)
 
 int stream_start(const struct stream_config *cfg, struct evlog *log, struct stream **out)
 {
+    if (!cfg->data_key)
+        return CORE_E_INVALID;
     struct stream *s = core_xcalloc(1, sizeof *s);
     s->cfg = *cfg;
+    s->data_key = *cfg->data_key;
+    s->cfg.data_key = &s->data_key;
     s->ckpt_dir = core_xstrdup(cfg->checkpoint_dir);
     s->cfg.checkpoint_dir = s->ckpt_dir;
     s->log = log;
@@ -298,7 +308,8 @@ int stream_start(const struct stream_config *cfg, struct evlog *log, struct stre
     for (int32_t p = 0; p < s->nparts; p++)
         shards[p] = state_shard_new(&cfg->state, p);
     int64_t t0 = core_mono_ns();
-    int rc = stream__recover(s->ckpt_dir, log, &cfg->state, shards, s->nparts, &s->next_seq);
+    int rc = stream__recover(s->ckpt_dir, log, &cfg->state, shards, s->nparts, &s->next_seq,
+                             &s->data_key);
     s->next_seq++;
     for (int32_t p = 0; p < s->nparts; p++) {
         struct stream_part *part = &s->parts[p];

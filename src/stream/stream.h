@@ -10,6 +10,7 @@
 #define RECSTREAM_STREAM_H
 
 #include "evlog/evlog.h"
+#include "privacy/userkeys.h"
 #include "state/state.h"
 
 struct stream_config {
@@ -19,6 +20,7 @@ struct stream_config {
     int keep;                       /* checkpoints kept (default 3) */
     int threads;                    /* processor threads (default 1) */
     struct state_config state;
+    const struct seal_key *data_key; /* required: seals checkpoints (copied) */
 };
 
 void stream_config_init(struct stream_config *cfg);
@@ -58,6 +60,7 @@ int stream_wait_applied(struct stream *s, int32_t p, int64_t offset, int timeout
  * Offline: rebuilds state for data_dir (newest checkpoint + replay of the log to its end,
  * without a running server) and appends the canonical dump of every shard, partition order.
  */
-int stream_dump_offline(const char *data_dir, const struct state_config *cfg, struct core_buf *out);
+int stream_dump_offline(const char *data_dir, struct userkeys *keys, const struct state_config *cfg,
+                        struct core_buf *out);
 
 #endif

@@ -10,6 +10,11 @@
  * A checkpoint is built in <seq>.tmp/, every file and the directory fsynced, then renamed to
  * <seq> and the parent fsynced, so a crash leaves either no checkpoint or a complete one.
  * Recovery still verifies every checksum: a disk can lose or damage files after the fact.
+ *
+ * Every file is sealed whole under the data key (seal_file: secretstream, so truncation and
+ * reordering are detected) with the associated data "recstream checkpoint <seq> <file name>",
+ * so a file moved to another checkpoint or partition fails to open. Sizes and checksums in
+ * the MANIFEST are those of the plaintext snapshots.
  */
 #include "stream/stream_int.h"
 
@@ -24,7 +29,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#define CKPT_FORMAT 1
+#define CKPT_FORMAT 2 /* 2: sealed files */
 #define CKPT_NAME_LEN 20
 #define MANIFEST_MAX (1u << 20)
 
@@ -36,6 +41,44 @@ static bool is_ckpt_name(const char *name)
         if (*c < '0' || *c > '9')
             return false;
     return true;
+}
+
+static int write_file(const char *path, const void *data, size_t n);
+
+static void file_ad(char *ad, size_t size, uint64_t seq, const char *name)
+{
+    snprintf(ad, size, "recstream checkpoint %" PRIu64 " %s", seq, name);
+}
+
+/* Writes data sealed under key (AD names checkpoint seq and file name) to dir/name. */
+static int write_sealed(const char *dir, uint64_t seq, const char *name, const struct seal_key *key,
+                        const void *data, size_t n, struct core_buf *scratch)
+{
+    char path[1300], ad[128];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    file_ad(ad, sizeof ad, seq, name);
+    seal_file(key, ad, data, n, scratch);
+    return write_file(path, scratch->data, scratch->len);
+}
+
+/* Reads and opens dir/name (sealed, at most plain_max plaintext bytes) into out. */
+static int read_sealed(const char *dir, uint64_t seq, const char *name, const struct seal_key *key,
+                       size_t plain_max, struct core_buf *scratch, struct core_buf *out)
+{
+    char path[1300], ad[128];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    file_ad(ad, sizeof ad, seq, name);
+    int rc = core_read_file(path, seal_file_size(plain_max) + 1, scratch);
+    if (rc < 0) {
+        LOG_WARN("checkpoint file unreadable", "path=%s err=\"%s\"", path, core_strerror(rc));
+        return rc;
+    }
+    rc = seal_file_open(key, ad, scratch->data, scratch->len, out);
+    if (rc < 0)
+        LOG_ERROR("checkpoint file does not authenticate (damaged, tampered with, moved, or "
+                  "another data key)",
+                  "path=%s", path);
+    return rc;
 }
 
 static int write_file(const char *path, const void *data, size_t n)
@@ -132,11 +175,12 @@ static void prune(const char *dir, int keep)
 }
 
 int stream__ckpt_write(const char *dir, uint64_t seq, const struct stream__snap *snaps,
-                       int32_t nparts, int keep)
+                       int32_t nparts, int keep, const struct seal_key *key)
 {
     char tmp[1200], final[1200], file[1300];
-    struct core_buf man;
+    struct core_buf man, sealed;
     core_buf_init(&man);
+    core_buf_init(&sealed);
     int64_t t0 = core_mono_ns();
     size_t total_bytes = 0;
     int rc = core_mkdirs(dir, 0700);
@@ -151,8 +195,8 @@ int stream__ckpt_write(const char *dir, uint64_t seq, const struct stream__snap 
     }
     core_buf_printf(&man, "recstream-checkpoint %d\npartitions %d\n", CKPT_FORMAT, (int)nparts);
     for (int32_t p = 0; p < nparts; p++) {
-        snprintf(file, sizeof file, "%s/p%d.snap", tmp, (int)p);
-        rc = write_file(file, snaps[p].data, snaps[p].len);
+        snprintf(file, sizeof file, "p%d.snap", (int)p);
+        rc = write_sealed(tmp, seq, file, key, snaps[p].data, snaps[p].len, &sealed);
         if (rc < 0)
             goto out;
         total_bytes += snaps[p].len;
@@ -160,8 +204,7 @@ int stream__ckpt_write(const char *dir, uint64_t seq, const struct stream__snap 
                         snaps[p].len, (unsigned long long)XXH3_64bits(snaps[p].data, snaps[p].len));
     }
     core_buf_printf(&man, "total %016llx\n", (unsigned long long)XXH3_64bits(man.data, man.len));
-    snprintf(file, sizeof file, "%s/MANIFEST", tmp);
-    rc = write_file(file, man.data, man.len);
+    rc = write_sealed(tmp, seq, "MANIFEST", key, man.data, man.len, &sealed);
     if (rc < 0)
         goto out;
     rc = core_fsync_dir(tmp);
@@ -183,6 +226,7 @@ out:
         remove_dir(tmp);
     }
     core_buf_dispose(&man);
+    core_buf_dispose(&sealed);
     return rc;
 }
 
@@ -244,26 +288,25 @@ static int parse_manifest(const char *path, const struct core_buf *b, int32_t np
 
 /* Restores every shard from checkpoint seq. Shards may be left half-restored on error. */
 static int load_ckpt(const char *dir, uint64_t seq, struct evlog *log, struct state_shard **shards,
-                     int32_t nparts)
+                     int32_t nparts, const struct seal_key *key)
 {
-    char cdir[1200], path[1300];
-    struct core_buf b;
+    char cdir[1200], path[1300], name[32];
+    struct core_buf b, sealed;
     core_buf_init(&b);
+    core_buf_init(&sealed);
     struct manifest_part *parts = core_xcalloc((size_t)nparts, sizeof *parts);
     snprintf(cdir, sizeof cdir, "%s/%020" PRIu64, dir, seq);
     snprintf(path, sizeof path, "%s/MANIFEST", cdir);
-    int rc = core_read_file(path, MANIFEST_MAX, &b);
-    if (rc < 0) {
-        LOG_WARN("checkpoint manifest unreadable", "path=%s err=\"%s\"", path, core_strerror(rc));
+    int rc = read_sealed(cdir, seq, "MANIFEST", key, MANIFEST_MAX, &sealed, &b);
+    if (rc < 0)
         goto out;
-    }
     rc = parse_manifest(path, &b, nparts, parts);
     if (rc < 0)
         goto out;
     for (int32_t p = 0; p < nparts; p++) {
         snprintf(path, sizeof path, "%s/p%d.snap", cdir, (int)p);
-        core_buf_reset(&b);
-        rc = core_read_file(path, parts[p].size + 1, &b);
+        snprintf(name, sizeof name, "p%d.snap", (int)p);
+        rc = read_sealed(cdir, seq, name, key, parts[p].size + 1, &sealed, &b);
         if (rc < 0 || b.len != parts[p].size || XXH3_64bits(b.data, b.len) != parts[p].hash) {
             LOG_WARN("checkpoint snapshot does not verify", "path=%s err=\"%s\"", path,
                      rc < 0 ? core_strerror(rc) : "size or checksum mismatch");
@@ -294,11 +337,13 @@ static int load_ckpt(const char *dir, uint64_t seq, struct evlog *log, struct st
 out:
     free(parts);
     core_buf_dispose(&b);
+    core_buf_dispose(&sealed);
     return rc;
 }
 
 int stream__recover(const char *dir, struct evlog *log, const struct state_config *cfg,
-                    struct state_shard **shards, int32_t nparts, uint64_t *max_seq)
+                    struct state_shard **shards, int32_t nparts, uint64_t *max_seq,
+                    const struct seal_key *key)
 {
     uint64_t *seqs;
     size_t n;
@@ -310,7 +355,7 @@ int stream__recover(const char *dir, struct evlog *log, const struct state_confi
     *max_seq = n ? seqs[0] : 0;
     for (size_t i = 0; i < n; i++) {
         int64_t t0 = core_mono_ns();
-        rc = load_ckpt(dir, seqs[i], log, shards, nparts);
+        rc = load_ckpt(dir, seqs[i], log, shards, nparts, key);
         if (rc == 0) {
             LOG_INFO("state restored from checkpoint", "dir=%s/%020" PRIu64 " took_ms=%lld", dir,
                      seqs[i], (long long)((core_mono_ns() - t0) / 1000000));

@@ -27,6 +27,7 @@ struct stream_worker {
 
 struct stream {
     struct stream_config cfg;
+    struct seal_key data_key; /* seals checkpoints (cfg.data_key copied) */
     char *ckpt_dir;
     struct evlog *log;
     int32_t nparts;
@@ -60,22 +61,23 @@ struct stream__snap {
 };
 
 /*
- * Writes checkpoint <dir>/<seq> atomically (tmp dir, fsync files and dir, rename, fsync dir)
- * holding every partition's snapshot and a MANIFEST, then deletes all but the newest keep
- * checkpoints. Returns 0 or a negative error (logged).
+ * Writes checkpoint <dir>/<seq>, every file sealed under key, atomically (tmp dir, fsync files and
+ * dir, rename, fsync dir) holding every partition's snapshot and a MANIFEST, then deletes all but
+ * the newest keep checkpoints. Returns 0 or a negative error (logged).
  */
 int stream__ckpt_write(const char *dir, uint64_t seq, const struct stream__snap *snaps,
-                       int32_t nparts, int keep);
+                       int32_t nparts, int keep, const struct seal_key *key);
 
 /*
- * Restores shards from the newest checkpoint in dir that verifies and fits the log (offsets
- * not beyond each partition's high water), falling back to older ones and finally to empty
+ * Restores shards from the newest checkpoint in dir that opens under key, verifies and fits the log
+ * (offsets not beyond each partition's high water), falling back to older ones and finally to empty
  * shards (shards are reset to empty when one fails half-way). *max_seq is set to the
  * highest checkpoint number present (0 when none). Returns 0, or CORE_E_INVALID when a
  * checkpoint was written for a different partition count (refused), or another negative
  * error. A missing dir is an empty store.
  */
 int stream__recover(const char *dir, struct evlog *log, const struct state_config *cfg,
-                    struct state_shard **shards, int32_t nparts, uint64_t *max_seq);
+                    struct state_shard **shards, int32_t nparts, uint64_t *max_seq,
+                    const struct seal_key *key);
 
 #endif

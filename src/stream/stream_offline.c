@@ -21,6 +21,10 @@ static int replay(struct evlog *log, int32_t p, struct state_shard *shard,
         for (size_t i = 0; i < batch->n; i++) {
             struct event ev;
             event_init(&ev);
+            if (batch->recs[i].erased) {
+                state_shard_skip(shard, batch->recs[i].offset);
+                continue;
+            }
             if (event_bin_decode(batch->recs[i].value, batch->recs[i].value_len, &ev) < 0) {
                 LOG_ERROR("undecodable log record", "partition=%d offset=%lld", (int)p,
                           (long long)batch->recs[i].offset);
@@ -31,7 +35,8 @@ static int replay(struct evlog *log, int32_t p, struct state_shard *shard,
     }
 }
 
-int stream_dump_offline(const char *data_dir, const struct state_config *cfg, struct core_buf *out)
+int stream_dump_offline(const char *data_dir, struct userkeys *keys, const struct state_config *cfg,
+                        struct core_buf *out)
 {
     char log_dir[1100], ckpt_dir[1100];
     snprintf(log_dir, sizeof log_dir, "%s/log", data_dir);
@@ -41,6 +46,7 @@ int stream_dump_offline(const char *data_dir, const struct state_config *cfg, st
     lo.dir = log_dir;
     lo.partitions = 0; /* read the count from the log's meta file */
     lo.read_only = true;
+    lo.keys = keys;
     struct evlog *log = NULL;
     int rc = evlog_file_open(&lo, &log);
     if (rc < 0) {
@@ -54,7 +60,7 @@ int stream_dump_offline(const char *data_dir, const struct state_config *cfg, st
     uint64_t max_seq;
     struct evlog_batch batch;
     evlog_batch_init(&batch);
-    rc = stream__recover(ckpt_dir, log, cfg, shards, nparts, &max_seq);
+    rc = stream__recover(ckpt_dir, log, cfg, shards, nparts, &max_seq, userkeys_data_key(keys));
     for (int32_t p = 0; rc == 0 && p < nparts; p++)
         rc = replay(log, p, shards[p], &batch);
     for (int32_t p = 0; rc == 0 && p < nparts; p++) {

@@ -1,7 +1,9 @@
 /*
  * libFuzzer target for the evlog record framing: decodes frames from the input one after
  * another (as reads and recovery do), re-encodes every frame that decodes and requires the
- * same bytes back, and runs the recovery scans and the index parser over the same input.
+ * same bytes back, tries to open it as a sealed record (as readers do: it must fail cleanly
+ * or yield lengths that add up), and runs the recovery scans and the index parser over the
+ * same input.
  */
 #include "evlog/evlog_file_int.h"
 
@@ -19,6 +21,33 @@ static void check_roundtrip(const uint8_t *p, const struct evlog_record *rec, si
     free(again);
 }
 
+/* Opening a frame that decoded: with the fixed data key of an in-memory store. */
+static void check_open(const uint8_t *p, struct evlog_record rec, size_t flen)
+{
+    static struct userkeys *uk;
+    if (!uk) {
+        static struct seal_key dk;
+        struct userkeys_options o;
+        userkeys_options_init(&o);
+        o.data_key = &dk;
+        if (userkeys_open(&o, &uk) < 0)
+            abort();
+    }
+    uint8_t *copy = core_xmalloc(flen);
+    memcpy(copy, p, flen);
+    struct evlog_record r2;
+    size_t len2;
+    if (evlog__frame_decode(copy, flen, &r2, &len2) != 0 || len2 != flen)
+        abort();
+    const char *why = NULL;
+    int rc = evlog__frame_open(copy, flen, 0, uk, &r2, &why);
+    if (rc == 0 && 4u + r2.key_len + r2.value_len + SEAL_OVERHEAD != rec.value_len)
+        abort();
+    if (rc < 0 && !why)
+        abort();
+    free(copy);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -33,6 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (flen > size - pos || strcmp(why, "valid record") != 0)
                 abort();
             check_roundtrip(data + pos, &rec, flen);
+            check_open(data + pos, rec, flen);
             pos += flen;
         } else if (rc == EVLOG__FRAME_SHORT) {
             break;

@@ -55,9 +55,27 @@ static inline char *tu_path(const char *dir, const char *fmt, ...)
     return b.data;
 }
 
+/* The keys every test log is sealed with: an in-memory user key store under a fixed data key
+ * (process-wide, so a log reopened by a test opens with the same keys). */
+static inline struct userkeys *tu_keys(void)
+{
+    static struct userkeys *uk;
+    static struct seal_key dk;
+    if (!uk) {
+        memset(&dk, 0, sizeof dk);
+        memset(dk.key, 0x5a, sizeof dk.key);
+        struct userkeys_options o;
+        userkeys_options_init(&o);
+        o.data_key = &dk;
+        assert_int_equal(userkeys_open(&o, &uk), 0);
+    }
+    return uk;
+}
+
 static inline void tu_options(struct evlog_file_options *opt, const char *dir, int32_t parts)
 {
     evlog_file_options_init(opt);
+    opt->keys = tu_keys();
     opt->dir = dir;
     opt->partitions = parts;
 }

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "evlog/evlog.h"
+#include "privacy/userkeys.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -57,6 +58,11 @@ static void test_wait_change(void **state)
     o.dir = dir;
     o.partitions = 4;
     o.fsync = EVLOG_FSYNC_NONE;
+    struct seal_key dk = {.key = {1}};
+    struct userkeys_options uo;
+    userkeys_options_init(&uo);
+    uo.data_key = &dk;
+    assert_int_equal(userkeys_open(&uo, &o.keys), 0);
     struct evlog *log;
     assert_int_equal(evlog_file_open(&o, &log), 0);
 
@@ -76,6 +82,7 @@ static void test_wait_change(void **state)
     pthread_join(t, NULL);
     assert_true(evlog_changes(log) != seen);
     evlog_close(log);
+    userkeys_free(o.keys);
     char cmd[64];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     assert_int_equal(system(cmd), 0);

@@ -64,7 +64,7 @@ static int64_t record_pos(int offset)
     for (int i = 0; i < offset; i++) {
         struct evlog_record rec;
         tu_record(&rec, 0, i, key, val, T0 + i);
-        pos += (int64_t)evlog__frame_size(rec.key_len, rec.value_len);
+        pos += (int64_t)evlog__sealed_size(rec.key_len, rec.value_len);
     }
     return pos;
 }
@@ -76,7 +76,7 @@ static void torn_tail_case(const void *tail, size_t tail_len)
     int64_t good = tu_file_size(seg);
     append_bytes(seg, tail, tail_len);
     struct report r = {0};
-    assert_int_equal(evlog_file_check(dir, collect, &r), 1);
+    assert_int_equal(evlog_file_check(dir, tu_keys(), collect, &r, NULL), 1);
     assert_int_equal(r.position, good);
 
     struct evlog_file_options opt;
@@ -95,7 +95,7 @@ static void torn_tail_case(const void *tail, size_t tail_len)
     tu_fill(log, 0, 50, 20, T0);
     tu_check_all(log, 0, 0, 70, 64, T0);
     evlog_close(log);
-    assert_int_equal(evlog_file_check(dir, NULL, NULL), 0);
+    assert_int_equal(evlog_file_check(dir, tu_keys(), NULL, NULL, NULL), 0);
     free(seg);
     tu_rmtree(dir);
 }
@@ -109,7 +109,7 @@ static void test_torn_tail_truncated(void **state)
     char key[32], val[64];
     tu_record(&rec, 0, 50, key, val, T0 + 50);
     rec.offset = 50;
-    evlog__frame_encode(frame, &rec);
+    evlog__frame_seal(frame, &rec, 0, userkeys_data_key(tu_keys()), NULL);
     torn_tail_case(frame, 30);
     /* A whole header whose body never made it. */
     torn_tail_case(frame, EVLOG_FRAME_HDR + 3);
@@ -130,7 +130,7 @@ static void test_mid_file_corruption_refused(void **state)
     char *seg = tu_path(dir, "0/%020d.seg", 0);
     int64_t size = tu_file_size(seg);
     int64_t pos = record_pos(5);
-    flip_byte(seg, pos + EVLOG_FRAME_HDR + 2); /* inside record 5's key */
+    flip_byte(seg, pos + EVLOG_FRAME_HDR + 2); /* inside record 5's key id */
 
     struct evlog_file_options opt;
     tu_options(&opt, dir, 1);
@@ -139,7 +139,7 @@ static void test_mid_file_corruption_refused(void **state)
     assert_int_equal(tu_file_size(seg), size); /* nothing dropped */
 
     struct report r = {0};
-    assert_int_equal(evlog_file_check(dir, collect, &r), 1);
+    assert_int_equal(evlog_file_check(dir, tu_keys(), collect, &r, NULL), 1);
     assert_string_equal(r.file, seg);
     assert_int_equal(r.position, pos);
     assert_non_null(strstr(r.what, "checksum"));
@@ -168,14 +168,14 @@ static void test_offset_gap_refused(void **state)
     char key[32], val[64];
     tu_record(&rec, 0, 11, key, val, T0);
     rec.offset = 11;
-    evlog__frame_encode(frame, &rec);
-    append_bytes(seg, frame, evlog__frame_size(rec.key_len, rec.value_len));
+    evlog__frame_seal(frame, &rec, 0, userkeys_data_key(tu_keys()), NULL);
+    append_bytes(seg, frame, evlog__sealed_size(rec.key_len, rec.value_len));
     struct evlog_file_options opt;
     tu_options(&opt, dir, 1);
     struct evlog *log;
     assert_int_equal(evlog_file_open(&opt, &log), CORE_E_CORRUPT);
     struct report r = {0};
-    assert_int_equal(evlog_file_check(dir, collect, &r), 1);
+    assert_int_equal(evlog_file_check(dir, tu_keys(), collect, &r, NULL), 1);
     assert_non_null(strstr(r.what, "offset 11 where 10 expected"));
     free(seg);
     tu_rmtree(dir);
@@ -187,12 +187,12 @@ static void test_rolled_segment_damage(void **state)
     char *dir = make_log(500, 4096);
     char *seg0 = tu_path(dir, "0/%020d.seg", 0);
     char *idx0 = tu_path(dir, "0/%020d.idx", 0);
-    assert_int_equal(evlog_file_check(dir, NULL, NULL), 0);
+    assert_int_equal(evlog_file_check(dir, tu_keys(), NULL, NULL, NULL), 0);
 
     /* A damaged index is reported by check and rebuilt by open. */
     flip_byte(idx0, 20);
     struct report r = {0};
-    assert_int_equal(evlog_file_check(dir, collect, &r), 1);
+    assert_int_equal(evlog_file_check(dir, tu_keys(), collect, &r, NULL), 1);
     assert_string_equal(r.file, idx0);
     struct evlog_file_options opt;
     tu_options(&opt, dir, 1);
@@ -200,13 +200,13 @@ static void test_rolled_segment_damage(void **state)
     assert_int_equal(evlog_file_open(&opt, &log), 0);
     tu_check_all(log, 0, 0, 500, 77, T0);
     evlog_close(log);
-    assert_int_equal(evlog_file_check(dir, NULL, NULL), 0);
+    assert_int_equal(evlog_file_check(dir, tu_keys(), NULL, NULL, NULL), 0);
 
     /* A damaged record in a rolled segment: open trusts it (cheap), check and reads do not. */
     int64_t pos = record_pos(3);
     flip_byte(seg0, pos + EVLOG_FRAME_HDR + 1);
     memset(&r, 0, sizeof r);
-    assert_int_equal(evlog_file_check(dir, collect, &r), 1);
+    assert_int_equal(evlog_file_check(dir, tu_keys(), collect, &r, NULL), 1);
     assert_string_equal(r.file, seg0);
     assert_int_equal(r.position, pos);
     assert_int_equal(evlog_file_open(&opt, &log), 0);
@@ -243,7 +243,7 @@ static void test_empty_trailing_segment(void **state)
     int fd = open(next, O_CREAT | O_EXCL | O_WRONLY, 0644);
     assert_true(fd >= 0);
     close(fd);
-    assert_int_equal(evlog_file_check(dir, NULL, NULL), 0);
+    assert_int_equal(evlog_file_check(dir, tu_keys(), NULL, NULL, NULL), 0);
     assert_int_equal(evlog_file_open(&opt, &log), 0);
     tu_check_all(log, 0, 0, 100, 30, T0);
     tu_fill(log, 0, 100, 5, T0);
@@ -252,7 +252,7 @@ static void test_empty_trailing_segment(void **state)
     assert_int_equal(evlog_stats(log, 0, &st2), 0);
     assert_int_equal(st2.segments, st.segments + 1);
     evlog_close(log);
-    assert_int_equal(evlog_file_check(dir, NULL, NULL), 0);
+    assert_int_equal(evlog_file_check(dir, tu_keys(), NULL, NULL, NULL), 0);
     free(next);
     tu_rmtree(dir);
 }

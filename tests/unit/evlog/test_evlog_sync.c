@@ -156,7 +156,7 @@ static void test_batch_rolls_while_syncing(void **state)
     assert_true(c.rolls > 4 * EVLOG_OPEN_ROLLED_MAX);
     evlog_close(log);
     tu_producers_check_done(prs, NTHREADS);
-    assert_int_equal(evlog_file_check(dir, NULL, NULL), 0);
+    assert_int_equal(evlog_file_check(dir, tu_keys(), NULL, NULL, NULL), 0);
     opt.read_only = true;
     assert_int_equal(evlog_file_open(&opt, &log), 0);
     tu_producers_check_log(log, prs, NTHREADS);
@@ -246,7 +246,7 @@ static void test_always_syncs_partitions_concurrently(void **state)
     assert_true(c.drains < c.appends);
     assert_true(all_clean((struct evlog_file *)log));
     evlog_close(log);
-    assert_int_equal(evlog_file_check(dir, NULL, NULL), 0);
+    assert_int_equal(evlog_file_check(dir, tu_keys(), NULL, NULL, NULL), 0);
     tu_producers_free(prs, NTHREADS);
     tu_rmtree(dir);
 }

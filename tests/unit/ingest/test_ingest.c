@@ -58,21 +58,32 @@ static int submit(struct ingest *ing, const char **json, size_t n, struct ingest
 
 struct fixture {
     char dir[64];
+    char keys_dir[80];
     struct evlog *log;
     struct ingest *ing;
     struct privacy_key key;
+    struct seal_key data_key;
+    struct userkeys *uk; /* a real on-disk store: records get per-user keys as in serve */
 };
 
 static void open_all(struct fixture *f)
 {
+    struct userkeys_options uo;
+    userkeys_options_init(&uo);
+    snprintf(f->keys_dir, sizeof f->keys_dir, "%s.keys", f->dir);
+    uo.dir = f->keys_dir;
+    uo.data_key = &f->data_key;
+    assert_int_equal(userkeys_open(&uo, &f->uk), 0);
     struct evlog_file_options o;
     evlog_file_options_init(&o);
+    o.keys = f->uk;
     o.dir = f->dir;
     o.partitions = 4;
     o.fsync = EVLOG_FSYNC_ALWAYS;
     assert_int_equal(evlog_file_open(&o, &f->log), 0);
     struct ingest_config c;
     ingest_config_init(&c);
+    c.userkeys = f->uk;
     assert_int_equal(ingest_new(&c, f->log, &f->key, &f->ing), 0);
 }
 
@@ -80,6 +91,7 @@ static void close_all(struct fixture *f)
 {
     ingest_free(f->ing);
     evlog_close(f->log);
+    userkeys_free(f->uk);
 }
 
 static int setup(void **state)
@@ -89,6 +101,7 @@ static int setup(void **state)
     assert_non_null(mkdtemp(f->dir));
     uint8_t bytes[32] = {9, 9, 9};
     privacy_key_set(&f->key, bytes);
+    memset(f->data_key.key, 0x21, sizeof f->data_key.key);
     open_all(f);
     *state = f;
     return 0;
@@ -98,8 +111,8 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     close_all(f);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf %s %s", f->dir, f->keys_dir);
     assert_int_equal(system(cmd), 0);
     free(f);
     return 0;

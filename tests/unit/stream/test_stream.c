@@ -29,6 +29,23 @@ static void rmtree(const char *dir)
     nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* The keys of every test log and checkpoint: an in-memory user key store under a fixed data
+ * key, one per process so that reopened logs open with the same keys. */
+static struct userkeys *test_keys(void)
+{
+    static struct userkeys *uk;
+    static struct seal_key dk;
+    if (!uk) {
+        memset(&dk, 0, sizeof dk);
+        memset(dk.key, 0x33, sizeof dk.key);
+        struct userkeys_options o;
+        userkeys_options_init(&o);
+        o.data_key = &dk;
+        assert_int_equal(userkeys_open(&o, &uk), 0);
+    }
+    return uk;
+}
+
 struct env {
     char data[64];
     char log_dir[128];
@@ -43,6 +60,7 @@ static void env_open(struct env *e, int32_t parts)
     lo.dir = e->log_dir;
     lo.partitions = parts;
     lo.fsync = EVLOG_FSYNC_NONE;
+    lo.keys = test_keys();
     assert_int_equal(evlog_file_open(&lo, &e->log), 0);
 }
 
@@ -80,7 +98,8 @@ static void on_done(void *arg, int status)
 }
 
 /* Appends one raw value to partition p and waits for it to be durable. */
-static void append_raw(struct evlog *log, int32_t p, const void *value, size_t len)
+static void append_raw_sealed(struct evlog *log, int32_t p, const void *value, size_t len,
+                              const struct seal_key *seal)
 {
     struct done d = {.fired = false};
     pthread_mutex_init(&d.m, NULL);
@@ -91,7 +110,8 @@ static void append_raw(struct evlog *log, int32_t p, const void *value, size_t l
                                .key = "k",
                                .key_len = 1,
                                .value = value,
-                               .value_len = (uint32_t)len};
+                               .value_len = (uint32_t)len,
+                               .seal = seal};
     assert_int_equal(evlog_append(log, &rec, 1, on_done, &d), 0);
     pthread_mutex_lock(&d.m);
     while (!d.fired)
@@ -100,6 +120,11 @@ static void append_raw(struct evlog *log, int32_t p, const void *value, size_t l
     assert_int_equal(d.status, 0);
     pthread_mutex_destroy(&d.m);
     pthread_cond_destroy(&d.c);
+}
+
+static void append_raw(struct evlog *log, int32_t p, const void *value, size_t len)
+{
+    append_raw_sealed(log, p, value, len, NULL);
 }
 
 /* Appends n encoded events (ids tag-<i>) to each partition. */
@@ -138,6 +163,7 @@ static struct stream *start(struct env *e, int threads)
     cfg.checkpoint_interval_ms = 3600 * 1000; /* only explicit checkpoints */
     cfg.threads = threads;
     cfg.keep = 3;
+    cfg.data_key = userkeys_data_key(test_keys());
     struct stream *s = NULL;
     assert_int_equal(stream_start(&cfg, e->log, &s), 0);
     return s;
@@ -168,7 +194,7 @@ static char *offline_dump(struct env *e)
     state_config_init(&sc);
     struct core_buf b;
     core_buf_init(&b);
-    assert_int_equal(stream_dump_offline(e->data, &sc, &b), 0);
+    assert_int_equal(stream_dump_offline(e->data, test_keys(), &sc, &b), 0);
     return b.data;
 }
 
@@ -233,9 +259,9 @@ static void test_corrupt_newest_falls_back(void **state)
     snprintf(path, sizeof path, "%s/%020d/p1.snap", e.ckpt_dir, 2);
     FILE *f = fopen(path, "r+b");
     assert_non_null(f);
-    fseek(f, 3, SEEK_SET);
+    fseek(f, 45, SEEK_SET); /* inside the sealed snapshot's ciphertext */
     int c = fgetc(f);
-    fseek(f, 3, SEEK_SET);
+    fseek(f, 45, SEEK_SET);
     fputc(c ^ 0x5a, f);
     fclose(f);
 
@@ -243,7 +269,9 @@ static void test_corrupt_newest_falls_back(void **state)
     state_config_init(&sc);
     struct state_shard *shards[2] = {state_shard_new(&sc, 0), state_shard_new(&sc, 1)};
     uint64_t max_seq = 0;
-    assert_int_equal(stream__recover(e.ckpt_dir, e.log, &sc, shards, 2, &max_seq), 0);
+    assert_int_equal(stream__recover(e.ckpt_dir, e.log, &sc, shards, 2, &max_seq,
+                                     userkeys_data_key(test_keys())),
+                     0);
     assert_int_equal(max_seq, 2);
     assert_int_equal(state_shard_next_offset(shards[0]), 10); /* from seq 1, not 2 */
     assert_int_equal(state_shard_next_offset(shards[1]), 10);
@@ -258,7 +286,9 @@ static void test_corrupt_newest_falls_back(void **state)
     fclose(f);
     shards[0] = state_shard_new(&sc, 0);
     shards[1] = state_shard_new(&sc, 1);
-    assert_int_equal(stream__recover(e.ckpt_dir, e.log, &sc, shards, 2, &max_seq), 0);
+    assert_int_equal(stream__recover(e.ckpt_dir, e.log, &sc, shards, 2, &max_seq,
+                                     userkeys_data_key(test_keys())),
+                     0);
     assert_int_equal(state_shard_next_offset(shards[0]), 0); /* nothing valid: empty */
     state_shard_free(shards[0]);
     state_shard_free(shards[1]);
@@ -360,8 +390,50 @@ static void test_undecodable_record_stops(void **state)
     state_config_init(&sc);
     struct core_buf b;
     core_buf_init(&b);
-    assert_int_equal(stream_dump_offline(e.data, &sc, &b), CORE_E_CORRUPT);
+    assert_int_equal(stream_dump_offline(e.data, test_keys(), &sc, &b), CORE_E_CORRUPT);
     core_buf_dispose(&b);
+    env_dispose(&e);
+}
+
+/* A record whose user key was shredded is moved past (counted), not applied and not an
+ * error: the processor stays healthy and later records are applied. */
+static void test_erased_record_skipped(void **state)
+{
+    (void)state;
+    struct env e;
+    env_init(&e, 1);
+    const char *user = "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
+    struct seal_key key;
+    assert_int_equal(userkeys_acquire(test_keys(), &user, 1, &key), 0);
+    append_events(e.log, "a", 2);
+    struct event ev;
+    event_init(&ev);
+    memcpy(ev.user_key, user, 33);
+    ev.event_id = (struct event_str){"erased-1", 8};
+    ev.type = event_type_lookup("view", 4);
+    ev.item_id = (struct event_str){"secret-item", 11};
+    ev.ts_ms = ev.recv_ms = 1700000005000LL;
+    struct core_buf val;
+    core_buf_init(&val);
+    event_bin_encode(&ev, &val);
+    append_raw_sealed(e.log, 0, val.data, val.len, &key);
+    core_buf_dispose(&val);
+    append_events(e.log, "b", 2);
+    assert_int_equal(userkeys_shred(test_keys(), user), 0);
+
+    struct stream *s = start(&e, 1);
+    assert_int_equal(stream_wait_applied(s, 0, 5, 5000), 0);
+    assert_true(stream_healthy(s));
+    assert_int_equal(state_shard_next_offset(stream_shard(s, 0)), 5);
+    assert_int_equal(state_shard_skipped(stream_shard(s, 0)), 1);
+    char *live = live_dump(s);
+    assert_null(strstr(live, "secret-item"));
+    assert_null(strstr(live, user));
+    stream_stop(s, false);
+    char *off = offline_dump(&e);
+    assert_string_equal(live, off);
+    free(live);
+    free(off);
     env_dispose(&e);
 }
 
@@ -375,6 +447,7 @@ int main(void)
         cmocka_unit_test(test_partition_mismatch_refused),
         cmocka_unit_test(test_checkpoint_ahead_of_log),
         cmocka_unit_test(test_undecodable_record_stops),
+        cmocka_unit_test(test_erased_record_skipped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,72 @@
+/* The keys every command that reads or writes sealed data opens: the data key and the per-user
+ * key store of a data directory. */
+#include "cli/cli_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+int cli__keys_open(const char *data, const char *key_path, bool create, int64_t max_users,
+                   struct cli_keys *k)
+{
+    char path[1200], meta[1200], dir[1200];
+    memset(k, 0, sizeof *k);
+    if (key_path && *key_path)
+        snprintf(path, sizeof path, "%s", key_path);
+    else
+        snprintf(path, sizeof path, "%s/privacy/data.key", data);
+    snprintf(meta, sizeof meta, "%s/log/meta", data);
+    struct stat st;
+    bool have_key = stat(path, &st) == 0;
+    if (!have_key && (!create || stat(meta, &st) == 0)) {
+        LOG_ERROR("data key missing: the log and checkpoints of this data directory cannot be "
+                  "opened without it; restore it from your backup (or pass --data-key FILE)",
+                  "path=%s", path);
+        return CORE_E_NOTFOUND;
+    }
+    snprintf(dir, sizeof dir, "%s/privacy/userkeys", data);
+    struct core_buf mt;
+    core_buf_init(&mt);
+    /* A log of the unencrypted format has no store: evlog refuses it with the reason. */
+    bool sealed_log = core_read_file(meta, 4096, &mt) == 0 && !strstr(mt.data, "format=1\n");
+    core_buf_dispose(&mt);
+    if (sealed_log && stat(dir, &st) != 0) {
+        LOG_ERROR("user key store missing beside an existing log: its users' records could not "
+                  "be opened; restore DIR/privacy/userkeys from your backup",
+                  "dir=%s", dir);
+        return CORE_E_NOTFOUND;
+    }
+    bool created = false;
+    int rc = seal_data_key_load_or_create(path, &k->data_key, &created);
+    if (rc < 0) {
+        LOG_ERROR("cannot load the data key", "path=%s err=\"%s\"", path, core_strerror(rc));
+        return rc;
+    }
+    if (created)
+        LOG_INFO("created the data key: everything stored is encrypted under it; back it up "
+                 "(losing it loses the data)",
+                 "path=%s", path);
+    struct userkeys_options uo;
+    userkeys_options_init(&uo);
+    /* A reader of a directory without a log (nothing to open) writes nothing. */
+    uo.dir = create || stat(dir, &st) == 0 ? dir : NULL;
+    uo.data_key = &k->data_key;
+    if (max_users > 0)
+        uo.max_users = max_users;
+    else if (!create)
+        uo.max_users = INT32_MAX / 4; /* a reader opens whatever a server stored */
+    rc = userkeys_open(&uo, &k->uk);
+    if (rc < 0) {
+        seal_key_dispose(&k->data_key);
+        return rc;
+    }
+    return 0;
+}
+
+void cli__keys_close(struct cli_keys *k)
+{
+    userkeys_free(k->uk);
+    k->uk = NULL;
+    seal_key_dispose(&k->data_key);
+}
