@@ -529,11 +529,12 @@ static int open_registry(const struct serve_config *c, struct schema_registry **
 /* Opens DIR/privacy/audit.log and the consent store, and records the consent settings this
  * server enforces (so a policy change is itself in the audit trail). */
 static int open_privacy(const struct serve_config *c, const struct privacy_key *key,
-                        struct audit **audit, struct consent **consent)
+                        const struct seal_key *data_key, struct audit **audit,
+                        struct consent **consent)
 {
     char path[1100];
     snprintf(path, sizeof path, "%s/privacy/audit.log", c->data);
-    int rc = audit_open(path, audit);
+    int rc = audit_open(path, data_key, audit);
     if (rc < 0) {
         LOG_ERROR("cannot open the audit log", "path=%s err=\"%s\"", path, core_strerror(rc));
         return rc;
@@ -746,7 +747,7 @@ static int run(struct serve_config *c)
         LOG_ERROR("cannot open the item catalog", "dir=%s err=\"%s\"", cat_path, core_strerror(rc));
         goto out;
     }
-    rc = open_privacy(c, &key, &audit, &consent);
+    rc = open_privacy(c, &key, &keys.data_key, &audit, &consent);
     if (rc < 0)
         goto out;
     struct ingest_config ic;

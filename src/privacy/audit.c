@@ -3,8 +3,8 @@
  *
  * Durability first: consent changes and admin actions are rare, so every entry is written
  * with one write() and fdatasync()ed before audit_append returns (no group commit). Lines go
- * through audit__write_line alone, so that encryption at rest can later wrap each line
- * without touching the chain logic.
+ * through audit__write_line alone, which seals each entry (audit_line_seal) under the data
+ * key; the chain logic works on plaintext entries only.
  */
 #include "privacy/audit.h"
 
@@ -25,6 +25,7 @@
 
 struct audit {
     pthread_mutex_t mu;
+    struct seal_key key;
     int fd;
     off_t size; /* bytes of complete lines */
     int64_t seq;
@@ -105,40 +106,93 @@ out:
     return rc;
 }
 
-/* The seq of a line that audit_check_line accepted. */
-static int64_t line_seq(const char *line, size_t len)
+/* ---- sealing lines ----------------------------------------------------------------------------
+ */
+
+static void line_ad(int64_t seq, char ad[48])
 {
-    cJSON *root = cJSON_ParseWithLength(line, len);
-    const cJSON *seq = cJSON_GetObjectItemCaseSensitive(root, "seq");
-    int64_t v = cJSON_IsNumber(seq) ? (int64_t)seq->valuedouble : -1;
-    cJSON_Delete(root);
-    return v;
+    snprintf(ad, 48, "recstream audit %lld", (long long)seq);
 }
 
-int audit_verify_file(const char *path, struct audit_verify *v)
+void audit_line_seal(const struct seal_key *key, int64_t seq, const char *entry, size_t n,
+                     struct core_buf *out)
+{
+    char ad[48];
+    line_ad(seq, ad);
+    core_buf_printf(out, "%lld ", (long long)seq);
+    seal_line(key, ad, entry, n, out);
+}
+
+int audit_line_open(const struct seal_key *key, const char *line, size_t len, int64_t *seq,
+                    struct core_buf *out, char *prob, size_t psize)
+{
+    if (len > 0 && line[0] == '{')
+        return problem(prob, psize,
+                       "entry is not sealed (the plaintext format of an older recstream; "
+                       "it is not migrated: move the file aside)");
+    int64_t s = 0;
+    size_t i = 0;
+    while (i < len && i < 19 && line[i] >= '0' && line[i] <= '9')
+        s = s * 10 + (line[i++] - '0');
+    if (i == 0 || i >= len || line[i] != ' ' || s < 1 || len > AUDIT_STORED_LINE_MAX)
+        return problem(prob, psize, "not a sealed entry `<seq> <sealed>` (entry altered)");
+    char ad[48];
+    line_ad(s, ad);
+    if (seal_line_open(key, ad, line + i + 1, len - i - 1, out) < 0)
+        return problem(prob, psize,
+                       "sealed entry does not authenticate (entry altered or moved, or "
+                       "another data key)");
+    *seq = s;
+    return 0;
+}
+
+/* Opens a stored line and checks the entry in it against the chain (want_seq 0 and want_prev
+ * NULL: only against itself and the clear seq). */
+static int check_stored(const struct seal_key *key, const char *line, size_t len, int64_t want_seq,
+                        const char *want_prev, char hash[AUDIT_HASH_HEX + 1], int64_t *seq,
+                        char *prob, size_t psize)
+{
+    struct core_buf plain;
+    core_buf_init(&plain);
+    int64_t s = 0;
+    int rc = audit_line_open(key, line, len, &s, &plain, prob, psize);
+    if (rc == 0)
+        rc = audit_check_line(plain.data, plain.len, want_seq > 0 ? want_seq : s, want_prev, hash,
+                              prob, psize);
+    if (rc == 0 && want_seq > 0 && s != want_seq)
+        rc = problem(prob, psize, "clear seq does not match the entry (entry altered)");
+    if (rc == 0)
+        *seq = s;
+    core_buf_dispose(&plain);
+    return rc;
+}
+
+int audit_verify_file(const char *path, const struct seal_key *key, struct audit_verify *v)
 {
     memset(v, 0, sizeof v[0]);
     memcpy(v->head, zero_hash, sizeof v->head);
     FILE *f = fopen(path, "rb");
     if (!f)
         return errno == ENOENT ? CORE_E_NOTFOUND : -errno;
-    char *line = core_xmalloc(AUDIT_LINE_MAX + 2);
+    char *line = core_xmalloc(AUDIT_STORED_LINE_MAX + 2);
     int64_t lineno = 0;
     int rc = 0;
-    while (fgets(line, AUDIT_LINE_MAX + 2, f)) {
+    while (fgets(line, AUDIT_STORED_LINE_MAX + 2, f)) {
         lineno++;
         size_t n = strlen(line);
         bool nl = n > 0 && line[n - 1] == '\n';
         if (!nl && !feof(f)) {
             v->bad_line = lineno;
-            snprintf(v->problem, sizeof v->problem, "line longer than %d bytes", AUDIT_LINE_MAX);
+            snprintf(v->problem, sizeof v->problem, "line longer than %d bytes",
+                     AUDIT_STORED_LINE_MAX);
             break;
         }
         if (nl)
             n--;
         char hash[AUDIT_HASH_HEX + 1];
-        if (audit_check_line(line, n, v->entries + 1, v->head, hash, v->problem,
-                             sizeof v->problem) < 0) {
+        int64_t seq;
+        if (check_stored(key, line, n, v->entries + 1, v->head, hash, &seq, v->problem,
+                         sizeof v->problem) < 0) {
             v->bad_line = lineno;
             v->torn_tail = !nl;
             if (!nl)
@@ -160,13 +214,14 @@ int audit_verify_file(const char *path, struct audit_verify *v)
 
 /* ---- writing --------------------------------------------------------------------------------- */
 
-/* The one place entries reach the file: a single write of line + newline, then fdatasync.
- * A failed write is rolled back (truncated) so no partial line stays behind. */
-static int audit__write_line(struct audit *a, const char *line, size_t len)
+/* The one place entries reach the file: the entry (plaintext JSON) sealed for its seq, then a
+ * single write of the line + newline, then fdatasync. A failed write is rolled back
+ * (truncated) so no partial line stays behind. */
+static int audit__write_line(struct audit *a, int64_t seq, const char *entry, size_t len)
 {
     struct core_buf b;
     core_buf_init(&b);
-    core_buf_append(&b, line, len);
+    audit_line_seal(&a->key, seq, entry, len, &b);
     core_buf_putc(&b, '\n');
     int rc = core_write_full(a->fd, b.data, b.len, (int64_t)a->size);
     if (rc == 0 && fdatasync(a->fd) < 0)
@@ -192,7 +247,7 @@ static int continue_chain(struct audit *a)
     memcpy(a->head, zero_hash, sizeof a->head);
     if (st.st_size == 0)
         return 0;
-    size_t want = 2 * AUDIT_LINE_MAX + 2;
+    size_t want = 2 * AUDIT_STORED_LINE_MAX + 2;
     off_t start = st.st_size > (off_t)want ? st.st_size - (off_t)want : 0;
     size_t n = (size_t)(st.st_size - start);
     char *buf = core_xmalloc(n + 1);
@@ -230,19 +285,25 @@ static int continue_chain(struct audit *a)
     const char *line = prev_nl ? prev_nl + 1 : buf;
     size_t len = (size_t)(buf + end - 1 - line);
     char prob[160];
-    if (audit_check_line(line, len, 0, NULL, a->head, prob, sizeof prob) < 0) {
+    if (len > 0 && line[0] == '{') {
+        rc = CORE_E_INVALID;
+        LOG_ERROR("audit log is in the unsealed format of an older recstream; it is not "
+                  "migrated: move it aside (it still verifies with that version) and start again",
+                  "path=%s", a->path);
+        goto out;
+    }
+    if (check_stored(&a->key, line, len, 0, NULL, a->head, &a->seq, prob, sizeof prob) < 0) {
         rc = CORE_E_CORRUPT;
         LOG_ERROR("audit log: the last entry does not verify; run `recstream audit verify`",
                   "path=%s problem=\"%s\"", a->path, prob);
         goto out;
     }
-    a->seq = line_seq(line, len);
 out:
     free(buf);
     return rc;
 }
 
-int audit_open(const char *path, struct audit **out)
+int audit_open(const char *path, const struct seal_key *key, struct audit **out)
 {
     char dir[4096];
     size_t n = strlen(path);
@@ -261,6 +322,7 @@ int audit_open(const char *path, struct audit **out)
         return -errno;
     struct audit *a = core_xcalloc(1, sizeof *a);
     a->fd = fd;
+    a->key = *key;
     a->path = core_xstrdup(path);
     pthread_mutex_init(&a->mu, NULL);
     int rc = continue_chain(a);
@@ -281,6 +343,7 @@ void audit_close(struct audit *a)
     if (a->fd >= 0)
         close(a->fd);
     pthread_mutex_destroy(&a->mu);
+    seal_key_dispose(&a->key);
     free(a->path);
     free(a);
 }
@@ -327,7 +390,7 @@ int audit_append(struct audit *a, const char *actor, const char *action, const c
     char hash[AUDIT_HASH_HEX + 1];
     sha256_hex(b.data, b.len, hash);
     core_buf_printf(&b, HASH_SUFFIX "%s\"}", hash);
-    int rc = audit__write_line(a, b.data, b.len);
+    int rc = audit__write_line(a, a->seq + 1, b.data, b.len);
     if (rc == 0) {
         a->seq++;
         memcpy(a->head, hash, sizeof hash);

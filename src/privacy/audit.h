@@ -9,27 +9,39 @@
  * reordering any entry breaks the chain at that line. Subjects are references (see
  * consent_subject_ref), never raw user ids or pseudonyms. Every entry is fsynced before
  * audit_append returns.
+ *
+ * Sealed at rest: each entry is stored as one text line `<seq> <sealed>`, where <sealed> is
+ * seal_line (XChaCha20-Poly1305 under the data key, base64) of the entry above with the
+ * associated data "recstream audit <seq>". The seq in clear only says which associated data
+ * to use: changing it, moving a line, or flipping any byte makes the line fail to open. The
+ * chain is over the plaintext entries, so verification proves order and content as before.
+ * A file of the unsealed format (a line starting with '{') is refused, not migrated.
  */
 #ifndef RECSTREAM_PRIVACY_AUDIT_H
 #define RECSTREAM_PRIVACY_AUDIT_H
 
 #include "core/core.h"
+#include "privacy/seal.h"
 
 #define AUDIT_HASH_HEX 64
 #define AUDIT_FIELD_MAX 256   /* actor, action, subject, source */
 #define AUDIT_DETAIL_MAX 4096 /* the detail object as compact JSON */
 #define AUDIT_LINE_MAX 8192   /* an entry never exceeds this */
+/* A stored (sealed) line never exceeds this: seq, space, base64 of nonce + entry + tag. */
+#define AUDIT_STORED_LINE_MAX (24 + (AUDIT_LINE_MAX + SEAL_OVERHEAD + 2) / 3 * 4)
 
 struct audit;
 
 /*
- * Opens (creating it and its directory, 0700/0600) the audit log at path and continues its
+ * Opens (creating it and its directory, 0700/0600) the audit log at path, sealed under key
+ * (the data key; copied, wiped at close), and continues its
  * chain: the last entry's hash is checked against its bytes. A torn last line (no trailing
  * newline: a crash during its write, before its fsync, so never acknowledged) is cut off and
  * logged. A last complete line that does not verify refuses the open (CORE_E_CORRUPT,
- * logged): run `recstream audit verify`. Other errors: -errno.
+ * logged): run `recstream audit verify`. A file in the unsealed format of an older
+ * recstream is refused (CORE_E_INVALID, logged). Other errors: -errno.
  */
-int audit_open(const char *path, struct audit **out);
+int audit_open(const char *path, const struct seal_key *key, struct audit **out);
 void audit_close(struct audit *a);
 
 /*
@@ -55,9 +67,22 @@ struct audit_verify {
     bool torn_tail;                /* the last line has no newline (crash while writing) */
 };
 
-/* Walks the whole chain of the file at path. Returns 0 (see v->bad_line for the outcome) or
- * an I/O error (-errno, CORE_E_NOTFOUND when the file does not exist). */
-int audit_verify_file(const char *path, struct audit_verify *v);
+/* Opens every line under key and walks the whole chain of the file at path. Returns 0 (see
+ * v->bad_line for the outcome) or an I/O error (-errno, CORE_E_NOTFOUND when the file does not
+ * exist). */
+int audit_verify_file(const char *path, const struct seal_key *key, struct audit_verify *v);
+
+/* Appends to out the stored form of entry (n bytes of plaintext JSON, no newline) with the
+ * given seq: "<seq> <sealed>", no newline. */
+void audit_line_seal(const struct seal_key *key, int64_t seq, const char *entry, size_t n,
+                     struct core_buf *out);
+
+/* Opens one stored line (without its newline): sets *seq to its clear seq and appends the
+ * plaintext entry to out. Returns 0, or CORE_E_CORRUPT with a reason in problem (unsealed
+ * format, malformed, or the line does not authenticate under key and its seq). The entry
+ * itself is not checked: see audit_check_line. */
+int audit_line_open(const struct seal_key *key, const char *line, size_t len, int64_t *seq,
+                    struct core_buf *out, char *problem, size_t psize);
 
 /* Checks one line (without its newline) against the expected seq and prev; fills seq and the
  * line's hash. Returns 0 or CORE_E_CORRUPT with a reason in problem. */

@@ -140,9 +140,14 @@ def test_withdrawal_stops_personalisation_at_once():
     # Consent history and the audit log never hold the raw id or the pseudonym.
     st, view = call("GET", "/v1/users/alice/consent")
     assert st == 200 and view["consent"]["source"] == "banner" and len(view["history"]) == 1, view
+    # The audit log is sealed: its bytes hold no entry in clear (not even the action); opened
+    # with the data key (`audit tail`), the entries name neither.
     audit = open(os.path.join(SRV.data, "privacy", "audit.log"), "rb").read()
     assert b"alice" not in audit and key.encode() not in audit
-    assert b'"action":"consent.update"' in audit
+    assert b"consent" not in audit and b'"seq"' not in audit and b"{" not in audit
+    opened = rs.run_cli("audit", "tail", "--data", SRV.data, "--lines", "1000").stdout
+    assert '"action":"consent.update"' in opened
+    assert "alice" not in opened and key not in opened
 
 
 def test_regrant_starts_fresh():
@@ -275,17 +280,32 @@ def test_audit_chain_verifies_and_detects_tampering():
     try:
         os.makedirs(os.path.join(tmp, "privacy"))
         path = os.path.join(tmp, "privacy", "audit.log")
+        dk = os.path.join(SRV.data, "privacy", "data.key")
+        open(path, "wb").write(b"".join(lines))
+        p = rs.run_cli("audit", "verify", "--data", tmp, "--data-key", dk, check=False)
+        assert p.returncode == 0 and m.group(2) in p.stdout, p.stdout
+        # One byte of the sealed text of line 3 flipped (a base64 digit swapped for another).
         edited = list(lines)
         line = bytearray(edited[2])
-        i = line.index(b'"personalization":') + len(b'"personalization":')
-        line[i:i + 1] = b"f" if line[i:i + 1] == b"t" else b"t"
+        i = line.index(b" ") + 30
+        line[i:i + 1] = b"B" if line[i:i + 1] == b"A" else b"A"
         edited[2] = bytes(line)
         open(path, "wb").write(b"".join(edited))
-        p = rs.run_cli("audit", "verify", "--data", tmp, check=False)
-        assert p.returncode == 1 and "line 3" in p.stdout, p.stdout
+        p = rs.run_cli("audit", "verify", "--data", tmp, "--data-key", dk, check=False)
+        assert p.returncode == 1 and "line 3" in p.stdout and "authenticate" in p.stdout, p.stdout
+        # A sealed line removed: the next one's seq is not the expected one.
         open(path, "wb").write(b"".join(lines[:3] + lines[4:]))
-        p = rs.run_cli("audit", "verify", "--data", tmp, check=False)
+        p = rs.run_cli("audit", "verify", "--data", tmp, "--data-key", dk, check=False)
         assert p.returncode == 1 and "line 4" in p.stdout and "missing" in p.stdout, p.stdout
+        # Line 3 swapped with line 4 (each still opens under its own seq): order is proven.
+        open(path, "wb").write(b"".join(lines[:2] + [lines[3], lines[2]] + lines[4:]))
+        p = rs.run_cli("audit", "verify", "--data", tmp, "--data-key", dk, check=False)
+        assert p.returncode == 1 and "line 3" in p.stdout, p.stdout
+        # Without the data key nothing opens.
+        os.remove(os.path.join(tmp, "privacy", "data.key")) if os.path.exists(
+            os.path.join(tmp, "privacy", "data.key")) else None
+        p = rs.run_cli("audit", "verify", "--data", tmp, check=False)
+        assert p.returncode == 2, p.stdout
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -1,6 +1,8 @@
 /* The audit log: entries chain (prev = the previous hash, hash = SHA-256 of the entry's bytes),
- * survive a reopen, a torn last line is cut off, and verification names the first edited,
- * deleted or reordered line. Concurrent appends keep the chain intact. */
+ * are sealed at rest (nothing in clear, a flipped byte or a line moved to another seq does not
+ * open), survive a reopen, a torn last line is cut off, and verification names the first
+ * edited, deleted or reordered line. The unsealed format is refused. Concurrent appends keep
+ * the chain intact. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +19,7 @@
 
 static char dir[64];
 static char path[128];
+static struct seal_key key;
 
 static int setup(void **state)
 {
@@ -24,6 +27,8 @@ static int setup(void **state)
     snprintf(dir, sizeof dir, "/tmp/rs-audit-XXXXXX");
     assert_non_null(mkdtemp(dir));
     snprintf(path, sizeof path, "%s/privacy/audit.log", dir);
+    memset(&key, 0, sizeof key);
+    memset(key.key, 0x5a, sizeof key.key);
     return 0;
 }
 
@@ -52,7 +57,7 @@ static void write_all(const void *p, size_t n)
 static void append_n(int n)
 {
     struct audit *a;
-    assert_int_equal(audit_open(path, &a), 0);
+    assert_int_equal(audit_open(path, &key, &a), 0);
     for (int i = 0; i < n; i++) {
         char detail[64];
         snprintf(detail, sizeof detail, "{\"i\":%d,\"s\":\"x\\\"y\"}", i);
@@ -67,11 +72,11 @@ static void test_chain_and_reopen(void **state)
     append_n(3);
     append_n(2); /* continues the chain after a reopen */
     struct audit_verify v;
-    assert_int_equal(audit_verify_file(path, &v), 0);
+    assert_int_equal(audit_verify_file(path, &key, &v), 0);
     assert_int_equal(v.bad_line, 0);
     assert_int_equal(v.entries, 5);
     struct audit *a;
-    assert_int_equal(audit_open(path, &a), 0);
+    assert_int_equal(audit_open(path, &key, &a), 0);
     int64_t seq;
     char head[AUDIT_HASH_HEX + 1];
     audit_head(a, &seq, head);
@@ -81,14 +86,39 @@ static void test_chain_and_reopen(void **state)
     assert_int_equal(audit_append(a, "x", "y", "z", "s", "[1]"), CORE_E_INVALID);
     assert_int_equal(audit_append(a, "x", "y", "z", "s", "{bad"), CORE_E_INVALID);
     audit_close(a);
-    assert_int_equal(audit_verify_file(path, &v), 0);
+    assert_int_equal(audit_verify_file(path, &key, &v), 0);
     assert_int_equal(v.entries, 5);
-    /* The first entry's prev is all zeros; each line ends with its hash. */
+    /* Nothing of an entry is in clear; opened, the first entry's prev is all zeros and the
+     * fifth line holds seq 5. */
     struct core_buf b;
     core_buf_init(&b);
     read_all(&b);
-    assert_non_null(strstr(b.data, "\"prev\":\"0000000000000000"));
-    assert_non_null(strstr(b.data, "\"seq\":5,"));
+    assert_null(strstr(b.data, "test.action"));
+    assert_null(strstr(b.data, "prev"));
+    assert_null(strstr(b.data, "ref"));
+    struct core_buf plain;
+    core_buf_init(&plain);
+    char prob[160];
+    int64_t seq1;
+    assert_int_equal(
+        audit_line_open(&key, b.data, strcspn(b.data, "\n"), &seq1, &plain, prob, sizeof prob), 0);
+    assert_int_equal(seq1, 1);
+    assert_non_null(strstr(plain.data, "\"prev\":\"0000000000000000"));
+    const char *l5 = b.data;
+    for (int i = 0; i < 4; i++)
+        l5 = strchr(l5, '\n') + 1;
+    core_buf_reset(&plain);
+    assert_int_equal(audit_line_open(&key, l5, strcspn(l5, "\n"), &seq1, &plain, prob, sizeof prob),
+                     0);
+    assert_int_equal(seq1, 5);
+    assert_non_null(strstr(plain.data, "\"seq\":5,"));
+    /* Another key opens nothing. */
+    struct seal_key other = key;
+    other.key[0] ^= 1;
+    assert_int_equal(audit_verify_file(path, &other, &v), 0);
+    assert_int_equal(v.bad_line, 1);
+    assert_non_null(strstr(v.problem, "does not authenticate"));
+    core_buf_dispose(&plain);
     core_buf_dispose(&b);
 }
 
@@ -108,31 +138,61 @@ static void test_detects_edit_delete_reorder(void **state)
         p = strchr(p, '\n') + 1;
     }
     struct audit_verify v;
-    /* One byte edited in line 2 (a digit of its detail). */
+    /* One byte of line 2's sealed text flipped: it does not open. */
     char *copy = core_xstrndup(orig, n);
-    char *hit = strstr(copy + (lines[1] - orig), "\"i\":1");
-    hit[4] = '7';
+    char *hit = copy + (lines[1] - orig) + 20;
+    *hit = *hit == 'A' ? 'B' : 'A';
     write_all(copy, n);
-    assert_int_equal(audit_verify_file(path, &v), 0);
+    assert_int_equal(audit_verify_file(path, &key, &v), 0);
     assert_int_equal(v.bad_line, 2);
     assert_int_equal(v.entries, 1);
-    assert_non_null(strstr(v.problem, "altered"));
+    assert_non_null(strstr(v.problem, "does not authenticate"));
+    /* Line 2 moved to seq 3's place by editing its clear seq: it does not open either. */
+    memcpy(copy, orig, n);
+    copy[lines[1] - orig] = '3';
+    write_all(copy, n);
+    assert_int_equal(audit_verify_file(path, &key, &v), 0);
+    assert_int_equal(v.bad_line, 2);
+    /* Someone with the data key edits a digit of line 2's entry and seals it again: the hash
+     * chain catches it. */
+    struct core_buf plain, re;
+    core_buf_init(&plain);
+    core_buf_init(&re);
+    char prob[160];
+    int64_t seq;
+    assert_int_equal(audit_line_open(&key, lines[1], (size_t)(lines[2] - lines[1] - 1), &seq,
+                                     &plain, prob, sizeof prob),
+                     0);
+    char *digit = strstr(plain.data, "\"i\":1");
+    assert_non_null(digit);
+    digit[4] = '7';
+    core_buf_append(&re, orig, (size_t)(lines[1] - orig));
+    audit_line_seal(&key, 2, plain.data, plain.len, &re);
+    core_buf_putc(&re, '\n');
+    core_buf_append(&re, lines[2], n - (size_t)(lines[2] - orig));
+    write_all(re.data, re.len);
+    assert_int_equal(audit_verify_file(path, &key, &v), 0);
+    assert_int_equal(v.bad_line, 2);
+    assert_int_equal(v.entries, 1);
+    assert_non_null(strstr(v.problem, "hash does not match"));
+    core_buf_dispose(&plain);
+    core_buf_dispose(&re);
     /* Line 3 deleted. */
     struct core_buf d;
     core_buf_init(&d);
     core_buf_append(&d, orig, (size_t)(lines[2] - orig));
     core_buf_append(&d, lines[3], n - (size_t)(lines[3] - orig));
     write_all(d.data, d.len);
-    assert_int_equal(audit_verify_file(path, &v), 0);
+    assert_int_equal(audit_verify_file(path, &key, &v), 0);
     assert_int_equal(v.bad_line, 3);
     assert_non_null(strstr(v.problem, "missing"));
     /* An open refuses a last entry that does not verify. */
     struct audit *a;
-    copy = strcpy(copy, orig);
-    hit = strstr(copy + (lines[3] - orig), "\"i\":3");
-    hit[4] = '8';
+    memcpy(copy, orig, n);
+    hit = copy + (lines[3] - orig) + 30;
+    *hit = *hit == 'A' ? 'B' : 'A';
     write_all(copy, n);
-    assert_int_equal(audit_open(path, &a), CORE_E_CORRUPT);
+    assert_int_equal(audit_open(path, &key, &a), CORE_E_CORRUPT);
     core_buf_dispose(&d);
     core_buf_dispose(&b);
     free(copy);
@@ -146,16 +206,34 @@ static void test_torn_tail_is_cut(void **state)
     struct core_buf b;
     core_buf_init(&b);
     read_all(&b);
-    core_buf_puts(&b, "{\"seq\":3,\"ts\":1,\"act"); /* a crash in the middle of a write */
+    core_buf_puts(&b, "3 AAECAwQFBgcICQ"); /* a crash in the middle of a write */
     write_all(b.data, b.len);
     struct audit_verify v;
-    assert_int_equal(audit_verify_file(path, &v), 0);
+    assert_int_equal(audit_verify_file(path, &key, &v), 0);
     assert_int_equal(v.bad_line, 3);
     assert_true(v.torn_tail);
     append_n(1); /* open cuts the torn line and continues at seq 3 */
-    assert_int_equal(audit_verify_file(path, &v), 0);
+    assert_int_equal(audit_verify_file(path, &key, &v), 0);
     assert_int_equal(v.bad_line, 0);
     assert_int_equal(v.entries, 3);
+    core_buf_dispose(&b);
+}
+
+static void test_unsealed_format_refused(void **state)
+{
+    (void)state;
+    append_n(1);
+    struct core_buf b;
+    core_buf_init(&b);
+    const char *old = "{\"seq\":1,\"ts\":1,\"actor\":\"a\",\"action\":\"b\",\"subject\":\"\","
+                      "\"source\":\"\",\"detail\":{},\"prev\":\"0\",\"hash\":\"0\"}\n";
+    write_all(old, strlen(old));
+    struct audit *a;
+    assert_int_equal(audit_open(path, &key, &a), CORE_E_INVALID);
+    struct audit_verify v;
+    assert_int_equal(audit_verify_file(path, &key, &v), 0);
+    assert_int_equal(v.bad_line, 1);
+    assert_non_null(strstr(v.problem, "not sealed"));
     core_buf_dispose(&b);
 }
 
@@ -171,7 +249,7 @@ static void test_concurrent_appends(void **state)
 {
     (void)state;
     struct audit *a;
-    assert_int_equal(audit_open(path, &a), 0);
+    assert_int_equal(audit_open(path, &key, &a), 0);
     pthread_t t[4];
     for (int i = 0; i < 4; i++)
         pthread_create(&t[i], NULL, appender, a);
@@ -179,7 +257,7 @@ static void test_concurrent_appends(void **state)
         pthread_join(t[i], NULL);
     audit_close(a);
     struct audit_verify v;
-    assert_int_equal(audit_verify_file(path, &v), 0);
+    assert_int_equal(audit_verify_file(path, &key, &v), 0);
     assert_int_equal(v.bad_line, 0);
     assert_int_equal(v.entries, 80);
 }
@@ -190,6 +268,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_chain_and_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_detects_edit_delete_reorder, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_is_cut, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unsealed_format_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_appends, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

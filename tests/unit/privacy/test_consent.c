@@ -217,7 +217,10 @@ static void test_audited_under_subject_ref(void **state)
     char path[200];
     snprintf(path, sizeof path, "%s/audit.log", dir);
     struct audit *a;
-    assert_int_equal(audit_open(path, &a), 0);
+    struct seal_key akey;
+    memset(&akey, 0, sizeof akey);
+    memset(akey.key, 0x33, sizeof akey.key);
+    assert_int_equal(audit_open(path, &akey, &a), 0);
     struct consent *c = open_store(false, CONSENT_POLICY_DROP, 100, a);
     set(c, K1, true, true, 1);
     set(c, K1, true, false, 2);
@@ -231,14 +234,29 @@ static void test_audited_under_subject_ref(void **state)
     struct core_buf b;
     core_buf_init(&b);
     assert_int_equal(core_read_file(path, 1 << 20, &b), 0);
-    assert_null(strstr(b.data, K1)); /* never the pseudonym */
+    assert_null(strstr(b.data, K1)); /* never the pseudonym, nor the subject ref in clear */
+    assert_null(strstr(b.data, ref));
+    /* The entries, opened: the subject is the reference, never the pseudonym. */
+    struct core_buf all;
+    core_buf_init(&all);
+    for (const char *l = b.data; *l;) {
+        size_t len = strcspn(l, "\n");
+        int64_t seq;
+        char prob[160];
+        assert_int_equal(audit_line_open(&akey, l, len, &seq, &all, prob, sizeof prob), 0);
+        core_buf_putc(&all, '\n');
+        l += len + (l[len] == '\n');
+    }
+    core_buf_dispose(&b);
+    b = all;
+    assert_null(strstr(b.data, K1));
     char want[64];
     snprintf(want, sizeof want, "\"subject\":\"%s\"", ref);
     assert_non_null(strstr(b.data, want));
     assert_non_null(strstr(b.data, "\"changed\":[\"personalization\"]"));
     assert_non_null(strstr(b.data, "\"actor\":\"unit\",\"action\":\"consent.update\""));
     struct audit_verify v;
-    assert_int_equal(audit_verify_file(path, &v), 0);
+    assert_int_equal(audit_verify_file(path, &akey, &v), 0);
     assert_int_equal(v.entries, 2);
     assert_int_equal(v.bad_line, 0);
     core_buf_dispose(&b);
