@@ -549,6 +549,7 @@ static int open_privacy(const struct serve_config *c, const struct privacy_key *
     o.fsync = c->fsync != EVLOG_FSYNC_NONE;
     o.audit = *audit;
     o.key = key;
+    o.data_key = data_key;
     rc = consent_open(&o, consent);
     if (rc < 0) {
         LOG_ERROR("cannot open the consent store", "dir=%s err=\"%s\"", path, core_strerror(rc));

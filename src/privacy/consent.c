@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <nettle/hmac.h>
+#include <sodium.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -40,6 +41,7 @@ struct consent {
     int64_t journal_lines;
     int64_t next_n; /* the next change's number */
     struct hmac_sha256_ctx ref_ctx;
+    struct seal_key dkey; /* seals the journal and the snapshot */
 };
 
 void consent_options_init(struct consent_options *o)
@@ -135,6 +137,53 @@ static void write_line(struct core_buf *b, int64_t n, const char *key,
                     (long long)st->updated);
 }
 
+/* ---- sealing (format in consent.h) ---------------------------------------------------------- */
+
+static const char snapshot_ad[] = "recstream consent snapshot";
+
+static void journal_ad(int64_t n, char ad[48])
+{
+    snprintf(ad, 48, "recstream consent journal %lld", (long long)n);
+}
+
+/* Appends the stored form of a plaintext journal line (plain ends with its newline). */
+static void seal_journal_line(const struct consent *c, int64_t n, const struct core_buf *plain,
+                              struct core_buf *out)
+{
+    char ad[48];
+    journal_ad(n, ad);
+    core_buf_printf(out, "%lld ", (long long)n);
+    seal_line(&c->dkey, ad, plain->data, plain->len - 1, out);
+    core_buf_putc(out, '\n');
+}
+
+/* Opens a stored journal line into plain (replacing it). CORE_E_INVALID: the unsealed format;
+ * CORE_E_CORRUPT: malformed or does not authenticate. */
+static int open_journal_line(const struct consent *c, const char *line, size_t len,
+                             struct core_buf *plain, int64_t *clear_n)
+{
+    core_buf_reset(plain);
+    if (len > 0 && line[0] == '{')
+        return CORE_E_INVALID;
+    int64_t n = 0;
+    size_t i = 0;
+    while (i < len && i < 19 && line[i] >= '0' && line[i] <= '9')
+        n = n * 10 + (line[i++] - '0');
+    if (i == 0 || i >= len || line[i] != ' ')
+        return CORE_E_CORRUPT;
+    char ad[48];
+    journal_ad(n, ad);
+    *clear_n = n;
+    return seal_line_open(&c->dkey, ad, line + i + 1, len - i - 1, plain);
+}
+
+static void refuse_unsealed(const char *path)
+{
+    LOG_ERROR("consent store is in the unsealed format of an older recstream; it is not "
+              "migrated: move DIR/privacy/consent aside and start again",
+              "path=%s", path);
+}
+
 /* Parses one journal/snapshot line. */
 static int parse_line(const char *p, size_t len, int64_t *n, char *key, struct consent_state *st)
 {
@@ -164,6 +213,20 @@ static int parse_line(const char *p, size_t len, int64_t *n, char *key, struct c
     return rc;
 }
 
+/* Reads one line of a file: the snapshot's are plaintext (the file was opened whole), the
+ * journal's are opened one by one, and their clear number must be the one inside. */
+static int read_line(const struct consent *c, bool snapshot, const char *line, size_t len,
+                     struct core_buf *plain, int64_t *n, char *key, struct consent_state *st)
+{
+    if (snapshot)
+        return parse_line(line, len, n, key, st);
+    int64_t clear_n;
+    int rc = open_journal_line(c, line, len, plain, &clear_n);
+    if (rc == 0)
+        rc = parse_line(plain->data, plain->len, n, key, st);
+    return rc == 0 && *n != clear_n ? CORE_E_CORRUPT : rc;
+}
+
 /* Applies a stored change while loading (no locks needed: nobody else sees the store yet). */
 static void load_change(struct consent *c, int64_t n, const char *key,
                         const struct consent_state *st)
@@ -184,8 +247,9 @@ static void load_change(struct consent *c, int64_t n, const char *key,
 static int load_file(struct consent *c, const char *path, bool snapshot, int64_t *upto,
                      off_t *valid_len)
 {
-    struct core_buf b;
+    struct core_buf b, plain;
     core_buf_init(&b);
+    core_buf_init(&plain);
     int rc = core_read_file(path, (size_t)1 << 34, &b);
     if (rc == -ENOENT || rc == CORE_E_NOTFOUND) {
         core_buf_dispose(&b);
@@ -194,6 +258,23 @@ static int load_file(struct consent *c, const char *path, bool snapshot, int64_t
     }
     if (rc < 0)
         goto out;
+    if (snapshot && b.len > 0) {
+        if (b.data[0] == '{') {
+            refuse_unsealed(path);
+            rc = CORE_E_INVALID;
+            goto out;
+        }
+        rc = seal_file_open(&c->dkey, snapshot_ad, b.data, b.len, &plain);
+        if (rc < 0) {
+            LOG_ERROR("consent snapshot does not open (altered, truncated, or another data key)",
+                      "path=%s", path);
+            goto out;
+        }
+        /* Parse the opened image below, as the plaintext format. */
+        struct core_buf t = b;
+        b = plain;
+        plain = t;
+    }
     size_t pos = 0, lineno = 0;
     while (pos < b.len) {
         lineno++;
@@ -216,7 +297,12 @@ static int load_file(struct consent *c, const char *path, bool snapshot, int64_t
                 LOG_ERROR("consent snapshot: bad first line", "path=%s", path);
                 goto out;
             }
-        } else if (parse_line(line, len, &n, key, &st) < 0 || !nl) {
+        } else if ((rc = read_line(c, snapshot, line, len, &plain, &n, key, &st)) < 0 || !nl) {
+            if (rc == CORE_E_INVALID) {
+                refuse_unsealed(path);
+                goto out;
+            }
+            rc = 0;
             if (!snapshot && !nl) {
                 LOG_WARN("consent journal: cut off a torn last line", "path=%s bytes=%zu", path,
                          len);
@@ -232,8 +318,10 @@ static int load_file(struct consent *c, const char *path, bool snapshot, int64_t
         }
         pos = nl ? end + 1 : b.len;
     }
+    rc = 0;
     *valid_len = (off_t)pos;
 out:
+    core_buf_dispose(&plain);
     core_buf_dispose(&b);
     return rc;
 }
@@ -259,8 +347,13 @@ static int compact(struct consent *c)
         for (int k = 0; e && k < e->n; k++)
             write_line(&b, 0, e->key, &e->hist[k]);
     }
-    int rc = core_write_file_atomic(path, b.data, b.len, 0600);
+    struct core_buf sealed;
+    core_buf_init(&sealed);
+    seal_file(&c->dkey, snapshot_ad, b.data, b.len, &sealed);
+    sodium_memzero(b.data, b.len);
     core_buf_dispose(&b);
+    int rc = core_write_file_atomic(path, sealed.data, sealed.len, 0600);
+    core_buf_dispose(&sealed);
     if (rc < 0)
         return rc;
     if (ftruncate(c->fd, 0) < 0)
@@ -275,13 +368,15 @@ static int compact(struct consent *c)
 
 int consent_open(const struct consent_options *o, struct consent **out)
 {
-    if (!o->dir || !o->key || o->max_entries < 1)
+    if (!o->dir || !o->key || !o->data_key || o->max_entries < 1)
         return CORE_E_INVALID;
     int rc = core_mkdirs(o->dir, 0700);
     if (rc < 0)
         return rc;
     struct consent *c = core_xcalloc(1, sizeof *c);
     c->opt = *o;
+    c->dkey = *o->data_key;
+    c->opt.data_key = NULL; /* the copy above is used */
     c->dir = core_xstrdup(o->dir);
     c->fd = -1;
     c->next_n = 1;
@@ -351,6 +446,7 @@ void consent_close(struct consent *c)
         close(c->fd);
     pthread_mutex_destroy(&c->wmu);
     pthread_rwlock_destroy(&c->lock);
+    seal_key_dispose(&c->dkey);
     free(c->dir);
     free(c);
 }
@@ -455,7 +551,11 @@ int consent_set(struct consent *c, const char *key, const struct consent_state *
         rc = CORE_E_FULL;
         goto out;
     }
-    write_line(&b, c->next_n, key, &st);
+    struct core_buf plain;
+    core_buf_init(&plain);
+    write_line(&plain, c->next_n, key, &st);
+    seal_journal_line(c, c->next_n, &plain, &b);
+    core_buf_dispose(&plain);
     struct stat fst;
     if (fstat(c->fd, &fst) < 0) {
         rc = -errno;

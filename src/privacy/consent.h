@@ -11,6 +11,12 @@
  * nothing twice). Every change is also written to the audit log (when one is configured)
  * under a subject reference that is neither the raw id nor the pseudonym.
  *
+ * Sealed at rest under the data key (the lines hold pseudonyms): a journal line is stored as
+ * `<n> <sealed>` (seal_line of the JSON line, associated data "recstream consent journal <n>",
+ * so a line moved to another number does not open); the snapshot is one seal_file image
+ * (associated data "recstream consent snapshot"). Files of the unsealed format of an older
+ * recstream (a line starting with '{') are refused with a message, not migrated.
+ *
  * Threads: consent_decide / consent_get from any thread (a read lock held for one lookup;
  * a lock-free fast path while the store is empty); consent_set from any thread (writers are
  * serialised; the read lock is blocked only for the in-memory update, never during I/O).
@@ -21,6 +27,7 @@
 #include "core/core.h"
 #include "privacy/audit.h"
 #include "privacy/privacy.h"
+#include "privacy/seal.h"
 
 #define CONSENT_KEY_HEX 32
 #define CONSENT_SOURCE_MAX 64
@@ -44,9 +51,10 @@ struct consent_options {
     int64_t max_entries; /* users with a consent record (default 1,000,000; full: 507) */
     bool required;       /* users never asked are not allowed (strict opt-in) */
     enum consent_policy policy;
-    bool fsync;                    /* fsync the journal (default true) */
-    struct audit *audit;           /* borrowed, may be NULL */
-    const struct privacy_key *key; /* required: subject references derive from it */
+    bool fsync;                      /* fsync the journal (default true) */
+    struct audit *audit;             /* borrowed, may be NULL */
+    const struct privacy_key *key;   /* required: subject references derive from it */
+    const struct seal_key *data_key; /* required: seals the journal and snapshot (copied) */
 };
 void consent_options_init(struct consent_options *o);
 

@@ -145,6 +145,13 @@ def test_withdrawal_stops_personalisation_at_once():
     audit = open(os.path.join(SRV.data, "privacy", "audit.log"), "rb").read()
     assert b"alice" not in audit and key.encode() not in audit
     assert b"consent" not in audit and b'"seq"' not in audit and b"{" not in audit
+    # The consent store (journal, snapshot when there is one) is sealed too: no pseudonym.
+    cdir = os.path.join(SRV.data, "privacy", "consent")
+    names = os.listdir(cdir)
+    assert "journal.ndjson" in names, names
+    for name in names:
+        raw = open(os.path.join(cdir, name), "rb").read()
+        assert key.encode() not in raw and b"alice" not in raw and b"banner" not in raw, name
     opened = rs.run_cli("audit", "tail", "--data", SRV.data, "--lines", "1000").stdout
     assert '"action":"consent.update"' in opened
     assert "alice" not in opened and key not in opened

@@ -1,6 +1,7 @@
 /* The consent store: decisions under the policies and defaults, persistence across reopen
- * (journal, compaction, torn tail, corrupt lines), bounds, bounded history, and the audit
- * entry of every change under a subject reference that is not the pseudonym. */
+ * (journal, compaction, torn tail, corrupt lines), bounds, bounded history, sealing at rest
+ * (no pseudonym in clear, a flipped byte or another key refused, the unsealed format refused),
+ * and the audit entry of every change under a subject reference that is not the pseudonym. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +18,7 @@
 static char dir[64];
 static char cdir[128];
 static struct privacy_key key;
+static struct seal_key dkey;
 
 static const char *K1 = "00112233445566778899aabbccddeeff";
 static const char *K2 = "ffeeddccbbaa99887766554433221100";
@@ -31,6 +33,8 @@ static int setup(void **state)
     uint8_t bytes[PRIVACY_KEY_BYTES];
     memset(bytes, 7, sizeof bytes);
     privacy_key_set(&key, bytes);
+    memset(&dkey, 0, sizeof dkey);
+    memset(dkey.key, 9, sizeof dkey.key);
     return 0;
 }
 
@@ -54,6 +58,7 @@ static struct consent *open_store(bool required, enum consent_policy policy, int
     o.max_entries = max;
     o.audit = audit;
     o.key = &key;
+    o.data_key = &dkey;
     struct consent *c;
     assert_int_equal(consent_open(&o, &c), 0);
     return c;
@@ -135,8 +140,8 @@ static void test_torn_and_corrupt_journal(void **state)
     struct consent *c = open_store(false, CONSENT_POLICY_DROP, 100, NULL);
     set(c, K1, true, false, 1);
     consent_close(c);
-    journal_append("{\"n\":2,\"key\":\"ffeeddccbbaa99887766554433221100\",\"analy");
-    c = open_store(false, CONSENT_POLICY_DROP, 100, NULL); /* torn tail cut off */
+    journal_append("2 AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd"); /* torn: no newline */
+    c = open_store(false, CONSENT_POLICY_DROP, 100, NULL);        /* torn tail cut off */
     struct consent_view v;
     assert_int_equal(consent_get(c, K2, &v), CORE_E_NOTFOUND);
     set(c, K2, true, true, 2); /* appends after the cut */
@@ -159,6 +164,7 @@ static void test_corrupt_middle_refused(void **state)
     consent_options_init(&o);
     o.dir = cdir;
     o.key = &key;
+    o.data_key = &dkey;
     struct consent *bad = NULL;
     assert_int_equal(consent_open(&o, &bad), CORE_E_CORRUPT);
     assert_null(bad);
@@ -194,8 +200,15 @@ static void test_compaction(void **state)
     assert_true(b.len < 200 * 150); /* and the journal emptied then */
     /* A change the snapshot already holds (crash before the journal was truncated) is not
      * applied twice. */
-    journal_append("{\"n\":3,\"key\":\"00112233445566778899aabbccddeeff\",\"analytics\":false,"
-                   "\"personalization\":false,\"source\":\"\",\"ts\":0,\"updated\":0}\n");
+    const char *old = "{\"n\":3,\"key\":\"00112233445566778899aabbccddeeff\",\"analytics\":false,"
+                      "\"personalization\":false,\"source\":\"\",\"ts\":0,\"updated\":0}";
+    struct core_buf line;
+    core_buf_init(&line);
+    core_buf_puts(&line, "3 ");
+    seal_line(&dkey, "recstream consent journal 3", old, strlen(old), &line);
+    core_buf_putc(&line, '\n');
+    journal_append(line.data);
+    core_buf_dispose(&line);
     c = open_store(false, CONSENT_POLICY_DROP, 100, NULL);
     struct consent_view v;
     assert_int_equal(consent_get(c, K1, &v), 0);
@@ -209,6 +222,79 @@ static void test_compaction(void **state)
     assert_int_equal(v.history[v.n - 1].ts, 5000);
     consent_close(c);
     core_buf_dispose(&b);
+}
+
+static int open_with(const struct seal_key *dk)
+{
+    struct consent_options o;
+    consent_options_init(&o);
+    o.dir = cdir;
+    o.key = &key;
+    o.data_key = dk;
+    struct consent *c = NULL;
+    int rc = consent_open(&o, &c);
+    consent_close(c);
+    return rc;
+}
+
+static void flip_byte(const char *name, size_t at)
+{
+    char path[200];
+    snprintf(path, sizeof path, "%s/%s", cdir, name);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, (long)at, SEEK_SET), 0);
+    int ch = fgetc(f);
+    assert_int_equal(fseek(f, (long)at, SEEK_SET), 0);
+    fputc(ch ^ 1, f); /* flipping twice restores */
+    fclose(f);
+}
+
+static void test_sealed_at_rest(void **state)
+{
+    (void)state;
+    struct consent *c = open_store(false, CONSENT_POLICY_DROP, 100, NULL);
+    for (int i = 0; i < 1100; i++) /* enough for a compaction: snapshot and journal */
+        set(c, i % 2 ? K1 : K2, true, i % 3 == 0, i);
+    set(c, K3, true, false, 5000);
+    consent_close(c);
+    char path[200];
+    struct core_buf b;
+    core_buf_init(&b);
+    const char *files[] = {"journal.ndjson", "snapshot.ndjson"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", cdir, files[i]);
+        assert_int_equal(core_read_file(path, 1 << 22, &b), 0);
+        assert_true(b.len > 0);
+        /* Neither a pseudonym nor any JSON member name in clear. */
+        assert_null(memmem(b.data, b.len, K1, strlen(K1)));
+        assert_null(memmem(b.data, b.len, K2, strlen(K2)));
+        assert_null(memmem(b.data, b.len, K3, strlen(K3)));
+        assert_null(memmem(b.data, b.len, "source", 6));
+    }
+    assert_int_equal(open_with(&dkey), 0);
+    /* Another data key opens nothing. */
+    struct seal_key other = dkey;
+    other.key[3] ^= 1;
+    assert_int_equal(open_with(&other), CORE_E_CORRUPT);
+    /* A flipped byte in the (complete) journal line: refused, not skipped. */
+    flip_byte("journal.ndjson", 10);
+    assert_int_equal(open_with(&dkey), CORE_E_CORRUPT);
+    flip_byte("journal.ndjson", 10);
+    assert_int_equal(open_with(&dkey), 0);
+    /* A flipped byte in the snapshot: refused. */
+    flip_byte("snapshot.ndjson", 100);
+    assert_int_equal(open_with(&dkey), CORE_E_CORRUPT);
+    core_buf_dispose(&b);
+}
+
+static void test_unsealed_format_refused(void **state)
+{
+    (void)state;
+    assert_int_equal(core_mkdirs(cdir, 0700), 0);
+    journal_append("{\"n\":1,\"key\":\"00112233445566778899aabbccddeeff\",\"analytics\":false,"
+                   "\"personalization\":false,\"source\":\"\",\"ts\":0,\"updated\":0}\n");
+    assert_int_equal(open_with(&dkey), CORE_E_INVALID);
 }
 
 static void test_audited_under_subject_ref(void **state)
@@ -271,6 +357,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_middle_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_compaction, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sealed_at_rest, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unsealed_format_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audited_under_subject_ref, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
