@@ -183,6 +183,31 @@ void evlog_file_options_init(struct evlog_file_options *opt);
  */
 int evlog_file_open(const struct evlog_file_options *opt, struct evlog **out);
 
+/* ---- retention (file backend) ----------------------------------------------------------- */
+
+/*
+ * Rolls every partition whose active segment holds records and is older than the log's
+ * segment_ms (writes roll by age only when they arrive, so without this a quiet partition's
+ * last records would never sit in a rolled, deletable segment). Waits its turn as the one
+ * writing thread (appends queue meanwhile and are handed to the writer after it). *rolled
+ * (may be NULL) gets the count. Returns 0 or a storage error (the log is then failed, as for
+ * a failed write). Any thread but a completion; not on a read-only log.
+ */
+int evlog_file_roll_aged(struct evlog *log, int *rolled);
+
+/*
+ * Deletes partition p's oldest rolled segments, in order, while each one's records all lie
+ * below upto (its end <= upto) and its newest record was ingested before before_ms; stops at
+ * the first that does not qualify, at one a reader has pinned (retried next call), and never
+ * deletes the active segment. So what remains is contiguous and only whole segments go. Each
+ * file is unlinked (segment, then its index) and the directory fsynced; readers asking for
+ * older offsets are clamped to the new low-water mark as for any read. *deleted (may be NULL)
+ * gets the count, *deleted_records the records in them. Returns 0, CORE_E_INVALID (bad p) or
+ * -errno of a failed unlink (segments deleted before it stay deleted). Any thread.
+ */
+int evlog_file_delete_segments(struct evlog *log, int32_t p, int64_t upto, int64_t before_ms,
+                               int *deleted, int64_t *deleted_records);
+
 /* One problem found by evlog_file_check. */
 typedef void (*evlog_check_fn)(void *arg, const char *file, int64_t position, const char *what);
 

@@ -476,6 +476,101 @@ static int file_flush(struct evlog *log)
     return rc;
 }
 
+/* ==== retention =========================================================================== */
+
+int evlog_file_roll_aged(struct evlog *log, int *rolled)
+{
+    struct evlog_file *lf = file_of(log);
+    struct evlog_queue *q = &lf->q;
+    if (!lf->has_writer)
+        return CORE_E_INVALID;
+    /* Become the one writing thread. Passes are short (one batch), so a polite poll is fine
+     * for a job that runs once per retention interval. */
+    pthread_mutex_lock(&q->lock);
+    while (q->writing && !q->stopping && !q->failed) {
+        pthread_mutex_unlock(&q->lock);
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&q->lock);
+    }
+    if (q->stopping || q->failed) {
+        pthread_mutex_unlock(&q->lock);
+        return q->failed ? CORE_E_FAILED : CORE_E_CLOSED;
+    }
+    q->writing = true;
+    pthread_mutex_unlock(&q->lock);
+    int rc = 0, n = 0;
+    for (int32_t p = 0; p < log->partitions && rc == 0; p++) {
+        struct evlog_part *part = &lf->parts[p];
+        if (!seg_too_old(lf, evlog__part_active(part)))
+            continue;
+        rc = roll(lf, part);
+        if (rc == 0)
+            n++;
+    }
+    pthread_mutex_lock(&q->lock);
+    if (rc < 0)
+        fail_locked(lf, rc);
+    q->writing = false;
+    if (writer_has_work(q) || q->stopping)
+        pthread_cond_signal(&q->work);
+    pthread_mutex_unlock(&q->lock);
+    if (rolled)
+        *rolled = n;
+    return rc;
+}
+
+int evlog_file_delete_segments(struct evlog *log, int32_t p, int64_t upto, int64_t before_ms,
+                               int *deleted, int64_t *deleted_records)
+{
+    struct evlog_file *lf = file_of(log);
+    if (p < 0 || p >= log->partitions)
+        return CORE_E_INVALID;
+    struct evlog_part *part = &lf->parts[p];
+    struct evlog_segment *gone[64];
+    size_t n = 0;
+    int64_t records = 0;
+    /* Unlinked outside the lock; at most 64 per call (the caller's next run takes the rest). */
+    pthread_mutex_lock(&part->lock);
+    while (n < sizeof gone / sizeof *gone && part->nsegs > 1) {
+        struct evlog_segment *seg = part->segs[0];
+        if (seg->writable || seg->readers > 0 || seg->info.end > upto ||
+            (seg->info.end > seg->info.base && seg->info.max_ingest_ms >= before_ms))
+            break;
+        memmove(part->segs, part->segs + 1, (part->nsegs - 1) * sizeof *part->segs);
+        part->nsegs--;
+        if (seg->fd >= 0) {
+            close(seg->fd);
+            seg->fd = -1;
+            part->open_rolled--;
+        }
+        records += seg->info.end - seg->info.base;
+        gone[n++] = seg;
+    }
+    pthread_mutex_unlock(&part->lock);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0 && unlink(gone[i]->path) < 0 && errno != ENOENT)
+            rc = -errno;
+        if (rc == 0 && unlink(gone[i]->idx_path) < 0 && errno != ENOENT)
+            rc = -errno;
+        if (rc < 0)
+            LOG_ERROR("evlog: cannot delete segment", "file=%s err=\"%s\"", gone[i]->path,
+                      core_strerror(rc));
+        else
+            LOG_INFO("retention: deleted log segment", "file=%s records=%" PRId64, gone[i]->path,
+                     gone[i]->info.end - gone[i]->info.base);
+        evlog__segment_free(gone[i]);
+    }
+    if (n > 0)
+        core_fsync_dir(part->dir);
+    if (deleted)
+        *deleted = (int)n;
+    if (deleted_records)
+        *deleted_records = records;
+    return rc;
+}
+
 /* ==== open and close ===================================================================== */
 
 static void free_log(struct evlog_file *lf)

@@ -4,8 +4,9 @@
  *
  * Readers hold the partition lock only to look up a segment and index entry and to pin the
  * segment's file; the preads and decoding run outside it, so the writer is never held up by
- * a slow reader. Segments are never freed while the log is open, and a pinned segment's file
- * stays open (evlog__segment_acquire).
+ * a slow reader. Segments are freed only by retention (evlog_file_delete_segments: the oldest
+ * ones, never a pinned one nor any after it), and a pinned segment's file stays open
+ * (evlog__segment_acquire).
  */
 #include "evlog/evlog_file_int.h"
 
@@ -172,18 +173,20 @@ static int seek_locked(struct read_ctx *rc, size_t *si, int64_t *pos)
 }
 
 /* Reads segment after segment from the start found by seek_locked. */
-static int read_from(struct read_ctx *rc, size_t si, int64_t pos)
+static int read_from(struct read_ctx *rc, struct evlog_segment *seg, int64_t pos)
 {
     struct evlog_part *part = rc->part;
     int r = 0;
     for (;;) {
         pthread_mutex_lock(&part->lock);
-        struct evlog_segment *seg = part->segs[si];
         int64_t limit = seg->info.end < rc->hw ? seg->info.end : rc->hw;
         pthread_mutex_unlock(&part->lock);
         r = read_segment(rc, seg, pos, limit);
         pthread_mutex_lock(&part->lock);
         evlog__segment_release(part, seg);
+        /* Retention may have removed older segments meanwhile (never a pinned one or any
+         * after it), so the pinned segment's list index is looked up again, not kept. */
+        size_t si = find_seg(part, seg->info.base);
         bool next = r == 0 && rc->expected < rc->hw && rc->b->n < rc->max && ++si < part->nsegs;
         if (next) {
             seg = part->segs[si];
@@ -225,9 +228,10 @@ int evlog__file_read(struct evlog *log, int32_t p, int64_t from, size_t max, str
         return 0;
     }
     int r = seek_locked(&rc, &si, &pos);
+    struct evlog_segment *seg = rc.part->segs[si];
     pthread_mutex_unlock(&rc.part->lock);
     if (r == 0)
-        r = read_from(&rc, si, pos);
+        r = read_from(&rc, seg, pos);
     if (r < 0) {
         b->n = 0;
         core_buf_reset(&b->buf);

@@ -177,6 +177,8 @@ static int write_snaps(struct stream *s)
                                          .offset = s->parts[p].snap_offset};
     int rc =
         stream__ckpt_write(s->ckpt_dir, s->next_seq++, snaps, s->nparts, s->cfg.keep, &s->data_key);
+    for (int32_t p = 0; rc == 0 && p < s->nparts; p++)
+        atomic_store(&s->parts[p].ckpt_offset, snaps[p].offset);
     free(snaps);
     return rc;
 }
@@ -318,6 +320,7 @@ int stream_start(const struct stream_config *cfg, struct evlog *log, struct stre
         cond_init_mono(&part->cond);
         core_buf_init(&part->snap);
         part->applied = state_shard_next_offset(part->shard);
+        atomic_store(&part->ckpt_offset, part->applied);
     }
     free(shards);
     if (rc < 0)
@@ -366,6 +369,11 @@ void stream_stop(struct stream *s, bool final_checkpoint)
         write_snaps(s);
     }
     stream_free(s);
+}
+
+int64_t stream_checkpointed_offset(struct stream *s, int32_t p)
+{
+    return p >= 0 && p < s->nparts ? atomic_load(&s->parts[p].ckpt_offset) : 0;
 }
 
 struct state_shard *stream_shard(struct stream *s, int32_t p)

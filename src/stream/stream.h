@@ -40,6 +40,11 @@ int stream_start(const struct stream_config *cfg, struct evlog *log, struct stre
  * final_checkpoint, frees everything. */
 void stream_stop(struct stream *s, bool final_checkpoint);
 
+/* Partition p's offset in the newest checkpoint written (or restored at start; 0 when none):
+ * recovery from that checkpoint never reads records below it, so retention may delete them.
+ * Any thread. */
+int64_t stream_checkpointed_offset(struct stream *s, int32_t p);
+
 /* The shard of partition p, for readers (valid until stream_stop). */
 struct state_shard *stream_shard(struct stream *s, int32_t p);
 int32_t stream_partitions(struct stream *s);

@@ -15,6 +15,9 @@ struct stream_part {
     int64_t applied;      /* next offset to apply (guarded by mu) */
     struct core_buf snap; /* snapshot taken for the checkpoint in progress */
     int64_t snap_offset;  /* the shard's next offset when snap was taken */
+    /* The partition's offset in the newest checkpoint written or restored (0: none): recovery
+     * never reads below it. Written by the checkpointing thread, read by retention. */
+    _Atomic int64_t ckpt_offset;
 };
 
 struct stream_worker {
