@@ -122,6 +122,8 @@ static void reply_metrics(struct api *api, struct http_request *req)
                "Log records skipped by the processor because their user's key was shredded.",
                erased);
     }
+    if (api->cfg.metrics_fn)
+        api->cfg.metrics_fn(api->cfg.metrics_arg, b);
     if (api->cfg.reco) {
         struct reco_stats rs;
         reco_get_stats(api->cfg.reco, &rs);

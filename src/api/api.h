@@ -53,6 +53,9 @@ struct api_config {
     bool metrics_auth;         /* /metrics needs a read key */
     api_audit_fn audit_fn;     /* may be NULL */
     void *audit_arg;
+    /* Appends more metrics (Prometheus text) to /metrics; may be NULL. Any thread. */
+    void (*metrics_fn)(void *arg, struct core_buf *out);
+    void *metrics_arg;
 };
 
 struct api;

@@ -6,6 +6,7 @@
 #include "http/http.h"
 #include "ingest/deadletter.h"
 #include "ingest/ingest.h"
+#include "cli/serve_retention.h"
 #include "privacy/audit.h"
 #include "privacy/consent.h"
 #include "privacy/apikey.h"
@@ -51,6 +52,8 @@ struct serve_config {
     int64_t consent_max;
     enum privacy_ip_mode ip_mode;
     bool capture_ip;
+    /* Retention (docs/PRIVACY.md): 0 = kept forever (events only). */
+    int64_t retention_events_ms, retention_state_ms, retention_aggregates_ms, retention_interval_ms;
 };
 
 #define CFG ((struct serve_config *)cfg)
@@ -191,6 +194,18 @@ DURATION_SETTER(set_dedup_window, dedup_window_ms, 0)
 DURATION_SETTER(set_segment_age, segment_ms, 1000)
 DURATION_SETTER(set_checkpoint_interval, checkpoint_interval_ms, 10)
 INT_SETTER(set_processor_threads, processor_threads, 1, 1024)
+DURATION_SETTER(set_retention_state, retention_state_ms, 1000)
+DURATION_SETTER(set_retention_aggregates, retention_aggregates_ms, 1000)
+DURATION_SETTER(set_retention_interval, retention_interval_ms, 100)
+
+static int set_retention_events(void *cfg, const char *v, char *err, size_t es)
+{
+    if (!strcmp(v, "off")) {
+        CFG->retention_events_ms = 0;
+        return 0;
+    }
+    return set_duration(&CFG->retention_events_ms, v, 1000, err, es);
+}
 
 static int set_consent_required(void *cfg, const char *v, char *err, size_t es)
 {
@@ -388,6 +403,16 @@ static const struct cli_opt serve_opts[] = {
      set_queue_bytes},
     {"segment-bytes", "SIZE", "roll log segments at this size (default 64MiB)", set_segment_bytes},
     {"segment-age", "DURATION", "roll log segments at this age (default 1h)", set_segment_age},
+    {"retention-events", "DURATION",
+     "delete log segments whose newest event was ingested longer ago, once checkpointed "
+     "past (default 30d; 'off' keeps them)",
+     set_retention_events},
+    {"retention-state", "DURATION",
+     "per-user state idle this long (event time) is expired (default 30d)", set_retention_state},
+    {"retention-aggregates", "DURATION",
+     "item state idle this long (event time) is expired (default 30d)", set_retention_aggregates},
+    {"retention-interval", "DURATION", "period of the retention job (default 60s)",
+     set_retention_interval},
     {"dedup-window", "DURATION", "remember eventIds this long (default 24h)", set_dedup_window},
     {"dedup-max", "N", "remember at most N eventIds (default 1000000)", set_dedup_max},
     {"max-connections", "N", "concurrent connections (default 10000)", set_max_connections},
@@ -468,6 +493,10 @@ static void serve_defaults(struct serve_config *c)
     c->retry_after_s = 1;
     c->checkpoint_interval_ms = 10000;
     c->processor_threads = 1;
+    c->retention_events_ms = 30LL * 24 * 3600 * 1000;
+    c->retention_state_ms = 30LL * 24 * 3600 * 1000;
+    c->retention_aggregates_ms = 30LL * 24 * 3600 * 1000;
+    c->retention_interval_ms = 60 * 1000;
     snprintf(c->cors_origin, sizeof c->cors_origin, "*");
     reco_config_init(&c->reco);
     c->consent_policy = CONSENT_POLICY_DROP;
@@ -658,6 +687,7 @@ static int run(struct serve_config *c)
     struct reco *reco = NULL;
     struct state_shard **shards = NULL;
     struct audit *audit = NULL;
+    struct serve_retention *ret = NULL;
     struct consent *consent = NULL;
     struct privacy_key key;
     bool key_loaded = false, keys_open = false;
@@ -776,10 +806,23 @@ static int run(struct serve_config *c)
     sc.checkpoint_interval_ms = c->checkpoint_interval_ms;
     sc.threads = (int)c->processor_threads;
     sc.state.catalog = cat;
+    sc.state.user_ttl_ms = c->retention_state_ms;
+    sc.state.item_ttl_ms = c->retention_aggregates_ms;
     sc.data_key = &keys.data_key;
     rc = stream_start(&sc, log, &st);
     if (rc < 0)
         goto out;
+    struct serve_retention_config rcfg = {.log = log,
+                                          .stream = st,
+                                          .interval_ms = c->retention_interval_ms,
+                                          .events_ms = c->retention_events_ms,
+                                          .user_ttl_ms = c->retention_state_ms,
+                                          .item_ttl_ms = c->retention_aggregates_ms};
+    rc = serve_retention_start(&rcfg, &ret);
+    if (rc < 0) {
+        LOG_ERROR("cannot start the retention job", "err=\"%s\"", core_strerror(rc));
+        goto out;
+    }
     shards = core_xmalloc((size_t)stream_partitions(st) * sizeof *shards);
     for (int32_t p = 0; p < stream_partitions(st); p++)
         shards[p] = stream_shard(st, p);
@@ -801,7 +844,9 @@ static int run(struct serve_config *c)
                             .keys = apikeys,
                             .metrics_auth = c->metrics_auth,
                             .audit_fn = audit_admin,
-                            .audit_arg = audit};
+                            .audit_arg = audit,
+                            .metrics_fn = serve_retention_metrics,
+                            .metrics_arg = ret};
     api = api_new(&ac, ing, log);
     struct http_options ho;
     http_options_init(&ho);
@@ -843,6 +888,7 @@ out:
     reco_free(reco); /* before the processors: its refresher reads their shards */
     free(shards);
     ingest_free(ing);
+    serve_retention_stop(ret); /* it uses the log and the stream */
     /* Processors read the log: stop them (final checkpoint on a clean stop) before closing. */
     stream_stop(st, rc == 0);
     if (log)
