@@ -54,20 +54,42 @@ void audit_close(struct audit *a);
 int audit_append(struct audit *a, const char *actor, const char *action, const char *subject_ref,
                  const char *source, const char *detail_json);
 
+/*
+ * Rotation (called by the retention job). When the current file's first entry is period_ms
+ * old or more, the file (complete, every entry fsynced) is renamed to
+ * "<dir>/audit.<its first seq, 20 digits>.log" and a new current file starts with an anchor
+ * entry (action "audit.anchor", detail previousFile, previousHead, previousLastSeq) that
+ * continues the chain: seq and prev go on across files, so verification walks them as one
+ * chain. *rotated tells whether it happened. Returns 0 or a storage error. Thread-safe.
+ */
+int audit_rotate(struct audit *a, int64_t period_ms, bool *rotated);
+
+/* Deletes rotated files whose last entry (the file's mtime: rotated files are never written
+ * again) is older than before_ms, oldest first and stopping at the first younger one, so the
+ * remaining files are a suffix of the chain; never the current file. *removed gets the
+ * count. Returns 0 or -errno. Thread-safe. */
+int audit_prune(struct audit *a, int64_t before_ms, int *removed);
+
 /* Entries written so far (the last seq) and the head hash (65 bytes). Thread-safe. */
 void audit_head(struct audit *a, int64_t *seq, char head[AUDIT_HASH_HEX + 1]);
 
 /* ---- verification (used by `recstream audit verify` and by audit_open) --------------------- */
 
 struct audit_verify {
-    int64_t entries;               /* entries that verified */
-    char head[AUDIT_HASH_HEX + 1]; /* hash of the last entry that verified */
-    int64_t bad_line;              /* 1-based line of the first problem, 0 when none */
-    char problem[160];             /* what is wrong at bad_line */
-    bool torn_tail;                /* the last line has no newline (crash while writing) */
+    int64_t entries;                 /* entries that verified */
+    char head[AUDIT_HASH_HEX + 1];   /* hash of the last entry that verified */
+    int64_t first_seq;               /* seq of the oldest entry still present (1 unless
+                                        retention deleted older files) */
+    char anchor[AUDIT_HASH_HEX + 1]; /* that entry's prev, taken as given (zeros from seq 1) */
+    int files;                       /* files walked (rotated ones, then the current) */
+    char file[4200];                 /* the file bad_line is in (the last walked) */
+    int64_t bad_line;                /* 1-based line of the first problem, 0 when none */
+    char problem[160];               /* what is wrong at bad_line */
+    bool torn_tail;                  /* the last line has no newline (crash while writing) */
 };
 
-/* Opens every line under key and walks the whole chain of the file at path. Returns 0 (see
+/* Opens every line under key and walks the whole chain: the rotated files of path (oldest
+ * first, see audit_rotate), then path itself. Returns 0 (see
  * v->bad_line for the outcome) or an I/O error (-errno, CORE_E_NOTFOUND when the file does not
  * exist). */
 int audit_verify_file(const char *path, const struct seal_key *key, struct audit_verify *v);

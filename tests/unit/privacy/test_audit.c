@@ -237,6 +237,86 @@ static void test_unsealed_format_refused(void **state)
     core_buf_dispose(&b);
 }
 
+static void test_rotation_and_prune(void **state)
+{
+    (void)state;
+    append_n(3);
+    struct audit *a;
+    assert_int_equal(audit_open(path, &key, &a), 0);
+    bool rotated;
+    assert_int_equal(audit_rotate(a, 3600 * 1000, &rotated), 0);
+    assert_false(rotated); /* young */
+    assert_int_equal(audit_rotate(a, 0, &rotated), 0);
+    assert_true(rotated);
+    assert_int_equal(audit_append(a, "cli", "after", "", "unit", NULL), 0);
+    audit_close(a);
+    char rp[200];
+    snprintf(rp, sizeof rp, "%s/privacy/audit.%020d.log", dir, 1);
+    assert_int_equal(access(rp, F_OK), 0);
+    /* One chain over both files: 3 entries, the anchor (seq 4), then seq 5. */
+    struct audit_verify v;
+    assert_int_equal(audit_verify_file(path, &key, &v), 0);
+    assert_int_equal(v.bad_line, 0);
+    assert_int_equal(v.entries, 5);
+    assert_int_equal(v.files, 2);
+    assert_int_equal(v.first_seq, 1);
+    char head[AUDIT_HASH_HEX + 1];
+    memcpy(head, v.head, sizeof head);
+    /* The rotated file's entries, tampered with, still break the chain. */
+    struct core_buf b;
+    core_buf_init(&b);
+    assert_int_equal(core_read_file(rp, 1 << 20, &b), 0);
+    struct core_buf cut;
+    core_buf_init(&cut);
+    const char *l2 = strchr(b.data, '\n') + 1;
+    const char *l3 = strchr(l2, '\n') + 1;
+    core_buf_append(&cut, b.data, (size_t)(l2 - b.data));
+    core_buf_puts(&cut, l3); /* entry 2 removed */
+    FILE *f = fopen(rp, "wb");
+    fwrite(cut.data, 1, cut.len, f);
+    fclose(f);
+    assert_int_equal(audit_verify_file(path, &key, &v), 0);
+    assert_int_equal(v.bad_line, 2);
+    assert_non_null(strstr(v.file, "audit.0000"));
+    f = fopen(rp, "wb");
+    fwrite(b.data, 1, b.len, f);
+    fclose(f);
+    /* Pruning: a rotated file newer than before_ms stays; older goes; the current never. */
+    assert_int_equal(audit_open(path, &key, &a), 0);
+    int removed;
+    assert_int_equal(audit_prune(a, 0, &removed), 0);
+    assert_int_equal(removed, 0);
+    assert_int_equal(audit_prune(a, core_now_ms() + 1000, &removed), 0);
+    assert_int_equal(removed, 1);
+    assert_int_not_equal(access(rp, F_OK), 0);
+    assert_int_equal(access(path, F_OK), 0);
+    audit_close(a);
+    /* What remains verifies from the anchor, to the same head. */
+    assert_int_equal(audit_verify_file(path, &key, &v), 0);
+    assert_int_equal(v.bad_line, 0);
+    assert_int_equal(v.first_seq, 4);
+    assert_int_equal(v.entries, 2);
+    assert_string_equal(v.head, head);
+    core_buf_dispose(&cut);
+    core_buf_dispose(&b);
+}
+
+static void test_crash_after_rotation_rename(void **state)
+{
+    (void)state;
+    append_n(2);
+    /* The rename happened, the anchor was not written: the next open writes it. */
+    char rp[200];
+    snprintf(rp, sizeof rp, "%s/privacy/audit.%020d.log", dir, 1);
+    assert_int_equal(rename(path, rp), 0);
+    append_n(1);
+    struct audit_verify v;
+    assert_int_equal(audit_verify_file(path, &key, &v), 0);
+    assert_int_equal(v.bad_line, 0);
+    assert_int_equal(v.entries, 4); /* 2, anchor, 1 */
+    assert_int_equal(v.files, 2);
+}
+
 static void *appender(void *arg)
 {
     struct audit *a = arg;
@@ -269,6 +349,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_detects_edit_delete_reorder, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_is_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unsealed_format_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rotation_and_prune, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crash_after_rotation_rename, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrent_appends, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
