@@ -57,11 +57,16 @@ static int verify(const struct audit_cli *c)
         return 2;
     }
     if (v.bad_line) {
-        printf("BROKEN %s line %lld: %s\n", path, (long long)v.bad_line, v.problem);
+        printf("BROKEN %s line %lld: %s\n", v.file, (long long)v.bad_line, v.problem);
         printf("entries before it verify: %lld (head %s)\n", (long long)v.entries, v.head);
         return 1;
     }
-    printf("OK %s: %lld entries, head %s\n", path, (long long)v.entries, v.head);
+    if (v.first_seq > 1)
+        printf("OK %s: %lld entries from seq %lld in %d files, head %s (older files were "
+               "deleted by retention; the chain starts at the anchor prev %s)\n",
+               path, (long long)v.entries, (long long)v.first_seq, v.files, v.head, v.anchor);
+    else
+        printf("OK %s: %lld entries, head %s\n", path, (long long)v.entries, v.head);
     return 0;
 }
 

@@ -52,8 +52,9 @@ struct serve_config {
     int64_t consent_max;
     enum privacy_ip_mode ip_mode;
     bool capture_ip;
-    /* Retention (docs/PRIVACY.md): 0 = kept forever (events only). */
-    int64_t retention_events_ms, retention_state_ms, retention_aggregates_ms, retention_interval_ms;
+    /* Retention (docs/PRIVACY.md): 0 = kept forever (events, audit). */
+    int64_t retention_events_ms, retention_state_ms, retention_aggregates_ms, retention_interval_ms,
+        retention_audit_ms, audit_rotate_ms;
 };
 
 #define CFG ((struct serve_config *)cfg)
@@ -197,14 +198,26 @@ INT_SETTER(set_processor_threads, processor_threads, 1, 1024)
 DURATION_SETTER(set_retention_state, retention_state_ms, 1000)
 DURATION_SETTER(set_retention_aggregates, retention_aggregates_ms, 1000)
 DURATION_SETTER(set_retention_interval, retention_interval_ms, 100)
+DURATION_SETTER(set_audit_rotate, audit_rotate_ms, 1000)
+
+/* A TTL that may be 'off' (0: kept forever). */
+static int set_ttl_or_off(int64_t *dst, const char *v, char *err, size_t es)
+{
+    if (!strcmp(v, "off")) {
+        *dst = 0;
+        return 0;
+    }
+    return set_duration(dst, v, 1000, err, es);
+}
 
 static int set_retention_events(void *cfg, const char *v, char *err, size_t es)
 {
-    if (!strcmp(v, "off")) {
-        CFG->retention_events_ms = 0;
-        return 0;
-    }
-    return set_duration(&CFG->retention_events_ms, v, 1000, err, es);
+    return set_ttl_or_off(&CFG->retention_events_ms, v, err, es);
+}
+
+static int set_retention_audit(void *cfg, const char *v, char *err, size_t es)
+{
+    return set_ttl_or_off(&CFG->retention_audit_ms, v, err, es);
 }
 
 static int set_consent_required(void *cfg, const char *v, char *err, size_t es)
@@ -411,6 +424,11 @@ static const struct cli_opt serve_opts[] = {
      "per-user state idle this long (event time) is expired (default 30d)", set_retention_state},
     {"retention-aggregates", "DURATION",
      "item state idle this long (event time) is expired (default 30d)", set_retention_aggregates},
+    {"retention-audit", "DURATION",
+     "delete rotated audit files whose last entry is older (default off: kept)",
+     set_retention_audit},
+    {"audit-rotate", "DURATION", "start a new audit file this often (default 1d)",
+     set_audit_rotate},
     {"retention-interval", "DURATION", "period of the retention job (default 60s)",
      set_retention_interval},
     {"dedup-window", "DURATION", "remember eventIds this long (default 24h)", set_dedup_window},
@@ -497,6 +515,7 @@ static void serve_defaults(struct serve_config *c)
     c->retention_state_ms = 30LL * 24 * 3600 * 1000;
     c->retention_aggregates_ms = 30LL * 24 * 3600 * 1000;
     c->retention_interval_ms = 60 * 1000;
+    c->audit_rotate_ms = 24LL * 3600 * 1000;
     snprintf(c->cors_origin, sizeof c->cors_origin, "*");
     reco_config_init(&c->reco);
     c->consent_policy = CONSENT_POLICY_DROP;
@@ -816,6 +835,9 @@ static int run(struct serve_config *c)
                                           .stream = st,
                                           .interval_ms = c->retention_interval_ms,
                                           .events_ms = c->retention_events_ms,
+                                          .audit = audit,
+                                          .audit_rotate_ms = c->audit_rotate_ms,
+                                          .audit_ms = c->retention_audit_ms,
                                           .user_ttl_ms = c->retention_state_ms,
                                           .item_ttl_ms = c->retention_aggregates_ms};
     rc = serve_retention_start(&rcfg, &ret);

@@ -8,6 +8,10 @@
  * in the newest checkpoint (stream_checkpointed_offset), so neither an unprocessed record nor
  * one that recovery from that checkpoint would replay is ever deleted.
  *
+ * Audit: the log rotates into a new file every audit_rotate_ms (audit_rotate; the chain goes
+ * on across files through an anchor entry) and whole rotated files older than audit_ms are
+ * deleted (audit_prune).
+ *
  * Per-user and item state expire inside the state shards themselves (state_config's
  * user_ttl_ms, item_ttl_ms, applied by the processor in event time); this job only reports
  * them. The job owns no data, so it lives with the serve wiring, not in a module below.
@@ -27,6 +31,7 @@ struct serve_retention {
     pthread_cond_t cond; /* stop */
     bool stop;
     _Atomic uint64_t runs, segments_deleted, records_deleted, segments_rolled, errors;
+    _Atomic uint64_t audit_rotated, audit_removed;
 };
 
 /* One pass over the log. */
@@ -58,6 +63,27 @@ static void run_events(struct serve_retention *r)
     }
 }
 
+static void run_audit(struct serve_retention *r)
+{
+    bool rotated = false;
+    int rc = audit_rotate(r->cfg.audit, r->cfg.audit_rotate_ms, &rotated);
+    if (rc < 0) {
+        atomic_fetch_add(&r->errors, 1);
+        LOG_ERROR("retention: cannot rotate the audit log", "err=\"%s\"", core_strerror(rc));
+    }
+    if (rotated)
+        atomic_fetch_add(&r->audit_rotated, 1);
+    if (r->cfg.audit_ms <= 0)
+        return;
+    int removed = 0;
+    rc = audit_prune(r->cfg.audit, core_now_ms() - r->cfg.audit_ms, &removed);
+    if (rc < 0) {
+        atomic_fetch_add(&r->errors, 1);
+        LOG_ERROR("retention: cannot delete old audit files", "err=\"%s\"", core_strerror(rc));
+    }
+    atomic_fetch_add(&r->audit_removed, (uint64_t)removed);
+}
+
 static void *retention_main(void *arg)
 {
     struct serve_retention *r = arg;
@@ -74,6 +100,8 @@ static void *retention_main(void *arg)
         pthread_mutex_unlock(&r->mu);
         if (r->cfg.events_ms > 0)
             run_events(r);
+        if (r->cfg.audit)
+            run_audit(r);
         atomic_fetch_add(&r->runs, 1);
         pthread_mutex_lock(&r->mu);
     }
@@ -83,7 +111,8 @@ static void *retention_main(void *arg)
 
 int serve_retention_start(const struct serve_retention_config *cfg, struct serve_retention **out)
 {
-    if (!cfg->log || !cfg->stream || cfg->interval_ms < 1 || cfg->events_ms < 0)
+    if (!cfg->log || !cfg->stream || cfg->interval_ms < 1 || cfg->events_ms < 0 ||
+        (cfg->audit && cfg->audit_rotate_ms < 1))
         return CORE_E_INVALID;
     struct serve_retention *r = core_xcalloc(1, sizeof *r);
     r->cfg = *cfg;
@@ -102,8 +131,9 @@ int serve_retention_start(const struct serve_retention_config *cfg, struct serve
     }
     LOG_INFO("retention job started",
              "interval_ms=%" PRId64 " events_ms=%" PRId64 " state_user_ms=%" PRId64
-             " state_item_ms=%" PRId64,
-             cfg->interval_ms, cfg->events_ms, cfg->user_ttl_ms, cfg->item_ttl_ms);
+             " state_item_ms=%" PRId64 " audit_rotate_ms=%" PRId64 " audit_ms=%" PRId64,
+             cfg->interval_ms, cfg->events_ms, cfg->user_ttl_ms, cfg->item_ttl_ms,
+             cfg->audit_rotate_ms, cfg->audit_ms);
     *out = r;
     return 0;
 }
@@ -141,6 +171,12 @@ void serve_retention_metrics(void *arg, struct core_buf *b)
     metric(b, "recstream_retention_segments_rolled_total",
            "Aged active segments of quiet partitions rolled by the retention job.",
            atomic_load(&r->segments_rolled));
+    metric(b, "recstream_retention_audit_files_rotated_total",
+           "Audit log files closed and continued in a new file (anchor entry).",
+           atomic_load(&r->audit_rotated));
+    metric(b, "recstream_retention_audit_files_removed_total",
+           "Rotated audit files deleted because they outlived --retention-audit.",
+           atomic_load(&r->audit_removed));
     metric(b, "recstream_retention_errors_total", "Retention steps that failed (logged).",
            atomic_load(&r->errors));
     /* Users and items expired by their TTLs, over all shards (state counts them together). */

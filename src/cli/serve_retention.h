@@ -6,15 +6,19 @@
 #define RECSTREAM_CLI_SERVE_RETENTION_H
 
 #include "evlog/evlog.h"
+#include "privacy/audit.h"
 #include "stream/stream.h"
 
 struct serve_retention_config {
-    struct evlog *log;     /* borrowed; the file backend */
-    struct stream *stream; /* borrowed; its checkpoints bound what may be deleted */
-    int64_t interval_ms;   /* period of the job (> 0) */
-    int64_t events_ms;     /* events ingested longer ago are deleted (0: kept) */
-    int64_t user_ttl_ms;   /* for the log line only: state enforces it */
-    int64_t item_ttl_ms;   /* likewise */
+    struct evlog *log;       /* borrowed; the file backend */
+    struct stream *stream;   /* borrowed; its checkpoints bound what may be deleted */
+    int64_t interval_ms;     /* period of the job (> 0) */
+    int64_t events_ms;       /* events ingested longer ago are deleted (0: kept) */
+    struct audit *audit;     /* borrowed, may be NULL */
+    int64_t audit_rotate_ms; /* the audit log rotates into a new file this often (> 0) */
+    int64_t audit_ms;        /* rotated audit files whose last entry is older go (0: kept) */
+    int64_t user_ttl_ms;     /* for the log line only: state enforces it */
+    int64_t item_ttl_ms;     /* likewise */
 };
 
 struct serve_retention;

@@ -5,8 +5,11 @@
   records remain (`log dump`), in order, with the low-water mark moved to the first of them;
 - state: an idle user's state expires (event time, --retention-state) while an active one's
   stays, and nothing else goes;
+- audit: the log rotates every second into files that each start with an anchor entry;
+  files older than --retention-audit are deleted, only those, and `audit verify` still proves
+  the remaining chain (from the oldest anchor left) to the current head;
 - the audit log and the consent store are sealed: their bytes hold no pseudonym, raw id or
-  entry in clear, and `audit verify` still proves the chain after a restart.
+  entry in clear, and a flipped byte is caught.
 
 One server, one partition (so every user shares the shard whose expiry we watch)."""
 import json
@@ -21,7 +24,8 @@ EVENTS_TTL_S = 6
 SRV = rs.Server("--partitions", "1", "--fsync", "batch:2", "--checkpoint-interval", "200ms",
                 "--segment-age", "1s", "--retention-events", "%ds" % EVENTS_TTL_S,
                 "--retention-interval", "300ms", "--retention-state", "5s",
-                "--retention-aggregates", "1h")
+                "--retention-aggregates", "1h", "--audit-rotate", "1s", "--retention-audit", "4s")
+AUDIT_TTL_S = 4
 T0 = int(time.time() * 1000)
 
 
@@ -113,31 +117,65 @@ def test_idle_user_state_expires():
     assert st == 200, body
 
 
+def audit_files():
+    pdir = os.path.join(SRV.data, "privacy")
+    return sorted(n for n in os.listdir(pdir) if re.fullmatch(r"audit\.\d{20}\.log", n))
+
+
+def test_audit_rotates_and_old_files_go():
+    # By now (the tests above took > 8 s) the log has rotated every second and the files
+    # older than the audit TTL are gone.
+    assert metric("recstream_retention_audit_files_rotated_total") >= 4
+    wait_for(lambda: metric("recstream_retention_audit_files_removed_total") >= 1, 10,
+             "an old audit file's deletion")
+    files = audit_files()
+    assert files, files
+    now = time.time()
+    pdir = os.path.join(SRV.data, "privacy")
+    # Only old files went: every rotated file left is younger than the TTL (+ one interval
+    # and slack), and the files left are one contiguous run of seqs up to the current file.
+    for n in files:
+        age = now - os.stat(os.path.join(pdir, n)).st_mtime
+        assert age < AUDIT_TTL_S + 0.3 + 1.5, (n, age)
+    v = rs.run_cli("audit", "verify", "--data", SRV.data)
+    m = re.search(r"OK .*: (\d+) entries from seq (\d+)", v.stdout)
+    assert m, v.stdout
+    first = int(m.group(2))
+    assert first > 1 and first == int(files[0].split(".")[1]), (first, files)
+    last = json.loads(rs.run_cli("audit", "tail", "--data", SRV.data, "--lines", "1")
+                      .stdout.splitlines()[-1])
+    assert int(m.group(1)) == last["seq"] - first + 1, (m.group(1), last["seq"], first)
+    # Every file starts with an anchor naming the previous file's head.
+    assert last["action"] in ("audit.anchor", "consent.update", "serve.start"), last
+
+
 def test_audit_and_consent_sealed():
     st, _, _ = SRV.request("PUT", "/v1/users/carol/consent",
                            json.dumps({"analytics": True, "personalization": False,
                                        "source": "banner"}),
                            {"Content-Type": "application/json"})
     assert st == 200
-    st, _, body = SRV.request("GET", "/v1/users/carol/consent")
-    assert st == 200
-    audit = open(os.path.join(SRV.data, "privacy", "audit.log"), "rb").read()
-    assert b"carol" not in audit and b"consent" not in audit and b"serve.start" not in audit
-    cdir = os.path.join(SRV.data, "privacy", "consent")
+    pdir = os.path.join(SRV.data, "privacy")
+    for name in ["audit.log"] + audit_files():
+        raw = open(os.path.join(pdir, name), "rb").read()
+        assert b"carol" not in raw and b"consent" not in raw and b"anchor" not in raw, name
+    cdir = os.path.join(pdir, "consent")
     for name in os.listdir(cdir):
         raw = open(os.path.join(cdir, name), "rb").read()
         assert b"carol" not in raw and b"banner" not in raw and b'"key"' not in raw, name
-    # Restart: the chain continues over the sealed file and verifies.
+    # Restart: the chain continues over the sealed files and verifies.
     assert SRV.stop() == 0
     SRV.start()
+    assert SRV.stop() == 0
     ok = rs.run_cli("audit", "verify", "--data", SRV.data)
     assert re.search(r"OK .*: (\d+) entries", ok.stdout), ok.stdout
-    tail = rs.run_cli("audit", "tail", "--data", SRV.data, "--lines", "3").stdout.splitlines()
+    tail = rs.run_cli("audit", "tail", "--data", SRV.data, "--lines", "4").stdout.splitlines()
     acts = [json.loads(l)["action"] for l in tail]
-    assert "consent.update" in acts and acts[-1] == "serve.start", acts
-    # A flipped byte in the middle of a sealed line is caught.
-    path = os.path.join(SRV.data, "privacy", "audit.log")
+    assert acts[-1] == "serve.start", acts
+    # A flipped byte in the middle of a sealed line is caught (server stopped).
+    path = os.path.join(pdir, "audit.log")
     lines = open(path, "rb").read().splitlines(True)
+    assert len(lines) >= 2, lines
     line = bytearray(lines[1])
     i = line.index(b" ") + 12
     line[i:i + 1] = b"B" if line[i:i + 1] == b"A" else b"A"
@@ -148,7 +186,7 @@ def test_audit_and_consent_sealed():
 
 def main():
     rs.run_suite(SRV, [test_old_segments_go_young_stay, test_idle_user_state_expires,
-                       test_audit_and_consent_sealed])
+                       test_audit_rotates_and_old_files_go, test_audit_and_consent_sealed])
 
 
 if __name__ == "__main__":
