@@ -11,7 +11,12 @@
 - the audit log and the consent store are sealed: their bytes hold no pseudonym, raw id or
   entry in clear, and a flipped byte is caught.
 
-One server, one partition (so every user shares the shard whose expiry we watch)."""
+- never past the checkpoint: on a server whose processor has not checkpointed (a 1 h
+  checkpoint interval), expired segments stay; after a clean stop (final checkpoint) and a
+  restart they go.
+
+One server, one partition (so every user shares the shard whose expiry we watch), and a
+second one for the checkpoint rule."""
 import json
 import os
 import re
@@ -184,9 +189,53 @@ def test_audit_and_consent_sealed():
     assert p.returncode == 1 and "line 2" in p.stdout and "authenticate" in p.stdout, p.stdout
 
 
+def test_never_past_the_checkpoint():
+    srv = rs.Server("--partitions", "1", "--fsync", "batch:2", "--checkpoint-interval", "1h",
+                    "--segment-age", "1s", "--retention-events", "1s",
+                    "--retention-interval", "200ms")
+    srv.start()
+    try:
+        st, _, body = srv.post_json("/v1/events", [
+            {"userId": "cp-%d" % i, "eventType": "view", "itemId": "cp-item-%d" % i}
+            for i in range(15)])
+        assert st == 200 and None not in body["offsets"], body
+        # Applied by the processor, older than the TTL, rolled by the job: but no checkpoint
+        # covers them, so nothing goes.
+        wait_for(lambda: srv.request("GET", "/v1/users/cp-14/profile")[0] == 200, 10, "apply")
+        time.sleep(3)
+        st, _, m = srv.request("GET", "/metrics")
+        text = m.decode()
+        assert re.search(r"^recstream_retention_segments_rolled_total [1-9]", text, re.M), text
+        assert re.search(r"^recstream_retention_segments_deleted_total 0$", text, re.M), text
+        assert len(rs.dump(srv.data)) == 15
+        # A clean stop writes the final checkpoint; after the restart the job may delete.
+        assert srv.stop() == 0
+        srv.start()
+        deadline = time.time() + 10
+        while time.time() < deadline and rs.dump(srv.data):
+            time.sleep(0.2)
+        assert rs.dump(srv.data) == []
+        st, _, m = srv.request("GET", "/metrics")
+        assert re.search(r"^recstream_retention_records_deleted_total 15$", m.decode(), re.M)
+        # The state those events built is still there (it came from the checkpoint).
+        assert srv.request("GET", "/v1/users/cp-3/profile")[0] == 200
+    finally:
+        srv.stop()
+        srv.cleanup()
+
+
 def main():
-    rs.run_suite(SRV, [test_old_segments_go_young_stay, test_idle_user_state_expires,
-                       test_audit_rotates_and_old_files_go, test_audit_and_consent_sealed])
+    runner = rs.Runner()
+    SRV.start()
+    try:
+        for t in (test_old_segments_go_young_stay, test_idle_user_state_expires,
+                  test_audit_rotates_and_old_files_go, test_audit_and_consent_sealed):
+            runner.run(t)
+    finally:
+        SRV.stop()
+        SRV.cleanup()
+    runner.run(test_never_past_the_checkpoint)
+    runner.finish()
 
 
 if __name__ == "__main__":
