@@ -835,6 +835,7 @@ static int run(struct serve_config *c)
                                           .stream = st,
                                           .interval_ms = c->retention_interval_ms,
                                           .events_ms = c->retention_events_ms,
+                                          .ticks = true,
                                           .audit = audit,
                                           .audit_rotate_ms = c->audit_rotate_ms,
                                           .audit_ms = c->retention_audit_ms,

@@ -13,10 +13,17 @@
  * deleted (audit_prune).
  *
  * Per-user and item state expire inside the state shards themselves (state_config's
- * user_ttl_ms, item_ttl_ms, applied by the processor in event time); this job only reports
- * them. The job owns no data, so it lives with the serve wiring, not in a module below.
+ * user_ttl_ms, item_ttl_ms, applied by the processor in event time). A shard whose partition
+ * gets no events would never expire anything, so for a partition quiet for an interval whose
+ * shard still holds entities the job appends a "tick" control record carrying the shard's
+ * time advanced by the wall-clock time the partition has been quiet: the shard applies it
+ * like any record (state stays a function of the log) and expires what is due.
+ *
+ * The job owns no data, so it lives with the serve wiring, not in a module below.
  */
 #include "cli/serve_retention.h"
+
+#include "event/event.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -31,8 +38,106 @@ struct serve_retention {
     pthread_cond_t cond; /* stop */
     bool stop;
     _Atomic uint64_t runs, segments_deleted, records_deleted, segments_rolled, errors;
-    _Atomic uint64_t audit_rotated, audit_removed;
+    _Atomic uint64_t audit_rotated, audit_removed, ticks;
+    /* Per partition, the job thread only: where the quiet clock starts. base_hw is the high
+     * water when it was set (a change not caused by our own tick restarts the clock). */
+    int64_t *base_hw, *base_now, *base_wall;
 };
+
+struct tick_wait {
+    pthread_mutex_t m;
+    pthread_cond_t c;
+    bool done;
+    int status;
+};
+
+static void tick_done(void *arg, int status)
+{
+    struct tick_wait *w = arg;
+    pthread_mutex_lock(&w->m);
+    w->done = true;
+    w->status = status;
+    pthread_cond_signal(&w->c);
+    pthread_mutex_unlock(&w->m);
+}
+
+/* Appends a tick with time ts to partition p and waits until it is durable. */
+static int append_tick(struct serve_retention *r, int32_t p, int64_t ts)
+{
+    struct event ev;
+    event_init(&ev);
+    ev.type = EVENT_TICK;
+    ev.id_assigned = true; /* no eventId: dedup rebuilds skip it */
+    ev.ts_ms = ts;
+    ev.recv_ms = core_now_ms();
+    struct core_buf val;
+    core_buf_init(&val);
+    event_bin_encode(&ev, &val);
+    struct evlog_record rec = {.partition = p,
+                               .event_time_ms = ts,
+                               .ingest_time_ms = ev.recv_ms,
+                               .key = "",
+                               .value = val.data,
+                               .value_len = (uint32_t)val.len};
+    struct tick_wait w = {.done = false};
+    pthread_mutex_init(&w.m, NULL);
+    pthread_cond_init(&w.c, NULL);
+    int rc = evlog_append(r->cfg.log, &rec, 1, tick_done, &w);
+    if (rc == 0) {
+        pthread_mutex_lock(&w.m);
+        while (!w.done)
+            pthread_cond_wait(&w.c, &w.m);
+        pthread_mutex_unlock(&w.m);
+        rc = w.status;
+    }
+    pthread_mutex_destroy(&w.m);
+    pthread_cond_destroy(&w.c);
+    core_buf_dispose(&val);
+    return rc;
+}
+
+/* Ticks every quiet partition whose shard holds entities (see the file comment). */
+static void run_ticks(struct serve_retention *r)
+{
+    struct stream *st = r->cfg.stream;
+    for (int32_t p = 0; p < r->cfg.log->partitions; p++) {
+        struct evlog_partition_stats ps;
+        if (evlog_stats(r->cfg.log, p, &ps) < 0 || ps.high_water == 0)
+            continue;
+        /* Only a shard that has applied everything knows the partition's time. */
+        if (stream_wait_applied(st, p, ps.high_water, 0) != 0)
+            continue;
+        struct state_shard *sh = stream_shard(st, p);
+        int64_t now = state_shard_now(sh);
+        if (now == 0)
+            continue; /* nothing applied yet */
+        int64_t wall = core_now_ms();
+        if (ps.high_water != r->base_hw[p]) {
+            /* New records: the quiet clock starts at the last one's ingest (or now, when
+             * retention deleted them all: later, never earlier, expiry). */
+            r->base_hw[p] = ps.high_water;
+            r->base_now[p] = now;
+            r->base_wall[p] = ps.last_ingest_ms > 0 ? ps.last_ingest_ms : wall;
+        }
+        int64_t quiet = wall - r->base_wall[p];
+        struct state_stats ss;
+        state_shard_stats(sh, &ss);
+        if (quiet < r->cfg.interval_ms || (ss.users == 0 && ss.items == 0))
+            continue;
+        int64_t ts = r->base_now[p] + quiet;
+        int rc = append_tick(r, p, ts);
+        if (rc < 0) {
+            atomic_fetch_add(&r->errors, 1);
+            LOG_ERROR("retention: cannot append a tick", "partition=%d err=\"%s\"", (int)p,
+                      core_strerror(rc));
+            continue;
+        }
+        r->base_hw[p] = ps.high_water + 1; /* our own record does not restart the clock */
+        atomic_fetch_add(&r->ticks, 1);
+        LOG_DEBUG("retention: tick", "partition=%d time=%" PRId64 " quiet_ms=%" PRId64, (int)p, ts,
+                  quiet);
+    }
+}
 
 /* One pass over the log. */
 static void run_events(struct serve_retention *r)
@@ -102,6 +207,8 @@ static void *retention_main(void *arg)
             run_events(r);
         if (r->cfg.audit)
             run_audit(r);
+        if (r->cfg.ticks)
+            run_ticks(r);
         atomic_fetch_add(&r->runs, 1);
         pthread_mutex_lock(&r->mu);
     }
@@ -116,6 +223,12 @@ int serve_retention_start(const struct serve_retention_config *cfg, struct serve
         return CORE_E_INVALID;
     struct serve_retention *r = core_xcalloc(1, sizeof *r);
     r->cfg = *cfg;
+    size_t np = (size_t)cfg->log->partitions;
+    r->base_hw = core_xcalloc(np ? np : 1, sizeof *r->base_hw);
+    r->base_now = core_xcalloc(np ? np : 1, sizeof *r->base_now);
+    r->base_wall = core_xcalloc(np ? np : 1, sizeof *r->base_wall);
+    for (size_t i = 0; i < np; i++)
+        r->base_hw[i] = -1;
     pthread_mutex_init(&r->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -126,6 +239,9 @@ int serve_retention_start(const struct serve_retention_config *cfg, struct serve
     if (rc < 0) {
         pthread_mutex_destroy(&r->mu);
         pthread_cond_destroy(&r->cond);
+        free(r->base_hw);
+        free(r->base_now);
+        free(r->base_wall);
         free(r);
         return rc;
     }
@@ -149,6 +265,9 @@ void serve_retention_stop(struct serve_retention *r)
     pthread_join(r->tid, NULL);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->cond);
+    free(r->base_hw);
+    free(r->base_now);
+    free(r->base_wall);
     free(r);
 }
 
@@ -177,6 +296,9 @@ void serve_retention_metrics(void *arg, struct core_buf *b)
     metric(b, "recstream_retention_audit_files_removed_total",
            "Rotated audit files deleted because they outlived --retention-audit.",
            atomic_load(&r->audit_removed));
+    metric(b, "recstream_retention_ticks_total",
+           "Tick control records appended to quiet partitions so that their state expires.",
+           atomic_load(&r->ticks));
     metric(b, "recstream_retention_errors_total", "Retention steps that failed (logged).",
            atomic_load(&r->errors));
     /* Users and items expired by their TTLs, over all shards (state counts them together). */

@@ -13,6 +13,7 @@ struct serve_retention_config {
     struct evlog *log;       /* borrowed; the file backend */
     struct stream *stream;   /* borrowed; its checkpoints bound what may be deleted */
     int64_t interval_ms;     /* period of the job (> 0) */
+    bool ticks;              /* append tick records to quiet partitions (state expiry) */
     int64_t events_ms;       /* events ingested longer ago are deleted (0: kept) */
     struct audit *audit;     /* borrowed, may be NULL */
     int64_t audit_rotate_ms; /* the audit log rotates into a new file this often (> 0) */

@@ -29,7 +29,8 @@
     XX(SEARCH, "search", 0.0, false)                                                               \
     XX(PAGE_VIEW, "page_view", 0.0, false)                                                         \
     XX(PREFERENCES, "preferences", 0.0, false)                                                     \
-    XX(CONSENT, "consent", 0.0, false)
+    XX(CONSENT, "consent", 0.0, false)                                                             \
+    XX(TICK, "tick", 0.0, false)
 
 enum event_type {
 #define XX(id, name, weight, item) EVENT_##id,
@@ -46,7 +47,9 @@ enum event_type {
  * accepted from clients); the processor clears the user's state when it withdraws
  * personalization. Types keep stable numbers in stored records (event_type_to_wire): the
  * types listed before CONSENT are 0..15, custom is 16 as it was before CONSENT existed, and
- * types added later take 17 and up. */
+ * types added later take 17 and up. "tick" is another control record, written by the retention
+ * job straight to the log (no user): it carries the time to a quiet state shard so that TTL
+ * expiry happens there too (state.h). */
 #define EVENT_WIRE_CUSTOM 16
 uint64_t event_type_to_wire(int type);
 /* -1 for a number that names no type. */

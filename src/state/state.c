@@ -678,17 +678,18 @@ static void item_update(struct st *d, struct st_item *it, const struct event *ev
         it->last_ms = ev->ts_ms;
 }
 
-/* TTL expiry of a few least recently active entities, then the size bounds. */
-static void expire(struct st *d, const struct st_user *keep_u, const struct st_item *keep_i)
+/* TTL expiry of up to n least recently active users and n items, then the size bounds. */
+static void expire_n(struct st *d, const struct st_user *keep_u, const struct st_item *keep_i,
+                     int n)
 {
-    for (int i = 0; i < ST_EXPIRE_PER_APPLY && d->ulru.head; i++) {
+    for (int i = 0; i < n && d->ulru.head; i++) {
         struct st_user *u = USER_OF(d->ulru.head);
         if (u == keep_u || d->now - u->last_ms <= d->cfg.user_ttl_ms)
             break;
         user_free(d, u);
         d->expired++;
     }
-    for (int i = 0; i < ST_EXPIRE_PER_APPLY && d->ilru.head; i++) {
+    for (int i = 0; i < n && d->ilru.head; i++) {
         struct st_item *it = ITEM_OF(d->ilru.head);
         if (it == keep_i || d->now - it->last_ms <= d->cfg.item_ttl_ms)
             break;
@@ -703,6 +704,12 @@ static void expire(struct st *d, const struct st_user *keep_u, const struct st_i
         item_free(d, ITEM_OF(d->ilru.head));
         d->evicted++;
     }
+}
+
+/* TTL expiry of a few least recently active entities per apply, then the size bounds. */
+static void expire(struct st *d, const struct st_user *keep_u, const struct st_item *keep_i)
+{
+    expire_n(d, keep_u, keep_i, ST_EXPIRE_PER_APPLY);
 }
 
 /* Forgets everything the shard holds about one user (item aggregates the user contributed
@@ -729,8 +736,28 @@ static void apply_consent(struct st *d, const struct event *ev)
     user_forget(d, ev->anon_key);
 }
 
+/* Most entities one tick expires: bounds the time the writer lock is held; the next tick (or
+ * event) continues. */
+#define ST_EXPIRE_PER_TICK 100000
+
+/* A tick control record: the retention job's time for a quiet shard. It moves "now" (never
+ * back) and expires everything idle past its TTL, up to a bound; it is not an event (not
+ * counted, no entity touched), so state stays a pure function of the log. */
+static void apply_tick(struct st *d, const struct event *ev, int64_t offset)
+{
+    if (!d->have_now || ev->ts_ms > d->now)
+        d->now = ev->ts_ms;
+    d->have_now = true;
+    d->next_offset = offset + 1;
+    expire_n(d, NULL, NULL, ST_EXPIRE_PER_TICK);
+}
+
 static void apply_locked(struct st *d, const struct event *ev, int64_t offset)
 {
+    if (ev->type == EVENT_TICK) {
+        apply_tick(d, ev, offset);
+        return;
+    }
     int64_t ts = ev->ts_ms;
     if (d->have_now && ts < d->now - d->cfg.allowed_lateness_ms)
         d->late++;

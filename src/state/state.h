@@ -23,7 +23,9 @@
  * - Decayed values are (value, time) pairs updated at the newest time seen; older additions
  *   are decayed forward to it, so the result does not depend on reading time.
  * - TTL expiry checks 2 least-recently-applied users and items per apply; max_users/items
- *   evict the least recently applied. Expired and evicted entities are counted.
+ *   evict the least recently applied. Expired and evicted entities are counted. A "tick"
+ *   control record (event.h; written by the retention job when a partition is quiet) moves
+ *   "now" to its time and expires everything due, so a shard without events expires too.
  * Memory (bench/state_bench.c, x86-64): a user with one item-less event ~270 B; a user with
  * views (engagement rings allocated) ~1.4 KB plus ~32 B per recent entry; an item ~1 KB
  * (window counters 840 B) plus 32 B per neighbour.
@@ -247,7 +249,7 @@ struct state_ctr_row {
 int state_shard_ctr(struct state_shard *s, int window, struct state_ctr_row *rows, int nrows,
                     int max);
 
-/* The shard's event-time clock (max event time applied; 0 before any event). */
+/* The shard's event-time clock (max event or tick time applied; 0 before any event). */
 int64_t state_shard_now(struct state_shard *s);
 
 #endif
