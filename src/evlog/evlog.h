@@ -187,9 +187,11 @@ int evlog_file_open(const struct evlog_file_options *opt, struct evlog **out);
 
 /*
  * Rolls every partition whose active segment holds records and is older than the log's
- * segment_ms (writes roll by age only when they arrive, so without this a quiet partition's
- * last records would never sit in a rolled, deletable segment). Waits its turn as the one
- * writing thread (appends queue meanwhile and are handed to the writer after it). *rolled
+ * segment_ms. Every write pass does the same for all partitions, so this matters for a log
+ * that gets no writes at all (without it a quiet log's last records would never sit in a
+ * rolled, deletable segment). Waits its turn as the one writing thread (appends queue
+ * meanwhile and are handed to the writer after it); when the log is so busy that the turn
+ * does not come within a second, returns 0 with nothing rolled (the passes roll). *rolled
  * (may be NULL) gets the count. Returns 0 or a storage error (the log is then failed, as for
  * a failed write). Any thread but a completion; not on a read-only log.
  */

@@ -186,12 +186,31 @@ static int write_partition(struct evlog_file *lf, struct evlog_part *part)
 }
 
 /* Writes one taken batch and fsyncs as the policy (or a flush/close) asks. */
+/* Rolls every partition whose active segment holds records and has aged past segment_ms
+ * (thread holding q.writing): writes roll only the partitions they touch, and retention
+ * needs quiet partitions' last records in a rolled segment too. */
+static int roll_aged_all(struct evlog_file *lf, int *rolled)
+{
+    int rc = 0;
+    for (int32_t p = 0; p < lf->base.partitions && rc == 0; p++) {
+        struct evlog_part *part = &lf->parts[p];
+        if (!seg_too_old(lf, evlog__part_active(part)))
+            continue;
+        rc = roll(lf, part);
+        if (rc == 0 && rolled)
+            (*rolled)++;
+    }
+    return rc;
+}
+
 static int run_batch(struct evlog_file *lf, bool sync_now)
 {
     COUNT(lf, n_drains, 1);
     int rc = 0;
     for (size_t i = 0; i < lf->nwtouched && rc == 0; i++)
         rc = write_partition(lf, &lf->parts[lf->wtouched[i]]);
+    if (rc == 0)
+        rc = roll_aged_all(lf, NULL);
     if (rc < 0)
         return rc;
     if (sync_now || lf->opt.fsync == EVLOG_FSYNC_ALWAYS)
@@ -484,11 +503,17 @@ int evlog_file_roll_aged(struct evlog *log, int *rolled)
     struct evlog_queue *q = &lf->q;
     if (!lf->has_writer)
         return CORE_E_INVALID;
-    /* Become the one writing thread. Passes are short (one batch), so a polite poll is fine
-     * for a job that runs once per retention interval. */
+    /* Become the one writing thread. Every write pass rolls aged segments itself
+     * (run_batch), so when the log is busy enough that writing is never free for a second,
+     * there is nothing to do here: give up (0 rolled). */
     pthread_mutex_lock(&q->lock);
-    while (q->writing && !q->stopping && !q->failed) {
+    for (int tries = 0; q->writing && !q->stopping && !q->failed; tries++) {
         pthread_mutex_unlock(&q->lock);
+        if (tries == 1000) {
+            if (rolled)
+                *rolled = 0;
+            return 0;
+        }
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
         pthread_mutex_lock(&q->lock);
@@ -499,15 +524,8 @@ int evlog_file_roll_aged(struct evlog *log, int *rolled)
     }
     q->writing = true;
     pthread_mutex_unlock(&q->lock);
-    int rc = 0, n = 0;
-    for (int32_t p = 0; p < log->partitions && rc == 0; p++) {
-        struct evlog_part *part = &lf->parts[p];
-        if (!seg_too_old(lf, evlog__part_active(part)))
-            continue;
-        rc = roll(lf, part);
-        if (rc == 0)
-            n++;
-    }
+    int n = 0;
+    int rc = roll_aged_all(lf, &n);
     pthread_mutex_lock(&q->lock);
     if (rc < 0)
         fail_locked(lf, rc);

@@ -1,8 +1,8 @@
 /* Retention in the segment log: evlog_file_delete_segments deletes only whole, rolled, oldest
  * segments below the given offset and older than the given time (the boundaries exactly),
  * never the active one nor a pinned one, readers see a clamped but intact log meanwhile and
- * after a reopen, and evlog_file_roll_aged rolls a quiet partition's old active segment so
- * that it can go too. */
+ * after a reopen, and evlog_file_roll_aged (or any write pass) rolls a quiet partition's old
+ * active segment so that it can go too. */
 #include "evlog_testutil.h"
 
 #define T0 1000 /* ingest times T0 + i: long past */
@@ -227,6 +227,31 @@ static void test_roll_aged_quiet_partition(void **state)
     tu_rmtree(dir);
 }
 
+static void test_write_pass_rolls_quiet_partitions(void **state)
+{
+    (void)state;
+    char *dir = tu_mkdtemp();
+    struct evlog_file_options opt;
+    tu_options(&opt, dir, 2);
+    opt.segment_ms = 300;
+    struct evlog *log;
+    assert_int_equal(evlog_file_open(&opt, &log), 0);
+    struct evlog_file *lf = (struct evlog_file *)log;
+    tu_fill(log, 0, 0, 5, T0);
+    tu_fill(log, 1, 0, 5, T0);
+    usleep(350 * 1000);
+    /* A write to partition 0 alone also rolls partition 1's aged segment. */
+    tu_fill(log, 0, 5, 5, T0);
+    assert_int_equal(lf->parts[1].nsegs, 2);
+    assert_int_equal(lf->parts[1].segs[0]->info.end, 5);
+    int rolled = -1;
+    assert_int_equal(evlog_file_roll_aged(log, &rolled), 0);
+    assert_int_equal(rolled, 0); /* nothing left to roll */
+    tu_check_all(log, 1, 0, 5, 3, T0);
+    evlog_close(log);
+    tu_rmtree(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -234,6 +259,7 @@ int main(void)
         cmocka_unit_test(test_pinned_segment_stays),
         cmocka_unit_test(test_concurrent_readers),
         cmocka_unit_test(test_roll_aged_quiet_partition),
+        cmocka_unit_test(test_write_pass_rolls_quiet_partitions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
