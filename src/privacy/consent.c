@@ -282,7 +282,7 @@ static int load_file(struct consent *c, const char *path, bool snapshot, int64_t
         size_t end = nl ? (size_t)(nl - b.data) : b.len;
         const char *line = b.data + pos;
         size_t len = end - pos;
-        int64_t n;
+        int64_t n = 0;
         char key[CONSENT_KEY_HEX + 1];
         struct consent_state st;
         if (snapshot && lineno == 1) {
@@ -302,8 +302,8 @@ static int load_file(struct consent *c, const char *path, bool snapshot, int64_t
                 refuse_unsealed(path);
                 goto out;
             }
-            rc = 0;
             if (!snapshot && !nl) {
+                rc = 0;
                 LOG_WARN("consent journal: cut off a torn last line", "path=%s bytes=%zu", path,
                          len);
                 break;
