@@ -312,7 +312,10 @@ static void rotated_path(const char *path, int64_t first_seq, char *out, size_t 
 {
     char dir[4096], stem[512];
     rotated_prefix(path, dir, sizeof dir, stem, sizeof stem);
-    snprintf(out, size, "%s/%s.%020lld.log", dir, stem, (long long)first_seq);
+    int w = snprintf(out, size, "%s/%s.%020lld.log", dir, stem, (long long)first_seq);
+    /* audit_open refuses paths of 4096 bytes or more and callers pass 4200-byte buffers. */
+    if (w < 0 || (size_t)w >= size)
+        abort();
 }
 
 int audit_verify_file(const char *path, const struct seal_key *key, struct audit_verify *v)
@@ -658,11 +661,14 @@ int audit_rotate(struct audit *a, int64_t period_ms, bool *rotated)
     a->file_first_ts = 0;
     core_fsync_dir(dir);
     const char *base = strrchr(rp, '/');
-    char detail[512];
-    snprintf(detail, sizeof detail,
-             "{\"previousFile\":\"%s\",\"previousHead\":\"%s\",\"previousLastSeq\":%lld}",
-             base ? base + 1 : rp, a->head, (long long)a->seq);
-    rc = append_locked(a, "system", "audit.anchor", "", "retention", detail);
+    struct core_buf detail;
+    core_buf_init(&detail);
+    core_buf_puts(&detail, "{\"previousFile\":");
+    core_json_cstr(&detail, base ? base + 1 : rp);
+    core_buf_printf(&detail, ",\"previousHead\":\"%s\",\"previousLastSeq\":%lld}", a->head,
+                    (long long)a->seq);
+    rc = append_locked(a, "system", "audit.anchor", "", "retention", detail.data);
+    core_buf_dispose(&detail);
     if (rc == 0) {
         *rotated = true;
         LOG_INFO("audit log rotated", "file=%s next_seq=%lld", rp, (long long)a->seq);
