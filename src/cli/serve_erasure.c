@@ -65,12 +65,22 @@ static void on_control_done(void *arg)
     pthread_mutex_unlock(&c->mu);
 }
 
-/* Appends a "consent" control event withdrawing everything (marked "erasure") under the
- * user's pseudonym and waits until the processor applied it: the state is then forgotten
- * the way replays and restarts forget it too. */
+/* Withdraws the user's consent (so ingest drops their events while the erasure runs: none
+ * can slip in between the forget and the shred), then appends a "consent" control event
+ * withdrawing everything (marked "erasure") under the user's pseudonym and waits until the
+ * processor applied it: the state is then forgotten the way replays and restarts forget it
+ * too. The consent step removes the withdrawal again; events after it are new data. */
 static int step_forget(struct serve_erasure *j, const struct erasure_receipt *r, char *why,
                        size_t ws)
 {
+    struct consent_state off = {.analytics = false, .personalization = false};
+    snprintf(off.source, sizeof off.source, "erasure");
+    off.ts = core_now_ms();
+    int crc = consent_set(j->cfg.consent, r->key, &off, "system", NULL, NULL);
+    if (crc < 0 && crc != CORE_E_FULL) {
+        snprintf(why, ws, "the consent withdrawal could not be stored (%s)", core_strerror(crc));
+        return crc;
+    }
     cJSON *ev = cJSON_CreateObject();
     cJSON_AddStringToObject(ev, r->anon ? "anonymousId" : "userId", r->key);
     cJSON_AddStringToObject(ev, "eventType", "consent");

@@ -203,6 +203,10 @@ def test_erasure_resumes_after_sigkill():
         assert profile(slow, A)[0] == 404
         st, r = call(slow, "GET", "/v1/erasures/" + eid)
         assert st == 200 and r["status"] == "pending" and len(r["steps"]) < 5, r
+        # While the erasure runs, the user's events are accepted but not stored.
+        st, _, body = slow.post_json("/v1/events", [{"userId": A, "eventType": "click",
+                                                     "itemId": ITEMS[0], "timestamp": T0 + 50}])
+        assert st == 200 and body["droppedConsent"] == 1, body
         slow.kill()
         assert scan(data, A).returncode == 1  # not done yet: still there
         fast = rs.Server(*ARGS, data=data)
