@@ -54,7 +54,10 @@ static enum http_action erase_user(struct api *api, struct http_request *req, co
                                    size_t ulen, const char *key, bool anon)
 {
     char actor[32];
-    snprintf(actor, sizeof actor, req->auth_key_id[0] ? "key:%s" : "api", req->auth_key_id);
+    if (req->auth_key_id[0])
+        snprintf(actor, sizeof actor, "key:%s", req->auth_key_id);
+    else
+        snprintf(actor, sizeof actor, "api");
     struct erasure_receipt *r = core_xcalloc(1, sizeof *r);
     int rc = api->cfg.erase_fn(api->cfg.erase_arg, user, ulen, key, anon, actor, r);
     if (rc == CORE_E_FULL)

@@ -2,9 +2,10 @@
  * The consent store (format and threading in consent.h).
  *
  * The map is open addressing over pseudonyms with linear probing; entries leave only by
- * erasure (consent_forget), which re-inserts the rest of the probe cluster: no tombstones. Each entry's history grows one state at a time up to
- * CONSENT_HISTORY_MAX. Memory is bounded by max_entries: a put for a new user beyond it is
- * refused with CORE_E_FULL, which the API turns into 507.
+ * erasure (consent_forget), which re-inserts the rest of the probe cluster: no tombstones. Each
+ * entry's history grows one state at a time up to CONSENT_HISTORY_MAX. Memory is bounded by
+ * max_entries: a put for a new user beyond it is refused with CORE_E_FULL, which the API turns into
+ * 507.
  */
 #include "privacy/consent.h"
 
