@@ -57,7 +57,7 @@ static void scan_checkpoint(struct scan *s, const char *path, const char *seq, c
     char ad[400];
     char *end;
     uint64_t n = strtoull(seq, &end, 10);
-    if (*end || !*seq || !strcmp(name + strlen(name) - (strlen(name) > 3 ? 4 : 0), ".tmp"))
+    if (*end || !*seq)
         return;
     snprintf(ad, sizeof ad, "recstream checkpoint %" PRIu64 " %s", n, name);
     struct core_buf plain;
