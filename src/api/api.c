@@ -205,6 +205,8 @@ static enum http_action route(struct api *api, struct http_request *req)
         return api__reco(api, req);
     if (api__privacy_route(url))
         return api__privacy(api, req);
+    if (api__erasure_route(url))
+        return api__erasure(api, req);
     if (!strncmp(url, "/v1/users/", 10) || !strncmp(url, "/v1/items/", 10) ||
         !strcmp(url, "/v1/trending"))
         return api__state(api, req);

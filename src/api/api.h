@@ -35,6 +35,14 @@ struct apikey_store;
 typedef void (*api_audit_fn)(void *arg, const char *actor_key_id, const char *action,
                              const char *subject, const char *detail_json);
 
+struct erasures;
+struct erasure_receipt;
+
+/* Erasure hook (serve_erasure_request): records and starts the erasure of the user (raw id of
+ * raw_len bytes, pseudonym key), filling *out. Returns 0 or a negative error. */
+typedef int (*api_erase_fn)(void *arg, const char *raw, size_t raw_len, const char *key, bool anon,
+                            const char *actor, struct erasure_receipt *out);
+
 struct api_config {
     const char *const *topics; /* Kafka REST topic names accepted (aliases of the event log) */
     size_t ntopics;
@@ -56,6 +64,9 @@ struct api_config {
     /* Appends more metrics (Prometheus text) to /metrics; may be NULL. Any thread. */
     void (*metrics_fn)(void *arg, struct core_buf *out);
     void *metrics_arg;
+    struct erasures *erasures; /* borrowed, may be NULL; erasure receipts and export */
+    api_erase_fn erase_fn;     /* may be NULL (then erasure and export answer 503) */
+    void *erase_arg;
 };
 
 struct api;

@@ -67,6 +67,9 @@ static const struct api_route routes[] = {
     {"DELETE", "/v1/items/*", ADMIN, 0},
     {"GET", "/v1/deadletters", ADMIN, 0},
     {"POST", "/v1/deadletters/replay", ADMIN, 0},
+    {"DELETE", "/v1/users/*", ADMIN, 0},
+    {"GET", "/v1/users/*/export", ADMIN, 0},
+    {"GET", "/v1/erasures/*", ADMIN, 0},
 };
 
 #define NROUTES (sizeof routes / sizeof *routes)

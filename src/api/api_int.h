@@ -49,6 +49,11 @@ enum http_action api__reco(struct api *api, struct http_request *req);
 bool api__privacy_route(const char *url);
 enum http_action api__privacy(struct api *api, struct http_request *req);
 
+/* Erasure and export routes (api_erasure.c): DELETE /v1/users/{userId}, GET
+ * /v1/users/{userId}/export, GET /v1/erasures/{erasureId}. */
+bool api__erasure_route(const char *url);
+enum http_action api__erasure(struct api *api, struct http_request *req);
+
 /* Counts a reply status for /metrics. */
 void api__count_reply(struct api *api, int status);
 

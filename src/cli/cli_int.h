@@ -57,6 +57,12 @@ int cli__keys_open(const char *data, const char *key_path, bool create, int64_t 
                    struct cli_keys *k);
 void cli__keys_close(struct cli_keys *k);
 
+/* `recstream privacy scan` (cmd_privacy_scan.c): searches every file of data for the user's
+ * raw id and pseudonym, opening sealed files with the data key (data_key path, "" = default).
+ * Returns the exit code: 0 nothing found, 1 found, 2 errors. */
+int cli__privacy_scan(const char *data, const char *key_file, const char *data_key, const char *id,
+                      bool anonymous);
+
 int cli_cmd_serve(int argc, char **argv);
 int cli_cmd_privacy(int argc, char **argv);
 int cli_cmd_log(int argc, char **argv);

@@ -6,23 +6,25 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "recstream %s: real-time behaviour events to personalised recommendations\n\n"
-            "usage: recstream <command> [options]\n\n"
-            "commands:\n"
-            "  serve    run the collector (embedded log in --data DIR)\n"
-            "  log      inspect the event log: tail, dump, check, stats\n"
-            "  privacy  pseudonym ID: the pseudonym stored for a user id\n"
-            "  schema   validate JSON documents against a JSON Schema (draft-07)\n"
-            "  state    rebuild and dump the processor state offline\n"
-            "  eval     evaluate the recommender on a dataset (prequential, leave-last-out)\n"
-            "  simulate send realistic synthetic traffic to a running server\n"
-            "  audit    verify or tail the privacy audit log (hash chain)\n"
-            "  keys     API keys: create, list, revoke; the route -> role table\n"
-            "  dev      developer tools: kafka-mock (a local Kafka mock cluster)\n\n"
-            "recstream <command> --help shows a command's options; --version the "
-            "version.\n",
-            RECSTREAM_VERSION);
+    fprintf(
+        out,
+        "recstream %s: real-time behaviour events to personalised recommendations\n\n"
+        "usage: recstream <command> [options]\n\n"
+        "commands:\n"
+        "  serve    run the collector (embedded log in --data DIR)\n"
+        "  log      inspect the event log: tail, dump, check, stats\n"
+        "  privacy  pseudonym ID: the pseudonym stored for a user id; scan ID: search the data\n"
+        "           directory (sealed files opened) for a user's id and pseudonym\n"
+        "  schema   validate JSON documents against a JSON Schema (draft-07)\n"
+        "  state    rebuild and dump the processor state offline\n"
+        "  eval     evaluate the recommender on a dataset (prequential, leave-last-out)\n"
+        "  simulate send realistic synthetic traffic to a running server\n"
+        "  audit    verify or tail the privacy audit log (hash chain)\n"
+        "  keys     API keys: create, list, revoke; the route -> role table\n"
+        "  dev      developer tools: kafka-mock (a local Kafka mock cluster)\n\n"
+        "recstream <command> --help shows a command's options; --version the "
+        "version.\n",
+        RECSTREAM_VERSION);
 }
 
 int cli_main(int argc, char **argv)

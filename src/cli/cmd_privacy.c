@@ -9,6 +9,7 @@
 struct privacy_config {
     char data[1024];
     char key_file[1100];
+    char data_key[1100];
     bool anonymous;
 };
 
@@ -21,6 +22,10 @@ static int set_data(void *cfg, const char *v, char *err, size_t es)
 static int set_key_file(void *cfg, const char *v, char *err, size_t es)
 {
     return cli__set_str(PCFG->key_file, sizeof PCFG->key_file, v, err, es);
+}
+static int set_data_key(void *cfg, const char *v, char *err, size_t es)
+{
+    return cli__set_str(PCFG->data_key, sizeof PCFG->data_key, v, err, es);
 }
 static int set_anonymous(void *cfg, const char *v, char *err, size_t es)
 {
@@ -35,10 +40,11 @@ static const struct cli_opt privacy_opts[] = {
     {"data", "DIR", "data directory (default ./data)", set_data},
     {"key-file", "PATH", "pseudonymisation secret (default DIR/privacy/pseudonym.key)",
      set_key_file},
+    {"data-key", "PATH", "data key (scan; default DIR/privacy/data.key)", set_data_key},
     {"anonymous", NULL, "the id is an anonymousId, not a userId", set_anonymous},
 };
 
-static const char *usage = "pseudonym [options] ID";
+static const char *usage = "pseudonym|scan [options] ID";
 
 /* Splits the one positional argument (ID) off argv; options keep their values. */
 static int take_positional(int argc, char **argv, char **out_argv, int *out_argc, char **id)
@@ -49,9 +55,9 @@ static int take_positional(int argc, char **argv, char **out_argv, int *out_argc
         const char *a = argv[i];
         if (i == 0 || !strncmp(a, "--", 2)) {
             out_argv[(*out_argc)++] = argv[i];
-            bool takes =
-                strchr(a, '=') == NULL && i > 0 &&
-                (!strcmp(a, "--data") || !strcmp(a, "--key-file") || !strcmp(a, "--config"));
+            bool takes = strchr(a, '=') == NULL && i > 0 &&
+                         (!strcmp(a, "--data") || !strcmp(a, "--key-file") ||
+                          !strcmp(a, "--config") || !strcmp(a, "--data-key"));
             if (takes && i + 1 < argc)
                 out_argv[(*out_argc)++] = argv[++i];
             continue;
@@ -66,7 +72,7 @@ static int take_positional(int argc, char **argv, char **out_argv, int *out_argc
 int cli_cmd_privacy(int argc, char **argv)
 {
     size_t nopts = sizeof privacy_opts / sizeof *privacy_opts;
-    if (argc < 2 || strcmp(argv[1], "pseudonym") != 0) {
+    if (argc < 2 || (strcmp(argv[1], "pseudonym") != 0 && strcmp(argv[1], "scan") != 0)) {
         if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
             cli__help(stdout, "privacy", usage, privacy_opts, nopts);
             return 0;
@@ -96,6 +102,8 @@ int cli_cmd_privacy(int argc, char **argv)
         return 2;
     }
     fclose(f);
+    if (!strcmp(argv[1], "scan"))
+        return cli__privacy_scan(c.data, c.key_file, c.data_key, id, c.anonymous);
     struct privacy_key key;
     bool created = false;
     if (privacy_key_load_or_create(c.key_file, &key, &created) < 0)

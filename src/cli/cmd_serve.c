@@ -2,6 +2,7 @@
 #include "api/api.h"
 #include "catalog/catalog.h"
 #include "cli/cli_int.h"
+#include "cli/serve_erasure.h"
 #include "evlog/evlog.h"
 #include "http/http.h"
 #include "ingest/deadletter.h"
@@ -55,6 +56,7 @@ struct serve_config {
     /* Retention (docs/PRIVACY.md): 0 = kept forever (events, audit). */
     int64_t retention_events_ms, retention_state_ms, retention_aggregates_ms, retention_interval_ms,
         retention_audit_ms, audit_rotate_ms;
+    int64_t erasure_deadline_ms, erasure_step_delay_ms;
 };
 
 #define CFG ((struct serve_config *)cfg)
@@ -194,6 +196,8 @@ INT_SETTER(set_retry_after, retry_after_s, 1, 3600)
 DURATION_SETTER(set_dedup_window, dedup_window_ms, 0)
 DURATION_SETTER(set_segment_age, segment_ms, 1000)
 DURATION_SETTER(set_checkpoint_interval, checkpoint_interval_ms, 10)
+DURATION_SETTER(set_erasure_deadline, erasure_deadline_ms, 1000)
+DURATION_SETTER(set_erasure_step_delay, erasure_step_delay_ms, 0)
 INT_SETTER(set_processor_threads, processor_threads, 1, 1024)
 DURATION_SETTER(set_retention_state, retention_state_ms, 1000)
 DURATION_SETTER(set_retention_aggregates, retention_aggregates_ms, 1000)
@@ -448,6 +452,12 @@ static const struct cli_opt serve_opts[] = {
      "events of users without personalization consent: drop (default) | aggregate (stored "
      "for item aggregates only)",
      set_consent_policy},
+    {"erasure-deadline", "DURATION",
+     "an erasure (DELETE /v1/users/{id}) not complete by then is reported failed and retried "
+     "(default 60s)",
+     set_erasure_deadline},
+    {"erasure-step-delay", "DURATION", "pause after each erasure step (testing only; default 0)",
+     set_erasure_step_delay},
     {"consent-max", "N", "most users with a consent record (default 1000000; full: 507)",
      set_consent_max},
     {"ip", "MODE", "client IPs in context.ip: truncate (IPv4 /24, IPv6 /48; default) | drop",
@@ -520,6 +530,7 @@ static void serve_defaults(struct serve_config *c)
     reco_config_init(&c->reco);
     c->consent_policy = CONSENT_POLICY_DROP;
     c->consent_max = 1000000;
+    c->erasure_deadline_ms = 60000;
     c->ip_mode = PRIVACY_IP_TRUNCATE;
 }
 
@@ -708,6 +719,8 @@ static int run(struct serve_config *c)
     struct audit *audit = NULL;
     struct serve_retention *ret = NULL;
     struct consent *consent = NULL;
+    struct erasures *erasures = NULL;
+    struct serve_erasure *erasure_job = NULL;
     struct privacy_key key;
     bool key_loaded = false, keys_open = false;
     struct cli_keys keys;
@@ -852,6 +865,25 @@ static int run(struct serve_config *c)
     reco = reco_new(&c->reco, shards, stream_partitions(st), cat);
     reco_start(reco);
 
+    snprintf(path, sizeof path, "%s/privacy/erasures", c->data);
+    rc = erasures_open(path, &keys.data_key, &erasures);
+    if (rc < 0) {
+        LOG_ERROR("cannot open the erasure receipts", "dir=%s err=\"%s\"", path, core_strerror(rc));
+        goto out;
+    }
+    struct serve_erasure_config ec = {.receipts = erasures,
+                                      .ing = ing,
+                                      .stream = st,
+                                      .userkeys = keys.uk,
+                                      .consent = consent,
+                                      .deadletters = dead,
+                                      .audit = audit,
+                                      .deadline_ms = c->erasure_deadline_ms,
+                                      .step_delay_ms = c->erasure_step_delay_ms};
+    rc = serve_erasure_start(&ec, &erasure_job);
+    if (rc < 0)
+        goto out;
+
     struct api_config ac = {.topics = c->topics,
                             .ntopics = c->ntopics,
                             .max_records = c->max_records,
@@ -869,7 +901,10 @@ static int run(struct serve_config *c)
                             .audit_fn = audit_admin,
                             .audit_arg = audit,
                             .metrics_fn = serve_retention_metrics,
-                            .metrics_arg = ret};
+                            .metrics_arg = ret,
+                            .erasures = erasures,
+                            .erase_fn = serve_erasure_request,
+                            .erase_arg = erasure_job};
     api = api_new(&ac, ing, log);
     struct http_options ho;
     http_options_init(&ho);
@@ -908,6 +943,8 @@ out:
     if (srv)
         http_server_stop(srv);
     api_free(api);
+    serve_erasure_stop(erasure_job); /* it uses ingest, the stream and the stores below */
+    erasures_free(erasures);
     reco_free(reco); /* before the processors: its refresher reads their shards */
     free(shards);
     ingest_free(ing);

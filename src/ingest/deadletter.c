@@ -911,3 +911,122 @@ int deadletter_take(struct deadletters *d, const int64_t *ids, size_t n, deadlet
     free(want);
     return rc < 0 ? rc : removed;
 }
+
+/* ---- erasure ----------------------------------------------------------------------------- */
+
+/* The entry id of a plaintext line ({"id":N,...}), or 0 for the other kinds of lines. */
+static int64_t line_entry_id(const char *s, size_t n)
+{
+    cJSON *j = json_parse_exact(s, n);
+    int64_t id = 0;
+    if (j && json_id(cJSON_GetObjectItemCaseSensitive(j, "id"), &id) < 0)
+        id = 0;
+    cJSON_Delete(j);
+    return id;
+}
+
+/* Rewrites segment k without the lines fn matches (sealed again, renumbered), atomically.
+ * Returns the number of lines removed or a negative error (the file is then unchanged). */
+static int purge_segment(struct deadletters *d, size_t k, deadletter_match_fn fn, void *arg)
+{
+    struct segment *seg = &d->segs[k];
+    char path[PATH_MAX], ad[96];
+    struct core_buf buf, plain, kept, out;
+    core_buf_init(&buf);
+    core_buf_init(&plain);
+    core_buf_init(&kept);
+    core_buf_init(&out);
+    int64_t *gone = NULL;
+    size_t ngone = 0, cap = 0;
+    int removed = 0;
+    int rc = seg_path(d, seg->first_id, path, sizeof path);
+    if (rc == 0)
+        rc = core_read_file(path, SIZE_MAX / 2, &buf);
+    int64_t line = 0, kept_lines = 0;
+    for (size_t pos = 0; rc == 0 && pos < buf.len; line++) {
+        const char *nl = memchr(buf.data + pos, '\n', buf.len - pos);
+        size_t n = nl ? (size_t)(nl - (buf.data + pos)) : buf.len - pos;
+        const char *p = buf.data + pos;
+        pos += n + 1;
+        core_buf_reset(&plain);
+        if (d->has_key) {
+            line_ad(ad, sizeof ad, seg->first_id, line);
+            if (seal_line_open(&d->key, ad, p, n, &plain) < 0) {
+                removed++; /* unreadable already; it would not open under a new number */
+                continue;
+            }
+        } else {
+            core_buf_append(&plain, p, n);
+        }
+        if (fn(arg, plain.data, plain.len)) {
+            int64_t id = line_entry_id(plain.data, plain.len);
+            if (id > 0) {
+                if (ngone == cap) {
+                    cap = cap ? 2 * cap : 16;
+                    gone = core_xrealloc(gone, cap * sizeof *gone);
+                }
+                gone[ngone++] = id;
+            }
+            removed++;
+            continue;
+        }
+        if (d->has_key) {
+            line_ad(ad, sizeof ad, seg->first_id, kept_lines);
+            seal_line(&d->key, ad, plain.data, plain.len, &out);
+        } else {
+            core_buf_append(&out, plain.data, plain.len);
+        }
+        core_buf_putc(&out, '\n');
+        kept_lines++;
+    }
+    if (rc == 0 && removed > 0)
+        rc = core_write_file_atomic(path, out.data ? out.data : "", out.len, 0600);
+    if (rc == 0 && removed > 0) {
+        d->disk_bytes += (int64_t)out.len - seg->bytes;
+        seg->bytes = (int64_t)out.len;
+        seg->lines = kept_lines;
+        if (k == d->nsegs - 1 && d->fd >= 0) {
+            /* The rename replaced the file the appends go to: reopen it. */
+            int fd = -1;
+            int64_t size = 0;
+            close(d->fd);
+            d->fd = seg_open(d, seg->first_id, &fd, &size) == 0 ? fd : -1;
+        }
+        for (size_t i = 0; i < ngone; i++) {
+            struct entry *e = ents_find_live(d, gone[i]);
+            if (e)
+                ents_remove(d, (size_t)(e - d->ents));
+        }
+    }
+    if (plain.data)
+        sodium_memzero(plain.data, plain.cap);
+    if (out.data)
+        sodium_memzero(out.data, out.cap);
+    core_buf_dispose(&plain);
+    core_buf_dispose(&kept);
+    core_buf_dispose(&out);
+    core_buf_dispose(&buf);
+    free(gone);
+    return rc < 0 ? rc : removed;
+}
+
+int deadletter_purge(struct deadletters *d, deadletter_match_fn fn, void *arg)
+{
+    if (!d || !fn)
+        return CORE_E_INVALID;
+    int rc = 0, removed = 0;
+    pthread_mutex_lock(&d->take_mu);
+    pthread_mutex_lock(&d->mu);
+    for (size_t k = 0; k < d->nsegs && rc >= 0; k++) {
+        rc = purge_segment(d, k, fn, arg);
+        if (rc > 0)
+            removed += rc;
+    }
+    if (removed > 0) {
+        core_fsync_dir(d->dir);
+        segs_trim(d);
+    }
+    pthread_mutex_unlock(&d->mu);
+    pthread_mutex_unlock(&d->take_mu);
+    return rc < 0 ? rc : removed;
+}

@@ -111,6 +111,20 @@ typedef bool (*deadletter_take_fn)(void *arg, int64_t id, const char *event_json
 int deadletter_take(struct deadletters *d, const int64_t *ids, size_t n, deadletter_take_fn fn,
                     void *arg);
 
+/* Erasure: whether a plaintext line (len bytes, no newline) belongs to the user. */
+typedef bool (*deadletter_match_fn)(void *arg, const char *line, size_t len);
+
+/*
+ * Removes from the files every line fn matches (entries, taken or live, and any other line):
+ * each segment holding one is rewritten without it (lines sealed again under new numbers;
+ * temporary file, fsync, rename, then the directory fsynced), so nothing of those lines is
+ * left in the directory's files (filesystem remanence aside). Matching live entries leave
+ * the store. Lines that no longer open are dropped too. Blocks adds and takes while it runs
+ * (one segment read at a time: memory is bounded by the segment size). Returns the number of
+ * lines removed, CORE_E_INVALID, or -errno (segments already rewritten stay rewritten).
+ */
+int deadletter_purge(struct deadletters *d, deadletter_match_fn fn, void *arg);
+
 /* Reads the counters; each pointer may be NULL. live: entries stored now; total_added and
  * dropped: entries added and dropped by the bounds since this process opened the store. */
 void deadletter_stats(struct deadletters *d, int64_t *live, int64_t *total_added, int64_t *dropped);

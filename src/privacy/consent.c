@@ -1,10 +1,11 @@
 /*
  * The consent store (format and threading in consent.h).
  *
- * The map is open addressing over pseudonyms with linear probing; entries are never removed
- * (erasure will), so no tombstones. Each entry's history grows one state at a time up to
- * CONSENT_HISTORY_MAX. Memory is bounded by max_entries: a put for a new user beyond it is
- * refused with CORE_E_FULL, which the API turns into 507.
+ * The map is open addressing over pseudonyms with linear probing; entries leave only by
+ * erasure (consent_forget), which re-inserts the rest of the probe cluster: no tombstones. Each
+ * entry's history grows one state at a time up to CONSENT_HISTORY_MAX. Memory is bounded by
+ * max_entries: a put for a new user beyond it is refused with CORE_E_FULL, which the API turns into
+ * 507.
  */
 #include "privacy/consent.h"
 
@@ -14,6 +15,7 @@
 #include <nettle/hmac.h>
 #include <sodium.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -602,4 +604,54 @@ out:
             *prev_out = prev;
     }
     return rc;
+}
+
+/* ---- erasure --------------------------------------------------------------------------------- */
+
+/* Takes slot i out of the table and re-inserts the rest of its probe cluster, so lookups that
+ * passed over i still find their entries (linear probing without tombstones). Write lock. */
+static void remove_slot(struct consent *c, size_t i)
+{
+    c->slots[i] = NULL;
+    for (size_t j = (i + 1) & c->mask; c->slots[j]; j = (j + 1) & c->mask) {
+        struct entry *e = c->slots[j];
+        c->slots[j] = NULL;
+        insert_slot(c->slots, c->mask, e);
+    }
+}
+
+int consent_forget(struct consent *c, const char *key)
+{
+    if (!valid_key(key))
+        return CORE_E_INVALID;
+    pthread_mutex_lock(&c->wmu);
+    pthread_rwlock_wrlock(&c->lock);
+    struct entry *e = NULL;
+    size_t i;
+    for (i = slot_of(c, key); c->slots[i]; i = (i + 1) & c->mask) {
+        if (!memcmp(c->slots[i]->key, key, CONSENT_KEY_HEX)) {
+            e = c->slots[i];
+            break;
+        }
+    }
+    if (e) {
+        remove_slot(c, i);
+        c->states -= e->n;
+        atomic_fetch_sub(&c->count, 1);
+    }
+    pthread_rwlock_unlock(&c->lock);
+    /* Compaction rewrites the snapshot without the entry and empties the journal, so its
+     * pseudonym leaves both files (also when it was already gone from memory: a retry after
+     * a failed compaction). */
+    int rc = compact(c);
+    pthread_mutex_unlock(&c->wmu);
+    if (e) {
+        sodium_memzero(e->hist, e->cap * sizeof *e->hist);
+        free(e->hist);
+        sodium_memzero(e, sizeof *e);
+        free(e);
+    }
+    if (rc < 0)
+        return rc;
+    return e ? 0 : CORE_E_NOTFOUND;
 }

@@ -110,6 +110,15 @@ static inline enum consent_decision consent_stricter(enum consent_decision a,
  * so erasing the pseudonym from the data directory leaves the audit chain intact. */
 void consent_subject_ref(struct consent *c, const char *key, char out[CONSENT_KEY_HEX + 1]);
 
+/*
+ * Erasure: removes the user's record and history from memory and from the store's files
+ * (compaction: a new snapshot without it, an empty journal). Returns 0, CORE_E_NOTFOUND (no
+ * record: the files were compacted all the same), CORE_E_INVALID (bad key) or a storage error
+ * (the record is gone from memory; a retry rewrites the files). The audit log keeps its
+ * entries, which name subject references only. Any thread.
+ */
+int consent_forget(struct consent *c, const char *key);
+
 /* Entries (users with a record) now. */
 int64_t consent_count(struct consent *c);
 

@@ -1,7 +1,8 @@
 /*
  * privacy: pseudonymisation of user identities (HMAC-SHA-256 under a secret key that lives
  * in a 0600 key file) and data minimisation (IP truncation, user agent -> device class).
- * Consent lives in consent.h, the audit log in audit.h; retention and erasure come later.
+ * Consent lives in consent.h, the audit log in audit.h, erasure receipts in erasure.h;
+ * retention comes later.
  */
 #ifndef RECSTREAM_PRIVACY_H
 #define RECSTREAM_PRIVACY_H

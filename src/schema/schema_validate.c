@@ -317,7 +317,7 @@ static bool v_array(const struct sch_vctx *c, const struct sch_node *n, const cJ
         if (!sch__report(c, n, "contains", at, j, "has no item that matches \"contains\""))
             return false;
     }
-    size_t a, b;
+    size_t a = 0, b = 0; /* set when a duplicate is found (gcc -O3 cannot tell) */
     if (n->unique_items && find_duplicate(j, count, &a, &b)) {
         ok = false;
         sch__report(c, n, "uniqueItems", at, j, "has equal items at %zu and %zu", a, b);

@@ -167,16 +167,15 @@ out:
 
 /* ---- checkpoints --------------------------------------------------------------------------- */
 
-/* Writes the snapshots in parts[].snap as the next checkpoint. */
-static int write_snaps(struct stream *s)
+/* Writes the snapshots in parts[].snap as the next checkpoint, keeping keep in all. */
+static int write_snaps(struct stream *s, int keep)
 {
     struct stream__snap *snaps = core_xcalloc((size_t)s->nparts, sizeof *snaps);
     for (int32_t p = 0; p < s->nparts; p++)
         snaps[p] = (struct stream__snap){.data = s->parts[p].snap.data,
                                          .len = s->parts[p].snap.len,
                                          .offset = s->parts[p].snap_offset};
-    int rc =
-        stream__ckpt_write(s->ckpt_dir, s->next_seq++, snaps, s->nparts, s->cfg.keep, &s->data_key);
+    int rc = stream__ckpt_write(s->ckpt_dir, s->next_seq++, snaps, s->nparts, keep, &s->data_key);
     for (int32_t p = 0; rc == 0 && p < s->nparts; p++)
         atomic_store(&s->parts[p].ckpt_offset, snaps[p].offset);
     free(snaps);
@@ -184,7 +183,7 @@ static int write_snaps(struct stream *s)
 }
 
 /* Asks every processor for snapshots, waits for them (mu held), then writes unlocked. */
-static int checkpoint_locked(struct stream *s)
+static int checkpoint_locked(struct stream *s, int keep)
 {
     atomic_store(&s->events_since, 0);
     s->snaps_pending = s->nworkers;
@@ -194,7 +193,7 @@ static int checkpoint_locked(struct stream *s)
     if (s->snaps_pending > 0)
         return atomic_load(&s->failed) ? CORE_E_FAILED : CORE_E_CLOSED;
     pthread_mutex_unlock(&s->mu);
-    int rc = write_snaps(s);
+    int rc = write_snaps(s, keep);
     pthread_mutex_lock(&s->mu);
     return rc;
 }
@@ -226,7 +225,10 @@ static void *ckpt_main(void *arg)
         }
         uint64_t target = s->want_gen;
         bool idle = atomic_load(&s->events_since) == 0 && target <= s->done_gen;
-        int rc = idle ? 0 : checkpoint_locked(s);
+        /* Older checkpoints go only after the new one is durable (stream__ckpt_write prunes
+         * after its rename), and only this thread writes or prunes checkpoints. */
+        bool only = s->only_gen > s->done_gen && s->only_gen <= target;
+        int rc = idle ? 0 : checkpoint_locked(s, only ? 1 : s->cfg.keep);
         if (rc < 0) /* not idle any more: retry at the next tick */
             atomic_fetch_add(&s->events_since, 1);
         last = core_mono_ns();
@@ -239,16 +241,28 @@ static void *ckpt_main(void *arg)
     return NULL;
 }
 
-int stream_checkpoint(struct stream *s)
+static int checkpoint_wait(struct stream *s, bool only)
 {
     pthread_mutex_lock(&s->mu);
     uint64_t gen = ++s->want_gen;
+    if (only)
+        s->only_gen = gen;
     pthread_cond_broadcast(&s->cond);
     while (s->done_gen < gen && !s->stopping)
         pthread_cond_wait(&s->cond, &s->mu);
     int rc = s->done_gen >= gen ? s->last_rc : CORE_E_CLOSED;
     pthread_mutex_unlock(&s->mu);
     return rc;
+}
+
+int stream_checkpoint(struct stream *s)
+{
+    return checkpoint_wait(s, false);
+}
+
+int stream_checkpoint_only(struct stream *s)
+{
+    return checkpoint_wait(s, true);
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------------- */
@@ -366,7 +380,7 @@ void stream_stop(struct stream *s, bool final_checkpoint)
     if (final_checkpoint && !atomic_load(&s->failed)) {
         for (int32_t p = 0; p < s->nparts; p++)
             snapshot_part(&s->parts[p]);
-        write_snaps(s);
+        write_snaps(s, s->cfg.keep);
     }
     stream_free(s);
 }

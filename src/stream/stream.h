@@ -57,6 +57,11 @@ bool stream_healthy(struct stream *s);
  * (CORE_E_FAILED when the stream is unhealthy, CORE_E_CLOSED when stopping). */
 int stream_checkpoint(struct stream *s);
 
+/* stream_checkpoint, after which every older checkpoint is deleted (erasure: they hold state
+ * that was forgotten since). The deletion follows the new checkpoint's durable rename, on the
+ * checkpoint thread. Same returns. */
+int stream_checkpoint_only(struct stream *s);
+
 /* Blocks until partition p has applied every record below offset. Returns 0, or
  * CORE_E_TIMEOUT, CORE_E_FAILED (stream unhealthy), CORE_E_CLOSED (stopping). Any thread. */
 int stream_wait_applied(struct stream *s, int32_t p, int64_t offset, int timeout_ms);

@@ -49,6 +49,8 @@ struct stream {
     atomic_uint_fast64_t snap_gen; /* bumped to ask every processor for snapshots */
     int snaps_pending;             /* processors yet to snapshot for snap_gen */
     uint64_t want_gen, done_gen;   /* stream_checkpoint requests and completions */
+    uint64_t only_gen;             /* stream_checkpoint_only: the request whose checkpoint
+                                    * is to be the only one kept */
     int last_rc;
     atomic_int_fast64_t events_since; /* events applied since the last checkpoint */
     uint64_t next_seq;

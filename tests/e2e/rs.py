@@ -145,6 +145,19 @@ class Server:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def call_json(srv, method, url, body=None):
+    """One request whose reply must be JSON (or empty): returns (status, parsed reply or None).
+    A body that is not already text is sent as JSON."""
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    if body is not None and not isinstance(body, (str, bytes)):
+        body = json.dumps(body)
+    st, _, data = srv.request(method, url, body, headers)
+    try:
+        return st, (json.loads(data) if data else None)
+    except ValueError:
+        raise AssertionError("%s %s: reply is not JSON: %r" % (method, url, data))
+
+
 def run_cli(*args, check=True):
     p = subprocess.run([BIN] + list(args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if check and p.returncode != 0:

@@ -47,14 +47,7 @@ def q(s):
 
 
 def call(method, url, body=None, srv=SRV):
-    headers = {"Content-Type": "application/json"} if body is not None else {}
-    if body is not None and not isinstance(body, (str, bytes)):
-        body = json.dumps(body)
-    st, _, data = srv.request(method, url, body, headers)
-    try:
-        return st, (json.loads(data) if data else None)
-    except ValueError:
-        raise AssertionError("%s %s: reply is not JSON: %r" % (method, url, data))
+    return rs.call_json(srv, method, url, body)
 
 
 def put_item(item_id, srv=SRV, **fields):

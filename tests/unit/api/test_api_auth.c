@@ -11,6 +11,7 @@
 #include "cli/httpc.h"
 #include "privacy/apikey.h"
 #include "privacy/privacy.h"
+#include "privacy/userkeys.h"
 #include "schema/registry.h"
 
 #include <pthread.h>
@@ -49,6 +50,8 @@ struct fixture {
     char dir[64];
     struct privacy_key key;
     struct evlog *log;
+    struct seal_key data_key;
+    struct userkeys *uk; /* in memory: the sealed log needs keys */
     struct ingest *ing;
     struct schema_registry *reg;
     struct apikey_store *keys;
@@ -74,9 +77,16 @@ static int setup(void **state)
     o.dir = path;
     o.partitions = 2;
     o.fsync = EVLOG_FSYNC_NONE;
+    struct userkeys_options uo;
+    userkeys_options_init(&uo);
+    f->data_key.key[0] = 9;
+    uo.data_key = &f->data_key;
+    assert_int_equal(userkeys_open(&uo, &f->uk), 0);
+    o.keys = f->uk;
     assert_int_equal(evlog_file_open(&o, &f->log), 0);
     struct ingest_config ic;
     ingest_config_init(&ic);
+    ic.userkeys = f->uk;
     assert_int_equal(ingest_new(&ic, f->log, &f->key, &f->ing), 0);
     snprintf(path, sizeof path, "%s/registry", f->dir);
     assert_int_equal(schema_registry_open(path, &f->reg), 0);
@@ -134,6 +144,7 @@ static int teardown(void **state)
     schema_registry_free(f->reg);
     ingest_free(f->ing);
     evlog_close(f->log);
+    userkeys_free(f->uk);
     pthread_mutex_destroy(&f->audit.mu);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);

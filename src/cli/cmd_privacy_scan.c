@@ -1,0 +1,216 @@
+/*
+ * `recstream privacy scan --data DIR ID`: searches every file under the data directory for a
+ * user's raw id and pseudonym, opening what is sealed under the data key first, so that an
+ * erasure can be checked end to end (docs/PRIVACY.md, "Right to erasure"):
+ *
+ *   - every file as stored (plaintext files: consent, audit log, key files, indexes, ...);
+ *   - checkpoints (checkpoints/<seq>/<file>), dead letters (deadletters/<n>.ndjson, per line)
+ *     and erasure receipts (privacy/erasures/<id>.rcpt) after opening them;
+ *   - the user key store: whether it still holds a key for the pseudonym.
+ * Log records are sealed under users' keys: `recstream log dump` opens those still readable.
+ *
+ * Prints one line per hit ("HIT <file>: <what>") and a summary; exit 1 when anything was
+ * found, 2 on errors (a sealed file that does not open is an error: it was not searched).
+ */
+#include "cli/cli_int.h"
+#include "privacy/privacy.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define SCAN_FILE_MAX ((size_t)1 << 30)
+
+struct scan {
+    const char *data;
+    const struct seal_key *key;
+    const char *needles[2]; /* raw id, pseudonym */
+    const char *what[2];
+    int64_t files, opened, hits, errors;
+};
+
+static void search(struct scan *s, const char *path, const char *how, const char *p, size_t n)
+{
+    for (int i = 0; i < 2; i++) {
+        if (memmem(p, n, s->needles[i], strlen(s->needles[i]))) {
+            printf("HIT %s: %s%s\n", path, s->what[i], how);
+            s->hits++;
+        }
+    }
+}
+
+static void open_failed(struct scan *s, const char *path)
+{
+    printf("ERROR %s: sealed, but does not open under the data key (not searched)\n", path);
+    s->errors++;
+}
+
+/* checkpoints/<seq>/<name>: the whole file sealed, AD "recstream checkpoint <seq> <name>". */
+static void scan_checkpoint(struct scan *s, const char *path, const char *seq, const char *name,
+                            const struct core_buf *b)
+{
+    char ad[400];
+    char *end;
+    uint64_t n = strtoull(seq, &end, 10);
+    if (*end || !*seq)
+        return;
+    snprintf(ad, sizeof ad, "recstream checkpoint %" PRIu64 " %s", n, name);
+    struct core_buf plain;
+    core_buf_init(&plain);
+    if (seal_file_open(s->key, ad, b->data, b->len, &plain) == 0) {
+        s->opened++;
+        search(s, path, " (sealed checkpoint, opened)", plain.data, plain.len);
+    } else {
+        open_failed(s, path);
+    }
+    core_buf_dispose(&plain);
+}
+
+/* deadletters/<first>.ndjson: one sealed line each, AD "... <first> line <n>". */
+static void scan_deadletters(struct scan *s, const char *path, const char *name,
+                             const struct core_buf *b)
+{
+    char *end;
+    long long first = strtoll(name, &end, 10);
+    if (strcmp(end, ".ndjson"))
+        return;
+    struct core_buf plain;
+    core_buf_init(&plain);
+    char ad[96];
+    int64_t line = 0;
+    bool ok = true;
+    for (size_t pos = 0; pos < b->len; line++) {
+        const char *nl = memchr(b->data + pos, '\n', b->len - pos);
+        size_t n = nl ? (size_t)(nl - (b->data + pos)) : b->len - pos;
+        snprintf(ad, sizeof ad, "recstream deadletters %lld line %" PRId64, first, line);
+        core_buf_reset(&plain);
+        if (seal_line_open(s->key, ad, b->data + pos, n, &plain) == 0)
+            search(s, path, " (sealed dead letter, opened)", plain.data, plain.len);
+        else
+            ok = false;
+        pos += n + 1;
+    }
+    if (ok)
+        s->opened++;
+    else
+        open_failed(s, path);
+    core_buf_dispose(&plain);
+}
+
+static void scan_receipt(struct scan *s, const char *path, const char *name,
+                         const struct core_buf *b)
+{
+    size_t n = strlen(name);
+    if (n < 6 || strcmp(name + n - 5, ".rcpt"))
+        return;
+    char ad[96];
+    snprintf(ad, sizeof ad, "recstream erasure %.*s", (int)(n - 5), name);
+    struct core_buf plain;
+    core_buf_init(&plain);
+    if (seal_file_open(s->key, ad, b->data, b->len, &plain) == 0) {
+        s->opened++;
+        search(s, path, " (sealed erasure receipt, opened)", plain.data, plain.len);
+    } else {
+        open_failed(s, path);
+    }
+    core_buf_dispose(&plain);
+}
+
+static void scan_file(struct scan *s, const char *path, const char *rel, const char *name)
+{
+    struct core_buf b;
+    core_buf_init(&b);
+    int rc = core_read_file(path, SCAN_FILE_MAX, &b);
+    if (rc < 0) {
+        printf("ERROR %s: %s\n", path, core_strerror(rc));
+        s->errors++;
+        core_buf_dispose(&b);
+        return;
+    }
+    s->files++;
+    search(s, path, "", b.data, b.len);
+    char seq[64];
+    if (!strncmp(rel, "checkpoints/", 12) && sscanf(rel + 12, "%63[0-9]/", seq) == 1 &&
+        !strcmp(rel + 12 + strlen(seq) + 1, name))
+        scan_checkpoint(s, path, seq, name, &b);
+    else if (!strncmp(rel, "deadletters/", 12) && !strchr(rel + 12, '/'))
+        scan_deadletters(s, path, name, &b);
+    else if (!strncmp(rel, "privacy/erasures/", 17) && !strchr(rel + 17, '/'))
+        scan_receipt(s, path, name, &b);
+    sodium_memzero(b.data, b.cap);
+    core_buf_dispose(&b);
+}
+
+/* Depth-first over dir; rel is the path below the data directory. */
+static void walk(struct scan *s, const char *dir, const char *rel)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        printf("ERROR %s: %s\n", dir, strerror(errno));
+        s->errors++;
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        char path[4096], sub[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        snprintf(sub, sizeof sub, "%s%s%s", rel, *rel ? "/" : "", de->d_name);
+        struct stat st;
+        if (lstat(path, &st) < 0)
+            continue;
+        if (S_ISDIR(st.st_mode))
+            walk(s, path, sub);
+        else if (S_ISREG(st.st_mode))
+            scan_file(s, path, sub, de->d_name);
+    }
+    closedir(d);
+}
+
+int cli__privacy_scan(const char *data, const char *key_file, const char *data_key, const char *id,
+                      bool anonymous)
+{
+    struct privacy_key pk;
+    bool created = false;
+    struct stat st;
+    if (stat(key_file, &st) < 0 || privacy_key_load_or_create(key_file, &pk, &created) < 0) {
+        fprintf(stderr, "recstream privacy scan: no pseudonymisation key at %s\n", key_file);
+        return 2;
+    }
+    char pseudonym[33];
+    if (anonymous)
+        privacy_pseudonym_anon(&pk, id, strlen(id), pseudonym);
+    else
+        privacy_pseudonym_user(&pk, id, strlen(id), pseudonym);
+    privacy_key_dispose(&pk);
+    struct cli_keys keys;
+    if (cli__keys_open(data, data_key, false, 0, &keys) < 0) {
+        fprintf(stderr, "recstream privacy scan: cannot open the data key or user key store\n");
+        return 2;
+    }
+    struct scan s = {.data = data,
+                     .key = &keys.data_key,
+                     .needles = {id, pseudonym},
+                     .what = {"the raw id", "the pseudonym"}};
+    walk(&s, data, "");
+    struct seal_key uk;
+    if (userkeys_get(keys.uk, pseudonym, &uk) == 0) {
+        printf("HIT %s/privacy/userkeys: holds a key for the pseudonym (not shredded)\n", data);
+        s.hits++;
+        seal_key_dispose(&uk);
+    }
+    cli__keys_close(&keys);
+    printf("%s: %" PRId64 " files searched, %" PRId64 " sealed files opened, %" PRId64
+           " hits, %" PRId64 " errors\n",
+           s.hits     ? "FOUND"
+           : s.errors ? "INCOMPLETE"
+                      : "CLEAN",
+           s.files, s.opened, s.hits, s.errors);
+    return s.errors ? 2 : s.hits ? 1 : 0;
+}

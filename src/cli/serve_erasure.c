@@ -1,0 +1,316 @@
+/* The erasure job (see serve_erasure.h). */
+#include "cli/serve_erasure.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define RETRY_MS 1000
+
+struct serve_erasure {
+    struct serve_erasure_config cfg;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cond; /* wakes the job; signals step progress to requests */
+    bool stopping, kick;
+    uint64_t progress; /* bumped after every step written to a receipt */
+};
+
+static struct timespec deadline_after(int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
+/* Sleeps up to ms unless stopping; returns false when stopping. */
+static bool pause_ms(struct serve_erasure *j, int64_t ms)
+{
+    pthread_mutex_lock(&j->mu);
+    struct timespec ts = deadline_after(ms);
+    while (!j->stopping && !j->kick && ms > 0)
+        if (pthread_cond_timedwait(&j->cond, &j->mu, &ts) == ETIMEDOUT)
+            break;
+    j->kick = false;
+    bool go = !j->stopping;
+    pthread_mutex_unlock(&j->mu);
+    return go;
+}
+
+/* ---- step: forget (the control event) -------------------------------------------------------- */
+
+struct control {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    bool done;
+};
+
+static void on_control_done(void *arg)
+{
+    struct control *c = arg;
+    pthread_mutex_lock(&c->mu);
+    c->done = true;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* Withdraws the user's consent (so ingest drops their events while the erasure runs: none
+ * can slip in between the forget and the shred), then appends a "consent" control event
+ * withdrawing everything (marked "erasure") under the user's pseudonym and waits until the
+ * processor applied it: the state is then forgotten the way replays and restarts forget it
+ * too. The consent step removes the withdrawal again; events after it are new data. */
+static int step_forget(struct serve_erasure *j, const struct erasure_receipt *r, char *why,
+                       size_t ws)
+{
+    struct consent_state off = {.analytics = false, .personalization = false};
+    snprintf(off.source, sizeof off.source, "erasure");
+    off.ts = core_now_ms();
+    int crc = consent_set(j->cfg.consent, r->key, &off, "system", NULL, NULL);
+    if (crc < 0 && crc != CORE_E_FULL) {
+        snprintf(why, ws, "the consent withdrawal could not be stored (%s)", core_strerror(crc));
+        return crc;
+    }
+    cJSON *ev = cJSON_CreateObject();
+    cJSON_AddStringToObject(ev, r->anon ? "anonymousId" : "userId", r->key);
+    cJSON_AddStringToObject(ev, "eventType", "consent");
+    cJSON *props = cJSON_AddObjectToObject(ev, "properties");
+    cJSON_AddBoolToObject(props, "analytics", false);
+    cJSON_AddBoolToObject(props, "personalization", false);
+    cJSON_AddBoolToObject(props, "erasure", true);
+    struct ingest_item item = {.value = ev, .partition = -1, .prekeyed = true};
+    struct ingest_batch batch;
+    ingest_batch_init(&batch, &item, 1);
+    batch.source = "erasure";
+    batch.control = true;
+    batch.no_deadletters = true;
+    struct control c = {.done = false};
+    pthread_mutex_init(&c.mu, NULL);
+    pthread_cond_init(&c.cond, NULL);
+    ingest_batch_submit(j->cfg.ing, &batch, on_control_done, &c);
+    pthread_mutex_lock(&c.mu);
+    while (!c.done)
+        pthread_cond_wait(&c.cond, &c.mu);
+    pthread_mutex_unlock(&c.mu);
+    int rc = item.status;
+    if (rc < 0)
+        snprintf(why, ws, "the control event could not be logged (%s)", core_strerror(rc));
+    else if (item.out_partition < 0)
+        rc = CORE_E_FAILED, snprintf(why, ws, "the control event was not stored");
+    if (rc == 0) {
+        rc = stream_wait_applied(j->cfg.stream, item.out_partition, item.out_offset + 1,
+                                 (int)(j->cfg.deadline_ms > 0 ? j->cfg.deadline_ms : 60000));
+        if (rc < 0)
+            snprintf(why, ws, "the processor did not apply the control event (%s)",
+                     core_strerror(rc));
+    }
+    ingest_batch_dispose(&batch);
+    cJSON_Delete(ev);
+    pthread_cond_destroy(&c.cond);
+    pthread_mutex_destroy(&c.mu);
+    return rc;
+}
+
+/* ---- the other steps ------------------------------------------------------------------------- */
+
+/* A dead letter belongs to the user when it holds the pseudonym, or the raw id as a JSON
+ * string (a body rejected before pseudonymisation). */
+struct match {
+    const char *key;
+    struct core_buf quoted;
+};
+
+static bool match_line(void *arg, const char *line, size_t len)
+{
+    const struct match *m = arg;
+    return memmem(line, len, m->key, strlen(m->key)) ||
+           (m->quoted.len > 2 && memmem(line, len, m->quoted.data, m->quoted.len));
+}
+
+static int step_run(struct serve_erasure *j, enum erasure_step step,
+                    const struct erasure_receipt *r, char *why, size_t ws)
+{
+    int rc = 0;
+    switch (step) {
+    case ERASURE_STEP_FORGET:
+        return step_forget(j, r, why, ws);
+    case ERASURE_STEP_SHRED:
+        rc = userkeys_shred(j->cfg.userkeys, r->key);
+        rc = rc == CORE_E_NOTFOUND ? 0 : rc;
+        break;
+    case ERASURE_STEP_CONSENT:
+        rc = consent_forget(j->cfg.consent, r->key);
+        rc = rc == CORE_E_NOTFOUND ? 0 : rc;
+        break;
+    case ERASURE_STEP_DEADLETTERS: {
+        if (!j->cfg.deadletters)
+            break;
+        struct match m = {.key = r->key};
+        core_buf_init(&m.quoted);
+        core_json_str(&m.quoted, r->raw, r->raw_len);
+        rc = deadletter_purge(j->cfg.deadletters, match_line, &m);
+        sodium_memzero(m.quoted.data, m.quoted.cap);
+        core_buf_dispose(&m.quoted);
+        rc = rc > 0 ? 0 : rc;
+        break;
+    }
+    case ERASURE_STEP_CHECKPOINT:
+        rc = stream_checkpoint_only(j->cfg.stream);
+        break;
+    case ERASURE_STEPS:
+        break;
+    }
+    if (rc < 0)
+        snprintf(why, ws, "%s: %s", erasure_step_name(step), core_strerror(rc));
+    return rc;
+}
+
+static void audit(struct serve_erasure *j, const char *actor, const char *action,
+                  const struct erasure_receipt *r)
+{
+    char detail[160];
+    snprintf(detail, sizeof detail, "{\"erasureId\":\"%s\",\"idType\":\"%s\",\"status\":\"%s\"}",
+             r->id, r->anon ? "anonymous" : "user", erasure_status_name(r->status));
+    int rc = audit_append(j->cfg.audit, actor, action, r->subject, "api", detail);
+    if (rc < 0)
+        LOG_ERROR("cannot write an erasure to the audit log", "erasure=%s err=\"%s\"", r->id,
+                  core_strerror(rc));
+}
+
+static void publish(struct serve_erasure *j, const struct erasure_receipt *r)
+{
+    int rc = erasures_update(j->cfg.receipts, r);
+    if (rc < 0)
+        LOG_ERROR("cannot write an erasure receipt", "erasure=%s err=\"%s\"", r->id,
+                  core_strerror(rc));
+    pthread_mutex_lock(&j->mu);
+    j->progress++;
+    pthread_cond_broadcast(&j->cond);
+    pthread_mutex_unlock(&j->mu);
+}
+
+/* One attempt at every step of r. Returns 0 when complete, else the failing step's error. */
+static int attempt(struct serve_erasure *j, struct erasure_receipt *r)
+{
+    char why[sizeof r->error] = "";
+    for (int s = 0; s < ERASURE_STEPS; s++) {
+        int rc = step_run(j, (enum erasure_step)s, r, why, sizeof why);
+        if (rc < 0) {
+            snprintf(r->error, sizeof r->error, "%s", why);
+            if (r->status == ERASURE_PENDING &&
+                core_now_ms() - r->requested_ms > j->cfg.deadline_ms) {
+                r->status = ERASURE_FAILED;
+                audit(j, "system", "erasure.failed", r);
+            }
+            publish(j, r);
+            LOG_WARN("erasure step failed; retrying", "erasure=%s step=%s err=\"%s\"", r->id,
+                     erasure_step_name((enum erasure_step)s), why);
+            return rc;
+        }
+        if (!r->step_ms[s]) {
+            r->step_ms[s] = core_now_ms();
+            publish(j, r);
+        }
+        if (j->cfg.step_delay_ms > 0 && !pause_ms(j, j->cfg.step_delay_ms))
+            return CORE_E_CLOSED;
+    }
+    r->status = ERASURE_COMPLETE;
+    r->completed_ms = core_now_ms();
+    r->error[0] = '\0';
+    publish(j, r); /* drops the pseudonym and raw id from the receipt */
+    audit(j, "system", "erasure.complete", r);
+    LOG_INFO("erasure complete", "erasure=%s took_ms=%lld", r->id,
+             (long long)(r->completed_ms - r->requested_ms));
+    return 0;
+}
+
+static void *job_main(void *arg)
+{
+    struct serve_erasure *j = arg;
+    struct erasure_receipt *r = core_xmalloc(sizeof *r);
+    for (;;) {
+        pthread_mutex_lock(&j->mu);
+        bool stop = j->stopping;
+        pthread_mutex_unlock(&j->mu);
+        if (stop)
+            break;
+        int rc = erasures_next_pending(j->cfg.receipts, r);
+        if (rc == 0)
+            rc = attempt(j, r);
+        if (rc == CORE_E_NOTFOUND || rc < 0) {
+            if (!pause_ms(j, RETRY_MS))
+                break;
+        }
+    }
+    sodium_memzero(r, sizeof *r);
+    free(r);
+    return NULL;
+}
+
+int serve_erasure_start(const struct serve_erasure_config *cfg, struct serve_erasure **out)
+{
+    struct serve_erasure *j = core_xcalloc(1, sizeof *j);
+    j->cfg = *cfg;
+    pthread_mutex_init(&j->mu, NULL);
+    pthread_cond_init(&j->cond, NULL);
+    int rc = pthread_create(&j->thread, NULL, job_main, j);
+    if (rc != 0) {
+        pthread_cond_destroy(&j->cond);
+        pthread_mutex_destroy(&j->mu);
+        free(j);
+        return -rc;
+    }
+    *out = j;
+    return 0;
+}
+
+void serve_erasure_stop(struct serve_erasure *j)
+{
+    if (!j)
+        return;
+    pthread_mutex_lock(&j->mu);
+    j->stopping = true;
+    pthread_cond_broadcast(&j->cond);
+    pthread_mutex_unlock(&j->mu);
+    pthread_join(j->thread, NULL);
+    pthread_cond_destroy(&j->cond);
+    pthread_mutex_destroy(&j->mu);
+    free(j);
+}
+
+int serve_erasure_request(void *job, const char *raw, size_t raw_len, const char *key, bool anon,
+                          const char *actor, struct erasure_receipt *out)
+{
+    struct serve_erasure *j = job;
+    char subject[CONSENT_KEY_HEX + 1];
+    consent_subject_ref(j->cfg.consent, key, subject);
+    int rc = erasures_create(j->cfg.receipts, key, raw, raw_len, anon, subject, out);
+    if (rc < 0)
+        return rc;
+    audit(j, actor, "erasure.request", out);
+    pthread_mutex_lock(&j->mu);
+    j->kick = true;
+    pthread_cond_broadcast(&j->cond);
+    struct timespec ts = deadline_after(j->cfg.deadline_ms);
+    while (!j->stopping) {
+        if (erasures_get(j->cfg.receipts, out->id, out) == 0 &&
+            (out->step_ms[ERASURE_STEP_FORGET] || out->status != ERASURE_PENDING))
+            break;
+        if (pthread_cond_timedwait(&j->cond, &j->mu, &ts) == ETIMEDOUT)
+            break;
+    }
+    pthread_mutex_unlock(&j->mu);
+    sodium_memzero(out->key, sizeof out->key);
+    sodium_memzero(out->raw, sizeof out->raw);
+    return 0;
+}
