@@ -167,8 +167,9 @@ def test_erasure_end_to_end():
         assert sum(1 for r in recs if r.get("erased")) >= 7, recs  # 5 + anon 1 + 2 control
         assert sum(1 for r in recs if r.get("key") == pb) == 3
         assert len(glob.glob(os.path.join(data, "checkpoints", "*"))) >= 1
-        with open(os.path.join(data, "privacy", "audit.log")) as f:
-            audit = [json.loads(line) for line in f]
+        # The audit log is sealed at rest: `audit tail` opens it.
+        out = rs.run_cli("audit", "tail", "--data", data, "--lines", "100000").stdout
+        audit = [json.loads(line) for line in out.splitlines()]
         done = [e for e in audit if e["action"] == "erasure.complete"]
         req = [e for e in audit if e["action"] == "erasure.request"]
         assert len(done) == 2 and len(req) == 2, audit
