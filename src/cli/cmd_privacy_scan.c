@@ -3,9 +3,10 @@
  * user's raw id and pseudonym, opening what is sealed under the data key first, so that an
  * erasure can be checked end to end (docs/PRIVACY.md, "Right to erasure"):
  *
- *   - every file as stored (plaintext files: consent, audit log, key files, indexes, ...);
- *   - checkpoints (checkpoints/<seq>/<file>), dead letters (deadletters/<n>.ndjson, per line)
- *     and erasure receipts (privacy/erasures/<id>.rcpt) after opening them;
+ *   - every file as stored (key files, indexes, ...);
+ *   - checkpoints (checkpoints/<seq>/<file>), dead letters (deadletters/<n>.ndjson, per line),
+ *     erasure receipts (privacy/erasures/<id>.rcpt), the audit log (privacy/audit*.log) and
+ *     the consent store (privacy/consent/journal.ndjson, snapshot.ndjson) after opening them;
  *   - the user key store: whether it still holds a key for the pseudonym.
  * Log records are sealed under users' keys: `recstream log dump` opens those still readable.
  *
@@ -102,6 +103,54 @@ static void scan_deadletters(struct scan *s, const char *path, const char *name,
     core_buf_dispose(&plain);
 }
 
+/* Files of "<n> <sealed>" lines, each sealed with the AD "<prefix> <n>" (the audit log, the
+ * consent journal). */
+static void scan_numbered_lines(struct scan *s, const char *path, const char *prefix,
+                                const char *how, const struct core_buf *b)
+{
+    struct core_buf plain;
+    core_buf_init(&plain);
+    char ad[96];
+    bool ok = true;
+    for (size_t pos = 0; pos < b->len;) {
+        const char *nl = memchr(b->data + pos, '\n', b->len - pos);
+        size_t n = nl ? (size_t)(nl - (b->data + pos)) : b->len - pos;
+        const char *line = b->data + pos, *sp = memchr(line, ' ', n);
+        char *end;
+        long long seq = strtoll(line, &end, 10);
+        core_buf_reset(&plain);
+        if (n > 0 && sp && end == sp) {
+            snprintf(ad, sizeof ad, "%s %lld", prefix, seq);
+            if (seal_line_open(s->key, ad, sp + 1, n - (size_t)(sp + 1 - line), &plain) == 0)
+                search(s, path, how, plain.data, plain.len);
+            else
+                ok = false;
+        } else if (n > 0) {
+            ok = false;
+        }
+        pos += n + 1;
+    }
+    if (ok)
+        s->opened++;
+    else
+        open_failed(s, path);
+    core_buf_dispose(&plain);
+}
+
+static void scan_consent_snapshot(struct scan *s, const char *path, const struct core_buf *b)
+{
+    struct core_buf plain;
+    core_buf_init(&plain);
+    if (b->len == 0 ||
+        seal_file_open(s->key, "recstream consent snapshot", b->data, b->len, &plain) == 0) {
+        s->opened++;
+        search(s, path, " (sealed consent snapshot, opened)", plain.data, plain.len);
+    } else {
+        open_failed(s, path);
+    }
+    core_buf_dispose(&plain);
+}
+
 static void scan_receipt(struct scan *s, const char *path, const char *name,
                          const struct core_buf *b)
 {
@@ -142,6 +191,14 @@ static void scan_file(struct scan *s, const char *path, const char *rel, const c
         scan_deadletters(s, path, name, &b);
     else if (!strncmp(rel, "privacy/erasures/", 17) && !strchr(rel + 17, '/'))
         scan_receipt(s, path, name, &b);
+    else if (!strncmp(rel, "privacy/audit", 13) && !strchr(rel + 8, '/') && strlen(name) > 4 &&
+             !strcmp(name + strlen(name) - 4, ".log"))
+        scan_numbered_lines(s, path, "recstream audit", " (sealed audit entry, opened)", &b);
+    else if (!strcmp(rel, "privacy/consent/journal.ndjson"))
+        scan_numbered_lines(s, path, "recstream consent journal",
+                            " (sealed consent record, opened)", &b);
+    else if (!strcmp(rel, "privacy/consent/snapshot.ndjson"))
+        scan_consent_snapshot(s, path, &b);
     sodium_memzero(b.data, b.cap);
     core_buf_dispose(&b);
 }

@@ -113,6 +113,9 @@ def test_erasure_end_to_end():
         st, body = call(srv, "PUT", "/v1/users/%s/consent" % q(A),
                         {"analytics": True, "personalization": True, "source": "banner", "ts": T0})
         assert st == 200, body
+        st, body = call(srv, "PUT", "/v1/users/%s/consent" % q(B),
+                        {"analytics": True, "personalization": True, "source": "banner", "ts": T0})
+        assert st == 200, body
         ingest_user(srv, A, 5, anon=ANON)
         ingest_user(srv, B, 3)
         dead_letter(srv, A)
@@ -162,10 +165,11 @@ def test_erasure_end_to_end():
         p = scan(data, B)  # the scanner does find a user who is there, inside sealed files
         assert p.returncode == 1 and "(sealed checkpoint, opened)" in p.stdout, p.stdout
         assert "(sealed dead letter, opened)" in p.stdout, p.stdout
+        assert "(sealed consent " in p.stdout, p.stdout  # B's consent stays, found opened
         recs = rs.dump(data)
         assert not [r for r in recs if r.get("key") in (pa, panon)], "A's records still readable"
         assert sum(1 for r in recs if r.get("erased")) >= 7, recs  # 5 + anon 1 + 2 control
-        assert sum(1 for r in recs if r.get("key") == pb) == 3
+        assert sum(1 for r in recs if r.get("key") == pb) == 3  # a grant appends no control event
         assert len(glob.glob(os.path.join(data, "checkpoints", "*"))) >= 1
         # The audit log is sealed at rest: `audit tail` opens it.
         out = rs.run_cli("audit", "tail", "--data", data, "--lines", "100000").stdout
