@@ -52,6 +52,21 @@ static void open_failed(struct scan *s, const char *path)
 }
 
 /* checkpoints/<seq>/<name>: the whole file sealed, AD "recstream checkpoint <seq> <name>". */
+/* A file sealed whole under the data key with associated data ad (an empty file is empty). */
+static void scan_sealed_file(struct scan *s, const char *path, const char *ad, const char *how,
+                             const struct core_buf *b)
+{
+    struct core_buf plain;
+    core_buf_init(&plain);
+    if (b->len == 0 || seal_file_open(s->key, ad, b->data, b->len, &plain) == 0) {
+        s->opened++;
+        search(s, path, how, plain.data, plain.len);
+    } else {
+        open_failed(s, path);
+    }
+    core_buf_dispose(&plain);
+}
+
 static void scan_checkpoint(struct scan *s, const char *path, const char *seq, const char *name,
                             const struct core_buf *b)
 {
@@ -61,15 +76,7 @@ static void scan_checkpoint(struct scan *s, const char *path, const char *seq, c
     if (*end || !*seq)
         return;
     snprintf(ad, sizeof ad, "recstream checkpoint %" PRIu64 " %s", n, name);
-    struct core_buf plain;
-    core_buf_init(&plain);
-    if (seal_file_open(s->key, ad, b->data, b->len, &plain) == 0) {
-        s->opened++;
-        search(s, path, " (sealed checkpoint, opened)", plain.data, plain.len);
-    } else {
-        open_failed(s, path);
-    }
-    core_buf_dispose(&plain);
+    scan_sealed_file(s, path, ad, " (sealed checkpoint, opened)", b);
 }
 
 /* deadletters/<first>.ndjson: one sealed line each, AD "... <first> line <n>". */
@@ -137,20 +144,6 @@ static void scan_numbered_lines(struct scan *s, const char *path, const char *pr
     core_buf_dispose(&plain);
 }
 
-static void scan_consent_snapshot(struct scan *s, const char *path, const struct core_buf *b)
-{
-    struct core_buf plain;
-    core_buf_init(&plain);
-    if (b->len == 0 ||
-        seal_file_open(s->key, "recstream consent snapshot", b->data, b->len, &plain) == 0) {
-        s->opened++;
-        search(s, path, " (sealed consent snapshot, opened)", plain.data, plain.len);
-    } else {
-        open_failed(s, path);
-    }
-    core_buf_dispose(&plain);
-}
-
 static void scan_receipt(struct scan *s, const char *path, const char *name,
                          const struct core_buf *b)
 {
@@ -159,15 +152,7 @@ static void scan_receipt(struct scan *s, const char *path, const char *name,
         return;
     char ad[96];
     snprintf(ad, sizeof ad, "recstream erasure %.*s", (int)(n - 5), name);
-    struct core_buf plain;
-    core_buf_init(&plain);
-    if (seal_file_open(s->key, ad, b->data, b->len, &plain) == 0) {
-        s->opened++;
-        search(s, path, " (sealed erasure receipt, opened)", plain.data, plain.len);
-    } else {
-        open_failed(s, path);
-    }
-    core_buf_dispose(&plain);
+    scan_sealed_file(s, path, ad, " (sealed erasure receipt, opened)", b);
 }
 
 static void scan_file(struct scan *s, const char *path, const char *rel, const char *name)
@@ -198,7 +183,8 @@ static void scan_file(struct scan *s, const char *path, const char *rel, const c
         scan_numbered_lines(s, path, "recstream consent journal",
                             " (sealed consent record, opened)", &b);
     else if (!strcmp(rel, "privacy/consent/snapshot.ndjson"))
-        scan_consent_snapshot(s, path, &b);
+        scan_sealed_file(s, path, "recstream consent snapshot",
+                         " (sealed consent snapshot, opened)", &b);
     sodium_memzero(b.data, b.cap);
     core_buf_dispose(&b);
 }

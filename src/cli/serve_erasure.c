@@ -21,24 +21,11 @@ struct serve_erasure {
     uint64_t progress; /* bumped after every step written to a receipt */
 };
 
-static struct timespec deadline_after(int64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 /* Sleeps up to ms unless stopping; returns false when stopping. */
 static bool pause_ms(struct serve_erasure *j, int64_t ms)
 {
     pthread_mutex_lock(&j->mu);
-    struct timespec ts = deadline_after(ms);
+    struct timespec ts = core_deadline_after(CLOCK_REALTIME, ms);
     while (!j->stopping && !j->kick && ms > 0)
         if (pthread_cond_timedwait(&j->cond, &j->mu, &ts) == ETIMEDOUT)
             break;
@@ -301,7 +288,7 @@ int serve_erasure_request(void *job, const char *raw, size_t raw_len, const char
     pthread_mutex_lock(&j->mu);
     j->kick = true;
     pthread_cond_broadcast(&j->cond);
-    struct timespec ts = deadline_after(j->cfg.deadline_ms);
+    struct timespec ts = core_deadline_after(CLOCK_REALTIME, j->cfg.deadline_ms);
     while (!j->stopping) {
         if (erasures_get(j->cfg.receipts, out->id, out) == 0 &&
             (out->step_ms[ERASURE_STEP_FORGET] || out->status != ERASURE_PENDING))

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define RECSTREAM_VERSION "0.1.0"
 
@@ -143,6 +144,9 @@ void core_hex(const uint8_t *in, size_t n, char *out);
 
 int64_t core_now_ms(void);  /* wall clock, ms since the epoch */
 int64_t core_mono_ns(void); /* monotonic clock */
+/* The absolute time ms from now on clock (for pthread_cond_timedwait: CLOCK_REALTIME, or
+ * CLOCK_MONOTONIC with a condvar set up for it). */
+struct timespec core_deadline_after(int clock, int64_t ms);
 /* Parses an RFC 3339 date-time ("2024-01-02T03:04:05.678Z", offsets allowed) into ms since
  * the epoch. Returns 0 or CORE_E_PARSE. */
 int core_rfc3339_parse(const char *s, size_t n, int64_t *out_ms);

@@ -20,6 +20,19 @@ int64_t core_mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+struct timespec core_deadline_after(int clock, int64_t ms)
+{
+    struct timespec ts;
+    clock_gettime((clockid_t)clock, &ts);
+    ts.tv_sec += (time_t)(ms / 1000);
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    return ts;
+}
+
 /* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (Howard Hinnant). */
 static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
 {

@@ -39,19 +39,6 @@ static void cond_init_mono(pthread_cond_t *c)
     pthread_condattr_destroy(&a);
 }
 
-static struct timespec deadline_after(int64_t ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += (time_t)(ms / 1000);
-    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
-    return ts;
-}
-
 static void mark_failed(struct stream *s)
 {
     atomic_store(&s->failed, true);
@@ -214,7 +201,8 @@ static void *ckpt_main(void *arg)
             int64_t wait_ms = s->cfg.checkpoint_interval_ms > 0
                                   ? (interval_ns - (now - last)) / 1000000 + 1
                                   : 1000;
-            struct timespec ts = deadline_after(wait_ms > 1000 ? 1000 : wait_ms);
+            struct timespec ts =
+                core_deadline_after(CLOCK_MONOTONIC, wait_ms > 1000 ? 1000 : wait_ms);
             pthread_cond_timedwait(&s->cond, &s->mu, &ts);
             if (atomic_load(&s->failed) && s->want_gen > s->done_gen) {
                 s->done_gen = s->want_gen;
@@ -410,7 +398,7 @@ int stream_wait_applied(struct stream *s, int32_t p, int64_t offset, int timeout
     if (p < 0 || p >= s->nparts)
         return CORE_E_INVALID;
     struct stream_part *part = &s->parts[p];
-    struct timespec ts = deadline_after(timeout_ms < 0 ? 0 : timeout_ms);
+    struct timespec ts = core_deadline_after(CLOCK_MONOTONIC, timeout_ms < 0 ? 0 : timeout_ms);
     int rc = 0;
     pthread_mutex_lock(&part->mu);
     while (part->applied < offset) {

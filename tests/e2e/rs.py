@@ -145,6 +145,19 @@ class Server:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def wait_for(what, fetch, pred, timeout=20, every=0.05):
+    """Calls fetch until pred(its value) holds and returns the value; fails after timeout
+    seconds naming what it waited for and the last value."""
+    deadline = time.time() + timeout
+    while True:
+        v = fetch()
+        if pred(v):
+            return v
+        if time.time() > deadline:
+            raise AssertionError("timed out waiting for %s; last: %s" % (what, v))
+        time.sleep(every)
+
+
 def call_json(srv, method, url, body=None):
     """One request whose reply must be JSON (or empty): returns (status, parsed reply or None).
     A body that is not already text is sent as JSON."""

@@ -39,14 +39,7 @@ def call(srv, method, url, body=None):
 
 
 def wait_for(what, fetch, pred, timeout=20):
-    deadline = time.time() + timeout
-    while True:
-        v = fetch()
-        if pred(v):
-            return v
-        if time.time() > deadline:
-            raise AssertionError("timed out waiting for %s; last: %s" % (what, v))
-        time.sleep(0.05)
+    return rs.wait_for(what, fetch, pred, timeout, 0.05)
 
 
 def profile(srv, user):

@@ -53,14 +53,7 @@ def consent(user, analytics, personalization, srv=SRV, source="banner"):
 
 
 def wait_for(what, fetch, pred, timeout=10):
-    deadline = time.time() + timeout
-    while True:
-        v = fetch()
-        if pred(v):
-            return v
-        if time.time() > deadline:
-            raise AssertionError("timed out waiting for %s; last: %s" % (what, v))
-        time.sleep(0.02)
+    return rs.wait_for(what, fetch, pred, timeout, 0.02)
 
 
 def recs(user, srv=SRV):
