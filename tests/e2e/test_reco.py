@@ -145,15 +145,7 @@ def item(r, item_id):
 
 
 def wait_for(what, fetch, pred, timeout=10):
-    """Polls fetch() until pred(value) holds; returns the value."""
-    deadline = time.time() + timeout
-    while True:
-        v = fetch()
-        if pred(v):
-            return v
-        if time.time() > deadline:
-            raise AssertionError("timed out waiting for %s; last: %s" % (what, json.dumps(v)))
-        time.sleep(0.02)
+    return rs.wait_for(what, fetch, pred, timeout, 0.02)
 
 
 def similar(item_id, count=10, srv=SRV):
