@@ -34,14 +34,14 @@ def profile(srv, uid):
 
 
 def wait_events(srv, uid, n):
-    import time
-    deadline = time.time() + 20
-    while time.time() < deadline:
-        p = profile(srv, uid)
-        if p.get("events") == n:
-            return p
-        time.sleep(0.05)
-    raise AssertionError("profile of %s never reached %d events" % (uid, n))
+    """The user's profile once it counts n events (404 until the processor applied the
+    first one: the acknowledgement comes before the apply)."""
+    def fetch():
+        st, _, body = srv.request("GET", "/v1/users/%s/profile" % urllib.parse.quote(uid, safe=""))
+        assert st in (200, 404), (st, body)
+        return json.loads(body) if st == 200 else None
+    return rs.wait_for("profile of %s with %d events" % (uid, n), fetch,
+                       lambda p: p is not None and p.get("events") == n)
 
 
 def main():
