@@ -365,6 +365,21 @@ void state_shard_free(struct state_shard *s)
     free(s);
 }
 
+void state_shard_swap(struct state_shard *a, struct state_shard *b)
+{
+    if (a == b)
+        return;
+    /* Locks in address order: two swaps of the same pair cannot deadlock. */
+    struct state_shard *x = (uintptr_t)a < (uintptr_t)b ? a : b, *y = x == a ? b : a;
+    pthread_rwlock_wrlock(&x->lock);
+    pthread_rwlock_wrlock(&y->lock);
+    struct st t = a->d; /* no pointer in st points into st itself */
+    a->d = b->d;
+    b->d = t;
+    pthread_rwlock_unlock(&y->lock);
+    pthread_rwlock_unlock(&x->lock);
+}
+
 /* ---- bucket rings -------------------------------------------------------------------------- */
 
 /*

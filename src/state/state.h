@@ -72,6 +72,10 @@ struct state_shard;
 /* A shard for partition p. */
 struct state_shard *state_shard_new(const struct state_config *cfg, int32_t partition);
 void state_shard_free(struct state_shard *s);
+/* Exchanges the contents of two shards of the same partition under both write locks, so a
+ * reader holding either pointer sees one whole state or the other (the stream hands a
+ * partition's restored or emptied state to the shard readers know this way). */
+void state_shard_swap(struct state_shard *a, struct state_shard *b);
 
 /*
  * Applies the event stored at offset of the shard's partition. Deterministic. Events later

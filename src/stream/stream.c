@@ -57,6 +57,9 @@ static void mark_failed(struct stream *s)
 static void snapshot_part(struct stream_part *part)
 {
     core_buf_reset(&part->snap);
+    part->snap_valid = atomic_load(&part->owned);
+    if (!part->snap_valid)
+        return;
     state_shard_snapshot(part->shard, &part->snap);
     part->snap_offset = state_shard_next_offset(part->shard);
 }
@@ -133,7 +136,12 @@ static void *worker_main(void *arg)
         uint64_t seen = evlog_changes(s->log);
         bool any = false;
         for (int32_t p = w->idx; p < s->nparts; p += s->nworkers) {
-            int n = apply_batch(s, p, &batch);
+            struct stream_part *part = &s->parts[p];
+            if (!atomic_load(&part->owned))
+                continue;
+            pthread_mutex_lock(&part->run_mu);
+            int n = atomic_load(&part->owned) ? apply_batch(s, p, &batch) : 0;
+            pthread_mutex_unlock(&part->run_mu);
             if (n < 0) {
                 mark_failed(s);
                 goto out;
@@ -154,17 +162,27 @@ out:
 
 /* ---- checkpoints --------------------------------------------------------------------------- */
 
-/* Writes the snapshots in parts[].snap as the next checkpoint, keeping keep in all. */
+/* Writes the snapshots in parts[].snap of the partitions owned when they were taken as the
+ * next checkpoint; each partition keeps its newest keep checkpoints. Nothing owned: nothing
+ * written. */
 static int write_snaps(struct stream *s, int keep)
 {
     struct stream__snap *snaps = core_xcalloc((size_t)s->nparts, sizeof *snaps);
+    int n = 0;
     for (int32_t p = 0; p < s->nparts; p++)
-        snaps[p] = (struct stream__snap){.data = s->parts[p].snap.data,
-                                         .len = s->parts[p].snap.len,
-                                         .offset = s->parts[p].snap_offset};
-    int rc = stream__ckpt_write(s->ckpt_dir, s->next_seq++, snaps, s->nparts, keep, &s->data_key);
-    for (int32_t p = 0; rc == 0 && p < s->nparts; p++)
-        atomic_store(&s->parts[p].ckpt_offset, snaps[p].offset);
+        if (s->parts[p].snap_valid)
+            snaps[n++] = (struct stream__snap){.partition = p,
+                                               .data = s->parts[p].snap.data,
+                                               .len = s->parts[p].snap.len,
+                                               .offset = s->parts[p].snap_offset};
+    int rc = 0;
+    if (n > 0) {
+        pthread_mutex_lock(&s->write_mu);
+        rc = stream__ckpt_write(s->ckpt_dir, &s->next_seq, snaps, n, s->nparts, keep, &s->data_key);
+        pthread_mutex_unlock(&s->write_mu);
+    }
+    for (int i = 0; rc == 0 && i < n; i++)
+        atomic_store(&s->parts[snaps[i].partition].ckpt_offset, snaps[i].offset);
     free(snaps);
     return rc;
 }
@@ -260,6 +278,7 @@ static void stream_free(struct stream *s)
     for (int32_t p = 0; p < s->nparts; p++) {
         state_shard_free(s->parts[p].shard);
         core_buf_dispose(&s->parts[p].snap);
+        pthread_mutex_destroy(&s->parts[p].run_mu);
         pthread_mutex_destroy(&s->parts[p].mu);
         pthread_cond_destroy(&s->parts[p].cond);
     }
@@ -267,6 +286,8 @@ static void stream_free(struct stream *s)
     free(s->workers);
     free(s->ckpt_dir);
     pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->write_mu);
+    pthread_mutex_destroy(&s->own_mu);
     pthread_cond_destroy(&s->cond);
     seal_key_dispose(&s->data_key);
     free(s);
@@ -306,18 +327,30 @@ int stream_start(const struct stream_config *cfg, struct evlog *log, struct stre
     s->nparts = log->partitions;
     s->nworkers = cfg->threads < 1 ? 1 : cfg->threads > s->nparts ? (int)s->nparts : cfg->threads;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->write_mu, NULL);
+    pthread_mutex_init(&s->own_mu, NULL);
     cond_init_mono(&s->cond);
     s->parts = core_xcalloc((size_t)s->nparts, sizeof *s->parts);
     struct state_shard **shards = core_xcalloc((size_t)s->nparts, sizeof *shards);
+    bool *want = core_xcalloc((size_t)s->nparts, sizeof *want);
     for (int32_t p = 0; p < s->nparts; p++)
         shards[p] = state_shard_new(&cfg->state, p);
+    for (int32_t i = 0; i < (cfg->owned ? cfg->nowned : s->nparts); i++) {
+        int32_t p = cfg->owned ? cfg->owned[i] : i;
+        if (p >= 0 && p < s->nparts)
+            want[p] = true;
+    }
+    s->cfg.owned = NULL; /* borrowed only for the start */
+    s->cfg.nowned = 0;
     int64_t t0 = core_mono_ns();
-    int rc = stream__recover(s->ckpt_dir, log, &cfg->state, shards, s->nparts, &s->next_seq,
+    int rc = stream__recover(s->ckpt_dir, log, &cfg->state, shards, s->nparts, want, &s->next_seq,
                              &s->data_key);
     s->next_seq++;
     for (int32_t p = 0; p < s->nparts; p++) {
         struct stream_part *part = &s->parts[p];
         part->shard = shards[p];
+        atomic_store(&part->owned, want[p]);
+        pthread_mutex_init(&part->run_mu, NULL);
         pthread_mutex_init(&part->mu, NULL);
         cond_init_mono(&part->cond);
         core_buf_init(&part->snap);
@@ -325,6 +358,7 @@ int stream_start(const struct stream_config *cfg, struct evlog *log, struct stre
         atomic_store(&part->ckpt_offset, part->applied);
     }
     free(shards);
+    free(want);
     if (rc < 0)
         goto fail;
     rc = core_mkdirs(s->ckpt_dir, 0700);
@@ -416,5 +450,132 @@ int stream_wait_applied(struct stream *s, int32_t p, int64_t offset, int timeout
         }
     }
     pthread_mutex_unlock(&part->mu);
+    return rc;
+}
+
+/* ---- partition ownership ------------------------------------------------------------------- */
+
+bool stream_owns(struct stream *s, int32_t p)
+{
+    return p >= 0 && p < s->nparts && atomic_load(&s->parts[p].owned);
+}
+
+int stream_assign(struct stream *s, const int32_t *parts, int32_t n)
+{
+    pthread_mutex_lock(&s->own_mu);
+    bool *want = core_xcalloc((size_t)s->nparts, sizeof *want);
+    struct state_shard **fresh = core_xcalloc((size_t)s->nparts, sizeof *fresh);
+    int32_t count = 0;
+    int rc = 0;
+    for (int32_t i = 0; i < n; i++) {
+        int32_t p = parts[i];
+        if (p < 0 || p >= s->nparts) {
+            rc = CORE_E_INVALID;
+            goto out;
+        }
+        if (!atomic_load(&s->parts[p].owned) && !want[p]) {
+            want[p] = true;
+            fresh[p] = state_shard_new(&s->cfg.state, p);
+            count++;
+        }
+    }
+    if (count == 0)
+        goto out;
+    uint64_t max_seq = 0;
+    rc = stream__recover(s->ckpt_dir, s->log, &s->cfg.state, fresh, s->nparts, want, &max_seq,
+                         &s->data_key);
+    if (rc < 0)
+        goto out;
+    pthread_mutex_lock(&s->write_mu);
+    if (max_seq >= s->next_seq)
+        s->next_seq = max_seq + 1;
+    pthread_mutex_unlock(&s->write_mu);
+    for (int32_t p = 0; p < s->nparts; p++) {
+        if (!want[p])
+            continue;
+        struct stream_part *part = &s->parts[p];
+        /* Readers hold the shard object: the restored state moves into it. */
+        state_shard_swap(part->shard, fresh[p]);
+        int64_t next = state_shard_next_offset(part->shard);
+        pthread_mutex_lock(&part->mu);
+        part->applied = next;
+        pthread_cond_broadcast(&part->cond);
+        pthread_mutex_unlock(&part->mu);
+        atomic_store(&part->ckpt_offset, next);
+        atomic_store(&part->owned, true);
+    }
+    LOG_INFO("partitions assigned", "count=%d", (int)count);
+out:
+    for (int32_t p = 0; p < s->nparts; p++)
+        state_shard_free(fresh[p]);
+    free(fresh);
+    free(want);
+    pthread_mutex_unlock(&s->own_mu);
+    return rc;
+}
+
+int stream_revoke(struct stream *s, const int32_t *parts, int32_t n)
+{
+    pthread_mutex_lock(&s->own_mu);
+    bool *gone = core_xcalloc((size_t)s->nparts, sizeof *gone);
+    struct stream__snap *snaps = core_xcalloc((size_t)s->nparts, sizeof *snaps);
+    struct core_buf *bufs = core_xcalloc((size_t)s->nparts, sizeof *bufs);
+    int nsnaps = 0, rc = 0;
+    for (int32_t i = 0; i < n; i++) {
+        int32_t p = parts[i];
+        if (p < 0 || p >= s->nparts) {
+            rc = CORE_E_INVALID;
+            continue;
+        }
+        struct stream_part *part = &s->parts[p];
+        if (!atomic_load(&part->owned) || gone[p])
+            continue;
+        atomic_store(&part->owned, false);
+        /* Wait for the batch in hand: after this the processor leaves the shard alone. */
+        pthread_mutex_lock(&part->run_mu);
+        pthread_mutex_unlock(&part->run_mu);
+        gone[p] = true;
+    }
+    /* A checkpoint of exactly the revoked partitions, so the next owner replays little. */
+    for (int32_t p = 0; p < s->nparts; p++) {
+        if (!gone[p] || atomic_load(&s->failed))
+            continue;
+        core_buf_init(&bufs[p]);
+        state_shard_snapshot(s->parts[p].shard, &bufs[p]);
+        snaps[nsnaps++] =
+            (struct stream__snap){.partition = p,
+                                  .data = bufs[p].data,
+                                  .len = bufs[p].len,
+                                  .offset = state_shard_next_offset(s->parts[p].shard)};
+    }
+    if (nsnaps > 0) {
+        pthread_mutex_lock(&s->write_mu);
+        int wrc = stream__ckpt_write(s->ckpt_dir, &s->next_seq, snaps, nsnaps, s->nparts,
+                                     s->cfg.keep, &s->data_key);
+        pthread_mutex_unlock(&s->write_mu);
+        if (wrc < 0 && rc == 0)
+            rc = wrc;
+    }
+    int32_t count = 0;
+    for (int32_t p = 0; p < s->nparts; p++) {
+        if (!gone[p])
+            continue;
+        struct stream_part *part = &s->parts[p];
+        struct state_shard *empty = state_shard_new(&s->cfg.state, p);
+        state_shard_swap(part->shard, empty);
+        state_shard_free(empty);
+        pthread_mutex_lock(&part->mu);
+        part->applied = 0;
+        pthread_cond_broadcast(&part->cond);
+        pthread_mutex_unlock(&part->mu);
+        core_buf_dispose(&bufs[p]);
+        count++;
+    }
+    if (count)
+        LOG_INFO("partitions revoked", "count=%d checkpointed=%d", (int)count, nsnaps);
+    free(bufs);
+    free(snaps);
+    free(gone);
+    pthread_mutex_unlock(&s->own_mu);
     return rc;
 }

@@ -19,6 +19,10 @@ struct stream_config {
     int64_t checkpoint_events;      /* or after this many events (default 1,000,000) */
     int keep;                       /* checkpoints kept (default 3) */
     int threads;                    /* processor threads (default 1) */
+    /* The partitions to own from the start (borrowed for stream_start only); NULL: all. A
+     * processor in a group starts with none and is given its share by stream_assign. */
+    const int32_t *owned;
+    int32_t nowned;
     struct state_config state;
     const struct seal_key *data_key; /* required: seals checkpoints (copied) */
 };
@@ -65,6 +69,25 @@ int stream_checkpoint_only(struct stream *s);
 /* Blocks until partition p has applied every record below offset. Returns 0, or
  * CORE_E_TIMEOUT, CORE_E_FAILED (stream unhealthy), CORE_E_CLOSED (stopping). Any thread. */
 int stream_wait_applied(struct stream *s, int32_t p, int64_t offset, int timeout_ms);
+
+/*
+ * Partition ownership (processors sharing a log: a Kafka consumer group). Checkpoints hold the
+ * partitions their writer owned, and every partition keeps its newest `keep` checkpoints, so
+ * processors sharing one checkpoint directory hand partitions over through it.
+ *
+ * stream_assign: for each partition not yet owned, restores the newest valid checkpoint holding
+ * it (state moves into the partition's shard object, so reader pointers stay valid), then the
+ * processors apply it from that offset. stream_revoke: stops applying each owned partition
+ * (waiting for the batch in hand), writes one checkpoint of them (so the next owner replays
+ * little), then empties their shards. Returns 0, CORE_E_INVALID (a partition out of range; the
+ * others are still handled) or a checkpoint error (the partitions are still revoked: the next
+ * owner replays from an older checkpoint). Because a shard is a pure function of its log
+ * prefix, two owners of one partition (a zombie during a rebalance) write identical states for
+ * the same offset: checkpoints need no fencing. Any thread but a processor's.
+ */
+int stream_assign(struct stream *s, const int32_t *parts, int32_t n);
+int stream_revoke(struct stream *s, const int32_t *parts, int32_t n);
+bool stream_owns(struct stream *s, int32_t p);
 
 /*
  * Offline: rebuilds state for data_dir (newest checkpoint + replay of the log to its end,

@@ -26,10 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
-#define CKPT_FORMAT 2 /* 2: sealed files */
+#define CKPT_FORMAT 3 /* 2: sealed files, every partition; 3: any subset of them */
 #define CKPT_NAME_LEN 20
 #define MANIFEST_MAX (1u << 20)
 
@@ -143,20 +144,71 @@ static int list_ckpts(const char *dir, uint64_t **out, size_t *n)
     return 0;
 }
 
-/* Deletes checkpoints beyond the newest keep and any leftover *.tmp directory. */
-static void prune(const char *dir, int keep)
+/* Checkpoint seq's MANIFEST in dir, opened and parsed (manifest.c below). */
+struct manifest_part {
+    int32_t p;
+    int64_t offset;
+    size_t size;
+    uint64_t hash;
+};
+static int read_manifest(const char *dir, uint64_t seq, int32_t nparts, const struct seal_key *key,
+                         struct manifest_part *parts, int *nfound);
+
+/* A leftover temporary directory: "<seq>.<pid>.tmp" (or a format-2 "<seq>.tmp"). Ours, a
+ * format-2 one, or one untouched for an hour (its writer is gone) may be deleted. */
+static bool stale_tmp(const char *dir, const char *name)
+{
+    size_t len = strlen(name);
+    if (len < CKPT_NAME_LEN + 4 || strcmp(name + len - 4, ".tmp") != 0)
+        return false;
+    for (size_t i = 0; i < CKPT_NAME_LEN; i++)
+        if (name[i] < '0' || name[i] > '9')
+            return false;
+    if (len == CKPT_NAME_LEN + 4)
+        return true;
+    if (name[CKPT_NAME_LEN] != '.' || atol(name + CKPT_NAME_LEN + 1) == (long)getpid())
+        return name[CKPT_NAME_LEN] == '.';
+    char path[1200];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return stat(path, &st) == 0 && st.st_mtime < time(NULL) - 3600;
+}
+
+/*
+ * Deletes every checkpoint that is not among the newest keep holding one of its partitions
+ * (with every partition in every checkpoint, as in a single process: all but the newest keep;
+ * with processors owning parts of the partitions, each partition keeps its newest keep). A
+ * checkpoint whose MANIFEST does not open counts as holding nothing but is kept while among
+ * the newest keep. Then leftover temporary directories.
+ */
+static void prune(const char *dir, int32_t nparts, int keep, const struct seal_key *key)
 {
     uint64_t *seqs;
     size_t n;
     char path[1200];
+    if (keep < 1)
+        keep = 1;
     if (list_ckpts(dir, &seqs, &n) == 0) {
-        for (size_t i = keep > 0 ? (size_t)keep : 1; i < n; i++) {
+        int *held = core_xcalloc((size_t)nparts, sizeof *held);
+        struct manifest_part *parts = core_xcalloc((size_t)nparts, sizeof *parts);
+        for (size_t i = 0; i < n; i++) {
+            int found = 0;
+            bool needed = i < (size_t)keep;
+            if (read_manifest(dir, seqs[i], nparts, key, parts, &found) == 0) {
+                for (int k = 0; k < found; k++)
+                    if (held[parts[k].p]++ < keep)
+                        needed = true;
+            }
+            if (needed)
+                continue;
             snprintf(path, sizeof path, "%s/%020" PRIu64, dir, seqs[i]);
             int rc = remove_dir(path);
             if (rc < 0)
                 LOG_WARN("cannot delete old checkpoint", "dir=%s err=\"%s\"", path,
                          core_strerror(rc));
         }
+        free(parts);
+        free(held);
         free(seqs);
     }
     DIR *d = opendir(dir);
@@ -164,8 +216,7 @@ static void prune(const char *dir, int keep)
         return;
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
-        size_t len = strlen(de->d_name);
-        if (len == CKPT_NAME_LEN + 4 && !strcmp(de->d_name + CKPT_NAME_LEN, ".tmp")) {
+        if (stale_tmp(dir, de->d_name)) {
             snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
             remove_dir(path);
         }
@@ -174,78 +225,101 @@ static void prune(const char *dir, int keep)
     core_fsync_dir(dir);
 }
 
-int stream__ckpt_write(const char *dir, uint64_t seq, const struct stream__snap *snaps,
-                       int32_t nparts, int keep, const struct seal_key *key)
+/* Writes checkpoint dir/seq from a temporary directory. Returns 0, CORE_E_EXISTS when another
+ * process took seq first (nothing left behind), or another negative error. */
+static int write_once(const char *dir, uint64_t seq, const struct stream__snap *snaps, int nsnaps,
+                      int32_t nparts, const struct seal_key *key, size_t *bytes)
 {
     char tmp[1200], final[1200], file[1300];
     struct core_buf man, sealed;
     core_buf_init(&man);
     core_buf_init(&sealed);
-    int64_t t0 = core_mono_ns();
-    size_t total_bytes = 0;
-    int rc = core_mkdirs(dir, 0700);
-    if (rc < 0)
-        goto out;
-    snprintf(tmp, sizeof tmp, "%s/%020" PRIu64 ".tmp", dir, seq);
+    *bytes = 0;
+    snprintf(tmp, sizeof tmp, "%s/%020" PRIu64 ".%ld.tmp", dir, seq, (long)getpid());
     snprintf(final, sizeof final, "%s/%020" PRIu64, dir, seq);
     remove_dir(tmp);
+    int rc = 0;
     if (mkdir(tmp, 0700) < 0) {
         rc = -errno;
         goto out;
     }
     core_buf_printf(&man, "recstream-checkpoint %d\npartitions %d\n", CKPT_FORMAT, (int)nparts);
-    for (int32_t p = 0; p < nparts; p++) {
-        snprintf(file, sizeof file, "p%d.snap", (int)p);
-        rc = write_sealed(tmp, seq, file, key, snaps[p].data, snaps[p].len, &sealed);
+    for (int i = 0; i < nsnaps; i++) {
+        snprintf(file, sizeof file, "p%d.snap", (int)snaps[i].partition);
+        rc = write_sealed(tmp, seq, file, key, snaps[i].data, snaps[i].len, &sealed);
         if (rc < 0)
             goto out;
-        total_bytes += snaps[p].len;
-        core_buf_printf(&man, "p %d %lld %zu %016llx\n", (int)p, (long long)snaps[p].offset,
-                        snaps[p].len, (unsigned long long)XXH3_64bits(snaps[p].data, snaps[p].len));
+        *bytes += snaps[i].len;
+        core_buf_printf(&man, "p %d %lld %zu %016llx\n", (int)snaps[i].partition,
+                        (long long)snaps[i].offset, snaps[i].len,
+                        (unsigned long long)XXH3_64bits(snaps[i].data, snaps[i].len));
     }
     core_buf_printf(&man, "total %016llx\n", (unsigned long long)XXH3_64bits(man.data, man.len));
     rc = write_sealed(tmp, seq, "MANIFEST", key, man.data, man.len, &sealed);
     if (rc < 0)
         goto out;
+    *bytes += man.len;
     rc = core_fsync_dir(tmp);
     if (rc < 0)
         goto out;
+    /* rename(2) onto an existing non-empty directory fails: another processor wrote seq. */
     if (rename(tmp, final) < 0) {
-        rc = -errno;
+        rc = errno == EEXIST || errno == ENOTEMPTY ? CORE_E_EXISTS : -errno;
         goto out;
     }
     rc = core_fsync_dir(dir);
-    if (rc < 0)
-        goto out;
-    LOG_INFO("checkpoint written", "dir=%s partitions=%d bytes=%zu took_ms=%lld", final,
-             (int)nparts, total_bytes + man.len, (long long)((core_mono_ns() - t0) / 1000000));
-    prune(dir, keep);
 out:
-    if (rc < 0) {
-        LOG_ERROR("checkpoint failed", "dir=%s err=\"%s\"", dir, core_strerror(rc));
+    if (rc < 0)
         remove_dir(tmp);
-    }
     core_buf_dispose(&man);
     core_buf_dispose(&sealed);
     return rc;
 }
 
+int stream__ckpt_write(const char *dir, uint64_t *seq, const struct stream__snap *snaps, int nsnaps,
+                       int32_t nparts, int keep, const struct seal_key *key)
+{
+    int64_t t0 = core_mono_ns();
+    size_t bytes = 0;
+    int rc = core_mkdirs(dir, 0700);
+    for (int attempt = 0; rc == 0; attempt++) {
+        rc = write_once(dir, *seq, snaps, nsnaps, nparts, key, &bytes);
+        if (rc != CORE_E_EXISTS || attempt == 16)
+            break;
+        /* Another processor sharing the directory took the number: take the next free one
+         * (the files are sealed under their checkpoint number, so they are written again). */
+        uint64_t *seqs;
+        size_t n;
+        rc = list_ckpts(dir, &seqs, &n);
+        if (rc == 0 && n && seqs[0] >= *seq)
+            *seq = seqs[0] + 1;
+        else if (rc == 0)
+            (*seq)++;
+        free(seqs);
+    }
+    if (rc < 0) {
+        LOG_ERROR("checkpoint failed", "dir=%s err=\"%s\"", dir, core_strerror(rc));
+        return rc;
+    }
+    LOG_INFO("checkpoint written", "dir=%s/%020" PRIu64 " partitions=%d bytes=%zu took_ms=%lld",
+             dir, *seq, nsnaps, bytes, (long long)((core_mono_ns() - t0) / 1000000));
+    (*seq)++;
+    prune(dir, nparts, keep, key);
+    return 0;
+}
+
 /* ---- recovery ------------------------------------------------------------------------------ */
 
-struct manifest_part {
-    int64_t offset;
-    size_t size;
-    uint64_t hash;
-};
-
-/* Parses and verifies MANIFEST text; parts gets nparts entries. */
+/* Parses and verifies MANIFEST text: format 2 lists every partition in order, format 3 any
+ * non-empty subset in ascending order. parts (room for nparts) gets *nfound entries. */
 static int parse_manifest(const char *path, const struct core_buf *b, int32_t nparts,
-                          struct manifest_part *parts)
+                          struct manifest_part *parts, int *nfound)
 {
     const char *s = b->data, *end = b->data + b->len;
     int version = 0, found = -1, used = 0;
+    *nfound = 0;
     if (sscanf(s, "recstream-checkpoint %d\npartitions %d\n%n", &version, &found, &used) != 2 ||
-        used == 0 || version != CKPT_FORMAT) {
+        used == 0 || (version != 2 && version != CKPT_FORMAT)) {
         LOG_WARN("checkpoint manifest unreadable", "path=%s", path);
         return CORE_E_CORRUPT;
     }
@@ -270,80 +344,97 @@ static int parse_manifest(const char *path, const struct core_buf *b, int32_t np
         return CORE_E_INVALID;
     }
     s += used;
-    for (int32_t p = 0; p < nparts; p++) {
+    int k = 0;
+    while (s < tl) {
         int idx = -1, n = 0;
         long long off;
         size_t size;
         unsigned long long h;
-        if (sscanf(s, "p %d %lld %zu %16llx\n%n", &idx, &off, &size, &h, &n) != 4 || n == 0 ||
-            idx != p || off < 0) {
-            LOG_WARN("checkpoint manifest malformed", "path=%s partition=%d", path, (int)p);
+        if (k == nparts || sscanf(s, "p %d %lld %zu %16llx\n%n", &idx, &off, &size, &h, &n) != 4 ||
+            n == 0 || idx < 0 || idx >= nparts || (version == 2 && idx != k) ||
+            (k > 0 && idx <= parts[k - 1].p) || off < 0) {
+            LOG_WARN("checkpoint manifest malformed", "path=%s entry=%d", path, k);
             return CORE_E_CORRUPT;
         }
-        parts[p] = (struct manifest_part){.offset = off, .size = size, .hash = h};
+        parts[k++] = (struct manifest_part){.p = idx, .offset = off, .size = size, .hash = h};
         s += n;
     }
-    return s == tl ? 0 : CORE_E_CORRUPT;
+    if (s != tl || k == 0 || (version == 2 && k != nparts))
+        return CORE_E_CORRUPT;
+    *nfound = k;
+    return 0;
 }
 
-/* Restores every shard from checkpoint seq. Shards may be left half-restored on error. */
-static int load_ckpt(const char *dir, uint64_t seq, struct evlog *log, struct state_shard **shards,
-                     int32_t nparts, const struct seal_key *key)
+static int read_manifest(const char *dir, uint64_t seq, int32_t nparts, const struct seal_key *key,
+                         struct manifest_part *parts, int *nfound)
+{
+    char cdir[1200], path[1300];
+    struct core_buf b, sealed;
+    core_buf_init(&b);
+    core_buf_init(&sealed);
+    snprintf(cdir, sizeof cdir, "%s/%020" PRIu64, dir, seq);
+    snprintf(path, sizeof path, "%s/MANIFEST", cdir);
+    *nfound = 0;
+    int rc = read_sealed(cdir, seq, "MANIFEST", key, MANIFEST_MAX, &sealed, &b);
+    if (rc == 0)
+        rc = parse_manifest(path, &b, nparts, parts, nfound);
+    core_buf_dispose(&b);
+    core_buf_dispose(&sealed);
+    return rc;
+}
+
+/* Restores partition mp->p from checkpoint seq into a new shard (*out). */
+static int load_part(const char *dir, uint64_t seq, const struct manifest_part *mp,
+                     struct evlog *log, const struct state_config *cfg, const struct seal_key *key,
+                     struct state_shard **out)
 {
     char cdir[1200], path[1300], name[32];
     struct core_buf b, sealed;
     core_buf_init(&b);
     core_buf_init(&sealed);
-    struct manifest_part *parts = core_xcalloc((size_t)nparts, sizeof *parts);
     snprintf(cdir, sizeof cdir, "%s/%020" PRIu64, dir, seq);
-    snprintf(path, sizeof path, "%s/MANIFEST", cdir);
-    int rc = read_sealed(cdir, seq, "MANIFEST", key, MANIFEST_MAX, &sealed, &b);
+    snprintf(path, sizeof path, "%s/p%d.snap", cdir, (int)mp->p);
+    snprintf(name, sizeof name, "p%d.snap", (int)mp->p);
+    struct state_shard *shard = state_shard_new(cfg, mp->p);
+    int rc = read_sealed(cdir, seq, name, key, mp->size + 1, &sealed, &b);
+    if (rc < 0 || b.len != mp->size || XXH3_64bits(b.data, b.len) != mp->hash) {
+        LOG_WARN("checkpoint snapshot does not verify", "path=%s err=\"%s\"", path,
+                 rc < 0 ? core_strerror(rc) : "size or checksum mismatch");
+        rc = CORE_E_CORRUPT;
+        goto out;
+    }
+    rc = state_shard_restore(shard, b.data, b.len);
+    if (rc == 0 && state_shard_next_offset(shard) != mp->offset)
+        rc = CORE_E_CORRUPT;
+    if (rc < 0) {
+        LOG_WARN("checkpoint snapshot rejected by the state", "path=%s err=\"%s\"", path,
+                 core_strerror(rc));
+        goto out;
+    }
+    struct evlog_partition_stats st;
+    rc = evlog_stats(log, mp->p, &st);
     if (rc < 0)
         goto out;
-    rc = parse_manifest(path, &b, nparts, parts);
-    if (rc < 0)
-        goto out;
-    for (int32_t p = 0; p < nparts; p++) {
-        snprintf(path, sizeof path, "%s/p%d.snap", cdir, (int)p);
-        snprintf(name, sizeof name, "p%d.snap", (int)p);
-        rc = read_sealed(cdir, seq, name, key, parts[p].size + 1, &sealed, &b);
-        if (rc < 0 || b.len != parts[p].size || XXH3_64bits(b.data, b.len) != parts[p].hash) {
-            LOG_WARN("checkpoint snapshot does not verify", "path=%s err=\"%s\"", path,
-                     rc < 0 ? core_strerror(rc) : "size or checksum mismatch");
-            rc = CORE_E_CORRUPT;
-            goto out;
-        }
-        rc = state_shard_restore(shards[p], b.data, b.len);
-        if (rc == 0 && state_shard_next_offset(shards[p]) != parts[p].offset)
-            rc = CORE_E_CORRUPT;
-        if (rc < 0) {
-            LOG_WARN("checkpoint snapshot rejected by the state", "path=%s err=\"%s\"", path,
-                     core_strerror(rc));
-            goto out;
-        }
-        struct evlog_partition_stats st;
-        rc = evlog_stats(log, p, &st);
-        if (rc < 0)
-            goto out;
-        if (parts[p].offset > st.high_water) {
-            LOG_ERROR("checkpoint is ahead of the log: the log lost acknowledged records "
-                      "(crash with fsync=none?); trying an older checkpoint",
-                      "checkpoint=%s partition=%d checkpoint_offset=%lld log_high_water=%lld", cdir,
-                      (int)p, (long long)parts[p].offset, (long long)st.high_water);
-            rc = CORE_E_CORRUPT;
-            goto out;
-        }
+    if (mp->offset > st.high_water) {
+        LOG_ERROR("checkpoint is ahead of the log: the log lost acknowledged records "
+                  "(crash with fsync=none?); trying an older checkpoint",
+                  "checkpoint=%s partition=%d checkpoint_offset=%lld log_high_water=%lld", cdir,
+                  (int)mp->p, (long long)mp->offset, (long long)st.high_water);
+        rc = CORE_E_CORRUPT;
     }
 out:
-    free(parts);
+    if (rc == 0)
+        *out = shard;
+    else
+        state_shard_free(shard);
     core_buf_dispose(&b);
     core_buf_dispose(&sealed);
     return rc;
 }
 
 int stream__recover(const char *dir, struct evlog *log, const struct state_config *cfg,
-                    struct state_shard **shards, int32_t nparts, uint64_t *max_seq,
-                    const struct seal_key *key)
+                    struct state_shard **shards, int32_t nparts, const bool *want,
+                    uint64_t *max_seq, const struct seal_key *key)
 {
     uint64_t *seqs;
     size_t n;
@@ -353,27 +444,50 @@ int stream__recover(const char *dir, struct evlog *log, const struct state_confi
         return rc;
     }
     *max_seq = n ? seqs[0] : 0;
-    for (size_t i = 0; i < n; i++) {
+    bool *done = core_xcalloc((size_t)nparts, sizeof *done);
+    struct manifest_part *parts = core_xcalloc((size_t)nparts, sizeof *parts);
+    int32_t left = 0;
+    for (int32_t p = 0; p < nparts; p++)
+        left += !want || want[p];
+    bool skipped = false;
+    for (size_t i = 0; i < n && left > 0; i++) {
         int64_t t0 = core_mono_ns();
-        rc = load_ckpt(dir, seqs[i], log, shards, nparts, key);
-        if (rc == 0) {
-            LOG_INFO("state restored from checkpoint", "dir=%s/%020" PRIu64 " took_ms=%lld", dir,
-                     seqs[i], (long long)((core_mono_ns() - t0) / 1000000));
-            goto out;
-        }
-        /* Throw away whatever the failed attempt restored. */
-        for (int32_t p = 0; p < nparts; p++) {
-            state_shard_free(shards[p]);
-            shards[p] = state_shard_new(cfg, p);
-        }
+        int found = 0, restored = 0, failed = 0;
+        rc = read_manifest(dir, seqs[i], nparts, key, parts, &found);
         if (rc == CORE_E_INVALID)
             goto out;
-        LOG_WARN("skipping invalid checkpoint", "dir=%s/%020" PRIu64, dir, seqs[i]);
+        for (int k = 0; rc == 0 && k < found; k++) {
+            int32_t p = parts[k].p;
+            if ((want && !want[p]) || done[p])
+                continue;
+            struct state_shard *shard;
+            if (load_part(dir, seqs[i], &parts[k], log, cfg, key, &shard) < 0) {
+                failed++;
+                continue;
+            }
+            state_shard_free(shards[p]);
+            shards[p] = shard;
+            done[p] = true;
+            restored++;
+            left--;
+        }
+        if (restored)
+            LOG_INFO("state restored from checkpoint",
+                     "dir=%s/%020" PRIu64 " partitions=%d took_ms=%lld", dir, seqs[i], restored,
+                     (long long)((core_mono_ns() - t0) / 1000000));
+        if (rc < 0 || failed) {
+            skipped = true;
+            LOG_WARN("skipping invalid checkpoint", "dir=%s/%020" PRIu64 " partitions=%d", dir,
+                     seqs[i], rc < 0 ? found : failed);
+        }
     }
     rc = 0;
-    if (n)
-        LOG_WARN("no valid checkpoint; rebuilding state from the whole log", "dir=%s", dir);
+    if (left > 0 && (n || skipped))
+        LOG_WARN("no valid checkpoint for some partitions; rebuilding them from the whole log",
+                 "dir=%s partitions=%d", dir, (int)left);
 out:
+    free(parts);
+    free(done);
     free(seqs);
     return rc;
 }

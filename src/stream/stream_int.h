@@ -9,7 +9,14 @@
 
 /* One partition: its shard and how far it has been applied (for stream_wait_applied). */
 struct stream_part {
+    /* The shard object lives as long as the stream (readers keep pointers to it); assigning
+     * the partition swaps a restored state in, revoking swaps an empty one in. */
     struct state_shard *shard;
+    atomic_bool owned; /* this stream processes the partition (stream_assign / revoke) */
+    /* Held by the processor while it applies a batch of the partition, so revoking waits for
+     * the batch in hand. */
+    pthread_mutex_t run_mu;
+    bool snap_valid; /* snap holds the partition (owned when the snapshot was taken) */
     pthread_mutex_t mu;
     pthread_cond_t cond;
     int64_t applied;      /* next offset to apply (guarded by mu) */
@@ -53,36 +60,43 @@ struct stream {
                                     * is to be the only one kept */
     int last_rc;
     atomic_int_fast64_t events_since; /* events applied since the last checkpoint */
-    uint64_t next_seq;
+    uint64_t next_seq;                /* guarded by write_mu */
+    pthread_mutex_t write_mu;         /* one checkpoint write at a time in this process */
+    pthread_mutex_t own_mu;           /* serialises stream_assign and stream_revoke */
 };
 
 /* ---- checkpoint store (stream_ckpt.c) ------------------------------------------------------ */
 
 /* One partition's snapshot to write. */
 struct stream__snap {
+    int32_t partition;
     const void *data;
     size_t len;
     int64_t offset;
 };
 
 /*
- * Writes checkpoint <dir>/<seq>, every file sealed under key, atomically (tmp dir, fsync files and
- * dir, rename, fsync dir) holding every partition's snapshot and a MANIFEST, then deletes all but
- * the newest keep checkpoints. Returns 0 or a negative error (logged).
+ * Writes checkpoint <dir>/<*seq>, every file sealed under key, atomically (tmp dir, fsync files
+ * and dir, rename, fsync dir) holding the nsnaps snapshots (ascending partitions, of nparts in
+ * all) and a MANIFEST, then deletes the checkpoints no partition needs any more (each keeps its
+ * newest keep). When another process sharing dir took *seq first, the next free number is
+ * used. On success *seq is one past the number written. Returns 0 or a negative error (logged).
  */
-int stream__ckpt_write(const char *dir, uint64_t seq, const struct stream__snap *snaps,
+int stream__ckpt_write(const char *dir, uint64_t *seq, const struct stream__snap *snaps, int nsnaps,
                        int32_t nparts, int keep, const struct seal_key *key);
 
 /*
- * Restores shards from the newest checkpoint in dir that opens under key, verifies and fits the log
- * (offsets not beyond each partition's high water), falling back to older ones and finally to empty
- * shards (shards are reset to empty when one fails half-way). *max_seq is set to the
- * highest checkpoint number present (0 when none). Returns 0, or CORE_E_INVALID when a
- * checkpoint was written for a different partition count (refused), or another negative
- * error. A missing dir is an empty store.
+ * Restores each partition p with want[p] (every partition when want is NULL) from the newest
+ * checkpoint in dir holding it whose files open under key, verify and fit the log (offset not
+ * beyond the partition's high water), falling back to older ones; shards[p] is replaced by the
+ * restored shard (freed), and stays as given (empty) when no checkpoint qualifies. Partitions
+ * are independent (each shard is a function of its own log prefix), so they may come from
+ * different checkpoints. *max_seq is set to the highest checkpoint number present (0 when
+ * none). Returns 0, or CORE_E_INVALID when a checkpoint was written for a different partition
+ * count (refused), or another negative error. A missing dir is an empty store.
  */
 int stream__recover(const char *dir, struct evlog *log, const struct state_config *cfg,
-                    struct state_shard **shards, int32_t nparts, uint64_t *max_seq,
-                    const struct seal_key *key);
+                    struct state_shard **shards, int32_t nparts, const bool *want,
+                    uint64_t *max_seq, const struct seal_key *key);
 
 #endif

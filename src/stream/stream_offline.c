@@ -60,7 +60,8 @@ int stream_dump_offline(const char *data_dir, struct userkeys *keys, const struc
     uint64_t max_seq;
     struct evlog_batch batch;
     evlog_batch_init(&batch);
-    rc = stream__recover(ckpt_dir, log, cfg, shards, nparts, &max_seq, userkeys_data_key(keys));
+    rc = stream__recover(ckpt_dir, log, cfg, shards, nparts, NULL, &max_seq,
+                         userkeys_data_key(keys));
     for (int32_t p = 0; rc == 0 && p < nparts; p++)
         rc = replay(log, p, shards[p], &batch);
     for (int32_t p = 0; rc == 0 && p < nparts; p++) {

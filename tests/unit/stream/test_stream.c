@@ -269,11 +269,12 @@ static void test_corrupt_newest_falls_back(void **state)
     state_config_init(&sc);
     struct state_shard *shards[2] = {state_shard_new(&sc, 0), state_shard_new(&sc, 1)};
     uint64_t max_seq = 0;
-    assert_int_equal(stream__recover(e.ckpt_dir, e.log, &sc, shards, 2, &max_seq,
+    assert_int_equal(stream__recover(e.ckpt_dir, e.log, &sc, shards, 2, NULL, &max_seq,
                                      userkeys_data_key(test_keys())),
                      0);
     assert_int_equal(max_seq, 2);
-    assert_int_equal(state_shard_next_offset(shards[0]), 10); /* from seq 1, not 2 */
+    /* partitions are independent: p0 from seq 2, the damaged p1 from seq 1 */
+    assert_int_equal(state_shard_next_offset(shards[0]), 20);
     assert_int_equal(state_shard_next_offset(shards[1]), 10);
     state_shard_free(shards[0]);
     state_shard_free(shards[1]);
@@ -286,10 +287,11 @@ static void test_corrupt_newest_falls_back(void **state)
     fclose(f);
     shards[0] = state_shard_new(&sc, 0);
     shards[1] = state_shard_new(&sc, 1);
-    assert_int_equal(stream__recover(e.ckpt_dir, e.log, &sc, shards, 2, &max_seq,
+    assert_int_equal(stream__recover(e.ckpt_dir, e.log, &sc, shards, 2, NULL, &max_seq,
                                      userkeys_data_key(test_keys())),
                      0);
-    assert_int_equal(state_shard_next_offset(shards[0]), 0); /* nothing valid: empty */
+    assert_int_equal(state_shard_next_offset(shards[0]), 20);
+    assert_int_equal(state_shard_next_offset(shards[1]), 0); /* nothing valid: empty */
     state_shard_free(shards[0]);
     state_shard_free(shards[1]);
 
@@ -304,6 +306,153 @@ static void test_corrupt_newest_falls_back(void **state)
     free(live);
     free(again);
     free(off);
+    env_dispose(&e);
+}
+
+/* A stream over e's log and checkpoint directory owning the given partitions. */
+static struct stream *start_owning(struct env *e, const int32_t *owned, int32_t n)
+{
+    struct stream_config cfg;
+    stream_config_init(&cfg);
+    cfg.checkpoint_dir = e->ckpt_dir;
+    cfg.checkpoint_interval_ms = 3600 * 1000;
+    cfg.threads = 2;
+    cfg.keep = 3;
+    cfg.owned = owned;
+    cfg.nowned = n;
+    cfg.data_key = userkeys_data_key(test_keys());
+    struct stream *s = NULL;
+    assert_int_equal(stream_start(&cfg, e->log, &s), 0);
+    return s;
+}
+
+/* The dump of every partition, each from whichever of the streams owns it. */
+static char *group_dump(struct stream **ss, int n)
+{
+    struct core_buf b;
+    core_buf_init(&b);
+    for (int32_t p = 0; p < stream_partitions(ss[0]); p++) {
+        struct stream *o = NULL;
+        for (int i = 0; i < n; i++)
+            if (stream_owns(ss[i], p)) {
+                assert_null(o); /* exactly one owner */
+                o = ss[i];
+            }
+        assert_non_null(o);
+        core_buf_printf(&b, "# partition %d offset %lld\n", (int)p,
+                        (long long)state_shard_next_offset(stream_shard(o, p)));
+        state_shard_dump(stream_shard(o, p), &b);
+    }
+    return b.data;
+}
+
+/* Two processors share a log and a checkpoint directory; partitions move between them by
+ * revoke + assign (through a checkpoint) and by takeover after one dies without a final
+ * checkpoint; the end state equals one processor's over the same log. */
+static void test_partition_handover(void **state)
+{
+    (void)state;
+    struct env e;
+    env_init(&e, 4);
+    append_events(e.log, "a", 30);
+    struct stream *a = start_owning(&e, (const int32_t[]){0, 1}, 2);
+    struct stream *b = start_owning(&e, (const int32_t[]){2, 3}, 2);
+    assert_true(stream_owns(a, 1));
+    assert_false(stream_owns(a, 2));
+    assert_int_equal(stream_wait_applied(a, 1, 30, 10000), 0);
+    assert_int_equal(stream_wait_applied(b, 3, 30, 10000), 0);
+    assert_int_equal(state_shard_next_offset(stream_shard(a, 2)), 0); /* not a's to apply */
+
+    /* revoke: a checkpoint of partition 1 alone, the shard emptied, nothing applied after */
+    assert_int_equal(stream_revoke(a, (const int32_t[]){1}, 1), 0);
+    assert_false(stream_owns(a, 1));
+    assert_int_equal(state_shard_next_offset(stream_shard(a, 1)), 0);
+    append_events(e.log, "b", 20);
+    assert_int_equal(stream_wait_applied(a, 0, 50, 10000), 0);
+    assert_int_equal(state_shard_next_offset(stream_shard(a, 1)), 0);
+
+    /* assign: b restores partition 1 at 30 from that checkpoint (at once, no replay wait),
+     * then applies the rest */
+    assert_int_equal(stream_assign(b, (const int32_t[]){1}, 1), 0);
+    assert_true(stream_owns(b, 1));
+    assert_true(state_shard_next_offset(stream_shard(b, 1)) >= 30);
+    assert_int_equal(stream_wait_applied(b, 1, 50, 10000), 0);
+    assert_int_equal(stream_checkpoint(b), 0); /* partitions 1, 2, 3 at 50 */
+    assert_int_equal(stream_checkpoint(a), 0); /* partition 0 at 50 */
+
+    /* a dies (no final checkpoint, no revoke); b takes partition 0 over from a's checkpoint
+     * and replays what a applied after it */
+    append_events(e.log, "c", 10);
+    assert_int_equal(stream_wait_applied(a, 0, 60, 10000), 0);
+    stream_stop(a, false);
+    assert_int_equal(stream_assign(b, (const int32_t[]){0}, 1), 0);
+    assert_int_equal(state_shard_next_offset(stream_shard(b, 0)), 50);
+    wait_all(b, 60);
+    char *group = group_dump(&b, 1);
+
+    /* one processor, fresh checkpoint directory: the same state */
+    char *solo_dir = e.ckpt_dir + 0;
+    char saved[128];
+    snprintf(saved, sizeof saved, "%s", solo_dir);
+    snprintf(e.ckpt_dir, sizeof e.ckpt_dir, "%s/solo", e.data);
+    struct stream *s = start(&e, 1);
+    wait_all(s, 60);
+    char *solo = live_dump(s);
+    assert_string_equal(group, solo);
+    stream_stop(s, false);
+    snprintf(e.ckpt_dir, sizeof e.ckpt_dir, "%s", saved);
+
+    /* the checkpoints left let a restart of everything reach it too */
+    stream_stop(b, true);
+    s = start(&e, 2);
+    wait_all(s, 60);
+    char *again = live_dump(s);
+    assert_string_equal(group, again);
+    stream_stop(s, false);
+    free(group);
+    free(solo);
+    free(again);
+    env_dispose(&e);
+}
+
+/* Pruning keeps each partition's newest checkpoints: many checkpoints of some partitions do
+ * not push out the only checkpoint of the others. */
+static void test_prune_per_partition(void **state)
+{
+    (void)state;
+    struct env e;
+    env_init(&e, 2);
+    struct stream *b = start_owning(&e, (const int32_t[]){1}, 1);
+    append_events(e.log, "a", 5);
+    assert_int_equal(stream_wait_applied(b, 1, 5, 10000), 0);
+    assert_int_equal(stream_checkpoint(b), 0); /* seq 1: partition 1 */
+    struct stream *a = start_owning(&e, (const int32_t[]){0}, 1);
+    for (int i = 0; i < 5; i++) {
+        append_events(e.log, "x", 2);
+        assert_int_equal(stream_wait_applied(a, 0, 5 + 2 * (i + 1), 10000), 0);
+        assert_int_equal(stream_checkpoint(a), 0); /* seq 2..6: partition 0 */
+    }
+    stream_stop(a, false);
+    stream_stop(b, false);
+    char path[256];
+    struct stat st;
+    for (int seq = 1; seq <= 6; seq++) {
+        snprintf(path, sizeof path, "%s/%020d", e.ckpt_dir, seq);
+        assert_int_equal(stat(path, &st) == 0, seq == 1 || seq >= 4);
+    }
+    /* and recovery combines them: partition 1 at 5 from seq 1, partition 0 at 15 from seq 6 */
+    struct state_config sc;
+    state_config_init(&sc);
+    struct state_shard *shards[2] = {state_shard_new(&sc, 0), state_shard_new(&sc, 1)};
+    uint64_t max_seq = 0;
+    assert_int_equal(stream__recover(e.ckpt_dir, e.log, &sc, shards, 2, NULL, &max_seq,
+                                     userkeys_data_key(test_keys())),
+                     0);
+    assert_int_equal(max_seq, 6);
+    assert_int_equal(state_shard_next_offset(shards[0]), 15);
+    assert_int_equal(state_shard_next_offset(shards[1]), 5);
+    state_shard_free(shards[0]);
+    state_shard_free(shards[1]);
     env_dispose(&e);
 }
 
@@ -444,6 +593,8 @@ int main(void)
         cmocka_unit_test(test_apply_checkpoint_restart),
         cmocka_unit_test(test_corrupt_newest_falls_back),
         cmocka_unit_test(test_keep_prunes_old),
+        cmocka_unit_test(test_partition_handover),
+        cmocka_unit_test(test_prune_per_partition),
         cmocka_unit_test(test_partition_mismatch_refused),
         cmocka_unit_test(test_checkpoint_ahead_of_log),
         cmocka_unit_test(test_undecodable_record_stops),
