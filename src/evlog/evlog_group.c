@@ -53,6 +53,12 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
 static void commit_stored(struct evlog_group *g)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
+    if (g->o.offset_of) {
+        int32_t parts[GROUP_PARTITIONS_MAX];
+        int32_t n = evlog_group_assignment(g, parts, GROUP_PARTITIONS_MAX);
+        for (int32_t i = 0; i < n; i++)
+            evlog_group_commit(g, parts[i], g->o.offset_of(g->o.arg, parts[i]));
+    }
     pthread_mutex_lock(&g->mu);
     for (int32_t p = 0; p < GROUP_PARTITIONS_MAX; p++)
         if (g->assigned[p] && g->stored[p] >= 0 && g->stored[p] != g->committed[p])
@@ -233,7 +239,7 @@ int evlog_group_join(const struct evlog_group_options *o, struct evlog_group **o
 
 void evlog_group_commit(struct evlog_group *g, int32_t p, int64_t next_offset)
 {
-    if (p < 0 || p >= GROUP_PARTITIONS_MAX)
+    if (p < 0 || p >= GROUP_PARTITIONS_MAX || next_offset < 0)
         return;
     pthread_mutex_lock(&g->mu);
     if (g->assigned[p])

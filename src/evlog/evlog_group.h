@@ -31,6 +31,9 @@ struct evlog_group_options {
     int commit_interval_ms; /* offsets stored by evlog_group_commit go out this often (1000) */
     evlog_group_fn on_assign;
     evlog_group_fn on_revoke;
+    /* Optional: the next offset to process of an assigned partition (-1: unknown), asked at
+     * every commit interval on the group's thread, instead of evlog_group_commit. */
+    int64_t (*offset_of)(void *arg, int32_t partition);
     void *arg;
 };
 

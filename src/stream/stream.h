@@ -89,6 +89,21 @@ int stream_assign(struct stream *s, const int32_t *parts, int32_t n);
 int stream_revoke(struct stream *s, const int32_t *parts, int32_t n);
 bool stream_owns(struct stream *s, int32_t p);
 
+/* The next offset partition p will apply (0 for a partition not owned). Any thread. */
+int64_t stream_applied(struct stream *s, int32_t p);
+
+/*
+ * Joins a Kafka consumer group (evlog_group.h; o's callbacks and arg are replaced) whose
+ * rebalances drive stream_assign / stream_revoke, and commits applied offsets to the group for
+ * lag monitoring. Start the stream owning nothing (stream_config.owned non-NULL, nowned 0).
+ * Leave the group (stream_group_leave: revokes, so the partitions are checkpointed) before
+ * stream_stop.
+ */
+struct evlog_group_options;
+struct evlog_group;
+int stream_group_join(struct stream *s, struct evlog_group_options *o, struct evlog_group **out);
+void stream_group_leave(struct evlog_group *g);
+
 /*
  * Offline: rebuilds state for data_dir (newest checkpoint + replay of the log to its end,
  * without a running server) and appends the canonical dump of every shard, partition order.

@@ -12,7 +12,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "evlog/evlog_group.h"
 #include "stream/stream_int.h"
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <time.h>
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
@@ -456,6 +461,127 @@ static void test_prune_per_partition(void **state)
     env_dispose(&e);
 }
 
+/* Waits until stream s owns exactly n partitions (at most 60 s: a mock-cluster rebalance takes
+ * about the session timeout). */
+static void wait_owning(struct stream *s, int32_t n)
+{
+    for (int t = 0; t < 600; t++) {
+        int32_t k = 0;
+        for (int32_t p = 0; p < stream_partitions(s); p++)
+            k += stream_owns(s, p);
+        if (k == n)
+            return;
+        nanosleep(&(struct timespec){0, 100000000}, NULL);
+    }
+    fail_msg("the stream never came to own %d partitions", (int)n);
+}
+
+/* Waits until every partition is applied to offset by whichever stream owns it. */
+static void wait_group(struct stream **ss, int n, int64_t offset)
+{
+    for (int32_t p = 0; p < stream_partitions(ss[0]); p++) {
+        int i = 0;
+        while (i < n && !stream_owns(ss[i], p))
+            i++;
+        assert_true(i < n);
+        assert_int_equal(stream_wait_applied(ss[i], p, offset, 10000), 0);
+    }
+}
+
+static struct evlog_group *group_join(struct stream *s, const char *bootstraps)
+{
+    struct evlog_group_options o;
+    evlog_group_options_init(&o);
+    o.brokers = bootstraps;
+    o.topic = "events";
+    o.group = "processors";
+    o.session_timeout_ms = 6000;
+    o.commit_interval_ms = 200;
+    struct evlog_group *g = NULL;
+    assert_int_equal(stream_group_join(s, &o, &g), 0);
+    return g;
+}
+
+/* Two streams over one log, each a member of a Kafka consumer group on the mock cluster (the
+ * group only decides ownership; records come from the file log here): the group's rebalances
+ * move partitions between them through checkpoints, applied offsets reach the group, and the
+ * state equals one stream's over the same log. */
+static void test_group_rebalances(void **state)
+{
+    (void)state;
+    char err[256];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, rd_kafka_conf_new(), err, sizeof err);
+    assert_non_null(rk);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(rk, 1);
+    assert_non_null(mc);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, "events", 4, 1), 0);
+    const char *boot = rd_kafka_mock_cluster_bootstraps(mc);
+
+    struct env e;
+    env_init(&e, 4);
+    append_events(e.log, "a", 20);
+    struct stream *ss[2];
+    ss[0] = start_owning(&e, (const int32_t[]){0}, 0); /* owns nothing until the group says */
+    assert_false(stream_owns(ss[0], 0));
+    struct evlog_group *g0 = group_join(ss[0], boot);
+    wait_owning(ss[0], 4);
+    wait_group(ss, 1, 20);
+
+    /* the applied offsets reach the group (what lag tools read) */
+    rd_kafka_conf_t *cc = rd_kafka_conf_new();
+    assert_int_equal(rd_kafka_conf_set(cc, "bootstrap.servers", boot, err, sizeof err), 0);
+    assert_int_equal(rd_kafka_conf_set(cc, "group.id", "processors", err, sizeof err), 0);
+    rd_kafka_t *reader = rd_kafka_new(RD_KAFKA_CONSUMER, cc, err, sizeof err);
+    assert_non_null(reader);
+    int64_t committed = -1;
+    for (int t = 0; t < 100 && committed != 20; t++) {
+        nanosleep(&(struct timespec){0, 100000000}, NULL);
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, "events", 3);
+        if (rd_kafka_committed(reader, l, 5000) == 0)
+            committed = l->elems[0].offset;
+        rd_kafka_topic_partition_list_destroy(l);
+    }
+    rd_kafka_consumer_close(reader);
+    rd_kafka_destroy(reader);
+    assert_int_equal(committed, 20);
+
+    /* a second member: two partitions each, handed over through checkpoints */
+    ss[1] = start_owning(&e, (const int32_t[]){0}, 0);
+    struct evlog_group *g1 = group_join(ss[1], boot);
+    wait_owning(ss[1], 2);
+    wait_owning(ss[0], 2);
+    append_events(e.log, "b", 15);
+    wait_group(ss, 2, 35);
+    char *split = group_dump(ss, 2);
+
+    /* the second leaves (revoke: checkpoint): the first takes everything back */
+    stream_group_leave(g1);
+    stream_stop(ss[1], false);
+    wait_owning(ss[0], 4);
+    append_events(e.log, "c", 5);
+    wait_group(ss, 1, 40);
+    char *back = group_dump(ss, 1);
+    stream_group_leave(g0);
+    wait_owning(ss[0], 0); /* leaving revokes everything */
+    stream_stop(ss[0], false);
+
+    /* one stream alone over the same log, own checkpoint directory */
+    snprintf(e.ckpt_dir, sizeof e.ckpt_dir, "%s/solo", e.data);
+    struct stream *solo = start(&e, 1);
+    wait_all(solo, 40);
+    char *want = live_dump(solo);
+    assert_string_equal(back, want);
+    stream_stop(solo, false);
+    assert_non_null(strstr(split, "# partition 3 offset 35"));
+    free(split);
+    free(back);
+    free(want);
+    env_dispose(&e);
+    rd_kafka_mock_cluster_destroy(mc);
+    rd_kafka_destroy(rk);
+}
+
 static void test_keep_prunes_old(void **state)
 {
     (void)state;
@@ -595,6 +721,7 @@ int main(void)
         cmocka_unit_test(test_keep_prunes_old),
         cmocka_unit_test(test_partition_handover),
         cmocka_unit_test(test_prune_per_partition),
+        cmocka_unit_test(test_group_rebalances),
         cmocka_unit_test(test_partition_mismatch_refused),
         cmocka_unit_test(test_checkpoint_ahead_of_log),
         cmocka_unit_test(test_undecodable_record_stops),
