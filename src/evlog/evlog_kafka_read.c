@@ -75,7 +75,10 @@ int evlog__kafka_consumer_open(struct evlog_kafka *lk, int timeout_ms)
     int32_t n = lk->base.partitions;
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(n);
     for (int32_t p = 0; p < n; p++)
-        rd_kafka_topic_partition_list_add(list, lk->topic, p)->offset = RD_KAFKA_OFFSET_END;
+        /* A concrete offset (the high water read at open), not OFFSET_END: resolving END
+         * is an asynchronous offset lookup whose answer could land after a reader's seek
+         * and undo it. */
+        rd_kafka_topic_partition_list_add(list, lk->topic, p)->offset = lk->high[p];
     rd_kafka_resp_err_t e = rd_kafka_assign(lk->cons, list);
     rd_kafka_topic_partition_list_destroy(list);
     if (e) {
@@ -142,12 +145,17 @@ static int seek(struct evlog_kafka *lk, struct evlog_kafka_part *part, int64_t f
 {
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(list, lk->topic, part->id)->offset = from;
-    rd_kafka_error_t *error = rd_kafka_seek_partitions(lk->cons, list, lk->read_wait_ms);
+    /* Asynchronous: the version barrier that makes the queue drop messages fetched for the
+     * old position is set by this call; waiting for the fetcher to confirm the seek was seen
+     * to time out now and then under load (librdkafka 2.0.2), and the read waits for the
+     * first message anyway. */
+    rd_kafka_error_t *error = rd_kafka_seek_partitions(lk->cons, list, 0);
     int rc = 0;
-    if (error || list->elems[0].err) {
+    rd_kafka_resp_err_t e = list->elems[0].err;
+    if (error || (e && e != RD_KAFKA_RESP_ERR__IN_PROGRESS)) {
         LOG_WARN("kafka: seek failed", "topic=%s partition=%d offset=%lld err=\"%s\"", lk->topic,
                  (int)part->id, (long long)from,
-                 error ? rd_kafka_error_string(error) : rd_kafka_err2str(list->elems[0].err));
+                 error ? rd_kafka_error_string(error) : rd_kafka_err2str(e));
         rc = CORE_E_TIMEOUT;
     }
     if (error)
@@ -315,15 +323,24 @@ int evlog__kafka_read(struct evlog *log, int32_t p, int64_t from, size_t max, st
         if (rc < 0)
             goto out;
     }
-    int64_t deadline = core_mono_ns() + (int64_t)lk->read_wait_ms * 1000000;
+    int64_t start = core_mono_ns();
+    int64_t deadline = start + (int64_t)lk->read_wait_ms * 1000000;
+    bool reseeked = false;
     while (b->n < max) {
         int wait_ms = 0;
         if (b->n == 0 && from < known_high(lk, p)) {
-            int64_t left = (deadline - core_mono_ns()) / 1000000;
+            int64_t now = core_mono_ns(), left = (deadline - now) / 1000000;
             if (left <= 0) {
                 LOG_WARN("kafka: records known to exist were not fetched in time",
                          "topic=%s partition=%d offset=%lld", lk->topic, (int)p, (long long)from);
                 break;
+            }
+            if (!reseeked && now - start > (int64_t)1000 * 1000000) {
+                /* Nothing for a second: position the fetcher again (cheap, and it heals a
+                 * seek that a concurrent fetcher state change may have overridden). */
+                reseeked = true;
+                if (seek(lk, part, from) < 0)
+                    break;
             }
             wait_ms = left < 100 ? (int)left : 100;
         }
@@ -333,7 +350,8 @@ int evlog__kafka_read(struct evlog *log, int32_t p, int64_t from, size_t max, st
             break;
         for (size_t i = 0; i < got; i++) {
             rd_kafka_message_t *m = msgs[i];
-            if (rc == 0 && m->err == RD_KAFKA_RESP_ERR_NO_ERROR && m->offset >= from) {
+            if (rc == 0 && m->err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                m->offset >= part->next) { /* never backwards, never twice */
                 const char *why = NULL;
                 rc = open_message(lk, m, b, &why);
                 if (rc < 0)
@@ -475,6 +493,8 @@ static int peek_time(struct evlog_kafka *lk, int32_t p, int64_t x, int64_t *ts, 
             rd_kafka_timestamp_type_t tt;
             *ts = rd_kafka_message_timestamp(m, &tt);
             *at = m->offset;
+            LOG_DEBUG("kafka: peek", "p=%d x=%lld at=%lld ts=%lld", (int)p, (long long)x,
+                      (long long)m->offset, (long long)*ts);
             part->next = m->offset + 1;
             rc = 0;
         }
@@ -535,6 +555,8 @@ int evlog__kafka_offset_for_time(struct evlog *log, int32_t p, int64_t ts_ms, in
             o = hi;
         }
     }
+    LOG_DEBUG("kafka: offset_for_time", "p=%d ts=%lld offset=%lld", (int)p, (long long)ts_ms,
+              (long long)o);
     *offset = o;
     return 0;
 }
