@@ -164,9 +164,9 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     int st = map_delivery_error(m->err);
     if (st < 0) {
         int zero = 0;
-        atomic_compare_exchange_strong(&a->status, &zero, st);
-        LOG_WARN("kafka: record not delivered", "topic=%s partition=%d err=\"%s\"", lk->topic,
-                 (int)m->partition, rd_kafka_err2str(m->err));
+        if (atomic_compare_exchange_strong(&a->status, &zero, st)) /* one line per append */
+            LOG_WARN("kafka: record not delivered", "topic=%s partition=%d err=\"%s\"", lk->topic,
+                     (int)m->partition, rd_kafka_err2str(m->err));
     } else {
         a->recs[km->i].offset = m->offset;
         evlog__kafka_note(lk, m->partition, -1, m->offset + 1);
@@ -324,12 +324,23 @@ static void *poller_main(void *arg)
     return NULL;
 }
 
-static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+void evlog__kafka_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-    (void)rk;
     (void)opaque;
-    LOG_WARN("kafka: client error", "err=\"%s\" reason=\"%s\"",
+    /* Mostly transient (a broker restarting): librdkafka retries by itself. */
+    LOG_WARN("kafka: client error", "client=%s err=\"%s\" reason=\"%s\"", rd_kafka_name(rk),
              rd_kafka_err2str((rd_kafka_resp_err_t)err), reason);
+}
+
+void evlog__kafka_on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    /* syslog levels: 0-4 are emergencies to warnings. */
+    if (level <= 4)
+        LOG_WARN("kafka: client log", "client=%s facility=%s msg=\"%s\"", rd_kafka_name(rk), fac,
+                 buf);
+    else
+        LOG_DEBUG("kafka: client log", "client=%s facility=%s msg=\"%s\"", rd_kafka_name(rk), fac,
+                  buf);
 }
 
 /* ==== lifecycle ============================================================================ */
@@ -368,7 +379,8 @@ static int new_producer(struct evlog_kafka *lk, const struct evlog_kafka_options
         return rc;
     }
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_error_cb(conf, evlog__kafka_on_error);
+    rd_kafka_conf_set_log_cb(conf, evlog__kafka_on_log);
     rd_kafka_conf_set_opaque(conf, lk);
     lk->prod = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof err);
     if (!lk->prod) {

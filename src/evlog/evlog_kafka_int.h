@@ -62,6 +62,10 @@ struct evlog_kafka {
     bool closing;
 };
 
+/* librdkafka's error and log callbacks, into our log (both handles use them). */
+void evlog__kafka_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque);
+void evlog__kafka_on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+
 /* Writes the associated data of a record into ad; returns its length. */
 size_t evlog__kafka_ad(uint8_t *ad, int32_t partition, int64_t event_ms, int64_t ingest_ms,
                        const uint8_t key_id[SEAL_ID_BYTES], const char *id, size_t id_len);

@@ -61,12 +61,17 @@ int evlog__kafka_consumer_open(struct evlog_kafka *lk, int timeout_ms)
     rc = rc ? rc : set(conf, "enable.auto.commit", "false");
     rc = rc ? rc : set(conf, "enable.auto.offset.store", "false");
     rc = rc ? rc : set(conf, "auto.offset.reset", "earliest");
-    rc = rc ? rc : set(conf, "fetch.wait.max.ms", "100");
+    /* How long a broker holds a fetch that has no data. A real broker answers as soon as
+     * data arrives; librdkafka's mock answers only at the end of the wait, so this bounds
+     * how soon a record is visible to the processors there (measured: p50 65 ms at 100). */
+    rc = rc ? rc : set(conf, "fetch.wait.max.ms", "25");
     rc = rc ? rc : set(conf, "queued.max.messages.kbytes", "4096");
     if (rc < 0) {
         rd_kafka_conf_destroy(conf);
         return rc;
     }
+    rd_kafka_conf_set_error_cb(conf, evlog__kafka_on_error); /* served by the poller */
+    rd_kafka_conf_set_log_cb(conf, evlog__kafka_on_log);
     lk->cons = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
     if (!lk->cons) {
         LOG_ERROR("kafka: cannot create the consumer", "err=\"%s\"", err);

@@ -26,7 +26,9 @@ ITEMS = 30
 
 
 def start_mock():
-    proc = subprocess.Popen(["timeout", "300", rs.BIN, "dev", "kafka-mock", "--brokers", "3",
+    # Not under `timeout`: stop_mock must be able to SIGKILL the mock itself (killing a
+    # `timeout` wrapper would orphan it).
+    proc = subprocess.Popen([rs.BIN, "dev", "kafka-mock", "--brokers", "3",
                              "--partitions", "6", "--topic", TOPIC],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline().strip()
@@ -41,6 +43,7 @@ def stop_mock(proc):
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait(30)
 
 
 def topic_event_ids(bootstrap):

@@ -26,8 +26,8 @@ static int setup(void **state)
     mc = rd_kafka_mock_cluster_new(mock_rk, 3);
     assert_non_null(mc);
     bootstraps = rd_kafka_mock_cluster_bootstraps(mc);
-    const char *topics[] = {"t-round", "t-agree", "t-seal", "t-tamper",
-                            "t-erase", "t-full",  "t-wait", "t-close"};
+    const char *topics[] = {"t-round", "t-agree", "t-seal",  "t-tamper", "t-erase",
+                            "t-full",  "t-wait",  "t-close", "t-fail"};
     for (size_t i = 0; i < sizeof topics / sizeof *topics; i++)
         assert_int_equal(rd_kafka_mock_topic_create(mc, topics[i], PARTS, 3), 0);
     return 0;
@@ -428,6 +428,50 @@ static void test_full(void **state)
     evlog_close(log);
 }
 
+/* ---- delivery errors ---------------------------------------------------------------------- */
+
+static void set_brokers_up(bool up)
+{
+    for (int32_t id = 1; id <= 3; id++) {
+        if (up)
+            rd_kafka_mock_broker_set_up(mc, id);
+        else
+            rd_kafka_mock_broker_set_down(mc, id);
+    }
+}
+
+static void test_delivery_error(void **state)
+{
+    (void)state;
+    struct evlog_kafka_options o;
+    evlog_kafka_options_init(&o);
+    o.brokers = bootstraps;
+    o.topic = "t-fail";
+    o.keys = tu_keys();
+    o.delivery_timeout_ms = 1500;
+    struct evlog *log = NULL;
+    assert_int_equal(evlog_kafka_open(&o, &log), 0);
+    struct evlog_record recs[2] = {{.partition = 0, .value = "a", .value_len = 1},
+                                   {.partition = 1, .value = "b", .value_len = 1}};
+    set_brokers_up(false);
+    /* The cluster is gone: the append's done gets a negative status once, for both. */
+    struct tu_done d;
+    tu_done_init(&d);
+    d.pending = 1;
+    assert_int_equal(evlog_append(log, recs, 2, tu_done_cb, &d), 0);
+    tu_done_wait(&d, 0);
+    assert_int_equal(d.pending, 0);
+    assert_int_equal(d.status, CORE_E_TIMEOUT);
+    set_brokers_up(true);
+    /* Transient: once the producer has reconnected the log takes appends again. */
+    int rc = CORE_E_TIMEOUT;
+    for (int i = 0; i < 10 && rc == CORE_E_TIMEOUT; i++)
+        rc = tu_append_sync(log, recs, 2);
+    assert_int_equal(rc, 0);
+    tu_done_dispose(&d);
+    evlog_close(log);
+}
+
 /* ---- waking readers ----------------------------------------------------------------------- */
 
 struct waiter_arg {
@@ -542,6 +586,7 @@ int main(void)
         cmocka_unit_test(test_sealing),
         cmocka_unit_test(test_erased),
         cmocka_unit_test(test_full),
+        cmocka_unit_test(test_delivery_error),
         cmocka_unit_test(test_wait_wakeups),
         cmocka_unit_test(test_close_wakes_and_does_not_hang),
     };
