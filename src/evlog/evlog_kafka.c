@@ -186,7 +186,7 @@ static void hex12(char out[2 * SEAL_ID_BYTES + 1], const uint8_t id[SEAL_ID_BYTE
 
 /* Seals rec into a new buffer (nonce || ciphertext || tag) and produces it. */
 static rd_kafka_resp_err_t produce_one(struct evlog_kafka *lk, const struct evlog_record *rec,
-                                       struct kmsg *km)
+                                       struct kmsg *km, struct seal_nonces *nn)
 {
     const struct seal_key *key = rec->seal ? rec->seal : userkeys_data_key(lk->keys);
     struct event ev;
@@ -213,7 +213,7 @@ static rd_kafka_resp_err_t produce_one(struct evlog_kafka *lk, const struct evlo
     size_t adlen =
         evlog__kafka_ad(ad, rec->partition, rec->event_time_ms, ingest_ms, key->id, id, id_len);
     /* Sealed before produce copies the id out of the value: ev points into rec->value. */
-    seal_record_in_place(key, ad, adlen, buf, plain, NULL);
+    seal_record_in_place(key, ad, adlen, buf, plain, nn);
     char kid[2 * SEAL_ID_BYTES + 1], et[24];
     hex12(kid, key->id);
     int etn = snprintf(et, sizeof et, "%lld", (long long)rec->event_time_ms);
@@ -275,9 +275,15 @@ static int kafka_append(struct evlog *log, struct evlog_record *recs, size_t n, 
     atomic_init(&a->status, 0);
     size_t produced = 0;
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    /* Nonces drawn in bulk for a large call (one getrandom per 170 records; the pool is
+     * this call's own, so no lock); a small one draws each nonce alone (a 4 KiB refill
+     * would cost more than a few 24-byte draws). */
+    struct seal_nonces nn;
+    seal_nonces_init(&nn);
+    struct seal_nonces *pool = n > 8 ? &nn : NULL;
     for (; produced < n; produced++) {
         a->msgs[produced] = (struct kmsg){a, produced};
-        err = produce_one(lk, &recs[produced], &a->msgs[produced]);
+        err = produce_one(lk, &recs[produced], &a->msgs[produced], pool);
         if (err)
             break;
     }
