@@ -409,7 +409,7 @@ int evlog__kafka_wait(struct evlog *log, int32_t p, int64_t offset, int timeout_
         return CORE_E_INVALID;
     struct timespec ts;
     deadline_after(&ts, timeout_ms < 0 ? 0 : timeout_ms);
-    int rc = 0, out;
+    int rc = 0, out, recheck = 0;
     pthread_mutex_lock(&lk->mu);
     lk->waiters++; /* for the whole call: close waits for us before freeing the consumer */
     for (;;) {
@@ -420,11 +420,26 @@ int evlog__kafka_wait(struct evlog *log, int32_t p, int64_t offset, int timeout_
         out = lk->high[p] > offset ? 0 : lk->closing ? CORE_E_CLOSED : CORE_E_TIMEOUT;
         if (out != CORE_E_TIMEOUT || rc == ETIMEDOUT)
             break;
-        /* One wait per change: a delivery report or a fetch wakes it. */
+        if (recheck > 0) {
+            /* librdkafka signals a fetch before it updates the cached watermarks: look
+             * again shortly, a few times, after each wake-up (never while idle). */
+            recheck--;
+            struct timespec soon;
+            deadline_after(&soon, 5);
+            bool later =
+                soon.tv_sec > ts.tv_sec || (soon.tv_sec == ts.tv_sec && soon.tv_nsec > ts.tv_nsec);
+            rc = pthread_cond_timedwait(&lk->cond, &lk->mu, timeout_ms >= 0 && later ? &ts : &soon);
+            if (rc == ETIMEDOUT && !(timeout_ms >= 0 && later))
+                rc = 0;
+            continue;
+        }
+        uint64_t seen = lk->changes;
         if (timeout_ms < 0)
             pthread_cond_wait(&lk->cond, &lk->mu);
         else
             rc = pthread_cond_timedwait(&lk->cond, &lk->mu, &ts);
+        if (lk->changes != seen)
+            recheck = 10;
     }
     lk->waiters--;
     pthread_cond_broadcast(&lk->cond); /* close waits for the last waiter to leave */
