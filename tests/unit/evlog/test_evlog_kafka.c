@@ -453,10 +453,22 @@ static void test_delivery_error(void **state)
     assert_int_equal(evlog_kafka_open(&o, &log), 0);
     struct evlog_record recs[2] = {{.partition = 0, .value = "a", .value_len = 1},
                                    {.partition = 1, .value = "b", .value_len = 1}};
-    set_brokers_up(false);
-    /* The cluster is gone: the append's done gets a negative status once, for both. */
+    /* A permanent error from the broker (Produce is ApiKey 0): the append fails once. */
+    struct evlog_record same[2] = {{.partition = 2, .value = "a", .value_len = 1},
+                                   {.partition = 2, .value = "b", .value_len = 1}};
+    rd_kafka_mock_push_request_errors(mc, 0, 1, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
     struct tu_done d;
     tu_done_init(&d);
+    d.pending = 1;
+    assert_int_equal(evlog_append(log, same, 2, tu_done_cb, &d), 0);
+    tu_done_wait(&d, 0);
+    assert_int_equal(d.status, CORE_E_TOOBIG);
+    assert_int_equal(tu_append_sync(log, same, 2), 0); /* the next request is fine */
+    assert_int_equal(same[1].offset, same[0].offset + 1);
+
+    set_brokers_up(false);
+    /* The cluster is gone: the append's done gets a negative status once, for both. */
+    d.status = 0;
     d.pending = 1;
     assert_int_equal(evlog_append(log, recs, 2, tu_done_cb, &d), 0);
     tu_done_wait(&d, 0);
