@@ -7,6 +7,7 @@
 #include "http/http.h"
 #include "ingest/deadletter.h"
 #include "ingest/ingest.h"
+#include "cli/serve_kafka.h"
 #include "cli/serve_retention.h"
 #include "privacy/audit.h"
 #include "privacy/consent.h"
@@ -35,6 +36,8 @@ struct serve_config {
     char host[64];
     uint16_t port;
     int32_t partitions;
+    bool partitions_set; /* given explicitly (a Kafka topic's count must then match) */
+    char log_uri[1024];  /* --log: "" = the embedded log, or kafka://... */
     enum evlog_fsync fsync;
     int fsync_ms;
     char topics_buf[1024];
@@ -102,7 +105,15 @@ static int set_partitions(void *cfg, const char *v, char *err, size_t es)
     int rc = cli__set_int(&p, v, 1, 1024, err, es);
     if (rc == 0)
         CFG->partitions = (int32_t)p;
+    CFG->partitions_set = rc == 0;
     return rc;
+}
+
+static int set_log(void *cfg, const char *v, char *err, size_t es)
+{
+    if (serve_log_check(v, err, es) < 0)
+        return CORE_E_INVALID;
+    return cli__set_str(CFG->log_uri, sizeof CFG->log_uri, v, err, es);
 }
 
 static int set_fsync(void *cfg, const char *v, char *err, size_t es)
@@ -405,6 +416,10 @@ static const struct cli_opt serve_opts[] = {
     {"listen", "HOST:PORT", "HTTP listen address (default 0.0.0.0:8080)", set_listen},
     {"partitions", "N", "log partitions, fixed when the log is created (default 8)",
      set_partitions},
+    {"log", "URI",
+     "event log: the embedded segment files in DIR/log (default) or "
+     "kafka://HOST:PORT[,HOST:PORT]/TOPIC (an existing topic; its partition count is used)",
+     set_log},
     {"fsync", "POLICY", "always | batch:MS | none (default always)", set_fsync},
     {"key-file", "PATH", "pseudonymisation secret (default DIR/privacy/pseudonym.key)",
      set_key_file},
@@ -779,7 +794,15 @@ static int run(struct serve_config *c)
     lo.segment_ms = c->segment_ms;
     lo.queue_bytes = c->queue_bytes;
     int64_t t0 = core_mono_ns();
-    rc = evlog_file_open(&lo, &log);
+    if (serve_log_is_kafka(c->log_uri)) {
+        rc = serve_kafka_open(c->log_uri, c->partitions_set ? c->partitions : 0, c->queue_bytes,
+                              keys.uk, &log);
+        snprintf(path, sizeof path, "%s", c->log_uri);
+        if (rc == 0)
+            c->partitions = log->partitions;
+    } else {
+        rc = evlog_file_open(&lo, &log);
+    }
     if (rc < 0) {
         LOG_ERROR("cannot open the event log", "dir=%s err=\"%s\"", path, core_strerror(rc));
         goto out;

@@ -143,6 +143,8 @@ static void run_ticks(struct serve_retention *r)
 static void run_events(struct serve_retention *r)
 {
     struct evlog *log = r->cfg.log;
+    if (!evlog_is_file(log))
+        return; /* a Kafka topic deletes by its own retention.ms (logged at open) */
     int rolled = 0;
     int rc = evlog_file_roll_aged(log, &rolled);
     if (rc < 0) {

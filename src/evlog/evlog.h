@@ -1,7 +1,7 @@
 /*
  * evlog: the partitioned, ordered, replayable event log. Callers use only this function
- * table; backends live one per file (evlog_file.c: embedded segment files; a Kafka backend
- * comes next behind the same table).
+ * table; backends live one per file (evlog_file.c: embedded segment files; evlog_kafka.c: a
+ * Kafka topic through librdkafka).
  *
  * Threading: append, read, wait, high_water and friends may be called from any thread
  * concurrently. Completions (evlog_done_fn) run on a backend thread or on a thread inside
@@ -182,6 +182,44 @@ void evlog_file_options_init(struct evlog_file_options *opt);
  * file and position (read_only opens never truncate). On success *out is the log.
  */
 int evlog_file_open(const struct evlog_file_options *opt, struct evlog **out);
+
+/* True for a log opened by evlog_file_open (the file-only functions below need one). */
+bool evlog_is_file(const struct evlog *log);
+
+/* ---- Kafka backend --------------------------------------------------------------------- */
+
+struct evlog_kafka_options {
+    const char *brokers; /* bootstrap list "host:port[,host:port]"; copied */
+    const char *topic;   /* must exist; copied */
+    int32_t partitions;  /* 0: the topic's count; otherwise it must equal the topic's */
+    /* Bound on bytes of appends awaiting their delivery reports (default 64 MiB); an append
+     * that does not fit is refused whole with CORE_E_FULL. */
+    int64_t queue_bytes;
+    int delivery_timeout_ms; /* message.timeout.ms: a record not delivered by then fails its
+                                append with CORE_E_TIMEOUT (default 30000) */
+    int metadata_timeout_ms; /* for the metadata and offset requests at open (default 10000) */
+    int read_wait_ms;        /* longest a read waits for records known to exist (default 5000) */
+    /* Required, borrowed (must outlive the log): the keys records are sealed and opened with. */
+    struct userkeys *keys;
+};
+
+void evlog_kafka_options_init(struct evlog_kafka_options *opt);
+
+/* Splits "kafka://host:port[,host:port]/topic" into brokers and topic (NUL-terminated).
+ * Returns 0 or CORE_E_INVALID (other scheme, no topic, bad topic name, too long). */
+int evlog_kafka_parse_uri(const char *uri, char *brokers, size_t bsize, char *topic, size_t tsize);
+
+/*
+ * Opens the log on an existing Kafka topic: reads the partition count from the topic's
+ * metadata, the partitions' watermarks, starts an idempotent producer (acks=all), a consumer
+ * with every partition assigned (no group) and the poller thread that serves delivery
+ * reports. Appends complete on that thread once every record has its delivery report (the
+ * offsets come from the reports); a delivery error completes the append with CORE_E_TIMEOUT
+ * (message timed out) or CORE_E_FAILED, never leaving part of it unreported. Returns 0,
+ * CORE_E_NOTFOUND (topic missing, logged), CORE_E_INVALID (options, or a partitions count
+ * that differs from the topic's, logged), or CORE_E_FAILED (cluster unreachable, logged).
+ */
+int evlog_kafka_open(const struct evlog_kafka_options *opt, struct evlog **out);
 
 /* ---- retention (file backend) ----------------------------------------------------------- */
 

@@ -22,6 +22,7 @@
  */
 #include "evlog/evlog_file_int.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -37,6 +38,8 @@ static const struct evlog_ops file_ops;
 
 static struct evlog_file *file_of(struct evlog *log)
 {
+    /* The file-only functions (retention) must never be handed another backend's log. */
+    assert(log->ops == &file_ops);
     return (struct evlog_file *)log;
 }
 

@@ -384,7 +384,9 @@ static void complete_group(struct ingest_group *g, int status)
     pthread_mutex_lock(&ing->mu);
     g->own_pending = false;
     g->status = status;
-    if (status < 0 && status != CORE_E_FULL)
+    /* A full queue and a delivery timeout (Kafka: the cluster did not answer in time) are
+     * transient; any other failure means the log is not writable. */
+    if (status < 0 && status != CORE_E_FULL && status != CORE_E_TIMEOUT)
         atomic_store(&ing->log_failed, true);
     for (size_t j = 0; j < b->nrecs; j++) {
         fill_from_record(&b->items[b->rec_item[j]], &b->recs[j], status);
