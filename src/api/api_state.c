@@ -105,7 +105,15 @@ static enum http_action user_profile(struct api *api, struct http_request *req, 
                                      size_t len)
 {
     char key[EVENT_KEY_HEX + 1];
-    ingest_pseudonym_user(api->ing, id, len, key);
+    const char *idt = http_request_query(req, "idType"); /* anonymous: an anonymousId's */
+    if (idt && strcmp(idt, "anonymous") && strcmp(idt, "user")) {
+        http_reply_error(req, 40012, "idType is user or anonymous");
+        return HTTP_REPLY;
+    }
+    if (idt && !strcmp(idt, "anonymous"))
+        ingest_pseudonym_anon(api->ing, id, len, key);
+    else
+        ingest_pseudonym_user(api->ing, id, len, key);
     /* A withdrawal hides the profile at once; the processor deletes it shortly after. */
     if (api->cfg.consent && consent_decide(api->cfg.consent, key) != CONSENT_ALLOW) {
         http_reply_error(req, 40403, "no profile for this user (no personalization consent)");

@@ -822,7 +822,16 @@ static int run(struct serve_config *c)
     ic.registry = reg;
     ic.deadletters = dead;
     ic.userkeys = keys.uk;
+    /* Every secret version: older ones move users to the newest (docs/PRIVACY.md, Identity). */
+    struct privacy_keyring *ring = core_xmalloc(sizeof *ring);
+    if (privacy_keyring_load(c->key_file, ring) == 0 && ring->n > 1) {
+        ic.keyring = ring;
+        LOG_INFO("pseudonymisation secret has older versions; users move to the newest",
+                 "versions=%d newest=%u", ring->n, (unsigned)ring->version[0]);
+    }
     rc = ingest_new(&ic, log, &key, &ing);
+    privacy_keyring_dispose(ring);
+    free(ring);
     if (rc < 0) {
         LOG_ERROR("cannot start ingest", "err=\"%s\"", core_strerror(rc));
         goto out;
@@ -841,6 +850,8 @@ static int run(struct serve_config *c)
     sc.state.user_ttl_ms = c->retention_state_ms;
     sc.state.item_ttl_ms = c->retention_aggregates_ms;
     sc.data_key = &keys.data_key;
+    sc.merge_fn = ingest_merge_in_append; /* identity merges reach the target's partition */
+    sc.merge_arg = ing;
     rc = stream_start(&sc, log, &st);
     if (rc < 0)
         goto out;
@@ -947,10 +958,10 @@ out:
     erasures_free(erasures);
     reco_free(reco); /* before the processors: its refresher reads their shards */
     free(shards);
-    ingest_free(ing);
     serve_retention_stop(ret); /* it uses the log and the stream */
     /* Processors read the log: stop them (final checkpoint on a clean stop) before closing. */
     stream_stop(st, rc == 0);
+    ingest_free(ing); /* after the processors: they append merge_in records through it */
     if (log)
         evlog_close(log);
     deadletter_free(dead);
