@@ -63,6 +63,10 @@ void cli__keys_close(struct cli_keys *k);
 int cli__privacy_scan(const char *data, const char *key_file, const char *data_key, const char *id,
                       bool anonymous);
 
+/* `recstream privacy rotate-pseudonym-key|retire-pseudonym-key` (cmd_privacy_keys.c); argv[0]
+ * is the subcommand. Returns the exit code. */
+int cli__privacy_key_cmd(int argc, char **argv);
+
 int cli_cmd_serve(int argc, char **argv);
 int cli_cmd_privacy(int argc, char **argv);
 int cli_cmd_log(int argc, char **argv);

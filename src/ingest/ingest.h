@@ -155,6 +155,11 @@ int ingest_pseudonym_versions(struct ingest *ing, bool anon, const char *id, siz
 int ingest_merge_in_append(void *ing, int32_t partition, int64_t offset, const struct event *merge,
                            const void *image, size_t len);
 
+/* The consent decision for a raw id's events as ingest makes it: under the newest secret
+ * version holding a consent record (CONSENT_ALLOW without a consent store). Any thread. */
+enum consent_decision ingest_consent_decide(struct ingest *ing, bool anon, const char *id,
+                                            size_t n);
+
 /* Readiness: the log opened, recovered and is writable. */
 bool ingest_ready(struct ingest *ing);
 

@@ -134,6 +134,18 @@ enum consent_decision ingest__consent(struct ingest *ing, bool anon, const char 
     return consent_decide(c, key);
 }
 
+enum consent_decision ingest_consent_decide(struct ingest *ing, bool anon, const char *id, size_t n)
+{
+    if (!ing->cfg.consent)
+        return CONSENT_ALLOW;
+    char key[33];
+    if (anon)
+        privacy_pseudonym_anon(&ing->key, id, n, key);
+    else
+        privacy_pseudonym_user(&ing->key, id, n, key);
+    return ingest__consent(ing, anon, id, n, key);
+}
+
 /* ---- merge_in records (the stream runtime's hook) ------------------------------------------ */
 
 struct wait {

@@ -106,6 +106,9 @@ bool state_shard_user_forget(struct state_shard *s, const char *user_key);
 int state_shard_user_image(struct state_shard *s, const char *key, int max_recent,
                            struct core_buf *out);
 
+/* Whether the shard holds the user. Any thread. */
+bool state_shard_user_known(struct state_shard *s, const char *key);
+
 /* Copies up to max keys merged into the user (its aliases), oldest first; returns the count
  * (0 for an unknown user). Any thread. */
 int state_shard_user_aliases(struct state_shard *s, const char *key, char (*out)[EVENT_KEY_HEX + 1],

@@ -39,6 +39,15 @@ int state_shard_user_image(struct state_shard *s, const char *key, int max_recen
     return rc;
 }
 
+bool state_shard_user_known(struct state_shard *s, const char *key)
+{
+    size_t n = strnlen(key, EVENT_KEY_HEX + 1);
+    pthread_rwlock_rdlock(&s->lock);
+    bool known = n == EVENT_KEY_HEX && st__user_find(&s->d, key, n) != NULL;
+    pthread_rwlock_unlock(&s->lock);
+    return known;
+}
+
 int state_shard_user_aliases(struct state_shard *s, const char *key, char (*out)[EVENT_KEY_HEX + 1],
                              int max)
 {

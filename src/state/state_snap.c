@@ -18,8 +18,9 @@
 #include <xxhash.h>
 
 #define SNAP_MAGIC 0x31535352u /* "RSS1" little-endian */
-#define SNAP_VERSION 3u /* 2: category affinities, preferences, contexts, attribution; 3: aliases  \
-                         */
+#define SNAP_VERSION                                                                               \
+    3u /* 2: category affinities, preferences, contexts, attribution; 3: aliases                   \
+        */
 #define SNAP_VERSION_MIN 2u /* version 2 snapshots restore (users without aliases) */
 #define SNAP_HEADER 24
 /* Timestamps in a snapshot must lie within +-2^50 ms (~35,000 years) or be "empty". */
