@@ -160,6 +160,10 @@ int ingest_merge_in_append(void *ing, int32_t partition, int64_t offset, const s
 enum consent_decision ingest_consent_decide(struct ingest *ing, bool anon, const char *id,
                                             size_t n);
 
+/* The pseudonym whose consent record that decision uses (the newest version's when none has
+ * one); out gets 33 bytes. Any thread. */
+void ingest_consent_key(struct ingest *ing, bool anon, const char *id, size_t n, char *out);
+
 /* Readiness: the log opened, recovered and is writable. */
 bool ingest_ready(struct ingest *ing);
 

@@ -114,24 +114,47 @@ size_t ingest__links(struct ingest *ing, const struct event *ev, char (*from)[EV
     return n;
 }
 
+/* A consent record stays under the pseudonym it was given under: the newest version that has
+ * one governs (a PUT after a rotation writes under the newest). Writes that key into out. */
+static void consent_key(struct ingest *ing, bool anon, const char *id, size_t n, const char *key,
+                        char *out)
+{
+    struct consent *c = ing->cfg.consent;
+    memcpy(out, key, EVENT_KEY_HEX + 1);
+    int nv = versions(ing);
+    struct consent_view *view = NULL;
+    if (!c || nv < 2 || n == 0)
+        return;
+    view = core_xmalloc(sizeof *view);
+    if (consent_get(c, key, view) < 0) {
+        char old[PRIVACY_KEY_VERSIONS_MAX][33];
+        ingest_pseudonym_versions(ing, anon, id, n, old);
+        for (int v = 1; v < nv; v++) {
+            if (consent_get(c, old[v], view) == 0) {
+                memcpy(out, old[v], EVENT_KEY_HEX + 1);
+                break;
+            }
+        }
+    }
+    free(view);
+}
+
 enum consent_decision ingest__consent(struct ingest *ing, bool anon, const char *id, size_t n,
                                       const char *key)
 {
-    struct consent *c = ing->cfg.consent;
-    int nv = versions(ing);
-    if (nv < 2 || n == 0)
-        return consent_decide(c, key);
-    /* A consent record stays under the pseudonym it was given under: the newest version that
-     * has one governs (a PUT after the rotation writes under the newest). */
-    struct consent_view view;
-    if (consent_get(c, key, &view) == 0)
-        return consent_decide(c, key);
-    char old[PRIVACY_KEY_VERSIONS_MAX][33];
-    ingest_pseudonym_versions(ing, anon, id, n, old);
-    for (int v = 1; v < nv; v++)
-        if (consent_get(c, old[v], &view) == 0)
-            return consent_decide(c, old[v]);
-    return consent_decide(c, key);
+    char k[EVENT_KEY_HEX + 1];
+    consent_key(ing, anon, id, n, key, k);
+    return consent_decide(ing->cfg.consent, k);
+}
+
+void ingest_consent_key(struct ingest *ing, bool anon, const char *id, size_t n, char *out)
+{
+    char key[EVENT_KEY_HEX + 1];
+    if (anon)
+        privacy_pseudonym_anon(&ing->key, id, n, key);
+    else
+        privacy_pseudonym_user(&ing->key, id, n, key);
+    consent_key(ing, anon, id, n, key, out);
 }
 
 enum consent_decision ingest_consent_decide(struct ingest *ing, bool anon, const char *id, size_t n)

@@ -85,6 +85,10 @@ def test_rotation_keeps_history_and_erasure_covers_it():
                     "timestamp": T0 + i} for i in range(3)])
         rs.wait_for("bystander", lambda: profile(srv, other), lambda r: r[0] == 200)
         before = profile(srv, user)[1]
+        optout = "rot-optout-77"
+        st, _ = rs.call_json(srv, "PUT", "/v1/users/%s/consent" % optout,
+                             {"analytics": True, "personalization": False, "source": "banner"})
+        assert st == 200, st
         old, old_anon = pseudonym(srv.data, user), pseudonym(srv.data, anon, True)
         srv.stop()
 
@@ -98,6 +102,12 @@ def test_rotation_keeps_history_and_erasure_covers_it():
         assert p.returncode == 2 and "grace" in p.stderr, p.stderr
 
         srv.start()
+        # Consent given under the old version still governs (until a PUT under the new one).
+        st, c = rs.call_json(srv, "GET", "/v1/users/%s/consent" % optout)
+        assert st == 200 and c["consent"]["personalization"] is False, c
+        st, _, body = srv.post_json("/v1/events", [{"userId": optout, "eventType": "view",
+                                                    "itemId": "x", "timestamp": T0}])
+        assert st == 200 and body["droppedConsent"] == 1, body
         # The user is seen again: the state under the old pseudonym moves to the new one.
         send(srv, [{"userId": user, "eventType": "click", "itemId": "after-rotation",
                     "timestamp": T0 + 1000}])
