@@ -182,17 +182,28 @@ static void export_links(struct api *api, const char *user, size_t ulen, bool an
     char v[PRIVACY_KEY_VERSIONS_MAX][33];
     int nv = ingest_pseudonym_versions(api->ing, anon, user, ulen, v);
     core_buf_puts(o, ",\"linkedKeys\":[");
+    /* Each key once: an older version's pseudonym is usually among the newest's aliases too. */
+    char seen[PRIVACY_KEY_VERSIONS_MAX * 33][EVENT_KEY_HEX + 1];
+    int nseen = 0;
+    for (int i = 0; i < nv; i++)
+        memcpy(seen[nseen++], v[i], EVENT_KEY_HEX + 1);
     bool first = true;
+    for (int i = 1; api->cfg.stream && i < nv; i++) {
+        core_buf_puts(o, first ? "" : ",");
+        export_linked(api, v[i], "olderSecretVersion", limit, o);
+        first = false;
+    }
     for (int i = 0; api->cfg.stream && i < nv; i++) {
-        if (i > 0) {
-            core_buf_puts(o, first ? "" : ",");
-            export_linked(api, v[i], "olderSecretVersion", limit, o);
-            first = false;
-        }
         char al[32][EVENT_KEY_HEX + 1];
         int32_t p = core_partition_for_key(v[i], EVENT_KEY_HEX, stream_partitions(api->cfg.stream));
         int na = state_shard_user_aliases(stream_shard(api->cfg.stream, p), v[i], al, 32);
         for (int k = 0; k < na; k++) {
+            bool dup = false;
+            for (int x = 0; x < nseen && !dup; x++)
+                dup = !strcmp(seen[x], al[k]);
+            if (dup || nseen == (int)(sizeof seen / sizeof seen[0]))
+                continue;
+            memcpy(seen[nseen++], al[k], EVENT_KEY_HEX + 1);
             core_buf_puts(o, first ? "" : ",");
             export_linked(api, al[k], "merged", limit, o);
             first = false;
