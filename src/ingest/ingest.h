@@ -150,6 +150,7 @@ int ingest_pseudonym_versions(struct ingest *ing, bool anon, const char *id, siz
  * target's partition, for the "merge" at (partition, offset). Its eventId
  * "merge-<partition>-<offset>" is deterministic, so a re-append after a crash and replay is a
  * duplicate that dedup drops. Blocks until the record is durable (or known as a duplicate).
+ * Nothing is appended (0 returned) when the target has no personalization consent by now.
  * Returns 0 or a negative error (nothing stored). Any thread but the log's.
  */
 int ingest_merge_in_append(void *ing, int32_t partition, int64_t offset, const struct event *merge,

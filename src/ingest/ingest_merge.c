@@ -190,6 +190,13 @@ int ingest_merge_in_append(void *arg, int32_t partition, int64_t offset, const s
                            const void *image, size_t len)
 {
     struct ingest *ing = arg;
+    /* The target withdrew consent since the link was made: its state must not grow again;
+     * the source is forgotten all the same (its history is the target's, not to be kept). */
+    if (ing->cfg.consent && consent_decide(ing->cfg.consent, merge->user_key) != CONSENT_ALLOW) {
+        LOG_INFO("merge not carried: the target has no personalization consent",
+                 "partition=%d offset=%lld", (int)partition, (long long)offset);
+        return 0;
+    }
     size_t b64 = sodium_base64_encoded_len(len, sodium_base64_VARIANT_ORIGINAL);
     char *enc = core_xmalloc(b64);
     sodium_bin2base64(enc, b64, image, len, sodium_base64_VARIANT_ORIGINAL);
