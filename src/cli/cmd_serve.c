@@ -535,22 +535,6 @@ static void serve_defaults(struct serve_config *c)
 }
 
 /* Only one server may own a data directory. The lock lives as long as the process. */
-static int lock_data_dir(const char *data, int *fd_out)
-{
-    char path[1100];
-    snprintf(path, sizeof path, "%s/LOCK", data);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        int e = errno;
-        close(fd);
-        return e == EWOULDBLOCK ? CORE_E_EXISTS : -e;
-    }
-    *fd_out = fd;
-    return 0;
-}
-
 static const char *fsync_name(const struct serve_config *c, char *buf, size_t size)
 {
     if (c->fsync == EVLOG_FSYNC_ALWAYS)
@@ -735,7 +719,7 @@ static int run(struct serve_config *c)
         LOG_ERROR("cannot create data directory", "dir=%s err=\"%s\"", c->data, core_strerror(rc));
         goto out;
     }
-    rc = lock_data_dir(c->data, &lock_fd);
+    rc = cli__lock_data_dir(c->data, &lock_fd);
     if (rc < 0) {
         LOG_ERROR(rc == CORE_E_EXISTS ? "data directory is in use by another recstream"
                                       : "cannot lock data directory",

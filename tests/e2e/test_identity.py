@@ -102,6 +102,10 @@ def test_rotation_keeps_history_and_erasure_covers_it():
         assert p.returncode == 2 and "grace" in p.stderr, p.stderr
 
         srv.start()
+        # Beside a running server the key commands refuse (it would not use the change anyway).
+        p = rs.run_cli("privacy", "retire-pseudonym-key", "--data", srv.data, "--grace", "0",
+                       check=False)
+        assert p.returncode == 2 and "server is running" in p.stderr, p.stderr
         # Consent given under the old version still governs (until a PUT under the new one).
         st, c = rs.call_json(srv, "GET", "/v1/users/%s/consent" % optout)
         assert st == 200 and c["consent"]["personalization"] is False, c
@@ -138,6 +142,9 @@ def test_rotation_keeps_history_and_erasure_covers_it():
         p = rs.run_cli("privacy", "retire-pseudonym-key", "--data", srv.data, "--grace", "0")
         assert "version 1 retired" in p.stdout, p.stdout
         assert key_versions(srv.data) == ["2"]
+        tail = rs.run_cli("audit", "tail", "--data", srv.data, "--lines", "50").stdout
+        assert "pseudonym.rotate" in tail and "pseudonym.retire" in tail, tail
+        rs.run_cli("audit", "verify", "--data", srv.data)
         srv.start()
         assert profile(srv, other)[1]["events"] == 4
         srv.stop()
