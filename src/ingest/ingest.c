@@ -362,6 +362,10 @@ static void decode_items(struct ingest *ing, struct ingest_batch *b, uint64_t *h
                 atomic_fetch_add(&ing->aggregated_consent, 1);
             }
         }
+        /* The collector's merges come first, so the item's own record is its last. */
+        if (!ev.anonymous)
+            for (size_t l = 0; l < dd.nlinks; l++, j++)
+                add_merge(ing, b, &ev, dd.from[l], dd.to[l], now, j, hashes, value_off);
         if (ev.event_id.len) {
             ingest__dedup_hash(ev.event_id.ptr, ev.event_id.len, &hashes[2 * j],
                                &hashes[2 * j + 1]);
@@ -372,9 +376,6 @@ static void decode_items(struct ingest *ing, struct ingest_batch *b, uint64_t *h
             ev.id_assigned = true;
             hashes[2 * j] = hashes[2 * j + 1] = 0;
         }
-        if (!ev.anonymous)
-            for (size_t l = 0; l < dd.nlinks; l++, j++)
-                add_merge(ing, b, &ev, dd.from[l], dd.to[l], now, j, hashes, value_off);
         const char *key = ev.user_key[0] ? ev.user_key : ev.anon_key;
         struct evlog_record *r = &b->recs[j];
         r->partition = it->partition >= 0

@@ -160,9 +160,21 @@ static void test_identify_emits_one_merge(void **st)
             "\"itemId\":\"c\"}",
             &it);
     assert_int_equal(merges(f.log, m, 8), 1);
+    /* An event that emits a merge keeps its own eventId for dedup. */
+    const char *again = "{\"eventId\":\"e-9\",\"anonymousId\":\"cookie-9\",\"userId\":"
+                        "\"u-9\",\"eventType\":\"click\",\"itemId\":\"c\"}";
+    submit1(f.ing, again, &it);
+    assert_false(it.duplicate);
+    int32_t part = it.out_partition;
+    int64_t off = it.out_offset;
+    assert_int_equal(merges(f.log, m, 8), 2);
+    submit1(f.ing, again, &it);
+    assert_true(it.duplicate);
+    assert_int_equal(it.out_partition, part);
+    assert_int_equal(it.out_offset, off);
     struct ingest_stats s;
     ingest_stats(f.ing, &s);
-    assert_int_equal(s.accepted, 3); /* merges are not counted as accepted events */
+    assert_int_equal(s.accepted, 4); /* merges are not counted as accepted events */
     close_all(&f);
 }
 
