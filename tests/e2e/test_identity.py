@@ -1,11 +1,13 @@
 """Identity, end to end: an anonymous visitor's history follows them when they log in (an
 event with both anonymousId and userId), the anonymous profile is gone, and a SIGKILL with
-replay from the checkpoint gives the same state; rotation of the pseudonymisation secret
+replay (from scratch, or while 200 merges are being carried) gives the same state with no
+merge stored twice; rotation of the pseudonymisation secret
 (server stopped, rotate, restart) keeps a user's history under the new pseudonym the first
 time the user is seen again, and retirement drops the old version after the grace period;
 erasure after a merge and after a rotation leaves nothing of the user or of the anonymous id
 (`recstream privacy scan`)."""
 import os
+import shutil
 import stat
 import sys
 import urllib.parse
@@ -153,6 +155,43 @@ def test_rotation_keeps_history_and_erasure_covers_it():
         srv.cleanup()
 
 
+def test_sigkill_while_merging():
+    """200 logins, SIGKILL right after their acknowledgement (merges still being carried),
+    restart: every user ends with their anonymous history, no merge_in is stored twice, and the
+    state equals a replay of the whole log from scratch."""
+    srv = rs.Server(*ARGS)
+    srv.start()
+    try:
+        n = 200
+        send(srv, [{"anonymousId": "mid-anon-%d" % u, "eventType": "view",
+                    "itemId": "m-%d" % ((u + k) % 50), "timestamp": T0 + 10 * u + k}
+                   for u in range(n) for k in range(3)])
+        rs.wait_for("anonymous state", lambda: profile(srv, "mid-anon-%d" % (n - 1), True),
+                    lambda r: r[0] == 200 and r[1]["events"] == 3)
+        send(srv, [{"anonymousId": "mid-anon-%d" % u, "userId": "mid-user-%d" % u,
+                    "eventType": "click", "itemId": "m-login", "timestamp": T0 + 5000 + u}
+                   for u in range(n)])
+        srv.kill()
+        srv.start()
+        for u in range(0, n, 7):
+            rs.wait_for("merged user %d" % u, lambda: profile(srv, "mid-user-%d" % u),
+                        lambda r: r[0] == 200 and r[1]["events"] == 4)
+            assert profile(srv, "mid-anon-%d" % u, True)[0] == 404
+        rs.wait_for("every merge", lambda: profile(srv, "mid-user-%d" % (n - 1)),
+                    lambda r: r[0] == 200 and r[1]["events"] == 4)
+        srv.stop()
+        after = rs.run_cli("state", "dump", "--data", srv.data).stdout
+        merge_ins = [r["event"]["eventId"] for r in rs.dump(srv.data)
+                     if r["event"].get("eventType") == "merge_in"]
+        assert len(merge_ins) == n and len(set(merge_ins)) == n, len(merge_ins)
+        shutil.rmtree(os.path.join(srv.data, "checkpoints"))
+        scratch = rs.run_cli("state", "dump", "--data", srv.data).stdout
+        assert after == scratch, "state after the SIGKILL differs from a replay from scratch"
+    finally:
+        srv.stop() if srv.proc and srv.proc.poll() is None else None
+        srv.cleanup()
+
+
 def test_merge_and_crash_replay():
     srv = rs.Server(*ARGS)
     srv.start()
@@ -176,7 +215,6 @@ def test_merge_and_crash_replay():
         after_kill = rs.run_cli("state", "dump", "--data", srv.data).stdout
         # Without checkpoints the restart replays everything, the merges included: the
         # processor re-appends the same merge_in (same eventId), which dedup drops.
-        import shutil
         shutil.rmtree(os.path.join(srv.data, "checkpoints"))
         srv.start()
         p2 = rs.wait_for("profile after restart", lambda: profile(srv, user),
@@ -204,6 +242,7 @@ def test_merge_and_crash_replay():
 
 if __name__ == "__main__":
     r = rs.Runner()
-    for t in (test_merge_and_crash_replay, test_rotation_keeps_history_and_erasure_covers_it):
+    for t in (test_merge_and_crash_replay, test_sigkill_while_merging,
+              test_rotation_keeps_history_and_erasure_covers_it):
         r.run(t)
     r.finish()
