@@ -40,7 +40,7 @@ void ingest_config_init(struct ingest_config *cfg)
     cfg->dedup_max = 1000000;
     cfg->minimise = true;
     cfg->ip_mode = PRIVACY_IP_TRUNCATE;
-    cfg->links_max = 65536;
+    cfg->links_max = (size_t)1 << 20;
 }
 
 void ingest_batch_init(struct ingest_batch *b, struct ingest_item *items, size_t n)

@@ -43,7 +43,7 @@ struct ingest_config {
      * newest version that holds a record. NULL: only the key of ingest_new. */
     const struct privacy_keyring *keyring;
     /* Identity links (anonymousId + userId, older pseudonym -> newest) emitted recently and not
-     * emitted again: a direct-mapped set of this many slots (default 65536; duplicates are
+     * emitted again: a direct-mapped set of this many slots (default 2^20, 8 MiB; duplicates are
      * harmless, the merge is idempotent). */
     size_t links_max;
 };

@@ -20,7 +20,7 @@
 
 #include <xxhash.h>
 
-#define LINKS_DEFAULT 65536
+#define LINKS_DEFAULT ((size_t)1 << 20)
 
 void ingest__merge_init(struct ingest *ing)
 {
