@@ -534,7 +534,6 @@ static void serve_defaults(struct serve_config *c)
     c->ip_mode = PRIVACY_IP_TRUNCATE;
 }
 
-/* Only one server may own a data directory. The lock lives as long as the process. */
 static const char *fsync_name(const struct serve_config *c, char *buf, size_t size)
 {
     if (c->fsync == EVLOG_FSYNC_ALWAYS)
@@ -719,6 +718,7 @@ static int run(struct serve_config *c)
         LOG_ERROR("cannot create data directory", "dir=%s err=\"%s\"", c->data, core_strerror(rc));
         goto out;
     }
+    /* Only one server may own a data directory. The lock lives as long as the process. */
     rc = cli__lock_data_dir(c->data, &lock_fd);
     if (rc < 0) {
         LOG_ERROR(rc == CORE_E_EXISTS ? "data directory is in use by another recstream"
