@@ -791,7 +791,7 @@ static void apply_locked(struct st *d, const struct event *ev, int64_t offset)
         return;
     }
     if (ev->type == EVENT_MERGE_IN) {
-        st__merge_in(d, ev, offset);
+        st__merge_in(d, ev);
         return;
     }
     const struct event_type_info *ti = event_type_get(ev->type);

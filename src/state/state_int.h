@@ -212,7 +212,7 @@ struct st_user *st__user_parse(struct st *d, const void *data, size_t len);
 
 /* ---- state_merge.c ---- */
 /* Applies a merge_in record: merges the source's state into the target (see state.h). */
-void st__merge_in(struct st *d, const struct event *ev, int64_t offset);
+void st__merge_in(struct st *d, const struct event *ev);
 
 /* ---- state_reco.c: category affinity, preferences, context popularity, CTR ---- */
 void st__reco_apply(struct st *d, struct st_user *u, struct st_item *it, const struct event *ev,

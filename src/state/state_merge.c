@@ -278,9 +278,8 @@ static int parse_props(const struct event *ev, int64_t *moff, struct core_buf *i
     return rc;
 }
 
-void st__merge_in(struct st *d, const struct event *ev, int64_t offset)
+void st__merge_in(struct st *d, const struct event *ev)
 {
-    (void)offset;
     const char *to = ev->user_key, *from = ev->anon_key;
     if (strlen(to) != EVENT_KEY_HEX || strlen(from) != EVENT_KEY_HEX || !strcmp(to, from))
         return;
