@@ -153,6 +153,65 @@ static void export_consent(struct api *api, const char *key, struct core_buf *o)
     free(v);
 }
 
+/* One key linked to the exported user: its profile, consent and first `limit` events. */
+static void export_linked(struct api *api, const char *key, const char *link, int64_t limit,
+                          struct core_buf *o)
+{
+    core_buf_printf(o, "{\"pseudonym\":\"%s\",\"link\":\"%s\",\"profile\":", key, link);
+    int32_t p = core_partition_for_key(key, EVENT_KEY_HEX, stream_partitions(api->cfg.stream));
+    size_t mark = o->len;
+    if (state_shard_user_json(stream_shard(api->cfg.stream, p), key, o) < 0) {
+        o->len = mark;
+        core_buf_puts(o, "null");
+    }
+    core_buf_puts(o, ",\"consent\":");
+    export_consent(api, key, o);
+    core_buf_puts(o, ",\"events\":[");
+    int64_t next = export_events(api, p, key, 0, limit, o);
+    core_buf_printf(o, "],\"eventsTruncated\":%s}", next >= 0 ? "true" : "false");
+}
+
+/*
+ * The keys linked to the user (docs/PRIVACY.md, "Identity"): the pseudonyms under older
+ * secret versions still held, and the keys merged into any of them (anonymous ids, older
+ * pseudonyms), as "linkedKeys":[...].
+ */
+static void export_links(struct api *api, const char *user, size_t ulen, bool anon, int64_t limit,
+                         struct core_buf *o)
+{
+    char v[PRIVACY_KEY_VERSIONS_MAX][33];
+    int nv = ingest_pseudonym_versions(api->ing, anon, user, ulen, v);
+    core_buf_puts(o, ",\"linkedKeys\":[");
+    /* Each key once: an older version's pseudonym is usually among the newest's aliases too. */
+    char seen[PRIVACY_KEY_VERSIONS_MAX * 33][EVENT_KEY_HEX + 1];
+    int nseen = 0;
+    for (int i = 0; i < nv; i++)
+        memcpy(seen[nseen++], v[i], EVENT_KEY_HEX + 1);
+    bool first = true;
+    for (int i = 1; api->cfg.stream && i < nv; i++) {
+        core_buf_puts(o, first ? "" : ",");
+        export_linked(api, v[i], "olderSecretVersion", limit, o);
+        first = false;
+    }
+    for (int i = 0; api->cfg.stream && i < nv; i++) {
+        char al[32][EVENT_KEY_HEX + 1];
+        int32_t p = core_partition_for_key(v[i], EVENT_KEY_HEX, stream_partitions(api->cfg.stream));
+        int na = state_shard_user_aliases(stream_shard(api->cfg.stream, p), v[i], al, 32);
+        for (int k = 0; k < na; k++) {
+            bool dup = false;
+            for (int x = 0; x < nseen && !dup; x++)
+                dup = !strcmp(seen[x], al[k]);
+            if (dup || nseen == (int)(sizeof seen / sizeof seen[0]))
+                continue;
+            memcpy(seen[nseen++], al[k], EVENT_KEY_HEX + 1);
+            core_buf_puts(o, first ? "" : ",");
+            export_linked(api, al[k], "merged", limit, o);
+            first = false;
+        }
+    }
+    core_buf_putc(o, ']');
+}
+
 static enum http_action export_user(struct api *api, struct http_request *req, const char *user,
                                     size_t ulen, const char *key, bool anon)
 {
@@ -194,7 +253,9 @@ static enum http_action export_user(struct api *api, struct http_request *req, c
     }
     core_buf_puts(o, ",\"events\":[");
     int64_t next = p >= 0 ? export_events(api, p, key, from, limit, o) : -1;
-    core_buf_printf(o, "],\"limit\":%lld,\"nextFrom\":", (long long)limit);
+    core_buf_putc(o, ']');
+    export_links(api, user, ulen, anon, limit, o);
+    core_buf_printf(o, ",\"limit\":%lld,\"nextFrom\":", (long long)limit);
     if (next >= 0)
         core_buf_printf(o, "%lld}", (long long)next);
     else

@@ -31,6 +31,11 @@ enum api_ingest_kind {
 };
 enum http_action api__ingest(struct api *api, struct http_request *req, enum api_ingest_kind kind);
 
+/* The key a read of a user's state uses (api_state.c): the pseudonym under the newest secret
+ * version, or under an older version still held when only that one has state (a user not seen
+ * since a rotation: the move happens at their next event). key gets 33 bytes. */
+void api__user_key(struct api *api, const char *id, size_t n, bool anon, char *key);
+
 /* Schema registry and dead-letter routes (api_schema.c); rest is the path after the prefix. */
 enum http_action api__schemas(struct api *api, struct http_request *req, const char *rest);
 enum http_action api__deadletters(struct api *api, struct http_request *req, const char *rest);

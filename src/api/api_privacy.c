@@ -218,6 +218,8 @@ enum http_action api__privacy(struct api *api, struct http_request *req)
         ingest_pseudonym_user(api->ing, user, ulen, key);
     bool get = !strcmp(req->method, "GET") || !strcmp(req->method, "HEAD");
     if (get) {
+        /* After a rotation, the record under an older version until a PUT writes a newer. */
+        ingest_consent_key(api->ing, anon, user, ulen, key);
         write_view(api, &req->reply, user, ulen, key);
         return HTTP_REPLY;
     }

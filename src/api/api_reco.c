@@ -37,10 +37,12 @@ static enum http_action recommendations(struct api *api, struct http_request *re
         return HTTP_REPLY;
     }
     char key[EVENT_KEY_HEX + 1];
-    ingest_pseudonym_user(api->ing, user, ulen, key);
+    api__user_key(api, user, ulen, false,
+                  key); /* an older secret version's, when only it has state */
     /* Without personalization consent the user's state is never read: withdrawal takes
      * effect with this very request, before the processor has cleared the state. */
-    bool personal_ok = !api->cfg.consent || consent_decide(api->cfg.consent, key) == CONSENT_ALLOW;
+    bool personal_ok =
+        !api->cfg.consent || ingest_consent_decide(api->ing, false, user, ulen) == CONSENT_ALLOW;
     struct reco_request rq = {.user_key = key, .count = (int)count, .anonymous = !personal_ok};
     const char *cat = http_request_query(req, "category");
     rq.category = cat && *cat ? cat : NULL;

@@ -101,13 +101,34 @@ static void write_list(struct core_buf *out, const char *key, struct merged *m, 
     core_buf_putc(out, ']');
 }
 
+void api__user_key(struct api *api, const char *id, size_t n, bool anon, char *key)
+{
+    char v[PRIVACY_KEY_VERSIONS_MAX][33];
+    int nv = ingest_pseudonym_versions(api->ing, anon, id, n, v);
+    int pick = 0;
+    for (int i = 0; api->cfg.stream && nv > 1 && i < nv; i++) {
+        int32_t p = core_partition_for_key(v[i], EVENT_KEY_HEX, stream_partitions(api->cfg.stream));
+        if (state_shard_user_known(stream_shard(api->cfg.stream, p), v[i])) {
+            pick = i;
+            break;
+        }
+    }
+    memcpy(key, v[pick], EVENT_KEY_HEX + 1);
+}
+
 static enum http_action user_profile(struct api *api, struct http_request *req, const char *id,
                                      size_t len)
 {
     char key[EVENT_KEY_HEX + 1];
-    ingest_pseudonym_user(api->ing, id, len, key);
+    const char *idt = http_request_query(req, "idType"); /* anonymous: an anonymousId's */
+    if (idt && strcmp(idt, "anonymous") && strcmp(idt, "user")) {
+        http_reply_error(req, 40012, "idType is user or anonymous");
+        return HTTP_REPLY;
+    }
+    bool anon = idt && !strcmp(idt, "anonymous");
+    api__user_key(api, id, len, anon, key);
     /* A withdrawal hides the profile at once; the processor deletes it shortly after. */
-    if (api->cfg.consent && consent_decide(api->cfg.consent, key) != CONSENT_ALLOW) {
+    if (api->cfg.consent && ingest_consent_decide(api->ing, anon, id, len) != CONSENT_ALLOW) {
         http_reply_error(req, 40403, "no profile for this user (no personalization consent)");
         return HTTP_REPLY;
     }

@@ -57,11 +57,20 @@ int cli__keys_open(const char *data, const char *key_path, bool create, int64_t 
                    struct cli_keys *k);
 void cli__keys_close(struct cli_keys *k);
 
+/* Takes the data directory's lock (DATA/LOCK, flock): one server per directory, and commands
+ * that must not run beside one (rotating the pseudonymisation secret). *fd_out holds it until
+ * closed. Returns 0, CORE_E_EXISTS when another process holds it, or -errno. */
+int cli__lock_data_dir(const char *data, int *fd_out);
+
 /* `recstream privacy scan` (cmd_privacy_scan.c): searches every file of data for the user's
  * raw id and pseudonym, opening sealed files with the data key (data_key path, "" = default).
  * Returns the exit code: 0 nothing found, 1 found, 2 errors. */
 int cli__privacy_scan(const char *data, const char *key_file, const char *data_key, const char *id,
                       bool anonymous);
+
+/* `recstream privacy rotate-pseudonym-key|retire-pseudonym-key` (cmd_privacy_keys.c); argv[0]
+ * is the subcommand. Returns the exit code. */
+int cli__privacy_key_cmd(int argc, char **argv);
 
 int cli_cmd_serve(int argc, char **argv);
 int cli_cmd_privacy(int argc, char **argv);

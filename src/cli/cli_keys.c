@@ -3,9 +3,28 @@
 #include "cli/cli_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+int cli__lock_data_dir(const char *data, int *fd_out)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/LOCK", data);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -errno;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int e = errno;
+        close(fd);
+        return e == EWOULDBLOCK ? CORE_E_EXISTS : -e;
+    }
+    *fd_out = fd;
+    return 0;
+}
 
 int cli__keys_open(const char *data, const char *key_path, bool create, int64_t max_users,
                    struct cli_keys *k)

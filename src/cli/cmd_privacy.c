@@ -44,7 +44,8 @@ static const struct cli_opt privacy_opts[] = {
     {"anonymous", NULL, "the id is an anonymousId, not a userId", set_anonymous},
 };
 
-static const char *usage = "pseudonym|scan [options] ID";
+static const char *usage =
+    "pseudonym|scan [options] ID | rotate-pseudonym-key|retire-pseudonym-key [options]";
 
 /* Splits the one positional argument (ID) off argv; options keep their values. */
 static int take_positional(int argc, char **argv, char **out_argv, int *out_argc, char **id)
@@ -72,6 +73,9 @@ static int take_positional(int argc, char **argv, char **out_argv, int *out_argc
 int cli_cmd_privacy(int argc, char **argv)
 {
     size_t nopts = sizeof privacy_opts / sizeof *privacy_opts;
+    if (argc >= 2 &&
+        (!strcmp(argv[1], "rotate-pseudonym-key") || !strcmp(argv[1], "retire-pseudonym-key")))
+        return cli__privacy_key_cmd(argc - 1, argv + 1);
     if (argc < 2 || (strcmp(argv[1], "pseudonym") != 0 && strcmp(argv[1], "scan") != 0)) {
         if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
             cli__help(stdout, "privacy", usage, privacy_opts, nopts);

@@ -8,6 +8,8 @@
  *     erasure receipts (privacy/erasures/<id>.rcpt), the audit log (privacy/audit*.log) and
  *     the consent store (privacy/consent/journal.ndjson, snapshot.ndjson) after opening them;
  *   - the user key store: whether it still holds a key for the pseudonym.
+ * With a rotated secret (privacy.h), the pseudonyms under every version still held are
+ * searched for.
  * Log records are sealed under users' keys: `recstream log dump` opens those still readable.
  *
  * Prints one line per hit ("HIT <file>: <what>") and a summary; exit 1 when anything was
@@ -30,14 +32,15 @@
 struct scan {
     const char *data;
     const struct seal_key *key;
-    const char *needles[2]; /* raw id, pseudonym */
-    const char *what[2];
+    const char *needles[1 + PRIVACY_KEY_VERSIONS_MAX]; /* raw id, pseudonym per version */
+    const char *what[1 + PRIVACY_KEY_VERSIONS_MAX];
+    int nneedles;
     int64_t files, opened, hits, errors;
 };
 
 static void search(struct scan *s, const char *path, const char *how, const char *p, size_t n)
 {
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < s->nneedles; i++) {
         if (memmem(p, n, s->needles[i], strlen(s->needles[i]))) {
             printf("HIT %s: %s%s\n", path, s->what[i], how);
             s->hits++;
@@ -219,34 +222,38 @@ static void walk(struct scan *s, const char *dir, const char *rel)
 int cli__privacy_scan(const char *data, const char *key_file, const char *data_key, const char *id,
                       bool anonymous)
 {
-    struct privacy_key pk;
-    bool created = false;
-    struct stat st;
-    if (stat(key_file, &st) < 0 || privacy_key_load_or_create(key_file, &pk, &created) < 0) {
+    struct privacy_keyring *ring = core_xmalloc(sizeof *ring);
+    if (privacy_keyring_load(key_file, ring) < 0) {
         fprintf(stderr, "recstream privacy scan: no pseudonymisation key at %s\n", key_file);
+        free(ring);
         return 2;
     }
-    char pseudonym[33];
-    if (anonymous)
-        privacy_pseudonym_anon(&pk, id, strlen(id), pseudonym);
-    else
-        privacy_pseudonym_user(&pk, id, strlen(id), pseudonym);
-    privacy_key_dispose(&pk);
+    char pseudonyms[PRIVACY_KEY_VERSIONS_MAX][33];
+    int nv = privacy_keyring_pseudonyms(ring, anonymous, id, strlen(id), pseudonyms);
+    privacy_keyring_dispose(ring);
+    free(ring);
     struct cli_keys keys;
     if (cli__keys_open(data, data_key, false, 0, &keys) < 0) {
         fprintf(stderr, "recstream privacy scan: cannot open the data key or user key store\n");
         return 2;
     }
-    struct scan s = {.data = data,
-                     .key = &keys.data_key,
-                     .needles = {id, pseudonym},
-                     .what = {"the raw id", "the pseudonym"}};
+    struct scan s = {.data = data, .key = &keys.data_key, .nneedles = 1 + nv};
+    s.needles[0] = id;
+    s.what[0] = "the raw id";
+    char what[PRIVACY_KEY_VERSIONS_MAX][64];
+    for (int v = 0; v < nv; v++) {
+        snprintf(what[v], sizeof what[v], "the pseudonym%s", v ? " (older secret version)" : "");
+        s.needles[1 + v] = pseudonyms[v];
+        s.what[1 + v] = what[v];
+    }
     walk(&s, data, "");
-    struct seal_key uk;
-    if (userkeys_get(keys.uk, pseudonym, &uk) == 0) {
-        printf("HIT %s/privacy/userkeys: holds a key for the pseudonym (not shredded)\n", data);
-        s.hits++;
-        seal_key_dispose(&uk);
+    for (int v = 0; v < nv; v++) {
+        struct seal_key uk;
+        if (userkeys_get(keys.uk, pseudonyms[v], &uk) == 0) {
+            printf("HIT %s/privacy/userkeys: holds a key for %s (not shredded)\n", data, what[v]);
+            s.hits++;
+            seal_key_dispose(&uk);
+        }
     }
     cli__keys_close(&keys);
     printf("%s: %" PRId64 " files searched, %" PRId64 " sealed files opened, %" PRId64

@@ -549,23 +549,6 @@ static void serve_defaults(struct serve_config *c)
     c->ip_mode = PRIVACY_IP_TRUNCATE;
 }
 
-/* Only one server may own a data directory. The lock lives as long as the process. */
-static int lock_data_dir(const char *data, int *fd_out)
-{
-    char path[1100];
-    snprintf(path, sizeof path, "%s/LOCK", data);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-        int e = errno;
-        close(fd);
-        return e == EWOULDBLOCK ? CORE_E_EXISTS : -e;
-    }
-    *fd_out = fd;
-    return 0;
-}
-
 static const char *fsync_name(const struct serve_config *c, char *buf, size_t size)
 {
     if (c->fsync == EVLOG_FSYNC_ALWAYS)
@@ -750,7 +733,8 @@ static int run(struct serve_config *c)
         LOG_ERROR("cannot create data directory", "dir=%s err=\"%s\"", c->data, core_strerror(rc));
         goto out;
     }
-    rc = lock_data_dir(c->data, &lock_fd);
+    /* Only one server may own a data directory. The lock lives as long as the process. */
+    rc = cli__lock_data_dir(c->data, &lock_fd);
     if (rc < 0) {
         LOG_ERROR(rc == CORE_E_EXISTS ? "data directory is in use by another recstream"
                                       : "cannot lock data directory",
@@ -845,7 +829,16 @@ static int run(struct serve_config *c)
     ic.registry = reg;
     ic.deadletters = dead;
     ic.userkeys = keys.uk;
+    /* Every secret version: older ones move users to the newest (docs/PRIVACY.md, Identity). */
+    struct privacy_keyring *ring = core_xmalloc(sizeof *ring);
+    if (privacy_keyring_load(c->key_file, ring) == 0 && ring->n > 1) {
+        ic.keyring = ring;
+        LOG_INFO("pseudonymisation secret has older versions; users move to the newest",
+                 "versions=%d newest=%u", ring->n, (unsigned)ring->version[0]);
+    }
     rc = ingest_new(&ic, log, &key, &ing);
+    privacy_keyring_dispose(ring);
+    free(ring);
     if (rc < 0) {
         LOG_ERROR("cannot start ingest", "err=\"%s\"", core_strerror(rc));
         goto out;
@@ -864,6 +857,8 @@ static int run(struct serve_config *c)
     sc.state.user_ttl_ms = c->retention_state_ms;
     sc.state.item_ttl_ms = c->retention_aggregates_ms;
     sc.data_key = &keys.data_key;
+    sc.merge_fn = ingest_merge_in_append; /* identity merges reach the target's partition */
+    sc.merge_arg = ing;
     rc = stream_start(&sc, log, &st);
     if (rc < 0)
         goto out;
@@ -970,10 +965,10 @@ out:
     erasures_free(erasures);
     reco_free(reco); /* before the processors: its refresher reads their shards */
     free(shards);
-    ingest_free(ing);
     serve_retention_stop(ret); /* it uses the log and the stream */
     /* Processors read the log: stop them (final checkpoint on a clean stop) before closing. */
     stream_stop(st, rc == 0);
+    ingest_free(ing); /* after the processors: they append merge_in records through it */
     if (log)
         evlog_close(log);
     deadletter_free(dead);

@@ -11,6 +11,19 @@
 #include <time.h>
 
 #define RETRY_MS 1000
+/* Keys merged into one pseudonym at most (state.h) times the secret versions held. */
+#define ALIASES_MAX (32 * PRIVACY_KEY_VERSIONS_MAX)
+
+/* The keys one attempt covers: the user's pseudonym under every secret version still held
+ * (computed from the raw id; the receipt's pseudonym too, in case the secret was rotated since
+ * the request) and the keys merged into them (anonymous ids, older pseudonyms: their aliases,
+ * read from state before the forget). */
+struct keyset {
+    int nkeys;
+    char keys[PRIVACY_KEY_VERSIONS_MAX + 1][EVENT_KEY_HEX + 1];
+    int naliases;
+    char aliases[ALIASES_MAX][EVENT_KEY_HEX + 1];
+};
 
 struct serve_erasure {
     struct serve_erasure_config cfg;
@@ -19,6 +32,7 @@ struct serve_erasure {
     pthread_cond_t cond; /* wakes the job; signals step progress to requests */
     bool stopping, kick;
     uint64_t progress; /* bumped after every step written to a receipt */
+    struct keyset ks;  /* of the attempt in progress (job thread only) */
 };
 
 /* Sleeps up to ms unless stopping; returns false when stopping. */
@@ -57,6 +71,54 @@ static void on_control_done(void *arg)
  * withdrawing everything (marked "erasure") under the user's pseudonym and waits until the
  * processor applied it: the state is then forgotten the way replays and restarts forget it
  * too. The consent step removes the withdrawal again; events after it are new data. */
+static int forget_key(struct serve_erasure *j, const char *key, bool anon, char *why, size_t ws);
+
+/* The receipt's keys (see struct keyset). */
+static void keys_of(struct serve_erasure *j, const struct erasure_receipt *r)
+{
+    struct keyset *ks = &j->ks;
+    char v[PRIVACY_KEY_VERSIONS_MAX][33];
+    int n = ingest_pseudonym_versions(j->cfg.ing, r->anon, r->raw, r->raw_len, v);
+    ks->nkeys = 0;
+    bool has_receipt_key = false;
+    for (int i = 0; i < n; i++) {
+        memcpy(ks->keys[ks->nkeys++], v[i], EVENT_KEY_HEX + 1);
+        has_receipt_key |= !strcmp(v[i], r->key);
+    }
+    if (!has_receipt_key)
+        memcpy(ks->keys[ks->nkeys++], r->key, EVENT_KEY_HEX + 1);
+    sodium_memzero(v, sizeof v);
+}
+
+/* Reads the aliases of every key from state (before the forget drops them) and shreds them at
+ * once: a crash after the forget could not find them again. Their consent records go too. */
+static int forget_aliases(struct serve_erasure *j, char *why, size_t ws)
+{
+    struct keyset *ks = &j->ks;
+    ks->naliases = 0;
+    int32_t np = stream_partitions(j->cfg.stream);
+    for (int i = 0; i < ks->nkeys && ks->naliases < ALIASES_MAX; i++) {
+        int32_t p = core_partition_for_key(ks->keys[i], EVENT_KEY_HEX, np);
+        ks->naliases +=
+            state_shard_user_aliases(stream_shard(j->cfg.stream, p), ks->keys[i],
+                                     ks->aliases + ks->naliases, ALIASES_MAX - ks->naliases);
+    }
+    for (int i = 0; i < ks->naliases; i++) {
+        int rc = userkeys_shred(j->cfg.userkeys, ks->aliases[i]);
+        if (rc < 0 && rc != CORE_E_NOTFOUND) {
+            snprintf(why, ws, "a merged key could not be shredded (%s)", core_strerror(rc));
+            return rc;
+        }
+        rc = consent_forget(j->cfg.consent, ks->aliases[i]);
+        if (rc < 0 && rc != CORE_E_NOTFOUND) {
+            snprintf(why, ws, "a merged key's consent could not be removed (%s)",
+                     core_strerror(rc));
+            return rc;
+        }
+    }
+    return 0;
+}
+
 static int step_forget(struct serve_erasure *j, const struct erasure_receipt *r, char *why,
                        size_t ws)
 {
@@ -68,8 +130,17 @@ static int step_forget(struct serve_erasure *j, const struct erasure_receipt *r,
         snprintf(why, ws, "the consent withdrawal could not be stored (%s)", core_strerror(crc));
         return crc;
     }
+    int rc = forget_aliases(j, why, ws);
+    for (int i = 0; rc == 0 && i < j->ks.nkeys; i++)
+        rc = forget_key(j, j->ks.keys[i], r->anon, why, ws);
+    return rc;
+}
+
+/* Appends the forgetting control event for one key and waits until it is applied. */
+static int forget_key(struct serve_erasure *j, const char *key, bool anon, char *why, size_t ws)
+{
     cJSON *ev = cJSON_CreateObject();
-    cJSON_AddStringToObject(ev, r->anon ? "anonymousId" : "userId", r->key);
+    cJSON_AddStringToObject(ev, anon ? "anonymousId" : "userId", key);
     cJSON_AddStringToObject(ev, "eventType", "consent");
     cJSON *props = cJSON_AddObjectToObject(ev, "properties");
     cJSON_AddBoolToObject(props, "analytics", false);
@@ -113,15 +184,41 @@ static int step_forget(struct serve_erasure *j, const struct erasure_receipt *r,
 /* A dead letter belongs to the user when it holds the pseudonym, or the raw id as a JSON
  * string (a body rejected before pseudonymisation). */
 struct match {
-    const char *key;
+    const struct keyset *ks;
     struct core_buf quoted;
 };
 
 static bool match_line(void *arg, const char *line, size_t len)
 {
     const struct match *m = arg;
-    return memmem(line, len, m->key, strlen(m->key)) ||
-           (m->quoted.len > 2 && memmem(line, len, m->quoted.data, m->quoted.len));
+    for (int i = 0; i < m->ks->nkeys; i++)
+        if (memmem(line, len, m->ks->keys[i], EVENT_KEY_HEX))
+            return true;
+    for (int i = 0; i < m->ks->naliases; i++)
+        if (memmem(line, len, m->ks->aliases[i], EVENT_KEY_HEX))
+            return true;
+    return m->quoted.len > 2 && memmem(line, len, m->quoted.data, m->quoted.len);
+}
+
+/* Runs fn on every key of the attempt (versions), NOTFOUND counting as done. */
+static int each_key(struct serve_erasure *j, void *store, int (*fn)(void *, const char *))
+{
+    for (int i = 0; i < j->ks.nkeys; i++) {
+        int rc = fn(store, j->ks.keys[i]);
+        if (rc < 0 && rc != CORE_E_NOTFOUND)
+            return rc;
+    }
+    return 0;
+}
+
+static int shred_fn(void *store, const char *key)
+{
+    return userkeys_shred(store, key);
+}
+
+static int consent_fn(void *store, const char *key)
+{
+    return consent_forget(store, key);
 }
 
 static int step_run(struct serve_erasure *j, enum erasure_step step,
@@ -132,17 +229,15 @@ static int step_run(struct serve_erasure *j, enum erasure_step step,
     case ERASURE_STEP_FORGET:
         return step_forget(j, r, why, ws);
     case ERASURE_STEP_SHRED:
-        rc = userkeys_shred(j->cfg.userkeys, r->key);
-        rc = rc == CORE_E_NOTFOUND ? 0 : rc;
+        rc = each_key(j, j->cfg.userkeys, shred_fn);
         break;
     case ERASURE_STEP_CONSENT:
-        rc = consent_forget(j->cfg.consent, r->key);
-        rc = rc == CORE_E_NOTFOUND ? 0 : rc;
+        rc = each_key(j, j->cfg.consent, consent_fn);
         break;
     case ERASURE_STEP_DEADLETTERS: {
         if (!j->cfg.deadletters)
             break;
-        struct match m = {.key = r->key};
+        struct match m = {.ks = &j->ks};
         core_buf_init(&m.quoted);
         core_json_str(&m.quoted, r->raw, r->raw_len);
         rc = deadletter_purge(j->cfg.deadletters, match_line, &m);
@@ -190,6 +285,7 @@ static void publish(struct serve_erasure *j, const struct erasure_receipt *r)
 static int attempt(struct serve_erasure *j, struct erasure_receipt *r)
 {
     char why[sizeof r->error] = "";
+    keys_of(j, r);
     for (int s = 0; s < ERASURE_STEPS; s++) {
         int rc = step_run(j, (enum erasure_step)s, r, why, sizeof why);
         if (rc < 0) {

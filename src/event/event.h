@@ -30,7 +30,9 @@
     XX(PAGE_VIEW, "page_view", 0.0, false)                                                         \
     XX(PREFERENCES, "preferences", 0.0, false)                                                     \
     XX(CONSENT, "consent", 0.0, false)                                                             \
-    XX(TICK, "tick", 0.0, false)
+    XX(TICK, "tick", 0.0, false)                                                                   \
+    XX(MERGE, "merge", 0.0, false)                                                                 \
+    XX(MERGE_IN, "merge_in", 0.0, false)
 
 enum event_type {
 #define XX(id, name, weight, item) EVENT_##id,
@@ -49,7 +51,11 @@ enum event_type {
  * types listed before CONSENT are 0..15, custom is 16 as it was before CONSENT existed, and
  * types added later take 17 and up. "tick" is another control record, written by the retention
  * job straight to the log (no user): it carries the time to a quiet state shard so that TTL
- * expiry happens there too (state.h). */
+ * expiry happens there too (state.h). "merge" (wire 19) and "merge_in" (wire 20) carry the
+ * anonymous-to-identified merge and the move to a rotated pseudonym through the log
+ * (docs/ARCHITECTURE.md, "Identity"): userKey is the key that keeps the state (the target),
+ * anonKey the key whose state moves (the source); a "merge" is stored in the source's
+ * partition, a "merge_in" (its properties carry the source's state) in the target's. */
 #define EVENT_WIRE_CUSTOM 16
 uint64_t event_type_to_wire(int type);
 /* -1 for a number that names no type. */
@@ -148,7 +154,8 @@ struct event_decode_opts {
      * has a device of its own. Non-string values of either are left out. */
     bool (*minimise_ip)(void *arg, const char *ip, size_t len, char *out, size_t cap);
     const char *(*device_class)(void *arg, const char *ua, size_t len);
-    bool allow_control; /* accept eventType "consent" (the server's own control events) */
+    bool allow_control; /* accept eventType "consent", "merge", "merge_in" (the server's own
+                         * control events) */
 };
 
 /* event_json_decode with options (opts may be NULL). */

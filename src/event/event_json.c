@@ -199,8 +199,10 @@ static int decode_type_item(struct decoder *d)
         return fail(d, "eventType",
                     "eventType \"consent\" is written by the server only; use PUT "
                     "/v1/users/{userId}/consent");
-    if (ev->type == EVENT_TICK)
-        return fail(d, "eventType", "eventType \"tick\" is written by the server only");
+    if (ev->type == EVENT_TICK || ((ev->type == EVENT_MERGE || ev->type == EVENT_MERGE_IN) &&
+                                   !(d->opts && d->opts->allow_control)))
+        return fail(d, "eventType", "eventType \"%s\" is written by the server only",
+                    event_type_get(ev->type)->name);
     if (ev->type < 0) {
         struct event_str ignored;
         int rc = decode_str(d, &type_rule, &ignored); /* reports invalid UTF-8 first */

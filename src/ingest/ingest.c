@@ -40,6 +40,7 @@ void ingest_config_init(struct ingest_config *cfg)
     cfg->dedup_max = 1000000;
     cfg->minimise = true;
     cfg->ip_mode = PRIVACY_IP_TRUNCATE;
+    cfg->links_max = (size_t)1 << 20;
 }
 
 void ingest_batch_init(struct ingest_batch *b, struct ingest_item *items, size_t n)
@@ -144,6 +145,7 @@ int ingest_new(const struct ingest_config *cfg, struct evlog *log, const struct 
         ing->decode_opts.minimise_ip = minimise_ip;
         ing->decode_opts.device_class = device_class;
     }
+    ingest__merge_init(ing);
     ingest__dedup_init(&ing->dedup, (size_t)cfg->dedup_max, cfg->dedup_window_ms);
     int rc = rebuild_dedup(ing);
     if (rc < 0) {
@@ -159,6 +161,7 @@ void ingest_free(struct ingest *ing)
     if (!ing)
         return;
     ingest__dedup_dispose(&ing->dedup);
+    ingest__merge_dispose(ing);
     pthread_mutex_destroy(&ing->mu);
     privacy_key_dispose(&ing->key);
     free(ing);
@@ -234,8 +237,35 @@ static int take_keys(struct ingest_item *it, struct event *ev)
 
 /* Decodes, validates and pseudonymises one item into ev; failures are recorded on the item
  * and sent to the dead-letter store. */
+/* What decode_one decided besides the event: its consent and the identity links it carries. */
+struct decided {
+    enum consent_decision consent;
+    size_t nlinks;
+    char (*from)[EVENT_KEY_HEX + 1], (*to)[EVENT_KEY_HEX + 1];
+};
+
+/* Consent (by the newest secret version holding a record) and identity links, while the raw
+ * ids are still known. Control events and replayed dead letters carry no links. */
+static void decide(struct ingest *ing, struct ingest_batch *b, struct ingest_item *it,
+                   struct event *ev, struct decided *dd)
+{
+    dd->consent = CONSENT_ALLOW;
+    dd->nlinks = 0;
+    if (b->control)
+        return;
+    if (ing->cfg.consent && it->prekeyed)
+        dd->consent = consent_stricter(consent_decide(ing->cfg.consent, ev->user_key),
+                                       consent_decide(ing->cfg.consent, ev->anon_key));
+    else if (ing->cfg.consent)
+        dd->consent = consent_stricter(
+            ingest__consent(ing, false, ev->user_id.ptr, ev->user_id.len, ev->user_key),
+            ingest__consent(ing, true, ev->anonymous_id.ptr, ev->anonymous_id.len, ev->anon_key));
+    if (dd->consent == CONSENT_ALLOW && !it->prekeyed)
+        dd->nlinks = ingest__links(ing, ev, dd->from, dd->to);
+}
+
 static int decode_one(struct ingest *ing, struct ingest_batch *b, struct ingest_item *it,
-                      struct event *ev, int64_t now, struct schema_errors *errs)
+                      struct event *ev, int64_t now, struct schema_errors *errs, struct decided *dd)
 {
     if (errs)
         errs->count = errs->total = 0;
@@ -264,9 +294,42 @@ static int decode_one(struct ingest *ing, struct ingest_batch *b, struct ingest_
         privacy_pseudonym_user(&ing->key, ev->user_id.ptr, ev->user_id.len, ev->user_key);
     if (!it->prekeyed && ev->anonymous_id.len)
         privacy_pseudonym_anon(&ing->key, ev->anonymous_id.ptr, ev->anonymous_id.len, ev->anon_key);
+    decide(ing, b, it, ev, dd);
     ev->user_id = (struct event_str){NULL, 0};
     ev->anonymous_id = (struct event_str){NULL, 0};
     return 0;
+}
+
+/* Adds candidate record j: a "merge" of from into to (the collector's own record, not an
+ * item's), in from's partition, sealed under to's key. */
+static void add_merge(struct ingest *ing, struct ingest_batch *b, const struct event *ev,
+                      const char *from, const char *to, int64_t now, size_t j, uint64_t *hashes,
+                      size_t *value_off)
+{
+    struct event m;
+    event_init(&m);
+    m.type = EVENT_MERGE;
+    memcpy(m.user_key, to, EVENT_KEY_HEX + 1);
+    memcpy(m.anon_key, from, EVENT_KEY_HEX + 1);
+    m.ts_ms = ev->ts_ms;
+    m.recv_ms = ev->recv_ms;
+    char *id = core_arena_alloc(&b->arena, 37);
+    event_id_generate(now, id);
+    m.event_id = (struct event_str){id, 36};
+    m.id_assigned = true;
+    hashes[2 * j] = hashes[2 * j + 1] = 0;
+    struct evlog_record *r = &b->recs[j];
+    r->partition = core_partition_for_key(from, EVENT_KEY_HEX, ing->log->partitions);
+    r->offset = -1;
+    r->event_time_ms = m.ts_ms;
+    r->ingest_time_ms = m.recv_ms;
+    value_off[2 * j] = b->payload.len;
+    core_buf_append(&b->payload, to, EVENT_KEY_HEX);
+    value_off[2 * j + 1] = b->payload.len;
+    event_bin_encode(&m, &b->payload);
+    r->key_len = EVENT_KEY_HEX;
+    r->value_len = (uint32_t)(b->payload.len - value_off[2 * j + 1]);
+    b->rec_item[j] = SIZE_MAX;
 }
 
 /* Decodes every item into an encoded payload and a candidate record. Records that will be
@@ -278,16 +341,17 @@ static void decode_items(struct ingest *ing, struct ingest_batch *b, uint64_t *h
     size_t j = 0;
     /* The error collector (~13 KiB) is only needed when schemas are checked at all. */
     struct schema_errors *errs = ing->cfg.registry ? core_xmalloc(sizeof *errs) : NULL;
+    size_t mmax = ingest__merges_max(ing);
+    struct decided dd = {.from = core_xmalloc(mmax * sizeof *dd.from),
+                         .to = core_xmalloc(mmax * sizeof *dd.to)};
     for (size_t i = 0; i < b->n; i++) {
         struct ingest_item *it = &b->items[i];
         struct event ev;
         event_init(&ev);
-        if (decode_one(ing, b, it, &ev, now, errs) < 0)
+        if (decode_one(ing, b, it, &ev, now, errs, &dd) < 0)
             continue;
         if (ing->cfg.consent && !b->control) {
-            enum consent_decision dec =
-                consent_stricter(consent_decide(ing->cfg.consent, ev.user_key),
-                                 consent_decide(ing->cfg.consent, ev.anon_key));
+            enum consent_decision dec = dd.consent;
             if (dec == CONSENT_DROP) {
                 it->dropped_consent = true; /* status 0: accepted, deliberately not stored */
                 atomic_fetch_add(&ing->dropped_consent, 1);
@@ -298,6 +362,10 @@ static void decode_items(struct ingest *ing, struct ingest_batch *b, uint64_t *h
                 atomic_fetch_add(&ing->aggregated_consent, 1);
             }
         }
+        /* The collector's merges come first, so the item's own record is its last. */
+        if (!ev.anonymous)
+            for (size_t l = 0; l < dd.nlinks; l++, j++)
+                add_merge(ing, b, &ev, dd.from[l], dd.to[l], now, j, hashes, value_off);
         if (ev.event_id.len) {
             ingest__dedup_hash(ev.event_id.ptr, ev.event_id.len, &hashes[2 * j],
                                &hashes[2 * j + 1]);
@@ -327,6 +395,8 @@ static void decode_items(struct ingest *ing, struct ingest_batch *b, uint64_t *h
         j++;
     }
     free(errs);
+    free(dd.from);
+    free(dd.to);
     b->nrecs = j;
     for (j = 0; j < b->nrecs; j++) {
         b->recs[j].key = b->payload.data + value_off[2 * j];
@@ -388,7 +458,11 @@ static void complete_group(struct ingest_group *g, int status)
      * transient; any other failure means the log is not writable. */
     if (status < 0 && status != CORE_E_FULL && status != CORE_E_TIMEOUT)
         atomic_store(&ing->log_failed, true);
+    size_t own = 0; /* records of items (not the collector's merges) */
     for (size_t j = 0; j < b->nrecs; j++) {
+        if (b->rec_item[j] == SIZE_MAX)
+            continue;
+        own++;
         fill_from_record(&b->items[b->rec_item[j]], &b->recs[j], status);
         if (g->hashes[2 * j] == 0 && g->hashes[2 * j + 1] == 0)
             continue;
@@ -412,11 +486,11 @@ static void complete_group(struct ingest_group *g, int status)
         }
     }
     if (status == 0)
-        atomic_fetch_add(&ing->accepted, b->nrecs);
+        atomic_fetch_add(&ing->accepted, own);
     else if (status == CORE_E_FULL)
         atomic_fetch_add(&ing->overloaded, 1);
     else
-        atomic_fetch_add(&ing->failed, b->nrecs);
+        atomic_fetch_add(&ing->failed, own);
     for (size_t w = 0; w < g->nwaiters; w++) {
         struct waiter *wt = &g->waiters[w];
         fill_from_record(&wt->batch->items[wt->item], &b->recs[wt->rec], status);
@@ -462,10 +536,12 @@ int ingest_batch_submit(struct ingest *ing, struct ingest_batch *b, ingest_done_
     b->group = g;
     b->done = done;
     b->done_arg = arg;
-    b->recs = core_xcalloc(b->n ? b->n : 1, sizeof *b->recs);
-    b->rec_item = core_xcalloc(b->n ? b->n : 1, sizeof *b->rec_item);
-    uint64_t *hashes = core_xcalloc(2 * (b->n ? b->n : 1), sizeof *hashes);
-    size_t *value_off = core_xcalloc(2 * (b->n ? b->n : 1), sizeof *value_off);
+    /* Room for every item's record and the identity merges it may add. */
+    b->cap = (b->n ? b->n : 1) * (1 + (b->control ? 0 : ingest__merges_max(ing)));
+    b->recs = core_xcalloc(b->cap, sizeof *b->recs);
+    b->rec_item = core_xcalloc(b->cap, sizeof *b->rec_item);
+    uint64_t *hashes = core_xcalloc(2 * b->cap, sizeof *hashes);
+    size_t *value_off = core_xcalloc(2 * b->cap, sizeof *value_off);
     decode_items(ing, b, hashes, value_off);
     free(value_off);
     ingest__seal_keys(ing, b);

@@ -36,6 +36,16 @@ struct ingest_config {
     /* Optional, borrowed: per-user keys (encryption at rest). Each record is sealed under its
      * user's key, created on the user's first event; NULL seals under the log's data key. */
     struct userkeys *userkeys;
+    /* Optional, borrowed (copied at ingest_new): every version of the pseudonymisation secret,
+     * newest first (privacy.h); the key passed to ingest_new must be its newest. With older
+     * versions, a user's first event (per link, see links_max) emits a "merge" moving the
+     * state under each older pseudonym to the newest one, and consent is looked up under the
+     * newest version that holds a record. NULL: only the key of ingest_new. */
+    const struct privacy_keyring *keyring;
+    /* Identity links (anonymousId + userId, older pseudonym -> newest) emitted recently and not
+     * emitted again: a direct-mapped set of this many slots (default 2^20, 8 MiB; duplicates are
+     * harmless, the merge is idempotent). */
+    size_t links_max;
 };
 
 void ingest_config_init(struct ingest_config *cfg);
@@ -91,7 +101,9 @@ struct ingest_batch {
     struct core_arena arena;
     struct core_buf payload;
     struct evlog_record *recs;
-    size_t *rec_item;       /* recs[j] belongs to items[rec_item[j]] */
+    size_t *rec_item;       /* recs[j] belongs to items[rec_item[j]]; SIZE_MAX: a record of
+                             * the collector's own (an identity "merge"), not of an item */
+    size_t cap;             /* capacity of recs, rec_item and seals */
     struct seal_key *seals; /* recs[j].seal (per-user keys), wiped at dispose */
     size_t nrecs;
     struct ingest_group *group;
@@ -126,6 +138,32 @@ void ingest_pseudonym_user(struct ingest *ing, const char *id, size_t n, char *o
 
 /* The same for an anonymousId (the "anon:" domain). */
 void ingest_pseudonym_anon(struct ingest *ing, const char *id, size_t n, char *out);
+
+/* The pseudonyms of a raw id (anon: an anonymousId) under every secret version still held,
+ * newest first, into out (33 bytes each); returns the count (1 without a keyring). Any thread. */
+int ingest_pseudonym_versions(struct ingest *ing, bool anon, const char *id, size_t n,
+                              char (*out)[33]);
+
+/*
+ * The stream runtime's merge hook (stream_config.merge_fn, arg: the ingest): appends the
+ * "merge_in" record that carries a source user's image (state_shard_user_image) to the
+ * target's partition, for the "merge" at (partition, offset). Its eventId
+ * "merge-<partition>-<offset>" is deterministic, so a re-append after a crash and replay is a
+ * duplicate that dedup drops. Blocks until the record is durable (or known as a duplicate).
+ * Nothing is appended (0 returned) when the target has no personalization consent by now.
+ * Returns 0 or a negative error (nothing stored). Any thread but the log's.
+ */
+int ingest_merge_in_append(void *ing, int32_t partition, int64_t offset, const struct event *merge,
+                           const void *image, size_t len);
+
+/* The consent decision for a raw id's events as ingest makes it: under the newest secret
+ * version holding a consent record (CONSENT_ALLOW without a consent store). Any thread. */
+enum consent_decision ingest_consent_decide(struct ingest *ing, bool anon, const char *id,
+                                            size_t n);
+
+/* The pseudonym whose consent record that decision uses (the newest version's when none has
+ * one); out gets 33 bytes. Any thread. */
+void ingest_consent_key(struct ingest *ing, bool anon, const char *id, size_t n, char *out);
 
 /* Readiness: the log opened, recovered and is writable. */
 bool ingest_ready(struct ingest *ing);

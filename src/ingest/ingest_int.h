@@ -62,6 +62,9 @@ struct ingest {
         deadlettered, dropped_consent, aggregated_consent, pii_fields;
     atomic_uint_fast64_t by_type[EVENT_TYPE_CUSTOM + 1]; /* valid events per type */
     atomic_bool log_failed;
+    struct privacy_keyring *ring; /* copy of cfg.keyring, or NULL */
+    _Atomic uint64_t *links;      /* recently emitted identity links (ingest_merge.c) */
+    size_t links_max;
 };
 
 /* ---- schemas and dead letters (ingest_schema.c) ------------------------------------------ */
@@ -91,6 +94,25 @@ void ingest__deadletter(struct ingest *ing, const struct ingest_batch *b,
 int ingest__seal_keys(struct ingest *ing, struct ingest_batch *b);
 /* Wipes and frees the batch's keys. */
 void ingest__seal_dispose(struct ingest_batch *b);
+
+/* ---- identity (ingest_merge.c) --------------------------------------------------------- */
+
+/* Most "merge" records one event can add (0 when there is nothing to link). */
+size_t ingest__merges_max(const struct ingest *ing);
+
+/* Pseudonymises the event's ids under older secret versions too and writes the identity links
+ * it carries (source -> target key pairs, not emitted recently) into from/to; returns their
+ * count (at most ingest__merges_max). raw ids must still be in ev. */
+size_t ingest__links(struct ingest *ing, const struct event *ev, char (*from)[EVENT_KEY_HEX + 1],
+                     char (*to)[EVENT_KEY_HEX + 1]);
+
+/* The consent decision for an event key under the newest version holding a record (the raw id
+ * must be given: older pseudonyms are computed from it). */
+enum consent_decision ingest__consent(struct ingest *ing, bool anon, const char *id, size_t n,
+                                      const char *key);
+
+void ingest__merge_init(struct ingest *ing);
+void ingest__merge_dispose(struct ingest *ing);
 
 /* Accepts registered schema names as custom event types (event_decode_opts.custom_type). */
 bool ingest__custom_type(void *arg, const char *name, size_t len);

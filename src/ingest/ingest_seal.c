@@ -11,7 +11,7 @@ int ingest__seal_keys(struct ingest *ing, struct ingest_batch *b)
     const char **names = core_xmalloc(b->nrecs * sizeof *names);
     for (size_t j = 0; j < b->nrecs; j++)
         names[j] = b->recs[j].key; /* the pseudonym, EVENT_KEY_HEX == USERKEYS_NAME_BYTES */
-    b->seals = core_xmalloc(b->n * sizeof *b->seals); /* b->n >= b->nrecs: wiped whole */
+    b->seals = core_xmalloc(b->cap * sizeof *b->seals); /* b->cap >= b->nrecs: wiped whole */
     int rc = userkeys_acquire(ing->cfg.userkeys, names, b->nrecs, b->seals);
     free(names);
     if (rc < 0) {
@@ -19,7 +19,8 @@ int ingest__seal_keys(struct ingest *ing, struct ingest_batch *b)
         LOG_ERROR("cannot issue user keys; batch refused", "records=%zu err=\"%s\"", b->nrecs,
                   core_strerror(rc));
         for (size_t j = 0; j < b->nrecs; j++)
-            b->items[b->rec_item[j]].status = CORE_E_FAILED;
+            if (b->rec_item[j] != SIZE_MAX)
+                b->items[b->rec_item[j]].status = CORE_E_FAILED;
         atomic_fetch_add(&ing->failed, b->nrecs);
         b->nrecs = 0;
         return rc;
@@ -32,7 +33,7 @@ int ingest__seal_keys(struct ingest *ing, struct ingest_batch *b)
 void ingest__seal_dispose(struct ingest_batch *b)
 {
     if (b->seals)
-        sodium_memzero(b->seals, sizeof *b->seals * (b->n ? b->n : 1));
+        sodium_memzero(b->seals, sizeof *b->seals * b->cap);
     free(b->seals);
     b->seals = NULL;
 }

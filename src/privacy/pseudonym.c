@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -99,13 +100,35 @@ out:
     return rc;
 }
 
+int privacy__key_file_ensure(const char *path, bool *created)
+{
+    if (sodium_init() < 0)
+        return CORE_E_FAILED;
+    struct stat st;
+    *created = false;
+    if (stat(path, &st) == 0)
+        return 0;
+    if (errno != ENOENT)
+        return -errno;
+    uint8_t bytes[PRIVACY_KEY_BYTES];
+    int rc = create_key_file(path, bytes);
+    sodium_memzero(bytes, sizeof bytes);
+    if (rc == -EEXIST) /* lost a race with another starter: theirs stands */
+        return 0;
+    if (rc == 0)
+        *created = true;
+    return rc;
+}
+
+/* The newest version of a (possibly rotated) key file: see pseudonym_ring.c. */
 int privacy_key_load_or_create(const char *path, struct privacy_key *key, bool *created)
 {
-    uint8_t bytes[PRIVACY_KEY_BYTES];
-    int rc = privacy_secret_load_or_create(path, bytes, created);
+    struct privacy_keyring *ring = core_xmalloc(sizeof *ring);
+    int rc = privacy_keyring_load_or_create(path, ring, created);
     if (rc == 0)
-        privacy_key_set(key, bytes);
-    sodium_memzero(bytes, sizeof bytes);
+        *key = ring->key[0];
+    privacy_keyring_dispose(ring);
+    free(ring);
     return rc;
 }
 

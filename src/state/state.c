@@ -251,6 +251,11 @@ struct st_user *st__user_add(struct st *d, const char *key, size_t n)
     return u;
 }
 
+void st__user_touch(struct st *d, struct st_user *u)
+{
+    lru_touch(&d->ulru, &u->l);
+}
+
 static void user_free(struct st *d, struct st_user *u)
 {
     st__htab_remove(&d->users, &u->h);
@@ -271,7 +276,13 @@ static void user_free(struct st *d, struct st_user *u)
         st__unref(d, u->aff[i].tname);
     st__free(d, u->aff, (size_t)u->affcap * sizeof *u->aff);
     st__free(d, u->eng, u->eng ? sizeof *u->eng : 0);
+    st__free(d, u->alias, u->alias ? ST_ALIAS_MAX * sizeof *u->alias : 0);
     st__free(d, u, sizeof *u);
+}
+
+void st__user_free(struct st *d, struct st_user *u)
+{
+    user_free(d, u);
 }
 
 struct st_item *st__item_find(struct st *d, struct st_str *id)
@@ -784,6 +795,18 @@ static void apply_locked(struct st *d, const struct event *ev, int64_t offset)
 
     if (ev->type == EVENT_CONSENT) {
         apply_consent(d, ev);
+        return;
+    }
+    /* A merge in the source's partition: the source's state has been carried to the target's
+     * partition by a merge_in record (the stream runtime appends it before applying this), so
+     * the source is forgotten here. A merge_in merges it into the target. */
+    if (ev->type == EVENT_MERGE) {
+        if (strcmp(ev->anon_key, ev->user_key) != 0)
+            user_forget(d, ev->anon_key);
+        return;
+    }
+    if (ev->type == EVENT_MERGE_IN) {
+        st__merge_in(d, ev);
         return;
     }
     const struct event_type_info *ti = event_type_get(ev->type);

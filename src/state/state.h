@@ -96,6 +96,28 @@ void state_shard_apply(struct state_shard *s, const struct event *ev, int64_t of
  * a running server does it). Returns whether the shard knew the user. */
 bool state_shard_user_forget(struct state_shard *s, const char *user_key);
 
+/*
+ * Identity (state_merge.c). A "merge" record (event.h: userKey = target, anonKey = source, in
+ * the source's partition) forgets the source; a "merge_in" record (in the target's partition,
+ * properties {"offset": the merge's offset, "state": base64 of the source's user image})
+ * merges the source's state into the target and records the source among the target's aliases
+ * (at most 32, oldest dropped first). Applying a merge_in twice gives the state of once.
+ */
+
+/* Appends the user's image (the snapshot's user record: recent interactions, at most
+ * max_recent of the newest, session, affinities, engagement, preferences, aliases) for a
+ * merge_in. Returns 0, or CORE_E_NOTFOUND when the shard has no such user. Any thread. */
+int state_shard_user_image(struct state_shard *s, const char *key, int max_recent,
+                           struct core_buf *out);
+
+/* Whether the shard holds the user. Any thread. */
+bool state_shard_user_known(struct state_shard *s, const char *key);
+
+/* Copies up to max keys merged into the user (its aliases), oldest first; returns the count
+ * (0 for an unknown user). Any thread. */
+int state_shard_user_aliases(struct state_shard *s, const char *key, char (*out)[EVENT_KEY_HEX + 1],
+                             int max);
+
 /* Moves past the record at offset without applying anything: its key was shredded, so it
  * cannot be read (erasure by crypto-shredding). Counted (state_shard_skipped). Writer only. */
 void state_shard_skip(struct state_shard *s, int64_t offset);
@@ -129,7 +151,8 @@ void state_shard_stats(struct state_shard *s, struct state_stats *out);
 /* Appends the user's profile as JSON: {"userKey":..,"events":n,"firstSeen":..,"lastSeen":..,
  * "recent":[{"itemId":..,"eventType":..,"weight":..,"timestamp":..}],"session":{...},
  * "engagement":{"1h":{"clicks":..,"views":..,"dwellMs":..,"maxScrollDepth":..},"24h":{..}},
- * "affinities":{...}} ; CORE_E_NOTFOUND when the shard has no such user. */
+ * "affinities":{...},..,"mergedKeys":[..]} (mergedKeys: the user's aliases, only when there
+ * are any); CORE_E_NOTFOUND when the shard has no such user. */
 int state_shard_user_json(struct state_shard *s, const char *user_key, struct core_buf *out);
 
 /* Item figures, ADDED into *v (so a reader sums over shards). */

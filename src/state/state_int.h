@@ -80,8 +80,16 @@ struct st_eng {
     struct st_ebucket b[ST_ENG_TOTAL];
 };
 
-#define ST_CAFF_MAX 16 /* category affinities per user */
-#define ST_PREF_MAX 8  /* stated preference categories per user */
+#define ST_CAFF_MAX 16  /* category affinities per user */
+#define ST_ALIAS_MAX 32 /* keys merged into a user (anonymous ids, older pseudonyms) */
+
+/* A key whose state was merged into the user (state_merge.c), with the offset of the newest
+ * merge of it applied (in the source key's partition: merges of one source are ordered). */
+struct st_alias {
+    char key[EVENT_KEY_HEX + 1];
+    int64_t offset;
+};
+#define ST_PREF_MAX 8 /* stated preference categories per user */
 
 struct st_user {
     struct st_hnode h; /* first */
@@ -101,6 +109,8 @@ struct st_user {
     int32_t ncaff;
     int32_t nprefs;
     struct st_str *prefs[ST_PREF_MAX]; /* from the latest "preferences" event */
+    int32_t nalias;
+    struct st_alias *alias; /* ST_ALIAS_MAX slots, allocated on the first merge; oldest first */
 };
 
 /* Attribution counters of one recommendation strategy/variant (the recId's prefix). */
@@ -189,6 +199,20 @@ void st__acc_add(const struct st *d, double *v, int64_t *ts, double w, int64_t t
 int st__ring_slot(const struct st *d, int w, int64_t *head, int64_t ts,
                   void (*clear)(void *arg, int slot), void *arg);
 void st__nb_add(struct st *d, struct st_item *it, struct st_str *nb_id, double sc, int64_t t);
+
+void st__user_touch(struct st *d, struct st_user *u);
+void st__user_free(struct st *d, struct st_user *u);
+
+/* ---- state_snap.c: one user's image (the snapshot's user record), for merges ---- */
+/* Appends u as in a snapshot, with only its newest max_recent recent entries. */
+void st__user_put(struct core_buf *b, const struct st_user *u, int max_recent);
+/* Parses one user image (st__user_put, snapshot version 3) into d, which must not hold that
+ * key. Returns the user, or NULL when the image is malformed (nothing is left in d). */
+struct st_user *st__user_parse(struct st *d, const void *data, size_t len);
+
+/* ---- state_merge.c ---- */
+/* Applies a merge_in record: merges the source's state into the target (see state.h). */
+void st__merge_in(struct st *d, const struct event *ev);
 
 /* ---- state_reco.c: category affinity, preferences, context popularity, CTR ---- */
 void st__reco_apply(struct st *d, struct st_user *u, struct st_item *it, const struct event *ev,

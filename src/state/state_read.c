@@ -185,6 +185,9 @@ static void dump_user(const struct st_user *u, struct core_buf *out)
         core_json_str(out, u->prefs[i]->s, u->prefs[i]->len);
         core_buf_putc(out, '\n');
     }
+    for (int i = 0; i < u->nalias; i++)
+        core_buf_printf(out, "  alias \"%s\" offset=%lld\n", u->alias[i].key,
+                        (long long)u->alias[i].offset);
     if (!u->eng)
         return;
     for (int k = 0; k < ST_ENG_W; k++) {
@@ -388,7 +391,17 @@ static void user_json(const struct st *d, const struct st_user *u, struct core_b
             core_buf_putc(out, ',');
         core_json_str(out, u->prefs[i]->s, u->prefs[i]->len);
     }
-    core_buf_puts(out, "]}");
+    core_buf_putc(out, ']');
+    if (u->nalias > 0) {
+        core_buf_puts(out, ",\"mergedKeys\":[");
+        for (int i = 0; i < u->nalias; i++) {
+            if (i)
+                core_buf_putc(out, ',');
+            core_json_cstr(out, u->alias[i].key);
+        }
+        core_buf_putc(out, ']');
+    }
+    core_buf_putc(out, '}');
 }
 
 int state_shard_user_json(struct state_shard *s, const char *user_key, struct core_buf *out)

@@ -18,7 +18,10 @@
 #include <xxhash.h>
 
 #define SNAP_MAGIC 0x31535352u /* "RSS1" little-endian */
-#define SNAP_VERSION 2u        /* 2: category affinities, preferences, contexts, attribution */
+#define SNAP_VERSION                                                                               \
+    3u /* 2: category affinities, preferences, contexts, attribution; 3: aliases                   \
+        */
+#define SNAP_VERSION_MIN 2u /* version 2 snapshots restore (users without aliases) */
 #define SNAP_HEADER 24
 /* Timestamps in a snapshot must lie within +-2^50 ms (~35,000 years) or be "empty". */
 #define SNAP_TS_LIMIT ((int64_t)1 << 50)
@@ -82,7 +85,7 @@ static bool cnt_zero(const uint32_t *c)
     return true;
 }
 
-static void put_user(struct core_buf *b, const struct st_user *u)
+void st__user_put(struct core_buf *b, const struct st_user *u, int max_recent)
 {
     size_t klen = strlen(u->key);
     core_buf_put_varint(b, klen);
@@ -90,8 +93,9 @@ static void put_user(struct core_buf *b, const struct st_user *u)
     put_i(b, u->first_ms);
     put_i(b, u->last_ms);
     put_i(b, u->events);
-    core_buf_put_varint(b, (uint64_t)u->nrecent);
-    for (int i = 0; i < u->nrecent; i++) {
+    int skip = u->nrecent > max_recent ? u->nrecent - max_recent : 0;
+    core_buf_put_varint(b, (uint64_t)(u->nrecent - skip));
+    for (int i = skip; i < u->nrecent; i++) {
         const struct st_recent *r = &u->recent[(u->rhead + i) % u->rcap];
         put_str(b, r->item);
         put_i(b, (int64_t)event_type_to_wire(r->type));
@@ -143,6 +147,12 @@ static void put_user(struct core_buf *b, const struct st_user *u)
     core_buf_put_varint(b, (uint64_t)u->nprefs);
     for (int i = 0; i < u->nprefs; i++)
         put_str(b, u->prefs[i]);
+    core_buf_put_varint(b, (uint64_t)u->nalias);
+    for (int i = 0; i < u->nalias; i++) {
+        core_buf_put_varint(b, EVENT_KEY_HEX);
+        core_buf_append(b, u->alias[i].key, EVENT_KEY_HEX);
+        put_i(b, u->alias[i].offset);
+    }
 }
 
 static void put_nbs(struct core_buf *b, const struct st_item *it)
@@ -259,7 +269,8 @@ void state_shard_snapshot(struct state_shard *s, struct core_buf *out)
     put_i(out, d->evicted);
     core_buf_put_varint(out, d->users.n);
     for (const struct st_lnode *l = d->ulru.head; l; l = l->next)
-        put_user(out, (const struct st_user *)((const char *)l - offsetof(struct st_user, l)));
+        st__user_put(out, (const struct st_user *)((const char *)l - offsetof(struct st_user, l)),
+                     INT32_MAX);
     core_buf_put_varint(out, d->items.n);
     for (const struct st_lnode *l = d->ilru.head; l; l = l->next)
         put_item(out, (const struct st_item *)((const char *)l - offsetof(struct st_item, l)));
@@ -280,6 +291,7 @@ void state_shard_snapshot(struct state_shard *s, struct core_buf *out)
 struct rd {
     const uint8_t *p, *end;
     bool bad;
+    uint32_t version; /* of the snapshot being read */
 };
 
 static uint64_t get_u(struct rd *r)
@@ -363,13 +375,42 @@ static bool config_equal(const struct state_config *a, const struct state_config
            a->max_users == b->max_users && a->max_items == b->max_items;
 }
 
-static void get_user(struct rd *r, struct st *d)
+static bool is_key(const uint8_t *p, uint64_t n)
+{
+    if (n != EVENT_KEY_HEX)
+        return false;
+    for (uint64_t i = 0; i < n; i++)
+        if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+            return false;
+    return true;
+}
+
+static void get_aliases(struct rd *r, struct st *d, struct st_user *u)
+{
+    int n = r->version >= 3 ? get_n(r, ST_ALIAS_MAX) : 0;
+    if (n > 0 && !r->bad)
+        u->alias = st__alloc(d, ST_ALIAS_MAX * sizeof *u->alias);
+    for (int i = 0; i < n && !r->bad; i++) {
+        uint64_t klen = get_u(r);
+        if (r->bad || klen > (uint64_t)(r->end - r->p) || !is_key(r->p, klen)) {
+            r->bad = true;
+            break;
+        }
+        struct st_alias *a = &u->alias[u->nalias++];
+        memcpy(a->key, r->p, EVENT_KEY_HEX);
+        a->key[EVENT_KEY_HEX] = '\0';
+        r->p += klen;
+        a->offset = get_i(r);
+    }
+}
+
+static struct st_user *get_user(struct rd *r, struct st *d)
 {
     uint64_t klen = get_u(r);
     if (r->bad || klen == 0 || klen > EVENT_KEY_HEX || klen > (uint64_t)(r->end - r->p) ||
         memchr(r->p, 0, (size_t)klen) || st__user_find(d, (const char *)r->p, (size_t)klen)) {
         r->bad = true;
-        return;
+        return NULL;
     }
     struct st_user *u = st__user_add(d, (const char *)r->p, (size_t)klen);
     r->p += klen;
@@ -459,6 +500,19 @@ static void get_user(struct rd *r, struct st *d)
         if (name)
             u->prefs[u->nprefs++] = name;
     }
+    get_aliases(r, d, u);
+    return u;
+}
+
+struct st_user *st__user_parse(struct st *d, const void *data, size_t len)
+{
+    struct rd r = {data, (const uint8_t *)data + len, false, SNAP_VERSION};
+    struct st_user *u = get_user(&r, d);
+    if (u && (r.bad || r.p != r.end)) {
+        st__user_free(d, u);
+        return NULL;
+    }
+    return r.bad ? NULL : u;
 }
 
 static void get_nbs(struct rd *r, struct st *d, struct st_item *it);
@@ -626,14 +680,14 @@ int state_shard_restore(struct state_shard *s, const void *data, size_t len)
         core_get_u32(&p, end, &version) < 0 || core_get_u64(&p, end, &blen) < 0 ||
         core_get_u64(&p, end, &sum) < 0)
         return CORE_E_CORRUPT;
-    if (magic != SNAP_MAGIC || version != SNAP_VERSION || blen != (uint64_t)(end - p) ||
-        XXH3_64bits(p, (size_t)blen) != sum)
+    if (magic != SNAP_MAGIC || version < SNAP_VERSION_MIN || version > SNAP_VERSION ||
+        blen != (uint64_t)(end - p) || XXH3_64bits(p, (size_t)blen) != sum)
         return CORE_E_CORRUPT;
 
     struct st fresh, old;
     /* Only the writer changes s->d, and the writer is the caller: reading cfg is safe. */
     st__init(&fresh, &s->d.cfg, s->d.partition);
-    struct rd r = {p, end, false};
+    struct rd r = {p, end, false, version};
     int rc = parse_body(&r, &fresh);
     if (rc < 0) {
         st__dispose(&fresh);

@@ -80,6 +80,54 @@ static void serve_snapshot(struct stream_worker *w)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* Largest user image a merge_in carries: its base64 and the JSON around it must fit the
+ * event's properties (EVENT_JSON_FIELD_MAX). */
+#define MERGE_IMAGE_MAX ((EVENT_JSON_FIELD_MAX - 128) / 4 * 3)
+#define MERGE_RETRY_MS 100
+
+/*
+ * Before a "merge" is applied (it forgets the source), the source's state is carried to the
+ * target's partition in a merge_in, durably: a crash in between replays the merge, which
+ * appends the same merge_in again (same eventId: a duplicate). A source without state needs
+ * none. An image too large for one record keeps fewer recent interactions. Returns 0, or
+ * CORE_E_CLOSED when the stream stops before the append succeeded (the merge is then not
+ * applied; recovery replays it).
+ */
+static int carry_merge(struct stream *s, int32_t p, const struct evlog_record *rec,
+                       const struct event *ev)
+{
+    struct state_shard *shard = s->parts[p].shard;
+    if (!s->cfg.merge_fn || !strcmp(ev->anon_key, ev->user_key))
+        return 0;
+    struct core_buf img;
+    core_buf_init(&img);
+    int max_recent = s->cfg.state.recent_max;
+    int rc = state_shard_user_image(shard, ev->anon_key, max_recent, &img);
+    while (rc == 0 && img.len > MERGE_IMAGE_MAX && max_recent > 0) {
+        max_recent /= 2;
+        core_buf_reset(&img);
+        rc = state_shard_user_image(shard, ev->anon_key, max_recent, &img);
+    }
+    if (rc == CORE_E_NOTFOUND) {
+        rc = 0;
+        goto out;
+    }
+    rc = CORE_E_CLOSED;
+    while (!atomic_load(&s->stop_workers)) {
+        rc = s->cfg.merge_fn(s->cfg.merge_arg, p, rec->offset, ev, img.data, img.len);
+        if (rc == 0 || rc == CORE_E_INVALID)
+            break; /* INVALID (logged): never storable; the source keeps nothing either way */
+        LOG_WARN("cannot append a merge_in; retrying", "partition=%d offset=%lld err=\"%s\"",
+                 (int)p, (long long)rec->offset, core_strerror(rc));
+        struct timespec ts = {0, MERGE_RETRY_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    rc = rc == 0 || rc == CORE_E_INVALID ? 0 : CORE_E_CLOSED;
+out:
+    core_buf_dispose(&img);
+    return rc;
+}
+
 /* Applies one batch of partition p. Returns records applied, or a negative hard error. */
 static int apply_batch(struct stream *s, int32_t p, struct evlog_batch *batch)
 {
@@ -107,6 +155,8 @@ static int apply_batch(struct stream *s, int32_t p, struct evlog_batch *batch)
                       "partition=%d offset=%lld", (int)p, (long long)rec->offset);
             return CORE_E_CORRUPT;
         }
+        if (ev.type == EVENT_MERGE && carry_merge(s, p, rec, &ev) < 0)
+            break; /* stopping: the merge and what follows are applied after recovery */
         state_shard_apply(part->shard, &ev, rec->offset);
     }
     pthread_mutex_lock(&part->mu);

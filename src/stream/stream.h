@@ -13,6 +13,15 @@
 #include "privacy/userkeys.h"
 #include "state/state.h"
 
+/*
+ * Appends the "merge_in" record for the "merge" at (partition, offset) of the log: merge's
+ * userKey/anonKey, the source user's image (state_shard_user_image). Must block until the
+ * record is durable or known as a duplicate (ingest_merge_in_append). Called by processor
+ * threads, holding no shard lock.
+ */
+typedef int (*stream_merge_fn)(void *arg, int32_t partition, int64_t offset,
+                               const struct event *merge, const void *image, size_t len);
+
 struct stream_config {
     const char *checkpoint_dir;     /* e.g. data/checkpoints */
     int64_t checkpoint_interval_ms; /* default 10 s */
@@ -25,6 +34,11 @@ struct stream_config {
     int32_t nowned;
     struct state_config state;
     const struct seal_key *data_key; /* required: seals checkpoints (copied) */
+    /* Optional: carries a merged user's state to the target's partition (identity merges).
+     * Without it (offline dumps) a "merge" only forgets the source, as replay does once the
+     * merge_in is in the log. */
+    stream_merge_fn merge_fn;
+    void *merge_arg;
 };
 
 void stream_config_init(struct stream_config *cfg);

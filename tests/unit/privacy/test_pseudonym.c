@@ -98,12 +98,93 @@ static void test_key_file_lifecycle(void **state)
     rmdir(dir);
 }
 
+/* Secret versions: the old single-secret file is version 1; rotation adds a version (0600,
+ * old ones kept, the newest used); retirement drops the oldest only after the grace period. */
+static void test_key_versions(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/rs-ring-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/pseudonym.key", dir);
+    uint32_t v = 0;
+    assert_int_equal(privacy_keyring_rotate(path, 1000, &v), CORE_E_NOTFOUND);
+    struct privacy_key k1;
+    bool created = false;
+    assert_int_equal(privacy_key_load_or_create(path, &k1, &created), 0);
+    assert_true(created);
+    struct privacy_keyring ring;
+    assert_int_equal(privacy_keyring_load(path, &ring), 0);
+    assert_int_equal(ring.n, 1);
+    assert_int_equal(ring.version[0], 1);
+    assert_memory_equal(ring.key[0].bytes, k1.bytes, 32);
+
+    assert_int_equal(privacy_keyring_rotate(path, 5000, &v), 0);
+    assert_int_equal(v, 2);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(privacy_keyring_load(path, &ring), 0);
+    assert_int_equal(ring.n, 2);
+    assert_int_equal(ring.version[0], 2);
+    assert_int_equal(ring.version[1], 1);
+    assert_int_equal(ring.created_ms[0], 5000);
+    assert_memory_equal(ring.key[1].bytes, k1.bytes, 32); /* the old version is kept */
+    assert_memory_not_equal(ring.key[0].bytes, k1.bytes, 32);
+    /* The newest is what new events use. */
+    struct privacy_key cur;
+    assert_int_equal(privacy_key_load_or_create(path, &cur, &created), 0);
+    assert_false(created);
+    assert_memory_equal(cur.bytes, ring.key[0].bytes, 32);
+    char ps[PRIVACY_KEY_VERSIONS_MAX][33], want[33];
+    assert_int_equal(privacy_keyring_pseudonyms(&ring, false, "u1", 2, ps), 2);
+    privacy_pseudonym_user(&k1, "u1", 2, want);
+    assert_string_equal(ps[1], want);
+    privacy_pseudonym_user(&cur, "u1", 2, want);
+    assert_string_equal(ps[0], want);
+
+    assert_int_equal(privacy_keyring_rotate(path, 9000, &v), 0);
+    assert_int_equal(v, 3);
+    /* Version 2 superseded version 1 at 5000: not yet past a grace of 10 s at 9000. */
+    assert_int_equal(privacy_keyring_retire(path, 10000, 9000, &v), CORE_E_TIMEOUT);
+    assert_int_equal(privacy_keyring_retire(path, 10000, 15000, &v), 0);
+    assert_int_equal(v, 1);
+    assert_int_equal(privacy_keyring_load(path, &ring), 0);
+    assert_int_equal(ring.n, 2);
+    assert_int_equal(ring.version[1], 2);
+    assert_int_equal(privacy_keyring_retire(path, 0, 15000, &v), 0);
+    assert_int_equal(v, 2);
+    assert_int_equal(privacy_keyring_retire(path, 0, 15000, &v), CORE_E_NOTFOUND);
+    assert_int_equal(privacy_keyring_load(path, &ring), 0);
+    assert_int_equal(ring.n, 1);
+    assert_int_equal(ring.version[0], 3);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+
+    /* Versions out of order, or group-readable: refused. */
+    FILE *f = fopen(path, "w");
+    fprintf(f, "2 0 %064d\n1 0 %064d\n", 0, 0);
+    fclose(f);
+    assert_int_equal(privacy_keyring_load(path, &ring), CORE_E_INVALID);
+    f = fopen(path, "w");
+    fprintf(f, "1 0 %064d\n2 7 %064d\n", 0, 1);
+    fclose(f);
+    assert_int_equal(privacy_keyring_load(path, &ring), 0);
+    assert_int_equal(ring.n, 2);
+    assert_int_equal(chmod(path, 0640), 0);
+    assert_int_equal(privacy_keyring_load(path, &ring), CORE_E_INVALID);
+    privacy_keyring_dispose(&ring);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matches_hmac_sha256),
         cmocka_unit_test(test_user_and_anon_differ),
         cmocka_unit_test(test_key_file_lifecycle),
+        cmocka_unit_test(test_key_versions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

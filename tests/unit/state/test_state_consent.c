@@ -157,8 +157,10 @@ static void test_codec_flag_and_wire_numbers(void **st)
     assert_int_equal(event_type_to_wire(EVENT_PREFERENCES), EVENT_PREFERENCES);
     for (int t = 0; t <= EVENT_TYPE_CUSTOM; t++)
         assert_int_equal(event_type_from_wire(event_type_to_wire(t)), t);
-    assert_int_equal(event_type_from_wire(18), EVENT_TICK); /* added after consent */
-    assert_int_equal(event_type_from_wire(19), -1);
+    assert_int_equal(event_type_from_wire(18), EVENT_TICK);  /* added after consent */
+    assert_int_equal(event_type_from_wire(19), EVENT_MERGE); /* identity control records */
+    assert_int_equal(event_type_from_wire(20), EVENT_MERGE_IN);
+    assert_int_equal(event_type_from_wire(21), -1);
     ev = tu_event("a1", NULL, EVENT_CONSENT, T0);
     core_buf_reset(&b);
     event_bin_encode(&ev, &b);
