@@ -101,6 +101,7 @@ struct st_user {
     int32_t ncaff;
     int32_t nprefs;
     struct st_str *prefs[ST_PREF_MAX]; /* from the latest "preferences" event */
+    uint64_t pub_seq; /* d->pub_seq when last applied (0: restored); state_serve.c */
 };
 
 /* Attribution counters of one recommendation strategy/variant (the recId's prefix). */
@@ -152,7 +153,13 @@ struct st {
     struct st_lru ulru, ilru;
     struct st_htab ctxs; /* context pseudo-items ("device:mobile"): neighbours = top items */
     struct st_htab ctrs; /* struct st_ctr by recId prefix */
+    /* Change tracking for serving-state publication (state_serve.c; not in snapshots): every
+     * apply stamps its user with ++pub_seq; removed users' keys go to a bounded ring. */
+    uint64_t pub_seq;
+    uint64_t ngone;                  /* users removed so far; the ring holds the last ST_GONE_MAX */
+    char (*gone)[EVENT_KEY_HEX + 1]; /* allocated on the first removal */
 };
+#define ST_GONE_MAX 4096
 
 struct state_shard {
     pthread_rwlock_t lock;
@@ -189,6 +196,10 @@ void st__acc_add(const struct st *d, double *v, int64_t *ts, double w, int64_t t
 int st__ring_slot(const struct st *d, int w, int64_t *head, int64_t ts,
                   void (*clear)(void *arg, int slot), void *arg);
 void st__nb_add(struct st *d, struct st_item *it, struct st_str *nb_id, double sc, int64_t t);
+
+/* ---- state_serve.c ---- */
+/* Records a removed user's key for the publisher (called by user_free). */
+void st__user_gone(struct st *d, const char *key);
 
 /* ---- state_reco.c: category affinity, preferences, context popularity, CTR ---- */
 void st__reco_apply(struct st *d, struct st_user *u, struct st_item *it, const struct event *ev,

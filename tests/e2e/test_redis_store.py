@@ -1,0 +1,220 @@
+"""End-to-end: Redis serving state and the serving-only API node (issue 7).
+
+A real redis-server (private unix socket); a processor node (`serve --store`, the embedded
+log) ingests a slice of MovieLens 100k; an API node (`serve --role api --store`, its own empty
+data directory, the processor's pseudonymisation key) must then return the same
+recommendations (item ids, order, scores, sources) and similar items as the processor for many
+users, reflect new events within a bounded time, lose an erased user's record, and keep user
+records under a TTL. Routes the API node does not serve answer 404 naming the role."""
+import json
+import os
+import re
+import subprocess
+import time
+
+import rs
+import rsredis
+
+LIMIT = 20000  # ratings, oldest first
+BATCH = 1000
+USERS = 60     # users whose lists are compared
+TTL_MS = 365 * 24 * 3600 * 1000
+COMMON = ["--partitions", "4", "--reco-refresh", "200ms", "--store-interval", "100ms",
+          "--retention-state", "365d"]
+
+REDIS = rsredis.Redis()
+PROC = None
+API = None
+R = rs.Runner()
+ACTIVE = []  # users of the slice, most active first
+
+
+def dataset_path():
+    shared = os.environ.get("RECSTREAM_SHARED",
+                            os.path.join(os.path.dirname(__file__), "../../../shared"))
+    for rel in ("ml-100k/u.data", "data/ml-100k/u.data"):
+        path = os.path.join(shared, rel)
+        if os.path.exists(path):
+            return path
+    raise AssertionError("ml-100k/u.data not found under %s (set RECSTREAM_SHARED)" % shared)
+
+
+def load_events():
+    rows = []
+    with open(dataset_path()) as f:
+        for line_no, line in enumerate(f, 1):
+            user, item, rating, seconds = line.split()
+            rows.append((int(seconds), line_no, user, item, int(rating)))
+    rows.sort()
+    return [{"eventId": "ml-%d" % n, "userId": u, "eventType": "rating", "itemId": i,
+             "value": r, "timestamp": s * 1000} for s, n, u, i, r in rows[:LIMIT]]
+
+
+def post_events(srv, events):
+    for i in range(0, len(events), BATCH):
+        st, _, body = srv.post_json("/v1/events", events[i:i + BATCH])
+        assert st == 200 and body["accepted"] == len(events[i:i + BATCH]), (st, body)
+
+
+def metrics(srv):
+    st, _, data = srv.request("GET", "/metrics")
+    assert st == 200, st
+    return data.decode()
+
+
+def gauge_map(text, name):
+    return {m.group(1): int(m.group(2))
+            for m in re.finditer(r'^%s\{partition="(\d+)"\} (-?\d+)$' % name, text, re.M)}
+
+
+def recs(srv, user, count=20):
+    st, body = rs.call_json(srv, "GET", "/v1/users/%s/recommendations?count=%d" % (user, count))
+    assert st == 200, (st, body)
+    return body
+
+
+def essence(reply):
+    return (reply["strategy"],
+            [(it["itemId"], it["score"], it["source"], tuple(it["reasons"]))
+             for it in reply["items"]])
+
+
+def similar(srv, item):
+    st, body = rs.call_json(srv, "GET", "/v1/items/%s/similar?count=10" % item)
+    return st, body
+
+
+def pseudonym(user):
+    p = subprocess.run([rs.BIN, "privacy", "pseudonym", "--data", PROC.data, user],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=True)
+    return p.stdout.strip().split()[-1]
+
+
+def caught_up():
+    """The API node has restored every partition the processor holds."""
+    high = gauge_map(metrics(PROC), "recstream_log_high_water")
+    mine = gauge_map(metrics(API), "recstream_store_partition_offset")
+    return high == mine and len(high) == 4, (high, mine)
+
+
+# ---- tests ---------------------------------------------------------------------------------
+
+def test_same_recommendations():
+    events = load_events()
+    counts = {}
+    for e in events:
+        counts[e["userId"]] = counts.get(e["userId"], 0) + 1
+    # the most active users of the slice, and some with a single rating
+    users = sorted(counts, key=lambda u: (-counts[u], int(u)))[:USERS - 10]
+    users += [u for u in counts if counts[u] == 1][:10]
+    ACTIVE[:] = users
+    post_events(PROC, events)
+    rs.wait_for("the API node to restore every partition", caught_up, lambda v: v[0], timeout=30)
+
+    def diffs():
+        out = []
+        for u in users:
+            a, b = essence(recs(PROC, u)), essence(recs(API, u))
+            if a != b:
+                out.append((u, a, b))
+        return out
+
+    # both models are rebuilt after the last change (refresh 200 ms); then they must agree
+    d = rs.wait_for("equal recommendations on both nodes", lambda: diffs()[:1],
+                    lambda v: not v, timeout=20, every=0.5)
+    assert not d and not diffs()
+    personalised = sum(recs(API, u)["strategy"] == "personalized" for u in users)
+    assert personalised == len(users), personalised
+    assert all(recs(API, u)["items"] for u in users)
+    for item in ("50", "100", "181", "258", "1"):
+        assert similar(PROC, item) == similar(API, item), item
+
+
+def test_unknown_user_same_cold_start():
+    a, b = recs(PROC, "nobody-at-all"), recs(API, "nobody-at-all")
+    assert a["coldStart"] and b["coldStart"]
+    assert essence(a) == essence(b)
+
+
+def test_freshness():
+    user = "fresh-user-1"
+    assert recs(API, user)["strategy"] == "popular"
+    t0 = time.time()
+    post_events(PROC, [{"userId": user, "eventType": "rating", "itemId": "50", "value": 5,
+                        "timestamp": 893286638000 + 1000},
+                       {"userId": user, "eventType": "rating", "itemId": "181", "value": 5,
+                        "timestamp": 893286638000 + 2000}])
+    r = rs.wait_for("the API node to personalise a new user", lambda: recs(API, user),
+                    lambda v: v["strategy"] == "personalized", timeout=5, every=0.02)
+    took = time.time() - t0
+    ids = [it["itemId"] for it in r["items"]]
+    assert "50" not in ids and "181" not in ids, ids  # consumed items are excluded
+    print("freshness: ack to personalised on the API node in %.0f ms" % (took * 1000))
+
+
+def test_ttl_on_user_keys():
+    key = "rs:{u:%s}" % pseudonym(ACTIVE[0])
+    pttl = REDIS.cmd("PTTL", key)
+    assert 0 < pttl <= TTL_MS, pttl
+    assert REDIS.cmd("ZSCORE", "rs:{p%d}:users" % partition_of(key), key[6:-1]) is not None
+
+
+def partition_of(key):
+    for p in range(4):
+        if REDIS.cmd("ZSCORE", "rs:{p%d}:users" % p, key[6:-1]) is not None:
+            return p
+    raise AssertionError("user not indexed in any partition")
+
+
+def test_erasure_deletes_user_key():
+    user = ACTIVE[1]
+    key = "rs:{u:%s}" % pseudonym(user)
+    assert REDIS.cmd("EXISTS", key) == 1
+    st, body = rs.call_json(PROC, "DELETE", "/v1/users/" + user)
+    assert st in (200, 202), (st, body)
+    rs.wait_for("the erased user's record to leave redis", lambda: REDIS.cmd("EXISTS", key),
+                lambda v: v == 0, timeout=20)
+    assert all(REDIS.cmd("ZSCORE", "rs:{p%d}:users" % p, key[6:-1]) is None for p in range(4))
+    r = rs.wait_for("the API node to forget the user", lambda: recs(API, user),
+                    lambda v: v["coldStart"], timeout=5)
+    assert r["strategy"] == "popular"
+
+
+def test_routes_of_the_api_role():
+    for method, path in (("POST", "/v1/events"), ("GET", "/v1/users/1/profile"),
+                         ("GET", "/v1/stats/ctr"), ("PUT", "/v1/items/x")):
+        st, _, data = API.request(method, path, "[]" if method != "GET" else None,
+                                  {"Content-Type": "application/json"})
+        body = json.loads(data)
+        assert st == 404 and body["error_code"] == 40420 and "--role api" in body["message"], \
+            (method, path, st, body)
+    st, _, _ = API.request("GET", "/readyz")
+    assert st == 200
+    m = metrics(API)
+    assert "recstream_store_user_reads_total" in m and "recstream_store_knn_imported_total" in m
+
+
+def main():
+    global PROC, API
+    REDIS.start()
+    PROC = rs.Server(*(COMMON + ["--fsync", "none", "--store", REDIS.url]))
+    try:
+        PROC.start()
+        API = rs.Server(*(COMMON + ["--role", "api", "--store", REDIS.url, "--key-file",
+                                    os.path.join(PROC.data, "privacy", "pseudonym.key")]))
+        API.start()
+        for t in (test_same_recommendations, test_unknown_user_same_cold_start, test_freshness,
+                  test_ttl_on_user_keys, test_erasure_deletes_user_key,
+                  test_routes_of_the_api_role):
+            R.run(t)
+    finally:
+        for s in (API, PROC):
+            if s:
+                s.stop()
+                s.cleanup()
+        REDIS.stop()
+    R.finish()
+
+
+if __name__ == "__main__":
+    main()
