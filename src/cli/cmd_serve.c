@@ -921,6 +921,7 @@ static int run(struct serve_config *c)
                                             .shards = shards,
                                             .nshards = stream_partitions(st),
                                             .reco = reco,
+                                            .catalog = cat,
                                             .interval_ms = c->store_interval_ms,
                                             .user_ttl_ms = c->retention_state_ms};
         rc = store_publisher_start(&pc, &pub);

@@ -60,6 +60,8 @@ int serve_api_run(const struct serve_api_config *c)
     struct reco *reco = NULL;
     struct api *api = NULL;
     struct http_server *srv = NULL;
+    struct catalog *cat = NULL;
+    char path[1100];
 
     rc = core_mkdirs(c->data, 0700);
     if (rc < 0) {
@@ -73,6 +75,17 @@ int serve_api_run(const struct serve_api_config *c)
     rc = open_keys(c, &apikeys);
     if (rc < 0)
         goto out;
+    /* a cache of the processors' catalog (store_catalog.c keeps it equal to theirs) */
+    struct catalog_options co;
+    catalog_options_init(&co);
+    snprintf(path, sizeof path, "%s/catalog", c->data);
+    co.dir = path;
+    co.fsync = false;
+    rc = catalog_open(&co, &cat);
+    if (rc < 0) {
+        LOG_ERROR("cannot open the item catalog", "dir=%s err=\"%s\"", path, core_strerror(rc));
+        goto out;
+    }
     rc = store_read_partitions(&c->store, 30000, &nshards);
     if (rc < 0) {
         LOG_ERROR("no serving state in redis (start a processor with --store first)", "err=\"%s\"",
@@ -89,6 +102,7 @@ int serve_api_run(const struct serve_api_config *c)
     struct store_reader_config rc_cfg = {.addr = c->store,
                                          .shards = shards,
                                          .nshards = nshards,
+                                         .catalog = cat,
                                          .interval_ms = c->store_interval_ms,
                                          .half_life_ms = sc.half_life_ms};
     rc = store_reader_start(&rc_cfg, &rd);
@@ -99,13 +113,14 @@ int serve_api_run(const struct serve_api_config *c)
     struct reco_config recfg = c->reco;
     recfg.user_read_fn = store_reader_user_read;
     recfg.user_read_arg = rd;
-    reco = reco_new(&recfg, shards, nshards, NULL);
+    reco = reco_new(&recfg, shards, nshards, cat);
     store_reader_set_reco(rd, reco);
     store_reader_poll(rd); /* the kNN lists, now that the recommender takes them */
     reco_refresh(reco);
     reco_start(reco);
 
     struct api_config ac = {.reco = reco,
+                            .catalog = cat,
                             .reco_experiment = &c->reco.experiment,
                             .keys = apikeys,
                             .metrics_auth = c->metrics_auth,
@@ -144,6 +159,7 @@ out:
     api_free(api);
     store_reader_stop(rd); /* before the recommender: it imports into it */
     reco_free(reco);
+    catalog_close(cat);
     for (int32_t p = 0; shards && p < nshards; p++)
         state_shard_free(shards[p]);
     free(shards);

@@ -19,12 +19,15 @@
  *   rs:{p<N>}:meta          hash: version (HINCRBY), nextOffset, watermark, publishedMs, aggBytes
  *   rs:{model}:knn          the item-kNN accumulator's neighbour lists (reco_knn_export)
  *   rs:{model}:meta         hash: version (HINCRBY), publishedMs, bytes
+ *   rs:{catalog}:items      the item catalog, NDJSON (one catalog item JSON per line)
+ *   rs:{catalog}:meta       hash: version (HINCRBY), catalogVersion, items, publishedMs, bytes
  *
  * hiredis 0.14 (Debian): blocking contexts, pipelining with redisAppendCommand; no RESP3, no TLS.
  */
 #ifndef RECSTREAM_STORE_H
 #define RECSTREAM_STORE_H
 
+#include "catalog/catalog.h"
 #include "core/core.h"
 #include "reco/reco.h"
 #include "state/state.h"
@@ -45,9 +48,10 @@ struct store_publisher_config {
     struct store_addr addr;
     struct state_shard *const *shards; /* borrowed, read only */
     int nshards;
-    struct reco *reco;   /* borrowed, may be NULL: its kNN lists are published after each build */
-    int64_t interval_ms; /* publish period (default 200) */
-    int64_t user_ttl_ms; /* PX of user records; users idle this long leave the index too */
+    struct reco *reco; /* borrowed, may be NULL: its kNN lists are published after each build */
+    struct catalog *catalog; /* borrowed, may be NULL: published when its version changes */
+    int64_t interval_ms;     /* publish period (default 200) */
+    int64_t user_ttl_ms;     /* PX of user records; users idle this long leave the index too */
 };
 struct store_publisher;
 
@@ -72,10 +76,11 @@ struct store_reader_config {
     struct store_addr addr;
     struct state_shard *const *shards; /* borrowed: user-less shards this reader restores */
     int nshards;
-    struct reco *reco;    /* borrowed: receives the kNN lists; set after store_reader_start with
-                             store_reader_set_reco (the recommender needs the reader first) */
-    int64_t interval_ms;  /* poll period (default 200) */
-    int64_t half_life_ms; /* the shards' (decays users' category affinities) */
+    struct reco *reco;       /* borrowed: receives the kNN lists; set after store_reader_start with
+                                store_reader_set_reco (the recommender needs the reader first) */
+    struct catalog *catalog; /* borrowed, may be NULL: kept equal to the published catalog */
+    int64_t interval_ms;     /* poll period (default 200) */
+    int64_t half_life_ms;    /* the shards' (decays users' category affinities) */
 };
 struct store_reader;
 

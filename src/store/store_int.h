@@ -13,6 +13,8 @@
 #define STORE_KEY_CONFIG "rs:{meta}:config"
 #define STORE_KEY_KNN "rs:{model}:knn"
 #define STORE_KEY_KNN_META "rs:{model}:meta"
+#define STORE_KEY_CATALOG "rs:{catalog}:items"
+#define STORE_KEY_CATALOG_META "rs:{catalog}:meta"
 /* Key of user key u / of partition p's object ("users", "agg", "meta"), NUL-terminated. */
 void store__user_key(char *out, size_t size, const char *user_key);
 void store__part_key(char *out, size_t size, int32_t p, const char *what);
@@ -32,5 +34,11 @@ void store__pipe_cmd(struct store_pipe *pp, int argc, const char **argv, const s
 /* Reads every pending reply. Returns 0 or CORE_E_FAILED (some command or the connection failed;
  * after an I/O failure the context is unusable). */
 int store__pipe_drain(struct store_pipe *pp);
+
+/* The catalog's live items as NDJSON, in idx order (store_catalog.c). */
+void store__catalog_blob(struct catalog *cat, struct core_buf *out);
+/* Makes cat hold exactly the blob's items. CORE_E_CORRUPT (a bad line: nothing changed) or
+ * CORE_E_FAILED (the catalog's journal could not be written). */
+int store__catalog_apply(struct catalog *cat, const char *data, size_t len);
 
 #endif

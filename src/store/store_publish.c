@@ -30,14 +30,15 @@ struct store_publisher {
     redisContext *c;
     struct part_pub *parts;
     uint64_t knn_version;
+    uint64_t catalog_version; /* of the last published catalog; UINT64_MAX: none yet */
     bool config_written;
-    struct core_buf agg, knn;
+    struct core_buf agg, knn, cat;
     pthread_t thread;
     bool running;
     pthread_mutex_t stop_mu;
     pthread_cond_t stop_cv;
     bool stop;
-    atomic_int_fast64_t rounds, users_set, users_del, aggs, knns, bytes, errors, reconciles;
+    atomic_int_fast64_t rounds, users_set, users_del, aggs, knns, cats, bytes, errors, reconciles;
     atomic_int_fast64_t last_round_us;
 };
 
@@ -186,6 +187,26 @@ static void publish_knn(struct store_publisher *p, struct round *r)
     atomic_fetch_add(&p->knns, 1);
 }
 
+static void publish_catalog(struct store_publisher *p, struct round *r)
+{
+    if (!p->cfg.catalog || catalog_version(p->cfg.catalog) == p->catalog_version)
+        return;
+    uint64_t v = catalog_version(p->cfg.catalog); /* read first: a later edit publishes again */
+    p->cat.len = 0;
+    store__catalog_blob(p->cfg.catalog, &p->cat);
+    const char *set[3] = {"SET", STORE_KEY_CATALOG, p->cat.data ? p->cat.data : ""};
+    size_t setl[3] = {3, strlen(STORE_KEY_CATALOG), p->cat.len};
+    store__pipe_cmd(&r->pipe, 3, set, setl);
+    bump_version(r, STORE_KEY_CATALOG_META);
+    static const char *const fields[4] = {"catalogVersion", "items", "publishedMs", "bytes"};
+    int64_t vals[4] = {(int64_t)v, catalog_count(p->cfg.catalog), core_now_ms(),
+                       (int64_t)p->cat.len};
+    put_meta(r, STORE_KEY_CATALOG_META, fields, vals, 4);
+    p->catalog_version = v;
+    r->bytes += (int64_t)p->cat.len;
+    atomic_fetch_add(&p->cats, 1);
+}
+
 /* Forget every position: the next round republishes everything. */
 static void reset(struct store_publisher *p)
 {
@@ -194,6 +215,7 @@ static void reset(struct store_publisher *p)
         p->parts[i].offset = -1;
     }
     p->knn_version = 0;
+    p->catalog_version = UINT64_MAX;
     p->config_written = false;
 }
 
@@ -220,8 +242,10 @@ int store_publisher_flush(struct store_publisher *p)
     }
     for (int32_t part = 0; part < p->cfg.nshards && rc == 0; part++)
         rc = publish_partition(p, &r, part);
-    if (rc == 0)
+    if (rc == 0) { /* the catalog before the model: an API node's rebuild then sees both */
+        publish_catalog(p, &r);
         publish_knn(p, &r);
+    }
     if (store__pipe_drain(&r.pipe) < 0)
         rc = CORE_E_FAILED;
     if (rc < 0) {
@@ -284,6 +308,7 @@ int store_publisher_start(const struct store_publisher_config *cfg, struct store
     pthread_cond_init(&p->stop_cv, NULL);
     core_buf_init(&p->agg);
     core_buf_init(&p->knn);
+    core_buf_init(&p->cat);
     p->parts = core_xcalloc((size_t)cfg->nshards, sizeof *p->parts);
     reset(p);
     p->c = store__connect(&p->cfg.addr);
@@ -312,6 +337,7 @@ void store_publisher_stop(struct store_publisher *p)
         redisFree(p->c);
     core_buf_dispose(&p->agg);
     core_buf_dispose(&p->knn);
+    core_buf_dispose(&p->cat);
     free(p->parts);
     pthread_mutex_destroy(&p->mu);
     pthread_mutex_destroy(&p->stop_mu);
@@ -345,6 +371,8 @@ void store_publisher_metrics(void *arg, struct core_buf *out)
            "Partition aggregate images written to Redis.", atomic_load(&p->aggs));
     metric(out, "recstream_store_knn_published_total", "counter",
            "Item-kNN lists written to Redis.", atomic_load(&p->knns));
+    metric(out, "recstream_store_catalog_published_total", "counter",
+           "Item catalogs written to Redis.", atomic_load(&p->cats));
     metric(out, "recstream_store_bytes_total", "counter", "Bytes of values written to Redis.",
            atomic_load(&p->bytes));
     metric(out, "recstream_store_reconciles_total", "counter",

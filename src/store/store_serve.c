@@ -28,7 +28,7 @@ struct store_reader {
     pthread_mutex_t mu; /* one poll at a time */
     redisContext *c;
     int64_t *versions; /* per partition: the version last restored (0: none) */
-    int64_t knn_version;
+    int64_t knn_version, catalog_version;
     pthread_key_t tls; /* struct conn * of the calling thread */
     pthread_mutex_t conns_mu;
     struct conn *conns;
@@ -37,7 +37,7 @@ struct store_reader {
     pthread_mutex_t stop_mu;
     pthread_cond_t stop_cv;
     bool stop;
-    atomic_int_fast64_t polls, aggs, knns, user_reads, user_misses, errors, corrupt;
+    atomic_int_fast64_t polls, aggs, knns, cats, user_reads, user_misses, errors, corrupt;
     atomic_int_fast64_t last_restore_us;
 };
 
@@ -74,7 +74,7 @@ static void restore(struct store_reader *rd, int32_t p, const redisReply *r, int
 static int poll_locked(struct store_reader *rd)
 {
     int n = rd->cfg.nshards, rc = 0;
-    redisReply **reps = core_xcalloc((size_t)n + 1, sizeof *reps);
+    redisReply **reps = core_xcalloc((size_t)n + 2, sizeof *reps);
     int64_t *seen = core_xcalloc((size_t)n, sizeof *seen);
     char key[64];
     for (int32_t p = 0; p < n; p++) {
@@ -82,7 +82,8 @@ static int poll_locked(struct store_reader *rd)
         redisAppendCommand(rd->c, "HGET %s version", key);
     }
     redisAppendCommand(rd->c, "HGET %s version", STORE_KEY_KNN_META);
-    for (int i = 0; i <= n && rc == 0; i++)
+    redisAppendCommand(rd->c, "HGET %s version", STORE_KEY_CATALOG_META);
+    for (int i = 0; i <= n + 1 && rc == 0; i++)
         if (redisGetReply(rd->c, (void **)&reps[i]) != REDIS_OK)
             rc = CORE_E_FAILED;
     int nget = 0;
@@ -99,6 +100,10 @@ static int poll_locked(struct store_reader *rd)
     bool get_knn = reco && knn != rd->knn_version;
     if (get_knn)
         redisAppendCommand(rd->c, "GET %s", STORE_KEY_KNN);
+    int64_t catv = rc == 0 ? reply_int(reps[n + 1]) : 0;
+    bool get_cat = rd->cfg.catalog && catv != rd->catalog_version;
+    if (get_cat)
+        redisAppendCommand(rd->c, "GET %s", STORE_KEY_CATALOG);
     for (int32_t p = 0; p < n && rc == 0 && nget > 0; p++) {
         if (seen[p] == rd->versions[p])
             continue;
@@ -126,7 +131,25 @@ static int poll_locked(struct store_reader *rd)
         if (r)
             freeReplyObject(r);
     }
-    for (int i = 0; i <= n; i++)
+    if (rc == 0 && get_cat) {
+        redisReply *r = NULL;
+        if (redisGetReply(rd->c, (void **)&r) != REDIS_OK) {
+            rc = CORE_E_FAILED;
+        } else if (r->type == REDIS_REPLY_STRING) {
+            int arc = store__catalog_apply(rd->cfg.catalog, r->str, r->len);
+            if (arc == 0) {
+                rd->catalog_version = catv;
+                atomic_fetch_add(&rd->cats, 1);
+            } else {
+                atomic_fetch_add(&rd->corrupt, 1);
+                LOG_ERROR("cannot apply the catalog published in redis", "err=\"%s\"",
+                          core_strerror(arc));
+            }
+        }
+        if (r)
+            freeReplyObject(r);
+    }
+    for (int i = 0; i <= n + 1; i++)
         if (reps[i])
             freeReplyObject(reps[i]);
     free(reps);
@@ -348,6 +371,8 @@ void store_reader_metrics(void *arg, struct core_buf *out)
            "Partition aggregate images restored.", atomic_load(&rd->aggs));
     metric(out, "recstream_store_knn_imported_total", "counter", "Item-kNN lists imported.",
            atomic_load(&rd->knns));
+    metric(out, "recstream_store_catalog_applied_total", "counter",
+           "Published item catalogs applied to the local copy.", atomic_load(&rd->cats));
     metric(out, "recstream_store_user_reads_total", "counter", "User records read per request.",
            atomic_load(&rd->user_reads));
     metric(out, "recstream_store_user_misses_total", "counter",

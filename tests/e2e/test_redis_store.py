@@ -50,6 +50,22 @@ def load_events():
              "value": r, "timestamp": s * 1000} for s, n, u, i, r in rows[:LIMIT]]
 
 
+def load_items():
+    """The MovieLens items with their genres as categories; every 17th is unavailable."""
+    with open(os.path.join(os.path.dirname(dataset_path()), "u.genre"), encoding="latin-1") as f:
+        genres = [line.split("|")[0] for line in f if "|" in line]
+    items = []
+    with open(os.path.join(os.path.dirname(dataset_path()), "u.item"), encoding="latin-1") as f:
+        for line in f:
+            cols = line.rstrip("\n").split("|")
+            if len(cols) < 6:
+                continue
+            cats = [g for g, flag in zip(genres, cols[5:]) if flag == "1"]
+            items.append({"itemId": cols[0], "title": cols[1][:200], "categories": cats[:8],
+                          "available": int(cols[0]) % 17 != 0})
+    return items
+
+
 def post_events(srv, events):
     for i in range(0, len(events), BATCH):
         st, _, body = srv.post_json("/v1/events", events[i:i + BATCH])
@@ -108,6 +124,10 @@ def test_same_recommendations():
     users = sorted(counts, key=lambda u: (-counts[u], int(u)))[:USERS - 10]
     users += [u for u in counts if counts[u] == 1][:10]
     ACTIVE[:] = users
+    items = load_items()
+    for i in range(0, len(items), 500):
+        st, body = rs.call_json(PROC, "POST", "/v1/items", items[i:i + 500])
+        assert st == 200, (st, body)
     post_events(PROC, events)
     rs.wait_for("the API node to restore every partition", caught_up, lambda v: v[0], timeout=30)
 
@@ -128,6 +148,21 @@ def test_same_recommendations():
     assert all(recs(API, u)["items"] for u in users)
     for item in ("50", "100", "181", "258", "1"):
         assert similar(PROC, item) == similar(API, item), item
+
+
+def test_catalog_change_reaches_the_api_node():
+    user = ACTIVE[2]
+    top = recs(API, user)["items"][0]["itemId"]
+    st, body = rs.call_json(PROC, "PUT", "/v1/items/" + top, {"title": "gone", "available": False})
+    assert st == 200, (st, body)
+
+    def state():
+        a, b = recs(PROC, user), recs(API, user)
+        return top in [it["itemId"] for it in b["items"]] or essence(a) != essence(b)
+    rs.wait_for("the API node to apply the catalog change", state, lambda v: not v, timeout=10,
+                every=0.1)
+    st, _ = similar(API, top)
+    assert st == 200
 
 
 def test_unknown_user_same_cold_start():
@@ -203,7 +238,8 @@ def main():
         API = rs.Server(*(COMMON + ["--role", "api", "--store", REDIS.url, "--key-file",
                                     os.path.join(PROC.data, "privacy", "pseudonym.key")]))
         API.start()
-        for t in (test_same_recommendations, test_unknown_user_same_cold_start, test_freshness,
+        for t in (test_same_recommendations, test_catalog_change_reaches_the_api_node,
+                  test_unknown_user_same_cold_start, test_freshness,
                   test_ttl_on_user_keys, test_erasure_deletes_user_key,
                   test_routes_of_the_api_role):
             R.run(t)
