@@ -69,11 +69,15 @@ struct api_config {
     api_erase_fn erase_fn;     /* may be NULL (then erasure and export answer 503) */
     void *erase_arg;
     /* A serving-only node (serve --role api): no ingest, log or stream (api_new gets NULL for
-     * both); only health, metrics, recommendations and similar items are routed, everything
-     * else answers 404 (40420) naming the role. User ids are pseudonymised with this key (the
-     * processors' secret). */
+     * both); only health, metrics, recommendations, similar items, trending and item stats are
+     * routed, everything else answers 404 (40420) naming the role. User ids are pseudonymised with
+     * this key (the processors' secret). */
     bool role_api;
     const struct privacy_key *pseudonym_key;
+    /* role api: the user-less shards restored from the store (borrowed); trending and item
+     * stats read them where an embedded node reads the stream's shards. */
+    struct state_shard *const *shards;
+    int nshards;
 };
 
 struct api;

@@ -295,12 +295,14 @@ static enum http_action ctr(struct api *api, struct http_request *req)
 
 bool api__role_api_route(const char *url)
 {
-    if (!strcmp(url, "/healthz") || !strcmp(url, "/readyz") || !strcmp(url, "/metrics"))
+    if (!strcmp(url, "/healthz") || !strcmp(url, "/readyz") || !strcmp(url, "/metrics") ||
+        !strcmp(url, "/v1/trending"))
         return true;
     bool users = !strncmp(url, "/v1/users/", 10), items = !strncmp(url, "/v1/items/", 10);
     const char *slash = users || items ? strchr(url + 10, '/') : NULL;
     return slash && slash > url + 10 &&
-           (users ? !strcmp(slash, "/recommendations") : !strcmp(slash, "/similar"));
+           (users ? !strcmp(slash, "/recommendations")
+                  : !strcmp(slash, "/similar") || !strcmp(slash, "/stats"));
 }
 
 void api__pseudonym_user(struct api *api, const char *id, size_t n, char *out)

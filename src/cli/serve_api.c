@@ -127,6 +127,8 @@ int serve_api_run(const struct serve_api_config *c)
                             .metrics_fn = store_reader_metrics,
                             .metrics_arg = rd,
                             .role_api = true,
+                            .shards = shards,
+                            .nshards = nshards,
                             .pseudonym_key = &key};
     api = api_new(&ac, NULL, NULL);
     struct http_options ho;

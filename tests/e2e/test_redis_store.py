@@ -148,6 +148,10 @@ def test_same_recommendations():
     assert all(recs(API, u)["items"] for u in users)
     for item in ("50", "100", "181", "258", "1"):
         assert similar(PROC, item) == similar(API, item), item
+    for path in ("/v1/trending?window=24h&count=20", "/v1/trending?window=1h&type=view",
+                 "/v1/items/50/stats", "/v1/items/181/stats"):
+        a, b = rs.call_json(PROC, "GET", path), rs.call_json(API, "GET", path)
+        assert a[0] == 200 and a == b, (path, a, b)
 
 
 def test_catalog_change_reaches_the_api_node():
