@@ -257,6 +257,58 @@ static void test_unreachable_redis(void **state)
     rt_world_free(&w);
 }
 
+static long long metric_value(struct store_publisher *p, const char *name)
+{
+    struct core_buf m;
+    core_buf_init(&m);
+    store_publisher_metrics(p, &m);
+    char pat[128];
+    snprintf(pat, sizeof pat, "\n%s ", name);
+    const char *at = strstr(m.data, pat);
+    assert_non_null(at);
+    long long v = atoll(at + strlen(pat));
+    core_buf_dispose(&m);
+    return v;
+}
+
+/* More removals between two rounds than the shard's ring holds: the publisher reconciles the
+ * partition's index with the shard and still deletes every removed user's record. */
+static void test_missed_removals_reconciled(void **state)
+{
+    (void)state;
+    flushall();
+    struct rt_world w;
+    rt_world_init(&w, NULL);
+    const int n = 10000; /* 5000 per shard: more than its ring of 4096 */
+    char key[EVENT_KEY_HEX + 1];
+    for (int u = 0; u < n; u++) {
+        snprintf(key, sizeof key, "%032x", 0x800000u + (unsigned)u);
+        struct event ev = rt_event(key, "c1-1", EVENT_VIEW, RT_T0 + RT_DAY + u);
+        rt_apply(&w, &ev);
+    }
+    struct store_publisher *p = publisher(&w);
+    assert_int_equal(store_publisher_flush(p), 0);
+    redisContext *c = connect_redis();
+    long long before = int_reply(c, "DBSIZE", NULL);
+    assert_true(before >= n);
+    for (int u = 0; u < n; u++) {
+        snprintf(key, sizeof key, "%032x", 0x800000u + (unsigned)u);
+        int32_t part = core_partition_for_key(key, EVENT_KEY_HEX, RT_NSHARDS);
+        assert_true(state_shard_user_forget(w.shards[part], key));
+    }
+    assert_int_equal(store_publisher_flush(p), 0);
+    assert_int_equal(int_reply(c, "DBSIZE", NULL), before - n);
+    assert_true(metric_value(p, "recstream_store_reconciles_total") >= 1);
+    assert_int_equal(metric_value(p, "recstream_store_users_deleted_total"), n);
+    rt_key(3, key); /* the world's users stay */
+    char rkey[64];
+    snprintf(rkey, sizeof rkey, "rs:{u:%s}", key);
+    assert_int_equal(int_reply(c, "EXISTS %s", rkey), 1);
+    redisFree(c);
+    store_publisher_stop(p);
+    rt_world_free(&w);
+}
+
 /* Pipelined publication rate: many users changed in one round. */
 static void test_pipelined_rate(void **state)
 {
@@ -302,6 +354,7 @@ int main(void)
         cmocka_unit_test(test_addr_parse),
         cmocka_unit_test(test_publish_then_serve_the_same),
         cmocka_unit_test(test_unreachable_redis),
+        cmocka_unit_test(test_missed_removals_reconciled),
         cmocka_unit_test(test_pipelined_rate),
     };
     return cmocka_run_group_tests(tests, start_redis, stop_redis);
