@@ -64,6 +64,7 @@ struct serve_config {
     struct store_addr store; /* --store; store.port 0 and no unix path: none */
     bool have_store;
     int64_t store_interval_ms; /* --store-interval */
+    char store_auth[1024];     /* --store-auth-file */
 };
 
 #define CFG ((struct serve_config *)cfg)
@@ -426,6 +427,11 @@ static int set_store(void *cfg, const char *v, char *err, size_t es)
 
 DURATION_SETTER(set_store_interval, store_interval_ms, 10)
 
+static int set_store_auth(void *cfg, const char *v, char *err, size_t es)
+{
+    return cli__set_str(CFG->store_auth, sizeof CFG->store_auth, v, err, es);
+}
+
 static const struct cli_opt serve_opts[] = {
     {"role", "ROLE",
      "all (default: collector, processors and API in one process) | api (serving only, from "
@@ -437,6 +443,9 @@ static const struct cli_opt serve_opts[] = {
      set_store},
     {"store-interval", "DURATION", "publish / poll the serving state this often (default 200ms)",
      set_store_interval},
+    {"store-auth-file", "FILE",
+     "Redis AUTH credentials for --store: one line PASSWORD or USER PASSWORD (mode 0600)",
+     set_store_auth},
     {"data", "DIR", "data directory (default ./data)", set_data},
     {"listen", "HOST:PORT", "HTTP listen address (default 0.0.0.0:8080)", set_listen},
     {"partitions", "N", "log partitions, fixed when the log is created (default 8)",
@@ -1090,6 +1099,17 @@ int cli_cmd_serve(int argc, char **argv)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (c.store_auth[0]) {
+        char err[1200];
+        if (!c.have_store) {
+            fprintf(stderr, "recstream serve: --store-auth-file needs --store\n");
+            return 2;
+        }
+        if (store_addr_read_auth(&c.store, c.store_auth, err, sizeof err) < 0) {
+            fprintf(stderr, "recstream serve: --store-auth-file: %s\n", err);
+            return 2;
+        }
+    }
     if (c.role_api)
         return run_api(&c);
     return run(&c);

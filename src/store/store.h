@@ -32,14 +32,20 @@
 #include "reco/reco.h"
 #include "state/state.h"
 
-/* A parsed --store URL: redis://HOST:PORT or unix:///PATH/TO/SOCKET. */
+/* A parsed --store URL: redis://HOST:PORT or unix:///PATH/TO/SOCKET, and the credentials. */
 struct store_addr {
     char host[256];
     int port;
     char unix_path[256]; /* non-empty: a unix socket */
+    char user[64];       /* AUTH user (Redis 6 ACL); "" = the default user */
+    char password[256];  /* "" = no AUTH */
 };
-/* CORE_E_INVALID with a message in err on a bad URL. */
+/* CORE_E_INVALID with a message in err on a bad URL (credentials are left empty). */
 int store_addr_parse(const char *url, struct store_addr *out, char *err, size_t errlen);
+/* Reads AUTH credentials from a file: one line "PASSWORD" or "USER PASSWORD" (kept out of
+ * the command line, where ps shows it). The file must not be readable by group or others.
+ * CORE_E_INVALID (err says why) or -errno. */
+int store_addr_read_auth(struct store_addr *a, const char *path, char *err, size_t errlen);
 
 /* ---- processors --------------------------------------------------------------------------------
  */

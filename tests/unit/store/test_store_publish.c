@@ -11,6 +11,7 @@
 
 #include <hiredis/hiredis.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -348,6 +349,51 @@ static void test_pipelined_rate(void **state)
     rt_world_free(&w);
 }
 
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    assert_int_equal(chmod(path, mode), 0);
+}
+
+/* AUTH from --store-auth-file: refused without it or with a wrong one, accepted with it; the
+ * file must be private. */
+static void test_auth(void **state)
+{
+    (void)state;
+    redisContext *c = connect_redis();
+    freeReplyObject(redisCommand(c, "CONFIG SET requirepass s3cret-pw"));
+    struct rt_world w;
+    rt_world_init(&w, NULL);
+    struct store_publisher_config pc = {.addr = addr(), .shards = w.shards, .nshards = RT_NSHARDS};
+    struct store_publisher *p = NULL;
+    assert_int_equal(store_publisher_start(&pc, &p), CORE_E_FAILED); /* NOAUTH */
+
+    char path[400], err[256];
+    snprintf(path, sizeof path, "%s/auth", tmpdir);
+    write_file(path, "s3cret-pw\n", 0644);
+    assert_int_equal(store_addr_read_auth(&pc.addr, path, err, sizeof err), CORE_E_INVALID);
+    assert_non_null(strstr(err, "chmod 600"));
+    write_file(path, "wrong\n", 0600);
+    assert_int_equal(store_addr_read_auth(&pc.addr, path, err, sizeof err), 0);
+    assert_int_equal(store_publisher_start(&pc, &p), CORE_E_FAILED);
+    write_file(path, "default s3cret-pw\n", 0600); /* USER PASSWORD (Redis 6 ACL) */
+    assert_int_equal(store_addr_read_auth(&pc.addr, path, err, sizeof err), 0);
+    assert_string_equal(pc.addr.user, "default");
+    assert_int_equal(store_publisher_start(&pc, &p), 0);
+    assert_int_equal(store_publisher_flush(p), 0);
+    store_publisher_stop(p);
+
+    redisFree(c);
+    c = connect_redis();
+    freeReplyObject(redisCommand(c, "AUTH s3cret-pw"));
+    freeReplyObject(redisCommand(c, "CONFIG SET requirepass %s", ""));
+    redisFree(c);
+    rt_world_free(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -356,6 +402,7 @@ int main(void)
         cmocka_unit_test(test_unreachable_redis),
         cmocka_unit_test(test_missed_removals_reconciled),
         cmocka_unit_test(test_pipelined_rate),
+        cmocka_unit_test(test_auth),
     };
     return cmocka_run_group_tests(tests, start_redis, stop_redis);
 }
