@@ -317,7 +317,7 @@ enum http_action api__reco(struct api *api, struct http_request *req)
 {
     const char *url = req->url;
     bool get = !strcmp(req->method, "GET") || !strcmp(req->method, "HEAD");
-    if (!api->cfg.reco || (!api->cfg.stream && !api->cfg.role_api)) {
+    if (!api->cfg.stream && !api->cfg.role_api) {
         http_reply_error(req, 50302, "recommendations are not served in this role");
         return HTTP_REPLY;
     }
@@ -334,6 +334,13 @@ enum http_action api__reco(struct api *api, struct http_request *req)
     const char *rest = url + 10, *slash = strchr(rest, '/');
     if (!slash || !segment(rest, (size_t)(slash - rest), id, &len)) {
         http_reply_error(req, 40400, "no route for %s %s", req->method, url);
+        return HTTP_REPLY;
+    }
+    bool serving =
+        (users && !strcmp(slash, "/recommendations")) || (!users && !strcmp(slash, "/similar"));
+    if (serving && !api->cfg.reco) { /* --role processor: API nodes serve these */
+        http_reply_error(req, 50302,
+                         "recommendations are not served in this role: ask an API node");
         return HTTP_REPLY;
     }
     if (users && !strcmp(slash, "/recommendations")) {

@@ -61,6 +61,7 @@ struct serve_config {
     int64_t erasure_deadline_ms, erasure_step_delay_ms;
     /* Scale-out (issue 7): serve_api.c, src/store/ */
     bool role_api;           /* --role api: a serving-only node */
+    bool role_processor;     /* --role processor: all but recommendation serving */
     struct store_addr store; /* --store; store.port 0 and no unix path: none */
     bool have_store;
     int64_t store_interval_ms; /* --store-interval */
@@ -410,11 +411,12 @@ static int set_exploration(void *cfg, const char *v, char *err, size_t es)
 
 static int set_role(void *cfg, const char *v, char *err, size_t es)
 {
-    if (strcmp(v, "all") && strcmp(v, "api")) {
-        snprintf(err, es, "expected all (default) or api");
+    if (strcmp(v, "all") && strcmp(v, "api") && strcmp(v, "processor")) {
+        snprintf(err, es, "expected all (default), processor or api");
         return CORE_E_INVALID;
     }
     CFG->role_api = !strcmp(v, "api");
+    CFG->role_processor = !strcmp(v, "processor");
     return 0;
 }
 
@@ -434,8 +436,8 @@ static int set_store_auth(void *cfg, const char *v, char *err, size_t es)
 
 static const struct cli_opt serve_opts[] = {
     {"role", "ROLE",
-     "all (default: collector, processors and API in one process) | api (serving only, from "
-     "--store)",
+     "all (default: collector, processors and API in one process) | processor (all but "
+     "recommendation routes; publishes to --store) | api (serving only, from --store)",
      set_role},
     {"store", "URL",
      "publish serving state to Redis (role all), or read it (role api): redis://HOST:PORT or "
@@ -969,7 +971,7 @@ static int run(struct serve_config *c)
                             .deadletters = dead,
                             .stream = st,
                             .catalog = cat,
-                            .reco = reco,
+                            .reco = c->role_processor ? NULL : reco, /* API nodes serve */
                             .consent = consent,
                             .capture_ip = c->capture_ip,
                             .reco_experiment = &c->reco.experiment,
@@ -1109,6 +1111,11 @@ int cli_cmd_serve(int argc, char **argv)
             fprintf(stderr, "recstream serve: --store-auth-file: %s\n", err);
             return 2;
         }
+    }
+    if (c.role_processor && !c.have_store) {
+        fprintf(stderr, "recstream serve: --role processor needs --store (API nodes serve "
+                        "recommendations from it)\n");
+        return 2;
     }
     if (c.role_api)
         return run_api(&c);

@@ -233,6 +233,31 @@ def test_routes_of_the_api_role():
     assert "recstream_store_user_reads_total" in m and "recstream_store_knn_imported_total" in m
 
 
+def test_processor_role():
+    """--role processor: everything but recommendation serving (API nodes do that); it needs
+    --store. Runs last: it publishes its own (empty) state to the same Redis."""
+    p = subprocess.run([rs.BIN, "serve", "--role", "processor", "--data", "/nonexistent"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
+    assert p.returncode == 2 and "--store" in p.stderr, (p.returncode, p.stderr)
+    srv = rs.Server(*(COMMON + ["--role", "processor", "--fsync", "none", "--store", REDIS.url]))
+    try:
+        srv.start()
+        st, body = rs.call_json(srv, "GET", "/v1/users/1/recommendations")
+        assert st == 503 and body["error_code"] == 50302, (st, body)
+        st, body = rs.call_json(srv, "GET", "/v1/items/50/similar")
+        assert st == 503 and body["error_code"] == 50302, (st, body)
+        st, _, body = srv.post_json("/v1/events", [{"userId": "p1", "eventType": "view",
+                                                   "itemId": "50"}])
+        assert st == 200 and body["accepted"] == 1, (st, body)
+        st, body = rs.call_json(srv, "PUT", "/v1/users/p1/preferences", {"categories": ["Drama"]})
+        assert st in (200, 202), (st, body)
+        st, body = rs.call_json(srv, "GET", "/v1/stats/ctr")
+        assert st == 200, (st, body)
+    finally:
+        srv.stop()
+        srv.cleanup()
+
+
 def main():
     global PROC, API
     REDIS.start()
@@ -245,7 +270,7 @@ def main():
         for t in (test_same_recommendations, test_catalog_change_reaches_the_api_node,
                   test_unknown_user_same_cold_start, test_freshness,
                   test_ttl_on_user_keys, test_erasure_deletes_user_key,
-                  test_routes_of_the_api_role):
+                  test_routes_of_the_api_role, test_processor_role):
             R.run(t)
     finally:
         for s in (API, PROC):
