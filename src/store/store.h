@@ -12,7 +12,7 @@
  *
  * Key layout (docs/ARCHITECTURE.md, "Serving state in Redis"); every key has a hash tag so
  * a Redis Cluster places each partition's keys, each user and the model on one slot:
- *   rs:{meta}:config        hash: partitions, format
+ *   rs:{meta}:config        hash: partitions, format, epoch (new at every full republication)
  *   rs:{u:<userkey>}        a user's serving record (state_user_blob), PX = user TTL
  *   rs:{p<N>}:users         zset: user key -> last publish time (ms), pruned after the TTL
  *   rs:{p<N>}:agg           partition N's aggregate image (state snapshot without users)

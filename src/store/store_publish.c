@@ -12,6 +12,7 @@
 #include "store/store_int.h"
 
 #include <pthread.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@ struct store_publisher {
     uint64_t knn_version;
     uint64_t catalog_version; /* of the last published catalog; UINT64_MAX: none yet */
     bool config_written;
+    int64_t epoch; /* random, new at every reset: tells readers to refetch everything */
     struct core_buf agg, knn, cat;
     pthread_t thread;
     bool running;
@@ -207,7 +209,8 @@ static void publish_catalog(struct store_publisher *p, struct round *r)
     atomic_fetch_add(&p->cats, 1);
 }
 
-/* Forget every position: the next round republishes everything. */
+/* Forget every position: the next round republishes everything, under a new epoch (after a
+ * Redis restart the versions start again from 1 and could equal what a reader has seen). */
 static void reset(struct store_publisher *p)
 {
     for (int i = 0; i < p->cfg.nshards; i++) {
@@ -217,6 +220,7 @@ static void reset(struct store_publisher *p)
     p->knn_version = 0;
     p->catalog_version = UINT64_MAX;
     p->config_written = false;
+    p->epoch = (int64_t)(randombytes_random() & 0x7fffffff) << 31 | randombytes_random() >> 1;
 }
 
 int store_publisher_flush(struct store_publisher *p)
@@ -236,9 +240,9 @@ int store_publisher_flush(struct store_publisher *p)
     snprintf(r.now, sizeof r.now, "%lld", (long long)core_now_ms());
     snprintf(r.ttl, sizeof r.ttl, "%lld", (long long)p->cfg.user_ttl_ms);
     if (!p->config_written) {
-        static const char *const fields[2] = {"partitions", "format"};
-        int64_t vals[2] = {p->cfg.nshards, STORE_FORMAT};
-        put_meta(&r, STORE_KEY_CONFIG, fields, vals, 2);
+        static const char *const fields[3] = {"partitions", "format", "epoch"};
+        int64_t vals[3] = {p->cfg.nshards, STORE_FORMAT, p->epoch};
+        put_meta(&r, STORE_KEY_CONFIG, fields, vals, 3);
     }
     for (int32_t part = 0; part < p->cfg.nshards && rc == 0; part++)
         rc = publish_partition(p, &r, part);

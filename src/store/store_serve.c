@@ -29,6 +29,7 @@ struct store_reader {
     redisContext *c;
     int64_t *versions; /* per partition: the version last restored (0: none) */
     int64_t knn_version, catalog_version;
+    int64_t epoch;     /* the publisher's (rs:{meta}:config): a new one means refetch everything */
     pthread_key_t tls; /* struct conn * of the calling thread */
     pthread_mutex_t conns_mu;
     struct conn *conns;
@@ -74,7 +75,7 @@ static void restore(struct store_reader *rd, int32_t p, const redisReply *r, int
 static int poll_locked(struct store_reader *rd)
 {
     int n = rd->cfg.nshards, rc = 0;
-    redisReply **reps = core_xcalloc((size_t)n + 2, sizeof *reps);
+    redisReply **reps = core_xcalloc((size_t)n + 3, sizeof *reps);
     int64_t *seen = core_xcalloc((size_t)n, sizeof *seen);
     char key[64];
     for (int32_t p = 0; p < n; p++) {
@@ -83,9 +84,17 @@ static int poll_locked(struct store_reader *rd)
     }
     redisAppendCommand(rd->c, "HGET %s version", STORE_KEY_KNN_META);
     redisAppendCommand(rd->c, "HGET %s version", STORE_KEY_CATALOG_META);
-    for (int i = 0; i <= n + 1 && rc == 0; i++)
+    redisAppendCommand(rd->c, "HGET %s epoch", STORE_KEY_CONFIG);
+    for (int i = 0; i <= n + 2 && rc == 0; i++)
         if (redisGetReply(rd->c, (void **)&reps[i]) != REDIS_OK)
             rc = CORE_E_FAILED;
+    int64_t epoch = rc == 0 ? reply_int(reps[n + 2]) : rd->epoch;
+    if (epoch != rd->epoch) { /* a publisher republishing everything (e.g. Redis restarted) */
+        for (int32_t p = 0; p < n; p++)
+            rd->versions[p] = -1;
+        rd->knn_version = rd->catalog_version = -1;
+        rd->epoch = epoch;
+    }
     int nget = 0;
     for (int32_t p = 0; p < n && rc == 0; p++) {
         seen[p] = reply_int(reps[p]);
@@ -149,7 +158,7 @@ static int poll_locked(struct store_reader *rd)
         if (r)
             freeReplyObject(r);
     }
-    for (int i = 0; i <= n + 1; i++)
+    for (int i = 0; i <= n + 2; i++)
         if (reps[i])
             freeReplyObject(reps[i]);
     free(reps);

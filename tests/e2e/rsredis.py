@@ -54,6 +54,12 @@ class Redis:
         finally:
             s.close()
 
+    def restart(self):
+        """Stops redis-server and starts a new, empty one on the same socket."""
+        self.proc.terminate()
+        self.proc.wait(10)
+        return self.start()
+
     def stop(self):
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()

@@ -233,6 +233,26 @@ def test_routes_of_the_api_role():
     assert "recstream_store_user_reads_total" in m and "recstream_store_knn_imported_total" in m
 
 
+def test_redis_restart():
+    """Redis restarts empty: the processor republishes everything (new epoch) and the API
+    node, reconnecting, serves the same lists again."""
+    users = ACTIVE[:10]
+    before = {u: essence(recs(PROC, u)) for u in users}
+    REDIS.restart()
+    assert REDIS.cmd("DBSIZE") == 0
+
+    def api_lists():
+        out = {}
+        for u in users:
+            st, body = rs.call_json(API, "GET", "/v1/users/%s/recommendations?count=20" % u)
+            out[u] = essence(body) if st == 200 else st
+        return out
+    rs.wait_for("the API node to serve the same lists after a Redis restart", api_lists,
+                lambda v: v == before, timeout=20, every=0.2)
+    m = metrics(PROC)
+    assert int(re.search(r"^recstream_store_errors_total (\d+)$", m, re.M).group(1)) >= 1
+
+
 def test_processor_role():
     """--role processor: everything but recommendation serving (API nodes do that); it needs
     --store. Runs last: it publishes its own (empty) state to the same Redis."""
@@ -270,7 +290,7 @@ def main():
         for t in (test_same_recommendations, test_catalog_change_reaches_the_api_node,
                   test_unknown_user_same_cold_start, test_freshness,
                   test_ttl_on_user_keys, test_erasure_deletes_user_key,
-                  test_routes_of_the_api_role, test_processor_role):
+                  test_routes_of_the_api_role, test_redis_restart, test_processor_role):
             R.run(t)
     finally:
         for s in (API, PROC):
