@@ -34,7 +34,7 @@ struct store_publisher {
     uint64_t catalog_version; /* of the last published catalog; UINT64_MAX: none yet */
     bool config_written;
     int64_t epoch; /* random, new at every reset: tells readers to refetch everything */
-    struct core_buf agg, knn, cat;
+    struct core_buf agg, knn, cat, stage;
     pthread_t thread;
     bool running;
     pthread_mutex_t stop_mu;
@@ -56,10 +56,8 @@ struct round {
     int64_t users, dels, bytes;
 };
 
-static void on_user(void *arg, const char *key, const void *blob, size_t len, int64_t last_ms)
+static void send_user(struct round *r, const char *key, const void *blob, size_t len)
 {
-    (void)last_ms;
-    struct round *r = arg;
     char ukey[64];
     store__user_key(ukey, sizeof ukey, key);
     const char *set[5] = {"SET", ukey, blob, "PX", r->ttl};
@@ -72,9 +70,8 @@ static void on_user(void *arg, const char *key, const void *blob, size_t len, in
     r->bytes += (int64_t)len;
 }
 
-static void on_gone(void *arg, const char *key)
+static void send_gone(struct round *r, const char *key)
 {
-    struct round *r = arg;
     char ukey[64];
     store__user_key(ukey, sizeof ukey, key);
     const char *del[2] = {"DEL", ukey};
@@ -84,6 +81,54 @@ static void on_gone(void *arg, const char *key)
     size_t zl[3] = {4, strlen(r->zkey), strlen(key)};
     store__pipe_cmd(&r->pipe, 3, z, zl);
     r->dels++;
+}
+
+/* The shard's changes are copied out under its read lock (stage_*) and sent after it is
+ * released: sending may wait for Redis (replies are read every STORE_PIPELINE_MAX commands),
+ * and the shard's writer must not wait for Redis. Entries: kind (1 user, 2 removal), key
+ * length, key, and for users the record's length (u32) and the record. */
+static void stage_user(void *arg, const char *key, const void *blob, size_t len, int64_t last_ms)
+{
+    (void)last_ms;
+    struct core_buf *b = arg;
+    size_t klen = strlen(key);
+    core_buf_putc(b, 1);
+    core_buf_putc(b, (char)klen);
+    core_buf_append(b, key, klen);
+    core_buf_put_u32(b, (uint32_t)len);
+    core_buf_append(b, blob, len);
+}
+
+static void stage_gone(void *arg, const char *key)
+{
+    struct core_buf *b = arg;
+    size_t klen = strlen(key);
+    core_buf_putc(b, 2);
+    core_buf_putc(b, (char)klen);
+    core_buf_append(b, key, klen);
+}
+
+static void send_staged(struct round *r, const struct core_buf *b)
+{
+    if (b->len == 0)
+        return;
+    const uint8_t *p = (const uint8_t *)b->data, *end = p + b->len;
+    char key[EVENT_KEY_HEX + 1];
+    while (p < end) {
+        int kind = p[0];
+        size_t klen = p[1];
+        memcpy(key, p + 2, klen);
+        key[klen] = 0;
+        p += 2 + klen;
+        if (kind == 2) {
+            send_gone(r, key);
+            continue;
+        }
+        uint32_t len = 0;
+        core_get_u32(&p, end, &len);
+        send_user(r, key, p, len);
+        p += len;
+    }
 }
 
 /* Removals were missed (more than the shard's ring holds between two rounds, or a restore):
@@ -102,7 +147,7 @@ static int reconcile(struct round *r, struct state_shard *s)
         const redisReply *e = rep->element[i];
         if (e->type == REDIS_REPLY_STRING && e->len <= EVENT_KEY_HEX &&
             !state_shard_has_user(s, e->str))
-            on_gone(r, e->str);
+            send_gone(r, e->str);
     }
     freeReplyObject(rep);
     atomic_fetch_add(&r->p->reconciles, 1);
@@ -140,7 +185,9 @@ static int publish_partition(struct store_publisher *p, struct round *r, int32_t
     struct part_pub *pp = &p->parts[part];
     r->partition = part;
     store__part_key(r->zkey, sizeof r->zkey, part, "users");
-    state_shard_changes(s, &pp->ch, on_user, on_gone, r);
+    p->stage.len = 0;
+    state_shard_changes(s, &pp->ch, stage_user, stage_gone, &p->stage);
+    send_staged(r, &p->stage);
     if (pp->ch.gone_lost && reconcile(r, s) < 0)
         return CORE_E_FAILED;
     int64_t off = state_shard_next_offset(s);
@@ -313,6 +360,7 @@ int store_publisher_start(const struct store_publisher_config *cfg, struct store
     core_buf_init(&p->agg);
     core_buf_init(&p->knn);
     core_buf_init(&p->cat);
+    core_buf_init(&p->stage);
     p->parts = core_xcalloc((size_t)cfg->nshards, sizeof *p->parts);
     reset(p);
     p->c = store__connect(&p->cfg.addr);
@@ -342,6 +390,7 @@ void store_publisher_stop(struct store_publisher *p)
     core_buf_dispose(&p->agg);
     core_buf_dispose(&p->knn);
     core_buf_dispose(&p->cat);
+    core_buf_dispose(&p->stage);
     free(p->parts);
     pthread_mutex_destroy(&p->mu);
     pthread_mutex_destroy(&p->stop_mu);

@@ -61,6 +61,7 @@ static void restore(struct store_reader *rd, int32_t p, const redisReply *r, int
     int64_t t0 = core_mono_ns();
     int rc = state_shard_restore(rd->cfg.shards[p], r->str, r->len);
     if (rc < 0) {
+        rd->versions[p] = version; /* logged once per version, retried with the next one */
         atomic_fetch_add(&rd->corrupt, 1);
         LOG_ERROR("cannot restore a partition's serving state from redis (an API node needs "
                   "the processors' state flags, e.g. --retention-state, to match)",
