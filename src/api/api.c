@@ -226,7 +226,8 @@ static enum http_action route(struct api *api, struct http_request *req)
     }
     if (strcmp(url, "/readyz") == 0 && get) {
         if ((!api->ing || ingest_ready(api->ing)) &&
-            (!api->cfg.stream || stream_healthy(api->cfg.stream))) {
+            (!api->cfg.stream || stream_healthy(api->cfg.stream)) &&
+            (!api->cfg.ready_fn || api->cfg.ready_fn(api->cfg.ready_arg))) {
             core_buf_puts(&req->reply, api->cfg.keys
                                            ? "{\"status\":\"ready\"}"
                                            : "{\"status\":\"ready\",\"auth\":\"disabled\"}");

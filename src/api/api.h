@@ -78,6 +78,9 @@ struct api_config {
      * stats read them where an embedded node reads the stream's shards. */
     struct state_shard *const *shards;
     int nshards;
+    /* /readyz also asks this (may be NULL): role api is ready while its store is readable. */
+    bool (*ready_fn)(void *arg);
+    void *ready_arg;
 };
 
 struct api;

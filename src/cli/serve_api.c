@@ -126,6 +126,8 @@ int serve_api_run(const struct serve_api_config *c)
                             .metrics_auth = c->metrics_auth,
                             .metrics_fn = store_reader_metrics,
                             .metrics_arg = rd,
+                            .ready_fn = store_reader_ready,
+                            .ready_arg = rd,
                             .role_api = true,
                             .shards = shards,
                             .nshards = nshards,

@@ -103,5 +103,7 @@ int store_reader_user_read(void *arg, struct state_shard *shard, int32_t partiti
                            const char *user_key, struct state_user_read *out);
 /* Prometheus lines (recstream_store_*). Any thread. */
 void store_reader_metrics(void *arg, struct core_buf *out);
+/* Whether the last poll reached Redis (an api_config.ready_fn). Any thread. */
+bool store_reader_ready(void *arg);
 
 #endif

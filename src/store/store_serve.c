@@ -40,6 +40,7 @@ struct store_reader {
     bool stop;
     atomic_int_fast64_t polls, aggs, knns, cats, user_reads, user_misses, errors, corrupt;
     atomic_int_fast64_t last_restore_us;
+    atomic_bool last_poll_ok;
 };
 
 /* ---- polling ----------------------------------------------------------------------------------
@@ -184,6 +185,7 @@ int store_reader_poll(struct store_reader *rd)
         }
     }
     atomic_fetch_add(rc < 0 ? &rd->errors : &rd->polls, 1);
+    atomic_store(&rd->last_poll_ok, rc == 0);
     pthread_mutex_unlock(&rd->mu);
     return rc;
 }
@@ -358,6 +360,12 @@ int store_reader_user_read(void *arg, struct state_shard *shard, int32_t partiti
     }
     freeReplyObject(r);
     return 0;
+}
+
+bool store_reader_ready(void *arg)
+{
+    struct store_reader *rd = arg;
+    return atomic_load(&rd->last_poll_ok);
 }
 
 static void metric(struct core_buf *b, const char *name, const char *type, const char *help,

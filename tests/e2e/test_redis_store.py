@@ -238,7 +238,13 @@ def test_redis_restart():
     """Redis restarts empty: the processor republishes everything (new epoch) and the API
     node, reconnecting, serves the same lists again."""
     users = ACTIVE[:10]
-    REDIS.restart()
+    REDIS.proc.terminate()
+    REDIS.proc.wait(10)
+    rs.wait_for("the API node to report not ready while Redis is down",
+                lambda: API.request("GET", "/readyz")[0], lambda v: v == 503, timeout=10)
+    st, body = rs.call_json(API, "GET", "/v1/users/%s/recommendations" % users[0])
+    assert st == 503 and body["error_code"] == 50320, (st, body)
+    REDIS.start()
     assert REDIS.cmd("DBSIZE") == 0
 
     def differing():
