@@ -52,7 +52,9 @@ static void metric(struct core_buf *b, const char *name, const char *type, const
 static void reply_metrics(struct api *api, struct http_request *req)
 {
     struct ingest_stats st;
-    ingest_stats(api->ing, &st);
+    memset(&st, 0, sizeof st);
+    if (api->ing)
+        ingest_stats(api->ing, &st);
     struct core_buf *b = &req->reply;
     metric(b, "recstream_events_accepted_total", "counter", "Events appended to the log.",
            st.accepted);
@@ -107,7 +109,7 @@ static void reply_metrics(struct api *api, struct http_request *req)
                     (unsigned long long)atomic_load(&api->auth_429));
     core_buf_puts(b, "# HELP recstream_log_high_water Next offset per partition.\n"
                      "# TYPE recstream_log_high_water gauge\n");
-    for (int32_t p = 0; p < api->log->partitions; p++) {
+    for (int32_t p = 0; api->log && p < api->log->partitions; p++) {
         struct evlog_partition_stats ps;
         if (evlog_stats(api->log, p, &ps) == 0)
             core_buf_printf(b, "recstream_log_high_water{partition=\"%d\"} %lld\n", (int)p,
@@ -182,6 +184,13 @@ static enum http_action route_ingest(struct api *api, struct http_request *req,
 static enum http_action route(struct api *api, struct http_request *req)
 {
     const char *url = req->url;
+    if (api->cfg.role_api && !api__role_api_route(url)) {
+        http_reply_error(req, 40420,
+                         "%s is not served by an API node (--role api): send it to a processor "
+                         "node",
+                         url);
+        return HTTP_REPLY;
+    }
     if (strncmp(url, "/topics/", 8) == 0) {
         const char *topic = url + 8;
         if (!topic_known(api, topic)) {
@@ -216,7 +225,9 @@ static enum http_action route(struct api *api, struct http_request *req)
         return HTTP_REPLY;
     }
     if (strcmp(url, "/readyz") == 0 && get) {
-        if (ingest_ready(api->ing) && (!api->cfg.stream || stream_healthy(api->cfg.stream))) {
+        if ((!api->ing || ingest_ready(api->ing)) &&
+            (!api->cfg.stream || stream_healthy(api->cfg.stream)) &&
+            (!api->cfg.ready_fn || api->cfg.ready_fn(api->cfg.ready_arg))) {
             core_buf_puts(&req->reply, api->cfg.keys
                                            ? "{\"status\":\"ready\"}"
                                            : "{\"status\":\"ready\",\"auth\":\"disabled\"}");

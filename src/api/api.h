@@ -25,6 +25,7 @@ struct reco_experiment;
 struct catalog;
 struct consent;
 struct apikey_store;
+struct privacy_key;
 
 /*
  * Audit hook, called on the handler thread after every authorised request to a route that
@@ -67,6 +68,19 @@ struct api_config {
     struct erasures *erasures; /* borrowed, may be NULL; erasure receipts and export */
     api_erase_fn erase_fn;     /* may be NULL (then erasure and export answer 503) */
     void *erase_arg;
+    /* A serving-only node (serve --role api): no ingest, log or stream (api_new gets NULL for
+     * both); only health, metrics, recommendations, similar items, trending and item stats are
+     * routed, everything else answers 404 (40420) naming the role. User ids are pseudonymised with
+     * this key (the processors' secret). */
+    bool role_api;
+    const struct privacy_key *pseudonym_key;
+    /* role api: the user-less shards restored from the store (borrowed); trending and item
+     * stats read them where an embedded node reads the stream's shards. */
+    struct state_shard *const *shards;
+    int nshards;
+    /* /readyz also asks this (may be NULL): role api is ready while its store is readable. */
+    bool (*ready_fn)(void *arg);
+    void *ready_arg;
 };
 
 struct api;

@@ -59,6 +59,11 @@ enum http_action api__privacy(struct api *api, struct http_request *req);
 bool api__erasure_route(const char *url);
 enum http_action api__erasure(struct api *api, struct http_request *req);
 
+/* Routes a serving-only node (api_config.role_api) answers (api_reco.c). */
+bool api__role_api_route(const char *url);
+/* The pseudonymous key of a user id: through ingest, or the configured key (role api). */
+void api__pseudonym_user(struct api *api, const char *id, size_t n, char *out);
+
 /* Counts a reply status for /metrics. */
 void api__count_reply(struct api *api, int status);
 

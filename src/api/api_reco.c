@@ -8,6 +8,7 @@
  *   GET /v1/stats/ctr?window=1h|24h|all
  */
 #include "api/api_int.h"
+#include "privacy/privacy.h"
 #include "reco/reco.h"
 #include "stream/stream.h"
 
@@ -63,7 +64,13 @@ static enum http_action recommendations(struct api *api, struct http_request *re
     rq.exclude = ids;
     rq.exclude_len = lens;
     struct reco_result *res = core_xmalloc(sizeof *res);
-    reco_recommend(api->cfg.reco, &rq, res);
+    int rc = reco_recommend(api->cfg.reco, &rq, res);
+    if (rc < 0) { /* the user could not be read (role api: Redis unreachable) */
+        free(res);
+        http_reply_error(req, 50320, "the user's serving state cannot be read: %s",
+                         core_strerror(rc));
+        return HTTP_REPLY;
+    }
     struct core_buf *o = &req->reply;
     core_buf_puts(o, "{\"recId\":");
     core_json_cstr(o, res->rec_id);
@@ -288,11 +295,31 @@ static enum http_action ctr(struct api *api, struct http_request *req)
     return HTTP_REPLY;
 }
 
+bool api__role_api_route(const char *url)
+{
+    if (!strcmp(url, "/healthz") || !strcmp(url, "/readyz") || !strcmp(url, "/metrics") ||
+        !strcmp(url, "/v1/trending"))
+        return true;
+    bool users = !strncmp(url, "/v1/users/", 10), items = !strncmp(url, "/v1/items/", 10);
+    const char *slash = users || items ? strchr(url + 10, '/') : NULL;
+    return slash && slash > url + 10 &&
+           (users ? !strcmp(slash, "/recommendations")
+                  : !strcmp(slash, "/similar") || !strcmp(slash, "/stats"));
+}
+
+void api__pseudonym_user(struct api *api, const char *id, size_t n, char *out)
+{
+    if (api->ing)
+        ingest_pseudonym_user(api->ing, id, n, out);
+    else
+        privacy_pseudonym_user(api->cfg.pseudonym_key, id, n, out);
+}
+
 enum http_action api__reco(struct api *api, struct http_request *req)
 {
     const char *url = req->url;
     bool get = !strcmp(req->method, "GET") || !strcmp(req->method, "HEAD");
-    if (!api->cfg.reco || !api->cfg.stream) {
+    if (!api->cfg.stream && !api->cfg.role_api) {
         http_reply_error(req, 50302, "recommendations are not served in this role");
         return HTTP_REPLY;
     }
@@ -309,6 +336,13 @@ enum http_action api__reco(struct api *api, struct http_request *req)
     const char *rest = url + 10, *slash = strchr(rest, '/');
     if (!slash || !segment(rest, (size_t)(slash - rest), id, &len)) {
         http_reply_error(req, 40400, "no route for %s %s", req->method, url);
+        return HTTP_REPLY;
+    }
+    bool serving =
+        (users && !strcmp(slash, "/recommendations")) || (!users && !strcmp(slash, "/similar"));
+    if (serving && !api->cfg.reco) { /* --role processor: API nodes serve these */
+        http_reply_error(req, 50302,
+                         "recommendations are not served in this role: ask an API node");
         return HTTP_REPLY;
     }
     if (users && !strcmp(slash, "/recommendations")) {

@@ -103,6 +103,13 @@ static void write_list(struct core_buf *out, const char *key, struct merged *m, 
 
 void api__user_key(struct api *api, const char *id, size_t n, bool anon, char *key)
 {
+    if (!api->ing) { /* role api: the newest secret version (what processors move users to) */
+        if (anon)
+            privacy_pseudonym_anon(api->cfg.pseudonym_key, id, n, key);
+        else
+            privacy_pseudonym_user(api->cfg.pseudonym_key, id, n, key);
+        return;
+    }
     char v[PRIVACY_KEY_VERSIONS_MAX][33];
     int nv = ingest_pseudonym_versions(api->ing, anon, id, n, v);
     int pick = 0;
@@ -114,6 +121,17 @@ void api__user_key(struct api *api, const char *id, size_t n, bool anon, char *k
         }
     }
     memcpy(key, v[pick], EVENT_KEY_HEX + 1);
+}
+
+/* The shards item reads go over: the stream's, or (role api) the restored ones. */
+static int32_t nshards(const struct api *api)
+{
+    return api->cfg.stream ? stream_partitions(api->cfg.stream) : api->cfg.nshards;
+}
+
+static struct state_shard *shard(const struct api *api, int32_t p)
+{
+    return api->cfg.stream ? stream_shard(api->cfg.stream, p) : api->cfg.shards[p];
 }
 
 static enum http_action user_profile(struct api *api, struct http_request *req, const char *id,
@@ -143,8 +161,8 @@ static enum http_action item_stats(struct api *api, struct http_request *req, co
 {
     struct state_item_view v;
     memset(&v, 0, sizeof v);
-    for (int32_t p = 0; p < stream_partitions(api->cfg.stream); p++)
-        state_shard_item_view(stream_shard(api->cfg.stream, p), id, len, &v);
+    for (int32_t p = 0; p < nshards(api); p++)
+        state_shard_item_view(shard(api, p), id, len, &v);
     if (!v.found) {
         http_reply_error(req, 40404, "no stats for this item");
         return HTTP_REPLY;
@@ -187,8 +205,8 @@ static enum http_action item_similar(struct api *api, struct http_request *req, 
     struct state_neighbour nb[LIST_MAX];
     int64_t as_of = core_now_ms();
     bool known = false;
-    for (int32_t p = 0; p < stream_partitions(api->cfg.stream); p++) {
-        struct state_shard *sh = stream_shard(api->cfg.stream, p);
+    for (int32_t p = 0; p < nshards(api); p++) {
+        struct state_shard *sh = shard(api, p);
         struct state_item_view v;
         memset(&v, 0, sizeof v);
         state_shard_item_view(sh, id, len, &v);
@@ -234,9 +252,8 @@ static enum http_action trending(struct api *api, struct http_request *req)
     }
     struct merged m = {0};
     struct state_neighbour nb[LIST_MAX];
-    for (int32_t p = 0; p < stream_partitions(api->cfg.stream); p++) {
-        int n = state_shard_top_items(stream_shard(api->cfg.stream, p), (enum state_window)w, g, nb,
-                                      LIST_MAX);
+    for (int32_t p = 0; p < nshards(api); p++) {
+        int n = state_shard_top_items(shard(api, p), (enum state_window)w, g, nb, LIST_MAX);
         for (int i = 0; i < n; i++)
             merge_add(&m, &nb[i]);
     }
@@ -258,7 +275,7 @@ enum http_action api__state(struct api *api, struct http_request *req)
         http_reply_error(req, 40501, "method %s not allowed; use GET", req->method);
         return HTTP_REPLY;
     }
-    if (!api->cfg.stream) {
+    if (!api->cfg.stream && !api->cfg.shards) {
         http_reply_error(req, 50302, "stream processing is not running in this role");
         return HTTP_REPLY;
     }

@@ -2,6 +2,7 @@
 #include "api/api.h"
 #include "catalog/catalog.h"
 #include "cli/cli_int.h"
+#include "cli/serve_api.h"
 #include "cli/serve_erasure.h"
 #include "evlog/evlog.h"
 #include "http/http.h"
@@ -14,6 +15,7 @@
 #include "privacy/apikey.h"
 #include "privacy/privacy.h"
 #include "reco/reco.h"
+#include "store/store.h"
 #include "stream/stream.h"
 
 #include <errno.h>
@@ -60,6 +62,13 @@ struct serve_config {
     int64_t retention_events_ms, retention_state_ms, retention_aggregates_ms, retention_interval_ms,
         retention_audit_ms, audit_rotate_ms;
     int64_t erasure_deadline_ms, erasure_step_delay_ms;
+    /* Scale-out (issue 7): serve_api.c, src/store/ */
+    bool role_api;           /* --role api: a serving-only node */
+    bool role_processor;     /* --role processor: all but recommendation serving */
+    struct store_addr store; /* --store; store.port 0 and no unix path: none */
+    bool have_store;
+    int64_t store_interval_ms; /* --store-interval */
+    char store_auth[1024];     /* --store-auth-file */
 };
 
 #define CFG ((struct serve_config *)cfg)
@@ -411,7 +420,45 @@ static int set_exploration(void *cfg, const char *v, char *err, size_t es)
     return 0;
 }
 
+static int set_role(void *cfg, const char *v, char *err, size_t es)
+{
+    if (strcmp(v, "all") && strcmp(v, "api") && strcmp(v, "processor")) {
+        snprintf(err, es, "expected all (default), processor or api");
+        return CORE_E_INVALID;
+    }
+    CFG->role_api = !strcmp(v, "api");
+    CFG->role_processor = !strcmp(v, "processor");
+    return 0;
+}
+
+static int set_store(void *cfg, const char *v, char *err, size_t es)
+{
+    int rc = store_addr_parse(v, &CFG->store, err, es);
+    CFG->have_store = rc == 0;
+    return rc;
+}
+
+DURATION_SETTER(set_store_interval, store_interval_ms, 10)
+
+static int set_store_auth(void *cfg, const char *v, char *err, size_t es)
+{
+    return cli__set_str(CFG->store_auth, sizeof CFG->store_auth, v, err, es);
+}
+
 static const struct cli_opt serve_opts[] = {
+    {"role", "ROLE",
+     "all (default: collector, processors and API in one process) | processor (all but "
+     "recommendation routes; publishes to --store) | api (serving only, from --store)",
+     set_role},
+    {"store", "URL",
+     "publish serving state to Redis (role all), or read it (role api): redis://HOST:PORT or "
+     "unix:///PATH",
+     set_store},
+    {"store-interval", "DURATION", "publish / poll the serving state this often (default 200ms)",
+     set_store_interval},
+    {"store-auth-file", "FILE",
+     "Redis AUTH credentials for --store: one line PASSWORD or USER PASSWORD (mode 0600)",
+     set_store_auth},
     {"data", "DIR", "data directory (default ./data)", set_data},
     {"listen", "HOST:PORT", "HTTP listen address (default 0.0.0.0:8080)", set_listen},
     {"partitions", "N", "log partitions, fixed when the log is created (default 8)",
@@ -547,6 +594,7 @@ static void serve_defaults(struct serve_config *c)
     c->consent_max = 1000000;
     c->erasure_deadline_ms = 60000;
     c->ip_mode = PRIVACY_IP_TRUNCATE;
+    c->store_interval_ms = 200;
 }
 
 static const char *fsync_name(const struct serve_config *c, char *buf, size_t size)
@@ -701,8 +749,23 @@ static int read_tls(const struct serve_config *c, struct core_buf *cert, struct 
     return 0;
 }
 
+/* /metrics additions of the embedded node: the retention job's and the store publisher's. */
+struct serve_metrics {
+    struct serve_retention *ret;
+    struct store_publisher *pub;
+};
+
+static void serve_metrics(void *arg, struct core_buf *out)
+{
+    struct serve_metrics *m = arg;
+    serve_retention_metrics(m->ret, out);
+    store_publisher_metrics(m->pub, out);
+}
+
 static int run(struct serve_config *c)
 {
+    struct store_publisher *pub = NULL;
+    struct serve_metrics sm = {NULL, NULL};
     int rc, lock_fd = -1;
     struct evlog *log = NULL;
     struct ingest *ing = NULL;
@@ -882,6 +945,22 @@ static int run(struct serve_config *c)
         shards[p] = stream_shard(st, p);
     reco = reco_new(&c->reco, shards, stream_partitions(st), cat);
     reco_start(reco);
+    if (c->have_store) {
+        struct store_publisher_config pc = {.addr = c->store,
+                                            .shards = shards,
+                                            .nshards = stream_partitions(st),
+                                            .reco = reco,
+                                            .catalog = cat,
+                                            .interval_ms = c->store_interval_ms,
+                                            .user_ttl_ms = c->retention_state_ms};
+        rc = store_publisher_start(&pc, &pub);
+        if (rc < 0) {
+            LOG_ERROR("cannot publish serving state: redis unreachable", NULL);
+            goto out;
+        }
+    }
+    sm.ret = ret;
+    sm.pub = pub;
 
     snprintf(path, sizeof path, "%s/privacy/erasures", c->data);
     rc = erasures_open(path, &keys.data_key, &erasures);
@@ -910,7 +989,7 @@ static int run(struct serve_config *c)
                             .deadletters = dead,
                             .stream = st,
                             .catalog = cat,
-                            .reco = reco,
+                            .reco = c->role_processor ? NULL : reco, /* API nodes serve */
                             .consent = consent,
                             .capture_ip = c->capture_ip,
                             .reco_experiment = &c->reco.experiment,
@@ -918,8 +997,8 @@ static int run(struct serve_config *c)
                             .metrics_auth = c->metrics_auth,
                             .audit_fn = audit_admin,
                             .audit_arg = audit,
-                            .metrics_fn = serve_retention_metrics,
-                            .metrics_arg = ret,
+                            .metrics_fn = serve_metrics,
+                            .metrics_arg = &sm,
                             .erasures = erasures,
                             .erase_fn = serve_erasure_request,
                             .erase_arg = erasure_job};
@@ -963,7 +1042,8 @@ out:
     api_free(api);
     serve_erasure_stop(erasure_job); /* it uses ingest, the stream and the stores below */
     erasures_free(erasures);
-    reco_free(reco); /* before the processors: its refresher reads their shards */
+    store_publisher_stop(pub); /* before the recommender and the processors: it reads both */
+    reco_free(reco);           /* before the processors: its refresher reads their shards */
     free(shards);
     serve_retention_stop(ret); /* it uses the log and the stream */
     /* Processors read the log: stop them (final checkpoint on a clean stop) before closing. */
@@ -991,6 +1071,40 @@ out:
     return rc < 0 ? 1 : 0;
 }
 
+/* --role api: the serving-only node (serve_api.c) with the flags that apply to it. */
+static int run_api(struct serve_config *c)
+{
+    if (!c->have_store) {
+        LOG_ERROR("--role api needs --store redis://HOST:PORT (where the processors publish)",
+                  NULL);
+        return 2;
+    }
+    if (c->tls_cert[0]) {
+        LOG_ERROR("--role api does not serve HTTPS yet: put it behind a TLS-terminating proxy",
+                  NULL);
+        return 2;
+    }
+    if (!c->key_file[0])
+        snprintf(c->key_file, sizeof c->key_file, "%s/privacy/pseudonym.key", c->data);
+    struct serve_api_config ac = {.data = c->data,
+                                  .key_file = c->key_file,
+                                  .host = c->host,
+                                  .port = c->port,
+                                  .threads = (unsigned)c->threads,
+                                  .max_body = c->max_body,
+                                  .max_connections = c->max_connections,
+                                  .timeout_s = c->timeout_s,
+                                  .insecure_no_auth = c->insecure_no_auth,
+                                  .metrics_auth = c->metrics_auth,
+                                  .cors_origin = c->cors_origin[0] ? c->cors_origin : NULL,
+                                  .reco = c->reco,
+                                  .store = c->store,
+                                  .store_interval_ms = c->store_interval_ms,
+                                  .user_ttl_ms = c->retention_state_ms,
+                                  .item_ttl_ms = c->retention_aggregates_ms};
+    return serve_api_run(&ac);
+}
+
 int cli_cmd_serve(int argc, char **argv)
 {
     struct serve_config c;
@@ -1005,5 +1119,23 @@ int cli_cmd_serve(int argc, char **argv)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (c.store_auth[0]) {
+        char err[1200];
+        if (!c.have_store) {
+            fprintf(stderr, "recstream serve: --store-auth-file needs --store\n");
+            return 2;
+        }
+        if (store_addr_read_auth(&c.store, c.store_auth, err, sizeof err) < 0) {
+            fprintf(stderr, "recstream serve: --store-auth-file: %s\n", err);
+            return 2;
+        }
+    }
+    if (c.role_processor && !c.have_store) {
+        fprintf(stderr, "recstream serve: --role processor needs --store (API nodes serve "
+                        "recommendations from it)\n");
+        return 2;
+    }
+    if (c.role_api)
+        return run_api(&c);
     return run(&c);
 }

@@ -832,8 +832,14 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
         u->events = u->first_ms = u->last_ms = u->now_ms = 0;
         u->nrecent = u->nsession = u->ncats = u->nprefs = 0;
         u->pool_used = 0;
-    } else {
+    } else if (!r->cfg.user_read_fn) {
         state_shard_user_read(r->shards[p], rq->user_key, u);
+    } else {
+        int rc = r->cfg.user_read_fn(r->cfg.user_read_arg, r->shards[p], p, rq->user_key, u);
+        if (rc < 0) {
+            reco__model_unref(m);
+            return rc;
+        }
     }
     /* event-time "now": the newest clock among the user's shard and the model (shards'
      * clocks differ; live scores are only ever decayed forward) */

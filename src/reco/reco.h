@@ -86,6 +86,13 @@ struct reco_config {
     int knn_neighbours;     /* item-kNN: neighbours kept per item (default 50) */
     int64_t knn_items;      /* item-kNN accumulator: items kept (default 200,000; when it grows
                                past this, the 3/4 seen most often stay) */
+    /* Where a request reads its user: NULL = state_shard_user_read on the user's shard (the
+     * embedded node). A serving-only node (role api) reads the store instead. Called on the
+     * request's thread with the shard of the user's partition; fills *out like
+     * state_shard_user_read; a negative return fails the request with that error. */
+    int (*user_read_fn)(void *arg, struct state_shard *shard, int32_t partition,
+                        const char *user_key, struct state_user_read *out);
+    void *user_read_arg;
 };
 void reco_config_init(struct reco_config *c);
 
@@ -108,6 +115,17 @@ struct reco_stats {
     int64_t knn_items, knn_compactions; /* the item-kNN accumulator's item table */
 };
 void reco_get_stats(struct reco *r, struct reco_stats *out);
+
+/* ---- the collaborative model between nodes (src/store/) ------------------------------------ */
+
+/* Appends the item-kNN accumulator's current neighbour lists as a checked blob if it changed
+ * since *version (then *version is updated and 1 is returned; 0: unchanged, nothing
+ * appended). Any thread; waits for a running build. */
+int reco_knn_export(struct reco *r, struct core_buf *out, uint64_t *version);
+/* Serving-only nodes: uses a published accumulator from now on (the next build, which happens
+ * at the next refresh, reads it; the local one is never updated again). CORE_E_CORRUPT on a
+ * bad blob (nothing changes). Any thread. */
+int reco_knn_import(struct reco *r, const void *blob, size_t len);
 
 /* ---- a request ----------------------------------------------------------------------------- */
 
@@ -149,7 +167,7 @@ struct reco_result {
     int64_t took_us;
 };
 
-/* Fills *out. Returns 0 or CORE_E_INVALID (bad count). */
+/* Fills *out. Returns 0, CORE_E_INVALID (bad count) or the user_read_fn's error. */
 int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_result *out);
 
 /* Items similar to one item: co-visitation (live) combined with collaborative and content

@@ -453,3 +453,87 @@ void reco__cooc_update(struct reco_cooc *c, struct state_shard *const *shards, i
     }
     free(tmp);
 }
+
+/* ---- export / import (serving-only nodes) -----------------------------------------------------
+ *
+ *   u32 magic "RSK1" | u32 version | u64 XXH3-64 of the body | body
+ *   body: varint n, then per item: varint id length, id bytes, varint neighbours, then per
+ *   neighbour varint index and the float score's 32 bits
+ *
+ * Items keep their order, so a model built over an imported accumulator gives every item the
+ * model index the exporting node's model gives it.
+ */
+
+#define KNN_MAGIC 0x314b5352u /* "RSK1" little-endian */
+#define KNN_VERSION 1u
+
+void reco__cooc_export(const struct reco_cooc *c, struct core_buf *out)
+{
+    size_t start = out->len;
+    core_buf_put_u32(out, KNN_MAGIC);
+    core_buf_put_u32(out, KNN_VERSION);
+    core_buf_put_u64(out, 0);
+    size_t body = out->len;
+    core_buf_put_varint(out, c->it.n);
+    for (uint32_t i = 0; i < c->it.n; i++) {
+        core_buf_put_varint(out, c->it.lens[i]);
+        core_buf_append(out, c->it.ids[i], c->it.lens[i]);
+        core_buf_put_varint(out, c->nnb[i]);
+        for (uint32_t k = 0; k < c->nnb[i]; k++) {
+            uint32_t bits;
+            memcpy(&bits, &c->nbs[i][k].score, sizeof bits);
+            core_buf_put_varint(out, c->nbs[i][k].idx);
+            core_buf_put_u32(out, bits);
+        }
+    }
+    uint64_t sum = XXH3_64bits(out->data + body, out->len - body);
+    for (int i = 0; i < 8; i++)
+        out->data[start + 8 + i] = (char)(sum >> (8 * i));
+}
+
+int reco__cooc_import(const void *data, size_t len, struct reco_cooc **out)
+{
+    const uint8_t *p = data, *end = p + len;
+    uint32_t magic = 0, version = 0;
+    uint64_t sum = 0, n = 0;
+    if (core_get_u32(&p, end, &magic) < 0 || core_get_u32(&p, end, &version) < 0 ||
+        core_get_u64(&p, end, &sum) < 0 || magic != KNN_MAGIC || version != KNN_VERSION ||
+        XXH3_64bits(p, (size_t)(end - p)) != sum || core_get_varint(&p, end, &n) < 0 ||
+        n > (uint64_t)(end - p))
+        return CORE_E_CORRUPT;
+    struct reco_cooc *c = reco__cooc_new(0, 0, 0);
+    int rc = 0;
+    for (uint64_t i = 0; i < n && rc == 0; i++) {
+        uint64_t idlen = 0, k = 0;
+        if (core_get_varint(&p, end, &idlen) < 0 || idlen == 0 || idlen > EVENT_ITEM_MAX ||
+            idlen > (uint64_t)(end - p)) {
+            rc = CORE_E_CORRUPT;
+            break;
+        }
+        uint32_t x = item(c, (const char *)p, (size_t)idlen);
+        p += idlen;
+        if (x != i || core_get_varint(&p, end, &k) < 0 || k > 65535 ||
+            k * 5 > (uint64_t)(end - p)) {
+            rc = CORE_E_CORRUPT; /* a repeated id, or a bad count */
+            break;
+        }
+        c->nbs[x] = core_xmalloc((size_t)(k + 1) * sizeof *c->nbs[x]);
+        c->nnb[x] = (uint16_t)k;
+        for (uint64_t j = 0; j < k && rc == 0; j++) {
+            uint64_t idx = 0;
+            uint32_t bits = 0;
+            if (core_get_varint(&p, end, &idx) < 0 || idx >= n || core_get_u32(&p, end, &bits) < 0)
+                rc = CORE_E_CORRUPT;
+            c->nbs[x][j].idx = (uint32_t)idx;
+            memcpy(&c->nbs[x][j].score, &bits, sizeof bits);
+        }
+    }
+    if (rc == 0 && p != end)
+        rc = CORE_E_CORRUPT;
+    if (rc < 0) {
+        reco__cooc_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}

@@ -42,7 +42,11 @@ struct reco_model *reco__model_get(struct reco *r)
 void reco_refresh(struct reco *r)
 {
     pthread_mutex_lock(&r->build_mu);
-    reco__cooc_update(r->cooc, r->shards, r->nshards);
+    atomic_store(&r->knn_fresh, false);
+    if (!r->knn_imported) {
+        reco__cooc_update(r->cooc, r->shards, r->nshards);
+        atomic_fetch_add(&r->knn_builds, 1);
+    }
     atomic_store(&r->knn_items, reco__cooc_count(r->cooc));
     atomic_store(&r->knn_compactions, (int64_t)reco__cooc_compactions(r->cooc));
     struct reco_model *m = reco__model_build(&r->cfg, r->shards, r->nshards, r->catalog, r->cooc);
@@ -65,7 +69,8 @@ static bool changed(struct reco *r)
         events += st.events;
     }
     uint64_t cv = r->catalog ? catalog_version(r->catalog) : 0;
-    bool c = events != r->last_events || cv != r->last_catalog_version;
+    bool c =
+        events != r->last_events || cv != r->last_catalog_version || atomic_load(&r->knn_fresh);
     r->last_events = events;
     r->last_catalog_version = cv;
     return c;
@@ -139,6 +144,35 @@ void reco_get_stats(struct reco *r, struct reco_stats *out)
     out->model_build_us = m->build_us;
     out->model_age_ms = (core_mono_ns() - m->built_ns) / 1000000;
     reco__model_unref(m);
+}
+
+int reco_knn_export(struct reco *r, struct core_buf *out, uint64_t *version)
+{
+    pthread_mutex_lock(&r->build_mu);
+    uint64_t v = atomic_load(&r->knn_builds);
+    bool changed_since = v != *version;
+    if (changed_since) {
+        reco__cooc_export(r->cooc, out);
+        *version = v;
+    }
+    pthread_mutex_unlock(&r->build_mu);
+    return changed_since;
+}
+
+int reco_knn_import(struct reco *r, const void *blob, size_t len)
+{
+    struct reco_cooc *c;
+    int rc = reco__cooc_import(blob, len, &c);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&r->build_mu);
+    struct reco_cooc *old = r->cooc;
+    r->cooc = c;
+    r->knn_imported = true;
+    atomic_store(&r->knn_fresh, true);
+    pthread_mutex_unlock(&r->build_mu);
+    reco__cooc_free(old);
+    return 0;
 }
 
 /* ---- configuration -------------------------------------------------------------------------- */

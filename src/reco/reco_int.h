@@ -82,6 +82,11 @@ uint32_t reco__cooc_count(const struct reco_cooc *c);
 uint64_t reco__cooc_compactions(const struct reco_cooc *c);
 const char *reco__cooc_id(const struct reco_cooc *c, uint32_t i, uint32_t *len);
 const struct reco_nb *reco__cooc_neighbours(const struct reco_cooc *c, uint32_t i, int *n);
+/* The accumulator's items and neighbour lists (what a model build reads) as a checked blob,
+ * appended to out; import makes an accumulator holding just those (it is never updated:
+ * serving-only nodes use the exporting node's). CORE_E_CORRUPT on a bad blob. */
+void reco__cooc_export(const struct reco_cooc *c, struct core_buf *out);
+int reco__cooc_import(const void *data, size_t len, struct reco_cooc **out);
 
 /* Builds a model from the shards, the catalog and the co-occurrence accumulator (its items
  * get the first model indexes, in its order). */
@@ -126,6 +131,10 @@ struct reco {
     atomic_int_fast64_t knn_items, knn_compactions; /* the accumulator's, after each build */
     uint64_t last_catalog_version;
     int64_t last_events;
+    /* Serving-only nodes: the accumulator is imported (reco_knn_import), never updated. */
+    bool knn_imported;
+    atomic_bool knn_fresh;           /* an import since the last build: rebuild */
+    atomic_uint_fast64_t knn_builds; /* builds that updated the accumulator (export version) */
 };
 
 /* A counted reference to the current model (never NULL after reco_new). */

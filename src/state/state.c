@@ -258,6 +258,7 @@ void st__user_touch(struct st *d, struct st_user *u)
 
 static void user_free(struct st *d, struct st_user *u)
 {
+    st__user_gone(d, u->key);
     st__htab_remove(&d->users, &u->h);
     lru_remove(&d->ulru, &u->l);
     st__reco_user_free(d, u);
@@ -335,6 +336,7 @@ void st__init(struct st *d, const struct state_config *cfg, int32_t partition)
     if (d->cfg.max_items < 1)
         d->cfg.max_items = 1;
     d->partition = partition;
+    d->pub_seq = 1; /* users stamped 0 (restored) are older than any publisher's position */
     st__htab_init(d, &d->strs);
     st__htab_init(d, &d->users);
     st__htab_init(d, &d->items);
@@ -347,6 +349,7 @@ void st__dispose(struct st *d)
     while (d->ilru.head)
         item_free(d, ITEM_OF(d->ilru.head));
     st__reco_dispose(d);
+    free(d->gone);
     free(d->strs.b);
     free(d->users.b);
     free(d->items.b);
@@ -835,6 +838,7 @@ static void apply_locked(struct st *d, const struct event *ev, int64_t offset)
         else
             lru_touch(&d->ulru, &u->l);
         u->events++;
+        u->pub_seq = ++d->pub_seq;
         if (u->first_ms == ST_EMPTY || ts < u->first_ms)
             u->first_ms = ts;
         if (u->last_ms == ST_EMPTY || ts > u->last_ms)

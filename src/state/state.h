@@ -279,4 +279,49 @@ int state_shard_ctr(struct state_shard *s, int window, struct state_ctr_row *row
 /* The shard's event-time clock (max event or tick time applied; 0 before any event). */
 int64_t state_shard_now(struct state_shard *s);
 
+/* ---- serving state (the store module publishes it; state_serve.c) ---------------------------- */
+
+/* The shard without its users (items, co-visitation, contexts, attribution, clock, offset), in
+ * the snapshot format: state_shard_restore loads it into a shard that then has no users. Any
+ * thread (takes the read lock). */
+void state_shard_snapshot_aggregates(struct state_shard *s, struct core_buf *out);
+
+/*
+ * A user's serving record: what state_shard_user_read returns, as a self-checking blob
+ *   u32 magic "RSU1" | u32 version | u64 XXH3-64 of the body | body
+ * (varints, doubles as IEEE-754 bits; category affinities as (value, time) so a reader decays
+ * them to its own clock exactly as the shard would).
+ */
+#define STATE_USER_BLOB_MAX (2 * STATE_READ_RECENT_MAX * (EVENT_ITEM_MAX + 40) + 8192)
+
+/* Where a publisher is in a shard's change stream. Zero-initialise: the first call reports
+ * every user. */
+struct state_changes {
+    uint64_t seq;   /* users applied after this are reported */
+    uint64_t ngone; /* removals after this are reported */
+    bool gone_lost; /* out: removals were missed (more than the ring holds, or a restore):
+                     * the caller must reconcile with what it published */
+};
+/* Reports every user changed since c (user_fn: key, serving record, last event time) and then
+ * every user removed since c and not present again (gone_fn), and advances c. Runs under the
+ * read lock: the callbacks must only copy. Any thread, one caller per c. Returns the number of
+ * users reported. */
+typedef void (*state_user_blob_fn)(void *arg, const char *key, const void *blob, size_t len,
+                                   int64_t last_ms);
+typedef void (*state_user_gone_fn)(void *arg, const char *key);
+int state_shard_changes(struct state_shard *s, struct state_changes *c, state_user_blob_fn user_fn,
+                        state_user_gone_fn gone_fn, void *arg);
+/* Whether the shard holds the user now. Any thread. */
+bool state_shard_has_user(struct state_shard *s, const char *user_key);
+
+/* Appends the serving record of one user (CORE_E_NOTFOUND when the shard has no such user).
+ * Any thread. */
+int state_shard_user_blob(struct state_shard *s, const char *user_key, struct core_buf *out);
+
+/* Decodes a serving record into *out as state_shard_user_read would fill it on a shard whose
+ * clock is now_ms and half-life half_life_ms (category affinities decayed to now_ms).
+ * CORE_E_CORRUPT (and out->found false) on a blob that does not check out. */
+int state_user_blob_decode(const void *blob, size_t len, int64_t now_ms, int64_t half_life_ms,
+                           struct state_user_read *out);
+
 #endif

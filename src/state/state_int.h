@@ -111,6 +111,7 @@ struct st_user {
     struct st_str *prefs[ST_PREF_MAX]; /* from the latest "preferences" event */
     int32_t nalias;
     struct st_alias *alias; /* ST_ALIAS_MAX slots, allocated on the first merge; oldest first */
+    uint64_t pub_seq;       /* d->pub_seq when last applied (0: restored); state_serve.c */
 };
 
 /* Attribution counters of one recommendation strategy/variant (the recId's prefix). */
@@ -162,7 +163,13 @@ struct st {
     struct st_lru ulru, ilru;
     struct st_htab ctxs; /* context pseudo-items ("device:mobile"): neighbours = top items */
     struct st_htab ctrs; /* struct st_ctr by recId prefix */
+    /* Change tracking for serving-state publication (state_serve.c; not in snapshots): every
+     * apply stamps its user with ++pub_seq; removed users' keys go to a bounded ring. */
+    uint64_t pub_seq;
+    uint64_t ngone;                  /* users removed so far; the ring holds the last ST_GONE_MAX */
+    char (*gone)[EVENT_KEY_HEX + 1]; /* allocated on the first removal */
 };
+#define ST_GONE_MAX 4096
 
 struct state_shard {
     pthread_rwlock_t lock;
@@ -213,6 +220,9 @@ struct st_user *st__user_parse(struct st *d, const void *data, size_t len);
 /* ---- state_merge.c ---- */
 /* Applies a merge_in record: merges the source's state into the target (see state.h). */
 void st__merge_in(struct st *d, const struct event *ev);
+/* ---- state_serve.c ---- */
+/* Records a removed user's key for the publisher (called by user_free). */
+void st__user_gone(struct st *d, const char *key);
 
 /* ---- state_reco.c: category affinity, preferences, context popularity, CTR ---- */
 void st__reco_apply(struct st *d, struct st_user *u, struct st_item *it, const struct event *ev,

@@ -248,7 +248,9 @@ static void put_item(struct core_buf *b, const struct st_item *it)
     put_nbs(b, it);
 }
 
-void state_shard_snapshot(struct state_shard *s, struct core_buf *out)
+/* The whole shard, or (users false) everything but its users: the serving store's aggregate
+ * image, which restores like any snapshot into a shard that then simply has no users. */
+static void snapshot(struct state_shard *s, struct core_buf *out, bool users)
 {
     pthread_rwlock_rdlock(&s->lock);
     const struct st *d = &s->d;
@@ -267,8 +269,8 @@ void state_shard_snapshot(struct state_shard *s, struct core_buf *out)
     put_i(out, d->late);
     put_i(out, d->expired);
     put_i(out, d->evicted);
-    core_buf_put_varint(out, d->users.n);
-    for (const struct st_lnode *l = d->ulru.head; l; l = l->next)
+    core_buf_put_varint(out, users ? d->users.n : 0);
+    for (const struct st_lnode *l = users ? d->ulru.head : NULL; l; l = l->next)
         st__user_put(out, (const struct st_user *)((const char *)l - offsetof(struct st_user, l)),
                      INT32_MAX);
     core_buf_put_varint(out, d->items.n);
@@ -283,6 +285,16 @@ void state_shard_snapshot(struct state_shard *s, struct core_buf *out)
         out->data[start + 8 + i] = (char)(len >> (8 * i));
         out->data[start + 16 + i] = (char)(sum >> (8 * i));
     }
+}
+
+void state_shard_snapshot(struct state_shard *s, struct core_buf *out)
+{
+    snapshot(s, out, true);
+}
+
+void state_shard_snapshot_aggregates(struct state_shard *s, struct core_buf *out)
+{
+    snapshot(s, out, false);
 }
 
 /* ---- reading ------------------------------------------------------------------------------- */
