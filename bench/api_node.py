@@ -16,7 +16,6 @@ The binary is build/recstream, or $RECSTREAM_BIN (use a release build)."""
 import argparse
 import json
 import os
-import random
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
 import rs  # noqa: E402
 import rsredis  # noqa: E402
-from benchlib import BIN  # noqa: E402
+from benchlib import BIN, duration_s, freshness, metric, metric_labels, pct  # noqa: E402
 
 rs.BIN = BIN
 SHARED = os.environ.get("RECSTREAM_SHARED", os.path.join(HERE, "..", "..", "shared"))
@@ -62,23 +61,6 @@ def load(proc, ratings):
     return rows[ratings - 1][0] * 1000 if ratings <= len(rows) else rows[-1][0] * 1000
 
 
-def gauges(srv, name):
-    st, _, data = srv.request("GET", "/metrics")
-    out = {}
-    for line in data.decode().splitlines():
-        if line.startswith(name + "{"):
-            out[line.split('"')[1]] = int(line.split()[-1])
-    return out
-
-
-def counter(srv, name):
-    st, _, data = srv.request("GET", "/metrics")
-    for line in data.decode().splitlines():
-        if line.startswith(name + " "):
-            return int(line.split()[-1])
-    return None
-
-
 def wrk(srv, args):
     env = dict(os.environ, USERS="943", PREFIX="", WIDTH="1", COUNT="10", API_KEY=srv.key or "")
     out = subprocess.run(["wrk", "-t2", "-c%d" % args.connections, "-d%ds" % args.duration,
@@ -90,34 +72,6 @@ def wrk(srv, args):
         if line.startswith("WRKJSON "):
             return json.loads(line[8:])
     raise RuntimeError("wrk printed no summary:\n" + out)
-
-
-def freshness(proc, api, samples, ts, interval_s):
-    out = []
-    rnd = random.Random(1)
-    for k in range(samples):
-        time.sleep(rnd.random() * interval_s)  # not in step with the publisher's rounds
-        user = "fresh-%d-%d" % (os.getpid(), k)
-        t0 = time.perf_counter()
-        st, _, body = proc.post_json("/v1/events", [{"userId": user, "eventType": "rating",
-                                                     "itemId": "50", "value": 5,
-                                                     "timestamp": ts + k}])
-        assert st == 200, body
-        deadline = t0 + 10
-        while time.perf_counter() < deadline:
-            st, body = rs.call_json(api, "GET", "/v1/users/%s/recommendations?count=5" % user)
-            if st == 200 and body["strategy"] == "personalized":
-                break
-            time.sleep(0.002)
-        else:
-            raise RuntimeError("the API node never personalised " + user)
-        out.append((time.perf_counter() - t0) * 1000)
-    return out
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
 
 def main():
@@ -143,11 +97,11 @@ def main():
         last_ts = load(proc, args.ratings)
         print("loaded %d ratings in %.1f s" % (args.ratings, time.time() - t0), flush=True)
         rs.wait_for("the API node to catch up",
-                    lambda: gauges(proc, "recstream_log_high_water") ==
-                    gauges(api, "recstream_store_partition_offset"), lambda v: v, timeout=120,
+                    lambda: metric_labels(proc, "recstream_log_high_water") ==
+                    metric_labels(api, "recstream_store_partition_offset"), lambda v: v, timeout=120,
                     every=0.2)
-        builds = lambda: (counter(proc, "recstream_reco_model_builds_total"),  # noqa: E731
-                          counter(api, "recstream_reco_model_builds_total"))
+        builds = lambda: (metric(proc, "recstream_reco_model_builds_total"),  # noqa: E731
+                          metric(api, "recstream_reco_model_builds_total"))
         prev = None
         for _ in range(60):  # models stable: no build for 3 s
             time.sleep(3)
@@ -168,20 +122,18 @@ def main():
                 name, med("rps"), min(x["rps"] for x in r), max(x["rps"] for x in r),
                 med("p50_us") / 1000, med("p90_us") / 1000, med("p99_us") / 1000,
                 sum(x["non2xx"] for x in r)))
-        ms = int(args.store_interval[:-2]) if args.store_interval.endswith("ms") else 1000 * int(
-            args.store_interval.rstrip("s"))
-        f = freshness(proc, api, args.samples, last_ts + 1000, ms / 1000)
+        f = freshness(proc, api, args.samples, last_ts + 1000, duration_s(args.store_interval))
         print("\nfreshness (ack on the processor -> personalised on the API node, %d samples, "
               "--store-interval %s): p50 %.0f ms, p90 %.0f ms, p99 %.0f ms, max %.0f ms" % (
                   len(f), args.store_interval, pct(f, 50), pct(f, 90), pct(f, 99), max(f)))
-        m = gauges(api, "recstream_store_partition_offset")
+        m = metric_labels(api, "recstream_store_partition_offset")
         print("API node restored %d partitions; store metrics:" % len(m))
         for n in ("recstream_store_aggregates_restored_total", "recstream_store_user_reads_total",
                   "recstream_store_restore_us"):
-            print("  %s %s" % (n, counter(api, n)))
+            print("  %s %s" % (n, metric(api, n)))
         for n in ("recstream_store_rounds_total", "recstream_store_users_published_total",
                   "recstream_store_bytes_total", "recstream_store_round_us"):
-            print("  %s %s" % (n, counter(proc, n)))
+            print("  %s %s" % (n, metric(proc, n)))
     finally:
         for s in (api, proc):
             if s:
