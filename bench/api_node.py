@@ -134,6 +134,9 @@ def main():
         for n in ("recstream_store_rounds_total", "recstream_store_users_published_total",
                   "recstream_store_bytes_total", "recstream_store_round_us"):
             print("  %s %s" % (n, metric(proc, n)))
+        print("  aggregate images (aggBytes per partition): %s" % ", ".join(
+            (redis.cmd("HGET", "rs:{p%d}:meta" % p, "aggBytes") or b"0").decode()
+            for p in range(len(m))))
     finally:
         for s in (api, proc):
             if s:

@@ -244,6 +244,13 @@ def run_target(target, args, bodies, procs):
         keys = redis_cmd(rport, "SCAN", "0", "MATCH", "rs:{u:*", "COUNT", "2000")[1][:200]
         usage = [u for u in (redis_cmd(rport, "MEMORY", "USAGE", k) for k in keys) if u]
         res["redis_used"] = used
+        # The partitions' aggregate images (items, co-visitation, contexts; no users): size and
+        # how many distinct items the load touched, for the bytes-per-item estimate.
+        res["agg_bytes"] = [int(redis_cmd(rport, "HGET", "rs:{p%d}:meta" % p, "aggBytes") or 0)
+                            for p in range(PARTITIONS)]
+        with open(bodies) as f:
+            res["items"] = len({rec["value"]["itemId"] for line in f
+                                for rec in json.loads(line)["records"]})
         res["redis_dbsize"] = redis_cmd(rport, "DBSIZE")
         res["redis_user_bytes"] = statistics.mean(usage) if usage else 0
         res["users_p0"] = users
@@ -386,6 +393,8 @@ def main():
                   t, r["events"], r["rounds"], r["store_bytes"],
                   r["store_bytes"] / max(1, r["events"]), r["users_published"], r["redis_used"],
                   r["redis_dbsize"], r["redis_user_bytes"]))
+        print("  aggregate images (aggBytes per partition): %s; %d distinct items in the load" % (
+            ", ".join(str(x) for x in r["agg_bytes"]), r["items"]))
         if "kafka_key" in r:
             print("  on the topic (kcat, last 200 per partition): key %.1f B, value %.1f B, "
                   "headers as text %.1f B" % (r["kafka_key"], r["kafka_value"],
