@@ -52,7 +52,8 @@ def auth_headers(key):
 # They drive servers through tests/e2e/rs.py (rs.Server: private port and data directory, killed
 # by its own PID), imported lazily so that benchmarks without it keep importing this module.
 
-def _rs():
+def rs_module():
+    """tests/e2e/rs.py with BIN as its binary."""
     import sys
     sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
     import rs
@@ -91,7 +92,7 @@ def freshness(ingest, api, samples, ts, interval_s, item="50", prefix="fresh"):
     user's list is personalised. A fresh user's first event is the only thing that can turn
     their list from "popular" to "personalized", so the change is unambiguous."""
     import random
-    rs = _rs()
+    rs = rs_module()
     out = []
     rnd = random.Random(1)
     for k in range(samples):

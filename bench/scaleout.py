@@ -44,11 +44,12 @@ import tempfile
 import threading
 import time
 
-from benchlib import BIN, _rs, duration_s, free_port, freshness, metric, metric_labels, pct
+from benchlib import (BIN, duration_s, free_port, freshness, metric, metric_labels, pct,
+                      rs_module)
 from ingest import make_bodies, wrk
 
-rs = _rs()
-import rsredis  # noqa: E402  (tests/e2e, on the path after _rs())
+rs = rs_module()
+import rsredis  # noqa: E402  (tests/e2e, on the path after rs_module())
 
 PARTITIONS = 6
 TOPIC = "bench"
