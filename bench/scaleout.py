@@ -26,10 +26,16 @@ Measured per run:
   every event the log holds, recstream_log_high_water);
 - freshness: after the load, SAMPLES events of new users posted to the ingesting node, each
   timed from its acknowledgement until the API node's list for that user is personalised
-  (benchlib.freshness, shared with bench/api_node.py).
+  (benchlib.freshness, shared with bench/api_node.py);
+- replay (unless --no-replay): a second processor reads the whole log from offset 0 into a
+  fresh Redis; its apply + publish rate between 10 % and 90 % of the log;
+- sizes: an event on the topic (kcat), a user's record and the aggregate images in Redis.
+Before the measurement every user of the request bodies sends one event (a user's first event
+creates and fsyncs their encryption key; the load then measures known users).
 
-Usage: bench/scaleout.py [--duration S] [--repeat N] [--events N] [--connections C]
-                         [--samples N] [--store-interval DURATION]
+Usage: bench/scaleout.py [--duration S] [--repeat N] [--events N] [--bodies N] [--connections C]
+                         [--samples N] [--store-interval DURATION] [--targets kafka,embedded]
+                         [--no-replay] [--no-kcat]
 The binary is build/recstream, or $RECSTREAM_BIN (use a release build). Needs wrk, redis-server.
 Every process is stopped by its PID on exit, also on failure, SIGINT or SIGTERM."""
 import argparse
