@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 size_t core_utf8_len(const unsigned char *s, size_t n)
 {
@@ -37,6 +38,18 @@ size_t core_utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
+/* True when none of the 8 bytes needs a look: no control character, '"', '\\' or non-ASCII
+ * byte (each test is the exact "some byte below n" bit trick, n <= 128). */
+static inline bool plain8(const unsigned char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t q = v ^ (ones * '"'), bs = v ^ (ones * '\\');
+    uint64_t ctl = (v - ones * 0x20) & ~v, quote = (q - ones) & ~q, bsl = (bs - ones) & ~bs;
+    return ((ctl | quote | bsl | v) & high) == 0;
+}
+
 void core_json_str(struct core_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -46,6 +59,10 @@ void core_json_str(struct core_buf *b, const char *s, size_t n)
     size_t run = 0; /* start of a run of bytes that need no escaping */
     size_t i = 0;
     while (i < n) {
+        while (i + 8 <= n && plain8(u + i)) /* ids, titles, reasons: mostly plain ASCII */
+            i += 8;
+        if (i >= n)
+            break;
         unsigned char c = u[i];
         if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
             i++;

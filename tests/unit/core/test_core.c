@@ -211,6 +211,73 @@ static void test_json_str(void **state)
     core_buf_dispose(&b);
 }
 
+/* The escaper's rules one byte at a time (what core_json_str did before its 8-byte skip). */
+static void ref_json_str(struct core_buf *b, const unsigned char *u, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    core_buf_putc(b, '"');
+    for (size_t i = 0; i < n;) {
+        unsigned char c = u[i];
+        size_t ul = c >= 0x80 ? core_utf8_len(u + i, n - i) : 0;
+        if (ul > 0) {
+            core_buf_append(b, u + i, ul);
+            i += ul;
+            continue;
+        }
+        i++;
+        if (c == '"')
+            core_buf_append(b, "\\\"", 2);
+        else if (c == '\\')
+            core_buf_append(b, "\\\\", 2);
+        else if (c == '\n')
+            core_buf_append(b, "\\n", 2);
+        else if (c == '\r')
+            core_buf_append(b, "\\r", 2);
+        else if (c == '\t')
+            core_buf_append(b, "\\t", 2);
+        else if (c < 0x20)
+            core_buf_append(b, (char[]){'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]}, 6);
+        else if (c >= 0x80)
+            core_buf_append(b, "\xef\xbf\xbd", 3);
+        else
+            core_buf_putc(b, (char)c);
+    }
+    core_buf_putc(b, '"');
+}
+
+/* The fast path (8 plain bytes at a time) agrees with the byte rules on random strings of
+ * every length and alignment, rich in the bytes that need escaping or UTF-8 checks. */
+static void test_json_str_random(void **state)
+{
+    (void)state;
+    static const unsigned char alphabet[] = {'a',  'Z',  '0',  ' ',  '~',  0x7f, '"',  '\\',
+                                             '\n', 0x01, 0x1f, 0x00, 0xc3, 0xa9, 0xe2, 0x82,
+                                             0xac, 0xf0, 0x9f, 0x98, 0x80, 0xff, 0xed, 0xa0};
+    unsigned char buf[80];
+    uint64_t x = 88172645463325252ull;
+    struct core_buf got, want;
+    core_buf_init(&got);
+    core_buf_init(&want);
+    for (int t = 0; t < 20000; t++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        size_t n = x % 64, off = (x >> 8) % 8;
+        int plain = (int)((x >> 16) % 4); /* often long plain runs with rare specials */
+        for (size_t i = 0; i < n; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            buf[off + i] =
+                plain && x % 16 ? (unsigned char)('a' + x % 26) : alphabet[x % sizeof alphabet];
+        }
+        core_buf_reset(&got);
+        core_buf_reset(&want);
+        core_json_str(&got, (const char *)buf + off, n);
+        ref_json_str(&want, buf + off, n);
+        assert_int_equal(got.len, want.len);
+        assert_memory_equal(got.data, want.data, got.len);
+    }
+    core_buf_dispose(&got);
+    core_buf_dispose(&want);
+}
+
 static void assert_json_f64(double v, const char *want)
 {
     struct core_buf b;
@@ -519,6 +586,7 @@ int main(void)
         cmocka_unit_test(test_rfc3339_rejects),
         cmocka_unit_test(test_rfc3339_round_trip),
         cmocka_unit_test(test_json_str),
+        cmocka_unit_test(test_json_str_random),
         cmocka_unit_test(test_json_numbers),
         cmocka_unit_test(test_json_fixed),
         cmocka_unit_test(test_buf_basics),
