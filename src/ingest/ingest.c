@@ -179,6 +179,7 @@ void ingest_stats(struct ingest *ing, struct ingest_stats *out)
     out->dropped_consent = atomic_load(&ing->dropped_consent);
     out->aggregated_consent = atomic_load(&ing->aggregated_consent);
     out->pii_fields = atomic_load(&ing->pii_fields);
+    out->sealed_fields = atomic_load(&ing->sealed_fields);
     for (int t = 0; t <= EVENT_TYPE_CUSTOM; t++)
         out->by_type[t] = atomic_load(&ing->by_type[t]);
     pthread_mutex_lock(&ing->mu);
@@ -283,8 +284,11 @@ static int decode_one(struct ingest *ing, struct ingest_batch *b, struct ingest_
     if (rc == 0 && it->prekeyed)
         rc = take_keys(it, ev);
     if (rc < 0) {
-        it->status = CORE_E_INVALID;
-        if (!b->no_deadletters)
+        /* Not storable (no durable epoch key) is a failure of ours, not of the event. */
+        it->status = rc == CORE_E_FAILED ? CORE_E_FAILED : CORE_E_INVALID;
+        if (it->status == CORE_E_FAILED)
+            atomic_fetch_add(&ing->failed, 1);
+        else if (!b->no_deadletters)
             ingest__deadletter(ing, b, it, errs);
         return rc;
     }
