@@ -146,6 +146,8 @@ int ingest_new(const struct ingest_config *cfg, struct evlog *log, const struct 
         ing->decode_opts.device_class = device_class;
     }
     ingest__merge_init(ing);
+    pthread_mutex_init(&ing->nonce_mu, NULL);
+    seal_nonces_init(&ing->nonces);
     ingest__dedup_init(&ing->dedup, (size_t)cfg->dedup_max, cfg->dedup_window_ms);
     int rc = rebuild_dedup(ing);
     if (rc < 0) {
@@ -162,6 +164,7 @@ void ingest_free(struct ingest *ing)
         return;
     ingest__dedup_dispose(&ing->dedup);
     ingest__merge_dispose(ing);
+    pthread_mutex_destroy(&ing->nonce_mu);
     pthread_mutex_destroy(&ing->mu);
     privacy_key_dispose(&ing->key);
     free(ing);

@@ -7,6 +7,7 @@
 #include "ingest/ingest_int.h"
 #include "privacy/fieldseal.h"
 
+#include <sodium.h>
 #include <string.h>
 
 int ingest__fields_split(struct ingest *ing, const struct schema *s, const cJSON *props,
@@ -15,13 +16,16 @@ int ingest__fields_split(struct ingest *ing, const struct schema *s, const cJSON
     struct epochkeys *ek = ing->cfg.epochkeys;
     if (!ek || !cJSON_IsObject(props) || !props->child)
         return 0;
+    bool sealed[EPOCHKEYS_CLASSES];
+    for (int r = 0; r < EPOCHKEYS_CLASSES; r++)
+        sealed[r] = epochkeys_class_sealed(ek, r);
     /* One bundle per event, under the shortest sealed class among its fields. */
     int cls = EPOCHKEYS_CLASSES;
     for (const cJSON *c = props->child; c; c = c->next) {
         if (!c->string)
             continue;
         int r = (int)schema_property_retention(s, c->string, strlen(c->string));
-        if (r < cls && epochkeys_class_sealed(ek, r))
+        if (r < cls && sealed[r])
             cls = r;
     }
     if (cls == EPOCHKEYS_CLASSES)
@@ -34,7 +38,7 @@ int ingest__fields_split(struct ingest *ing, const struct schema *s, const cJSON
         if (!c->string)
             continue;
         int r = (int)schema_property_retention(s, c->string, strlen(c->string));
-        if (epochkeys_class_sealed(ek, r)) {
+        if (sealed[r]) {
             if (names.len)
                 core_buf_putc(&names, ',');
             core_buf_puts(&names, c->string);
@@ -47,9 +51,23 @@ int ingest__fields_split(struct ingest *ing, const struct schema *s, const cJSON
     int rc = event_properties_encode(kept, arena, &kept_json);
     if (rc == 0)
         rc = event_properties_encode(moved, arena, &moved_json);
-    if (rc == 0)
+    if (rc == 0) {
+        /* Nonces come from a pool (one getrandom per 170 events); the lock is held only to
+         * take one, not while sealing. */
+        uint8_t nonce[SEAL_NONCE_BYTES];
+        pthread_mutex_lock(&ing->nonce_mu);
+        struct seal_nonces *nn = &ing->nonces;
+        if (nn->used + SEAL_NONCE_BYTES > sizeof nn->pool) {
+            randombytes_buf(nn->pool, sizeof nn->pool);
+            nn->used = 0;
+        }
+        memcpy(nonce, nn->pool + nn->used, SEAL_NONCE_BYTES);
+        sodium_memzero(nn->pool + nn->used, SEAL_NONCE_BYTES); /* handed out once */
+        nn->used += SEAL_NONCE_BYTES;
+        pthread_mutex_unlock(&ing->nonce_mu);
         rc = fieldseal_seal(ek, cls, ev->recv_ms, names.data, names.len, moved_json.ptr,
-                            moved_json.len, &bundle);
+                            moved_json.len, nonce, &bundle);
+    }
     if (rc == 0) {
         char *b = core_arena_alloc(arena, bundle.len);
         memcpy(b, bundle.data, bundle.len);

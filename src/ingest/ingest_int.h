@@ -64,6 +64,8 @@ struct ingest {
     atomic_bool log_failed;
     struct privacy_keyring *ring; /* copy of cfg.keyring, or NULL */
     _Atomic uint64_t *links;      /* recently emitted identity links (ingest_merge.c) */
+    pthread_mutex_t nonce_mu;     /* guards nonces: field bundles (ingest_fields.c) */
+    struct seal_nonces nonces;
     size_t links_max;
 };
 

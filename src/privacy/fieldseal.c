@@ -8,7 +8,7 @@
 #define FS_VERSION 1
 
 int fieldseal_seal(struct epochkeys *ek, int cls, int64_t t_ms, const char *names, size_t nlen,
-                   const char *json, size_t n, struct core_buf *out)
+                   const char *json, size_t n, const uint8_t *nonce, struct core_buf *out)
 {
     struct seal_key key;
     int64_t start;
@@ -28,8 +28,17 @@ int fieldseal_seal(struct epochkeys *ek, int cls, int64_t t_ms, const char *name
         return CORE_E_TOOBIG;
     }
     core_buf_reserve(out, n + SEAL_OVERHEAD);
-    /* The header is the associated data; it sits in out just before the sealed part. */
-    seal_record(&key, out->data + base, adlen, json, n, (uint8_t *)out->data + out->len);
+    /* The header is the associated data; it sits in out just before the sealed part. A
+     * nonce from the caller's pool saves a getrandom call per event (seal.h). */
+    uint8_t *dst = (uint8_t *)out->data + out->len;
+    if (nonce)
+        memcpy(dst, nonce, SEAL_NONCE_BYTES);
+    else
+        randombytes_buf(dst, SEAL_NONCE_BYTES);
+    unsigned long long clen = 0;
+    crypto_aead_xchacha20poly1305_ietf_encrypt(dst + SEAL_NONCE_BYTES, &clen, (const uint8_t *)json,
+                                               n, (const uint8_t *)out->data + base, adlen, NULL,
+                                               dst, key.key);
     out->len += n + SEAL_OVERHEAD;
     seal_key_dispose(&key);
     return 0;

@@ -26,11 +26,12 @@
 /*
  * Seals json (a compact, non-empty JSON object of the moved properties) and their names
  * (comma-separated) under the key of class cls for time t_ms (created durably when needed)
- * and appends the bundle to out. Returns 0, or the error of epochkeys_acquire (nothing
- * appended), or CORE_E_TOOBIG when the bundle would exceed EVENT_FIELDS_MAX.
+ * and appends the bundle to out. nonce: SEAL_NONCE_BYTES random bytes used once (e.g. from a
+ * seal_nonces pool), or NULL to draw them here. Returns 0, or the error of epochkeys_acquire
+ * (nothing appended), or CORE_E_TOOBIG when the bundle would exceed EVENT_FIELDS_MAX.
  */
 int fieldseal_seal(struct epochkeys *ek, int cls, int64_t t_ms, const char *names, size_t nlen,
-                   const char *json, size_t n, struct core_buf *out);
+                   const char *json, size_t n, const uint8_t *nonce, struct core_buf *out);
 
 /* What a bundle says in clear. names points into the bundle. */
 struct fieldseal_info {

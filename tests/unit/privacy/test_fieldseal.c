@@ -40,8 +40,8 @@ static void test_bundle_round_trip(void **state)
     struct core_buf b, out;
     core_buf_init(&b);
     core_buf_init(&out);
-    assert_int_equal(fieldseal_seal(ek, 0, 10 * H + 1, "email,phone", 11, json, strlen(json), &b),
-                     0);
+    assert_int_equal(
+        fieldseal_seal(ek, 0, 10 * H + 1, "email,phone", 11, json, strlen(json), NULL, &b), 0);
     assert_null(memmem(b.data, b.len, SECRET, strlen(SECRET)));
     struct fieldseal_info info;
     assert_int_equal(fieldseal_open(ek, b.data, b.len, &out, &info), 0);
@@ -63,7 +63,7 @@ static void test_bundle_round_trip(void **state)
     assert_int_equal(fieldseal_open(ek, b.data, 10, &out, &info), CORE_E_CORRUPT);
     /* A class the policy does not seal is refused at sealing. */
     core_buf_reset(&b);
-    assert_int_equal(fieldseal_seal(ek, 1, H, "x", 1, "{\"x\":1}", 7, &b), CORE_E_INVALID);
+    assert_int_equal(fieldseal_seal(ek, 1, H, "x", 1, "{\"x\":1}", 7, NULL, &b), CORE_E_INVALID);
     assert_int_equal(b.len, 0);
     core_buf_dispose(&b);
     core_buf_dispose(&out);
@@ -75,7 +75,8 @@ static void encode_event(struct epochkeys *ek, int64_t recv_ms, struct core_buf 
                          struct core_buf *rec)
 {
     static const char moved[] = "{\"email\":\"" SECRET "\"}";
-    assert_int_equal(fieldseal_seal(ek, 0, recv_ms, "email", 5, moved, strlen(moved), bundle), 0);
+    assert_int_equal(fieldseal_seal(ek, 0, recv_ms, "email", 5, moved, strlen(moved), NULL, bundle),
+                     0);
     struct event ev;
     event_init(&ev);
     ev.type = EVENT_TYPE_CUSTOM;
@@ -148,7 +149,7 @@ static void test_merge_into_empty(void **state)
     struct epochkeys *ek = mem_store();
     struct core_buf b;
     core_buf_init(&b);
-    assert_int_equal(fieldseal_seal(ek, 0, H, "a", 1, "{\"a\":1}", 7, &b), 0);
+    assert_int_equal(fieldseal_seal(ek, 0, H, "a", 1, "{\"a\":1}", 7, NULL, &b), 0);
     struct event ev;
     event_init(&ev);
     ev.fields_sealed = (struct event_str){b.data, b.len};
