@@ -77,7 +77,7 @@ static int persist(struct epochkeys *ek, const struct ek_entry *v, size_t n)
 static int parse(struct epochkeys *ek, const uint8_t *p, const uint8_t *end)
 {
     uint32_t n;
-    if (end - p < 5 || memcmp(p, EK_MAGIC, 4) || p[4] != EK_VERSION)
+    if (end - p < 5 || memcmp(p, EK_MAGIC, 4) != 0 || p[4] != EK_VERSION)
         return CORE_E_CORRUPT;
     p += 5;
     if (core_get_u32(&p, end, &n) < 0 || (size_t)(end - p) != (size_t)n * EK_ENTRY_BYTES)

@@ -13,10 +13,13 @@ A schema marks `email` as `"x-pii": true, "x-retention": "short"`. With
   directory, and `recstream privacy scan --value` (which opens every sealed file and every
   readable log record, bundles included) reports CLEAN;
 - a restart keeps it gone (the destroyed key is not in the store file any more);
-- an event sent after the expiry gets a new key and is whole again.
+- an event sent after the expiry gets a new key and is whole again;
+- Kafka log (`recstream dev kafka-mock`): the bundle travels unchanged inside the record value
+  (kcat sees no clear value), reads back whole, and is shredded the same way.
 """
-import json
 import re
+import signal
+import subprocess
 import time
 import urllib.parse
 
@@ -38,22 +41,22 @@ def q(s):
     return urllib.parse.quote(s, safe="")
 
 
-def metric(name):
-    st, _, body = SRV.request("GET", "/metrics")
+def metric(name, srv=SRV):
+    st, _, body = srv.request("GET", "/metrics")
     assert st == 200
     m = re.search(r"^%s (\d+)$" % re.escape(name), body.decode(), re.M)
     assert m, name
     return int(m.group(1))
 
 
-def export(user):
-    st, body = rs.call_json(SRV, "GET", "/v1/users/%s/export" % q(user))
+def export(user, srv=SRV):
+    st, body = rs.call_json(srv, "GET", "/v1/users/%s/export" % q(user))
     assert st == 200, (st, body)
     return body["events"]
 
 
-def send(events):
-    st, _, body = SRV.post_json("/v1/events", events)
+def send(events, srv=SRV):
+    st, _, body = srv.post_json("/v1/events", events)
     assert st == 200 and body["accepted"] == len(events) and None not in body["offsets"], body
     return body
 
@@ -127,6 +130,62 @@ def test_new_event_gets_a_new_key():
     assert ev[0]["event"]["properties"] == {"plan": "team"} and "expiredFields" not in ev[0], ev
 
 
+TOPIC = "fieldret-e2e"
+
+
+def test_kafka_log_carries_the_bundle():
+    mock = subprocess.Popen([rs.BIN, "dev", "kafka-mock", "--brokers", "1", "--partitions", "2",
+                             "--topic", TOPIC], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    srv = None
+    try:
+        line = mock.stdout.readline().strip()
+        assert line.startswith("bootstrap="), line
+        bootstrap = line[len("bootstrap="):]
+        srv = rs.Server("--log", "kafka://%s/%s" % (bootstrap, TOPIC), *ARGS[2:])
+        srv.start()
+        st, body = rs.call_json(srv, "PUT", "/v1/schemas/signup/1-0-0", SCHEMA)
+        assert st in (200, 201), body
+        send([{"userId": "kay", "eventType": "signup", "eventId": "k-1",
+               "properties": {"email": EMAIL, "plan": "pro"}}], srv)
+        ev = rs.wait_for("the event in the export", lambda: export("kay", srv),
+                         lambda e: len(e) == 1)
+        assert ev[0]["event"]["properties"] == {"email": EMAIL, "plan": "pro"}, ev
+        p = subprocess.run(["timeout", "60", "kcat", "-C", "-b", bootstrap, "-t", TOPIC, "-o",
+                            "beginning", "-e", "-q", "-f", "%s\n"], stdout=subprocess.PIPE)
+        assert p.returncode == 0 and p.stdout and EMAIL.encode() not in p.stdout
+        rs.wait_for("the epoch key destroyed",
+                    lambda: metric("recstream_retention_epoch_keys_destroyed_total", srv),
+                    lambda n: n >= 1, timeout=SHORT_S + 6)
+        ev = export("kay", srv)
+        assert ev[0]["event"]["properties"] == {"plan": "pro"}, ev
+        assert ev[0]["expiredFields"] == ["email"], ev
+    except Exception:
+        if srv:
+            print(open(srv.stderr_path).read()[-3000:])
+        raise
+    finally:
+        if srv:
+            srv.stop()
+            srv.cleanup()
+        if mock.poll() is None:
+            mock.send_signal(signal.SIGTERM)
+            try:
+                mock.wait(30)
+            except subprocess.TimeoutExpired:
+                mock.kill()
+                mock.wait(30)
+
+
 if __name__ == "__main__":
-    rs.run_suite(SRV, [test_short_field_lives_then_is_shredded, test_restart_keeps_it_gone,
-                       test_new_event_gets_a_new_key])
+    runner = rs.Runner()
+    SRV.start()
+    try:
+        for t in (test_short_field_lives_then_is_shredded, test_restart_keeps_it_gone,
+                  test_new_event_gets_a_new_key):
+            runner.run(t)
+    finally:
+        SRV.stop()
+        SRV.cleanup()
+    runner.run(test_kafka_log_carries_the_bundle)
+    runner.finish()
