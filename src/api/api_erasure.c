@@ -100,17 +100,8 @@ static void export_event(struct api *api, struct event *ev, struct core_buf *o)
         LOG_WARN("export: a sealed field bundle does not open; fields left out", NULL);
     event_json_encode(ev, o);
     if (expired.len) {
-        core_buf_puts(o, ",\"expiredFields\":[");
-        const char *p = expired.ptr, *end = p + expired.len;
-        while (p < end) {
-            const char *comma = memchr(p, ',', (size_t)(end - p));
-            const char *stop = comma ? comma : end;
-            if (p != expired.ptr)
-                core_buf_putc(o, ',');
-            core_json_str(o, p, (size_t)(stop - p));
-            p = stop + 1;
-        }
-        core_buf_putc(o, ']');
+        core_buf_puts(o, ",\"expiredFields\":");
+        fieldseal_names_json(expired, o);
     }
     core_arena_dispose(&arena);
 }

@@ -140,7 +140,7 @@ static void print_record(const struct evlog_record *r, struct epochkeys *ek, str
     }
     if (expired.len) {
         core_buf_puts(out, ",\"expiredFields\":");
-        core_json_str(out, expired.ptr, expired.len);
+        fieldseal_names_json(expired, out);
     }
     core_buf_puts(out, "}\n");
     core_arena_dispose(&arena);

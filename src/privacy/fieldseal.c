@@ -124,3 +124,18 @@ out:
     core_buf_dispose(&json);
     return rc;
 }
+
+void fieldseal_names_json(struct event_str names, struct core_buf *out)
+{
+    core_buf_putc(out, '[');
+    const char *p = names.ptr, *end = p + names.len;
+    while (p && p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *stop = comma ? comma : end;
+        if (p != names.ptr)
+            core_buf_putc(out, ',');
+        core_json_str(out, p, (size_t)(stop - p));
+        p = stop + 1;
+    }
+    core_buf_putc(out, ']');
+}

@@ -58,4 +58,7 @@ int fieldseal_open(struct epochkeys *ek, const void *bundle, size_t n, struct co
 int fieldseal_merge(struct epochkeys *ek, struct event *ev, struct core_arena *arena,
                     struct event_str *expired);
 
+/* Appends names (comma-separated, as in a bundle) as a JSON array of strings. */
+void fieldseal_names_json(struct event_str names, struct core_buf *out);
+
 #endif

@@ -102,7 +102,7 @@ def test_short_field_lives_then_is_shredded():
     assert ev[0]["expiredFields"] == ["email"], ev
     rec = dumped("fr-1")
     assert rec[0]["event"]["properties"] == {"plan": "pro", "age": 41}, rec
-    assert rec[0]["expiredFields"] == "email", rec
+    assert rec[0]["expiredFields"] == ["email"], rec
     assert rs.scan_dir_for(SRV.data, [EMAIL.encode()]) == []
     p = scan_value()
     assert p.returncode == 0 and p.stdout.startswith("CLEAN"), p.stdout + p.stderr
