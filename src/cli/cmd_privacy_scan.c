@@ -11,6 +11,10 @@
  * With a rotated secret (privacy.h), the pseudonyms under every version still held are
  * searched for.
  * Log records are sealed under users' keys: `recstream log dump` opens those still readable.
+ * With --value TEXT, TEXT is searched for as well: in every file as above and in every log
+ * record the user keys still open, with its sealed field bundle merged back while its epoch
+ * key exists (field retention: a short-class value must stop showing up once its key is
+ * destroyed).
  *
  * Prints one line per hit ("HIT <file>: <what>") and a summary; exit 1 when anything was
  * found, 2 on errors (a sealed file that does not open is an error: it was not searched).
