@@ -56,6 +56,9 @@ struct api_config {
     const struct reco_experiment *reco_experiment; /* borrowed, may be NULL; CTR report */
     struct catalog *catalog;                       /* borrowed, may be NULL; /v1/items */
     struct consent *consent; /* borrowed, may be NULL; /v1/users/{id}/consent, reco checks */
+    /* borrowed, may be NULL: opens the sealed field bundles of exported events (field
+     * retention, privacy/fieldseal.h); without it such fields are reported expired */
+    struct epochkeys *epochkeys;
     bool capture_ip; /* events without context.ip get the client's (X-Forwarded-For, else the
                       * connection's); ingest minimises it like any context.ip */
     struct apikey_store *keys; /* borrowed; NULL: auth off (insecure) */

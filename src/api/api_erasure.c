@@ -9,6 +9,7 @@
  * api_config.erase_fn; this file parses, replies and reads.
  */
 #include "api/api_int.h"
+#include "privacy/fieldseal.h"
 
 #include "privacy/erasure.h"
 #include "stream/stream.h"
@@ -88,6 +89,23 @@ static enum http_action get_erasure(struct api *api, struct http_request *req)
 
 /* ---- export ---------------------------------------------------------------------------------- */
 
+/* Appends an event with its field bundle (field retention) opened and merged back, then
+ * ,"expiredFields":[names] when its key was destroyed (the fields are gone for good). */
+static void export_event(struct api *api, struct event *ev, struct core_buf *o)
+{
+    struct core_arena arena;
+    core_arena_init(&arena);
+    struct event_str expired;
+    if (fieldseal_merge(api->cfg.epochkeys, ev, &arena, &expired) < 0)
+        LOG_WARN("export: a sealed field bundle does not open; fields left out", NULL);
+    event_json_encode(ev, o);
+    if (expired.len) {
+        core_buf_puts(o, ",\"expiredFields\":");
+        fieldseal_names_json(expired, o);
+    }
+    core_arena_dispose(&arena);
+}
+
 /* Appends the user's events of partition p from `from`: at most limit events, reading at most
  * EXPORT_SCAN_MAX records; returns the offset to continue from, or -1 at the log's end. */
 static int64_t export_events(struct api *api, int32_t p, const char *key, int64_t from,
@@ -120,7 +138,7 @@ static int64_t export_events(struct api *api, int32_t p, const char *key, int64_
                 continue;
             core_buf_printf(o, "%s{\"partition\":%d,\"offset\":%lld,\"event\":", first ? "" : ",",
                             (int)p, (long long)rec->offset);
-            event_json_encode(&ev, o);
+            export_event(api, &ev, o);
             core_buf_putc(o, '}');
             first = false;
             if (++found >= limit)

@@ -3,6 +3,7 @@
 #define RECSTREAM_CLI_INT_H
 
 #include "core/core.h"
+#include "privacy/epochkeys.h"
 #include "privacy/userkeys.h"
 
 #include <stdio.h>
@@ -40,15 +41,18 @@ int cli__parse_duration_ms(const char *s, int64_t *out);
 int cli__set_str(char *dst, size_t size, const char *v, char *err, size_t es);
 int cli__set_int(int64_t *dst, const char *v, int64_t min, int64_t max, char *err, size_t es);
 
-/* The data key and the user key store of a data directory. */
+/* The data key, the user key store and the epoch key store (field retention) of a data
+ * directory. */
 struct cli_keys {
     struct seal_key data_key;
     struct userkeys *uk;
+    struct epochkeys *ek;
 };
 
 /*
  * Loads the data key (key_path, or DATA/privacy/data.key when NULL or empty) and opens the
- * user key store DATA/privacy/userkeys (max_users > 0 overrides its bound). With create, a
+ * user key store DATA/privacy/userkeys (max_users > 0 overrides its bound) and the epoch key
+ * store DATA/privacy/epochkeys (a missing one is empty; written only by a server). With create, a
  * missing key file and store are created, but only for a data directory without a log (a
  * sealed log whose data key or key store is missing is refused, for readers too: its records
  * could not be opened). Errors are logged. Returns 0 or a negative code.
@@ -64,9 +68,11 @@ int cli__lock_data_dir(const char *data, int *fd_out);
 
 /* `recstream privacy scan` (cmd_privacy_scan.c): searches every file of data for the user's
  * raw id and pseudonym, opening sealed files with the data key (data_key path, "" = default).
+ * With value (may be NULL), that text is searched for too, also in every log record the keys
+ * still open, with its sealed field bundle merged back (field retention).
  * Returns the exit code: 0 nothing found, 1 found, 2 errors. */
 int cli__privacy_scan(const char *data, const char *key_file, const char *data_key, const char *id,
-                      bool anonymous);
+                      bool anonymous, const char *value);
 
 /* `recstream privacy rotate-pseudonym-key|retire-pseudonym-key` (cmd_privacy_keys.c); argv[0]
  * is the subcommand. Returns the exit code. */

@@ -80,6 +80,17 @@ int cli__keys_open(const char *data, const char *key_path, bool create, int64_t 
         seal_key_dispose(&k->data_key);
         return rc;
     }
+    struct epochkeys_options eo;
+    epochkeys_options_init(&eo);
+    snprintf(dir, sizeof dir, "%s/privacy/epochkeys", data);
+    eo.path = dir;
+    eo.data_key = &k->data_key;
+    rc = epochkeys_open(&eo, &k->ek);
+    if (rc < 0) {
+        LOG_ERROR("cannot open the epoch key store", "path=%s err=\"%s\"", dir, core_strerror(rc));
+        cli__keys_close(k);
+        return rc;
+    }
     return 0;
 }
 
@@ -87,5 +98,7 @@ void cli__keys_close(struct cli_keys *k)
 {
     userkeys_free(k->uk);
     k->uk = NULL;
+    epochkeys_free(k->ek);
+    k->ek = NULL;
     seal_key_dispose(&k->data_key);
 }

@@ -2,6 +2,7 @@
 #include "cli/cli_int.h"
 #include "event/event.h"
 #include "evlog/evlog.h"
+#include "privacy/fieldseal.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -108,9 +109,12 @@ static int open_log(const struct log_config *c, struct evlog **log)
 }
 
 /* One JSON line per record: position, times, key and the decoded event. */
-static void print_record(const struct evlog_record *r, struct core_buf *out)
+static void print_record(const struct evlog_record *r, struct epochkeys *ek, struct core_buf *out)
 {
     struct event ev;
+    struct core_arena arena;
+    struct event_str expired = {NULL, 0};
+    core_arena_init(&arena);
     core_buf_reset(out);
     if (r->erased) {
         core_buf_printf(out, "{\"partition\":%d,\"offset\":%lld,\"erased\":true}\n",
@@ -125,17 +129,27 @@ static void print_record(const struct evlog_record *r, struct core_buf *out)
                     (long long)r->ingest_time_ms);
     core_json_str(out, r->key, r->key_len);
     core_buf_puts(out, ",\"event\":");
-    if (event_bin_decode(r->value, r->value_len, &ev) == 0)
-        event_json_encode(&ev, out);
-    else
+    if (event_bin_decode(r->value, r->value_len, &ev) == 0) {
+        /* Fields of a short retention class come back while their epoch key exists. */
+        if (fieldseal_merge(ek, &ev, &arena, &expired) < 0)
+            core_buf_puts(out, "null,\"error\":\"field bundle does not open\"");
+        else
+            event_json_encode(&ev, out);
+    } else {
         core_buf_puts(out, "null,\"error\":\"undecodable payload\"");
+    }
+    if (expired.len) {
+        core_buf_puts(out, ",\"expiredFields\":");
+        fieldseal_names_json(expired, out);
+    }
     core_buf_puts(out, "}\n");
+    core_arena_dispose(&arena);
     fwrite(out->data, 1, out->len, stdout);
 }
 
 /* Prints records of p from `from` until high water (or limit); returns the next offset. */
-static int64_t print_range(struct evlog *log, int32_t p, int64_t from, int64_t *limit,
-                           struct evlog_batch *batch, struct core_buf *out)
+static int64_t print_range(struct evlog *log, struct epochkeys *ek, int32_t p, int64_t from,
+                           int64_t *limit, struct evlog_batch *batch, struct core_buf *out)
 {
     for (;;) {
         if (*limit == 0)
@@ -148,7 +162,7 @@ static int64_t print_range(struct evlog *log, int32_t p, int64_t from, int64_t *
             return from;
         }
         for (size_t i = 0; i < batch->n; i++)
-            print_record(&batch->recs[i], out);
+            print_record(&batch->recs[i], ek, out);
         if (*limit > 0)
             *limit -= (int64_t)batch->n;
         from = batch->recs[batch->n - 1].offset + 1;
@@ -177,7 +191,7 @@ static int cmd_dump(struct log_config *c, bool tail)
             from =
                 st.high_water - c->lines > st.low_water ? st.high_water - c->lines : st.low_water;
         int64_t lim = tail ? -1 : limit;
-        next[p] = print_range(log, p, from, &lim, &batch, &out);
+        next[p] = print_range(log, c->keys.ek, p, from, &lim, &batch, &out);
         if (!tail)
             limit = lim;
     }
@@ -194,7 +208,7 @@ static int cmd_dump(struct log_config *c, bool tail)
             if (c->partition >= 0 && p != c->partition)
                 continue;
             int64_t lim = -1;
-            next[p] = print_range(log, p, next[p], &lim, &batch, &out);
+            next[p] = print_range(log, c->keys.ek, p, next[p], &lim, &batch, &out);
         }
         fflush(stdout);
     }

@@ -11,6 +11,7 @@ struct privacy_config {
     char key_file[1100];
     char data_key[1100];
     bool anonymous;
+    char value[1024]; /* scan: also search for this text, in log records too */
 };
 
 #define PCFG ((struct privacy_config *)cfg)
@@ -36,12 +37,20 @@ static int set_anonymous(void *cfg, const char *v, char *err, size_t es)
     return 0;
 }
 
+static int set_value(void *cfg, const char *v, char *err, size_t es)
+{
+    return cli__set_str(PCFG->value, sizeof PCFG->value, v, err, es);
+}
+
 static const struct cli_opt privacy_opts[] = {
     {"data", "DIR", "data directory (default ./data)", set_data},
     {"key-file", "PATH", "pseudonymisation secret (default DIR/privacy/pseudonym.key)",
      set_key_file},
     {"data-key", "PATH", "data key (scan; default DIR/privacy/data.key)", set_data_key},
     {"anonymous", NULL, "the id is an anonymousId, not a userId", set_anonymous},
+    {"value", "TEXT",
+     "scan: also search for TEXT, in the opened log records too (field bundles included)",
+     set_value},
 };
 
 static const char *usage =
@@ -56,9 +65,10 @@ static int take_positional(int argc, char **argv, char **out_argv, int *out_argc
         const char *a = argv[i];
         if (i == 0 || !strncmp(a, "--", 2)) {
             out_argv[(*out_argc)++] = argv[i];
-            bool takes = strchr(a, '=') == NULL && i > 0 &&
-                         (!strcmp(a, "--data") || !strcmp(a, "--key-file") ||
-                          !strcmp(a, "--config") || !strcmp(a, "--data-key"));
+            bool takes =
+                strchr(a, '=') == NULL && i > 0 &&
+                (!strcmp(a, "--data") || !strcmp(a, "--key-file") || !strcmp(a, "--config") ||
+                 !strcmp(a, "--data-key") || !strcmp(a, "--value"));
             if (takes && i + 1 < argc)
                 out_argv[(*out_argc)++] = argv[++i];
             continue;
@@ -107,7 +117,8 @@ int cli_cmd_privacy(int argc, char **argv)
     }
     fclose(f);
     if (!strcmp(argv[1], "scan"))
-        return cli__privacy_scan(c.data, c.key_file, c.data_key, id, c.anonymous);
+        return cli__privacy_scan(c.data, c.key_file, c.data_key, id, c.anonymous,
+                                 c.value[0] ? c.value : NULL);
     struct privacy_key key;
     bool created = false;
     if (privacy_key_load_or_create(c.key_file, &key, &created) < 0)

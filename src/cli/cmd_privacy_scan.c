@@ -11,11 +11,17 @@
  * With a rotated secret (privacy.h), the pseudonyms under every version still held are
  * searched for.
  * Log records are sealed under users' keys: `recstream log dump` opens those still readable.
+ * With --value TEXT, TEXT is searched for as well: in every file as above and in every log
+ * record the user keys still open, with its sealed field bundle merged back while its epoch
+ * key exists (field retention: a short-class value must stop showing up once its key is
+ * destroyed).
  *
  * Prints one line per hit ("HIT <file>: <what>") and a summary; exit 1 when anything was
  * found, 2 on errors (a sealed file that does not open is an error: it was not searched).
  */
 #include "cli/cli_int.h"
+#include "evlog/evlog.h"
+#include "privacy/fieldseal.h"
 #include "privacy/privacy.h"
 
 #include <dirent.h>
@@ -32,8 +38,8 @@
 struct scan {
     const char *data;
     const struct seal_key *key;
-    const char *needles[1 + PRIVACY_KEY_VERSIONS_MAX]; /* raw id, pseudonym per version */
-    const char *what[1 + PRIVACY_KEY_VERSIONS_MAX];
+    const char *needles[2 + PRIVACY_KEY_VERSIONS_MAX]; /* raw id, pseudonym per version, value */
+    const char *what[2 + PRIVACY_KEY_VERSIONS_MAX];
     int nneedles;
     int64_t files, opened, hits, errors;
 };
@@ -219,8 +225,72 @@ static void walk(struct scan *s, const char *dir, const char *rel)
     closedir(d);
 }
 
+/* The file log's records, opened with the user keys and their field bundles with the epoch
+ * keys still held, searched for value only (a user's own records name their pseudonym). */
+static void scan_log(struct scan *s, const struct cli_keys *keys, const char *value)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/log/meta", s->data);
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return; /* no file log here */
+    snprintf(path, sizeof path, "%s/log", s->data);
+    struct evlog_file_options lo;
+    evlog_file_options_init(&lo);
+    lo.dir = path;
+    lo.read_only = true;
+    lo.keys = keys->uk;
+    struct evlog *log;
+    if (evlog_file_open(&lo, &log) < 0) {
+        printf("ERROR %s: the log does not open (not searched)\n", path);
+        s->errors++;
+        return;
+    }
+    struct evlog_batch b;
+    evlog_batch_init(&b);
+    struct core_buf out;
+    core_buf_init(&out);
+    for (int32_t p = 0; p < log->partitions; p++) {
+        struct evlog_partition_stats ps;
+        if (evlog_stats(log, p, &ps) < 0)
+            continue;
+        for (int64_t from = ps.low_water; from < ps.high_water;) {
+            int n = evlog_read(log, p, from, 1024, &b);
+            if (n <= 0) {
+                if (n < 0) {
+                    printf("ERROR %s: partition %d: %s\n", path, (int)p, core_strerror(n));
+                    s->errors++;
+                }
+                break;
+            }
+            for (size_t i = 0; i < b.n; i++) {
+                const struct evlog_record *r = &b.recs[i];
+                from = r->offset + 1;
+                struct event ev;
+                if (r->erased || event_bin_decode(r->value, r->value_len, &ev) < 0)
+                    continue;
+                struct core_arena arena;
+                core_arena_init(&arena);
+                core_buf_reset(&out);
+                fieldseal_merge(keys->ek, &ev, &arena, NULL);
+                event_json_encode(&ev, &out);
+                if (memmem(out.data, out.len, value, strlen(value))) {
+                    printf("HIT %s: the value (partition %d offset %lld, record opened)\n", path,
+                           (int)p, (long long)r->offset);
+                    s->hits++;
+                }
+                core_arena_dispose(&arena);
+            }
+        }
+    }
+    sodium_memzero(out.data, out.cap);
+    core_buf_dispose(&out);
+    evlog_batch_dispose(&b);
+    evlog_close(log);
+}
+
 int cli__privacy_scan(const char *data, const char *key_file, const char *data_key, const char *id,
-                      bool anonymous)
+                      bool anonymous, const char *value)
 {
     struct privacy_keyring *ring = core_xmalloc(sizeof *ring);
     if (privacy_keyring_load(key_file, ring) < 0) {
@@ -246,7 +316,13 @@ int cli__privacy_scan(const char *data, const char *key_file, const char *data_k
         s.needles[1 + v] = pseudonyms[v];
         s.what[1 + v] = what[v];
     }
+    if (value) {
+        s.needles[s.nneedles] = value;
+        s.what[s.nneedles++] = "the value";
+    }
     walk(&s, data, "");
+    if (value)
+        scan_log(&s, &keys, value);
     for (int v = 0; v < nv; v++) {
         struct seal_key uk;
         if (userkeys_get(keys.uk, pseudonyms[v], &uk) == 0) {

@@ -61,6 +61,7 @@ struct serve_config {
     /* Retention (docs/PRIVACY.md): 0 = kept forever (events, audit). */
     int64_t retention_events_ms, retention_state_ms, retention_aggregates_ms, retention_interval_ms,
         retention_audit_ms, audit_rotate_ms;
+    int64_t retention_short_ms, retention_long_ms, retention_epoch_ms; /* field retention */
     int64_t erasure_deadline_ms, erasure_step_delay_ms;
     /* Scale-out (issue 7): serve_api.c, src/store/ */
     bool role_api;           /* --role api: a serving-only node */
@@ -223,6 +224,9 @@ DURATION_SETTER(set_retention_state, retention_state_ms, 1000)
 DURATION_SETTER(set_retention_aggregates, retention_aggregates_ms, 1000)
 DURATION_SETTER(set_retention_interval, retention_interval_ms, 100)
 DURATION_SETTER(set_audit_rotate, audit_rotate_ms, 1000)
+DURATION_SETTER(set_retention_short, retention_short_ms, 1000)
+DURATION_SETTER(set_retention_long, retention_long_ms, 1000)
+DURATION_SETTER(set_retention_epoch, retention_epoch_ms, 1000)
 
 /* A TTL that may be 'off' (0: kept forever). */
 static int set_ttl_or_off(int64_t *dst, const char *v, char *err, size_t es)
@@ -495,6 +499,16 @@ static const struct cli_opt serve_opts[] = {
      set_retention_audit},
     {"audit-rotate", "DURATION", "start a new audit file this often (default 1d)",
      set_audit_rotate},
+    {"retention-short", "DURATION",
+     "properties a schema marks \"x-retention\": \"short\" become unreadable after this "
+     "(default 7d; sealed under epoch keys when shorter than --retention-events)",
+     set_retention_short},
+    {"retention-long", "DURATION",
+     "TTL of \"long\" properties (default: that of the events; not shorter than them)",
+     set_retention_long},
+    {"retention-epoch", "DURATION",
+     "epoch of the field retention keys (default: the class TTL / 8, at least 1h)",
+     set_retention_epoch},
     {"retention-interval", "DURATION", "period of the retention job (default 60s)",
      set_retention_interval},
     {"dedup-window", "DURATION", "remember eventIds this long (default 24h)", set_dedup_window},
@@ -587,6 +601,7 @@ static void serve_defaults(struct serve_config *c)
     c->retention_state_ms = 30LL * 24 * 3600 * 1000;
     c->retention_aggregates_ms = 30LL * 24 * 3600 * 1000;
     c->retention_interval_ms = 60 * 1000;
+    c->retention_short_ms = 7LL * 24 * 3600 * 1000;
     c->audit_rotate_ms = 24LL * 3600 * 1000;
     snprintf(c->cors_origin, sizeof c->cors_origin, "*");
     reco_config_init(&c->reco);
@@ -883,8 +898,13 @@ static int run(struct serve_config *c)
     rc = open_privacy(c, &key, &keys.data_key, &audit, &consent);
     if (rc < 0)
         goto out;
+    rc = serve_fields_policy(keys.ek, c->retention_events_ms, c->retention_short_ms,
+                             c->retention_long_ms, c->retention_epoch_ms);
+    if (rc < 0)
+        goto out;
     struct ingest_config ic;
     ingest_config_init(&ic);
+    ic.epochkeys = keys.ek;
     ic.consent = consent;
     ic.ip_mode = c->ip_mode;
     ic.dedup_window_ms = c->dedup_window_ms;
@@ -933,6 +953,7 @@ static int run(struct serve_config *c)
                                           .audit = audit,
                                           .audit_rotate_ms = c->audit_rotate_ms,
                                           .audit_ms = c->retention_audit_ms,
+                                          .epochkeys = keys.ek,
                                           .user_ttl_ms = c->retention_state_ms,
                                           .item_ttl_ms = c->retention_aggregates_ms};
     rc = serve_retention_start(&rcfg, &ret);
@@ -991,6 +1012,7 @@ static int run(struct serve_config *c)
                             .catalog = cat,
                             .reco = c->role_processor ? NULL : reco, /* API nodes serve */
                             .consent = consent,
+                            .epochkeys = keys.ek,
                             .capture_ip = c->capture_ip,
                             .reco_experiment = &c->reco.experiment,
                             .keys = apikeys,

@@ -38,7 +38,7 @@ struct serve_retention {
     pthread_cond_t cond; /* stop */
     bool stop;
     _Atomic uint64_t runs, segments_deleted, records_deleted, segments_rolled, errors;
-    _Atomic uint64_t audit_rotated, audit_removed, ticks;
+    _Atomic uint64_t audit_rotated, audit_removed, ticks, epoch_keys_destroyed;
     /* Per partition, the job thread only: where the quiet clock starts. base_hw is the high
      * water when it was set (a change not caused by our own tick restarts the clock). */
     int64_t *base_hw, *base_now, *base_wall;
@@ -191,6 +191,23 @@ static void run_audit(struct serve_retention *r)
     atomic_fetch_add(&r->audit_removed, (uint64_t)removed);
 }
 
+/* Field retention: destroys the epoch keys whose whole epoch lies beyond their class's TTL
+ * (the store is rewritten and synced before the count is reported). */
+static void run_epoch_keys(struct serve_retention *r)
+{
+    size_t destroyed = 0;
+    int rc = epochkeys_expire(r->cfg.epochkeys, core_now_ms(), &destroyed);
+    if (rc < 0) {
+        atomic_fetch_add(&r->errors, 1);
+        return;
+    }
+    if (destroyed) {
+        atomic_fetch_add(&r->epoch_keys_destroyed, destroyed);
+        LOG_INFO("retention: epoch keys destroyed; their fields are unreadable",
+                 "keys=%zu left=%zu", destroyed, epochkeys_count(r->cfg.epochkeys));
+    }
+}
+
 static void *retention_main(void *arg)
 {
     struct serve_retention *r = arg;
@@ -209,6 +226,8 @@ static void *retention_main(void *arg)
             run_events(r);
         if (r->cfg.audit)
             run_audit(r);
+        if (r->cfg.epochkeys)
+            run_epoch_keys(r);
         if (r->cfg.ticks)
             run_ticks(r);
         atomic_fetch_add(&r->runs, 1);
@@ -301,6 +320,15 @@ void serve_retention_metrics(void *arg, struct core_buf *b)
     metric(b, "recstream_retention_ticks_total",
            "Tick control records appended to quiet partitions so that their state expires.",
            atomic_load(&r->ticks));
+    metric(b, "recstream_retention_epoch_keys_destroyed_total",
+           "Field retention epoch keys destroyed because their epoch passed the class TTL.",
+           atomic_load(&r->epoch_keys_destroyed));
+    if (r->cfg.epochkeys)
+        core_buf_printf(b,
+                        "# HELP recstream_privacy_epoch_keys Field retention epoch keys stored.\n"
+                        "# TYPE recstream_privacy_epoch_keys gauge\n"
+                        "recstream_privacy_epoch_keys %zu\n",
+                        epochkeys_count(r->cfg.epochkeys));
     metric(b, "recstream_retention_errors_total", "Retention steps that failed (logged).",
            atomic_load(&r->errors));
     /* Users and items expired by their TTLs, over all shards (state counts them together). */

@@ -84,6 +84,9 @@ int event_type_lookup(const char *name, size_t len);
 #define EVENT_SCHEMA_MAX 256
 #define EVENT_JSON_FIELD_MAX 16384 /* serialised context / properties */
 #define EVENT_KEY_HEX 32           /* pseudonymous key: hex of a 128-bit HMAC-SHA-256 prefix */
+/* A sealed field bundle (privacy/fieldseal.h): at most the moved properties, their names and
+ * the sealing overhead. */
+#define EVENT_FIELDS_MAX (2 * EVENT_JSON_FIELD_MAX + 256)
 
 /* A borrowed byte string; ptr is not necessarily NUL-terminated. */
 struct event_str {
@@ -118,9 +121,13 @@ struct event {
     struct event_str schema;          /* "name/1-0-2" or empty */
     struct event_str context_json;    /* compact JSON object of allow-listed keys, or empty */
     struct event_str properties_json; /* compact JSON object, or empty */
-    uint32_t dropped_fields;          /* unknown top-level / context keys dropped (counted) */
-    bool anonymous; /* consent: the user gave no personalization consent; the processor
-                     * updates item aggregates only, never per-user state */
+    /* Properties of a retention class shorter than the event's TTL, moved out of
+     * properties_json and sealed under an epoch key (privacy/fieldseal.h); opaque bytes here,
+     * empty when the event has none. Readers merge them back while the key exists. */
+    struct event_str fields_sealed;
+    uint32_t dropped_fields; /* unknown top-level / context keys dropped (counted) */
+    bool anonymous;          /* consent: the user gave no personalization consent; the processor
+                              * updates item aggregates only, never per-user state */
 };
 
 void event_init(struct event *ev);

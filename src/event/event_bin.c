@@ -1,7 +1,7 @@
 /*
  * The compact binary encoding of an event: the payload of a log record.
  *
- *   u8      version (1)
+ *   u8      version (1, or 2 exactly when the event has a sealed field bundle)
  *   varint  presence flags (BIN_* below)
  *   varint  type id
  *   varint  zigzag(ts_ms)
@@ -15,6 +15,12 @@
  *   (flag only) BIN_ANONYMOUS: consent allows item aggregates only (no per-user state)
  *   The type id is the type's wire number (event_type_to_wire): stable when types are added.
  *   then for each present string of str_fields, in order: varint length (>= 1), bytes.
+ *   then, in version 2 only (flag BIN_FIELDS): varint length (>= 1), the sealed field bundle
+ *   (privacy/fieldseal.h: properties of a short retention class, under an epoch key).
+ *
+ * Version 2 is written only for events that carry a bundle, so every other record keeps the
+ * version-1 bytes it always had, and records written before bundles existed decode as they
+ * did. A version-1 record with BIN_FIELDS, or a version-2 record without it, is refused.
  *
  * The encoding is canonical: the decoder rejects anything the encoder would not have written
  * (unknown flags, empty present strings, over-long varints, trailing bytes), so one event has
@@ -27,6 +33,7 @@
 #include <string.h>
 
 #define BIN_VERSION 1
+#define BIN_VERSION_FIELDS 2
 
 enum {
     BIN_USER_KEY = 1u << 0,
@@ -55,7 +62,9 @@ static const struct {
 #define BIN_ID_ASSIGNED ((uint64_t)BIN_STR0 << STR_FIELD_COUNT)
 /* Then: the user gave no personalization consent (policy "aggregate"). */
 #define BIN_ANONYMOUS (BIN_ID_ASSIGNED << 1)
-#define BIN_ALL_FLAGS ((BIN_ANONYMOUS << 1) - 1)
+/* Then (version 2): a sealed field bundle follows the strings. */
+#define BIN_FIELDS (BIN_ANONYMOUS << 1)
+#define BIN_ALL_FLAGS ((BIN_FIELDS << 1) - 1)
 
 static struct event_str *str_at(struct event *ev, size_t i)
 {
@@ -107,6 +116,8 @@ static uint64_t encode_flags(const struct event *ev)
         flags |= BIN_ID_ASSIGNED;
     if (ev->anonymous)
         flags |= BIN_ANONYMOUS;
+    if (ev->fields_sealed.len)
+        flags |= BIN_FIELDS;
     for (size_t i = 0; i < STR_FIELD_COUNT; i++) {
         if (cstr_at(ev, i)->len)
             flags |= (uint64_t)BIN_STR0 << i;
@@ -118,7 +129,7 @@ void event_bin_encode(const struct event *ev, struct core_buf *out)
 {
     assert(event_type_get(ev->type) != NULL);
     uint64_t flags = encode_flags(ev);
-    core_buf_putc(out, BIN_VERSION);
+    core_buf_putc(out, (flags & BIN_FIELDS) ? BIN_VERSION_FIELDS : BIN_VERSION);
     core_buf_put_varint(out, flags);
     core_buf_put_varint(out, event_type_to_wire(ev->type));
     core_buf_put_varint(out, core_zigzag(ev->ts_ms));
@@ -144,6 +155,11 @@ void event_bin_encode(const struct event *ev, struct core_buf *out)
         assert(s->len <= str_fields[i].max);
         core_buf_put_varint(out, s->len);
         core_buf_append(out, s->ptr, s->len);
+    }
+    if (flags & BIN_FIELDS) {
+        assert(ev->fields_sealed.len <= EVENT_FIELDS_MAX);
+        core_buf_put_varint(out, ev->fields_sealed.len);
+        core_buf_append(out, ev->fields_sealed.ptr, ev->fields_sealed.len);
     }
 }
 
@@ -196,12 +212,14 @@ static int get_str(const uint8_t **p, const uint8_t *end, size_t max, struct eve
 static int get_header(const uint8_t **p, const uint8_t *end, struct event *ev, uint64_t *flags)
 {
     uint64_t type, ts, delta;
-    if (*p >= end || **p != BIN_VERSION)
+    if (*p >= end || (**p != BIN_VERSION && **p != BIN_VERSION_FIELDS))
         return CORE_E_CORRUPT;
+    bool v2 = **p == BIN_VERSION_FIELDS;
     (*p)++;
     if (get_varint(p, end, flags) < 0 || (*flags & ~(uint64_t)BIN_ALL_FLAGS) ||
-        get_varint(p, end, &type) < 0 || event_type_from_wire(type) < 0 ||
-        get_varint(p, end, &ts) < 0 || get_varint(p, end, &delta) < 0)
+        v2 != ((*flags & BIN_FIELDS) != 0) || get_varint(p, end, &type) < 0 ||
+        event_type_from_wire(type) < 0 || get_varint(p, end, &ts) < 0 ||
+        get_varint(p, end, &delta) < 0)
         return CORE_E_CORRUPT;
     ev->type = event_type_from_wire(type);
     ev->ts_ms = core_unzigzag(ts);
@@ -259,6 +277,8 @@ int event_bin_decode(const void *data, size_t len, struct event *ev)
             get_str(&p, end, str_fields[i].max, str_at(&tmp, i)) < 0)
             return CORE_E_CORRUPT;
     }
+    if ((flags & BIN_FIELDS) && get_str(&p, end, EVENT_FIELDS_MAX, &tmp.fields_sealed) < 0)
+        return CORE_E_CORRUPT;
     if (p != end)
         return CORE_E_CORRUPT;
     /* A type name exactly when the type is custom: one encoding per event. */

@@ -91,7 +91,8 @@ size_t evlog__kafka_ad(uint8_t *ad, int32_t partition, int64_t event_ms, int64_t
     memcpy(ad + n, key_id, SEAL_ID_BYTES);
     n += SEAL_ID_BYTES;
     ad[n++] = (uint8_t)id_len;
-    memcpy(ad + n, id, id_len);
+    if (id_len) /* control records (ticks) have no eventId: id may be NULL */
+        memcpy(ad + n, id, id_len);
     return n + id_len;
 }
 

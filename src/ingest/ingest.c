@@ -146,6 +146,8 @@ int ingest_new(const struct ingest_config *cfg, struct evlog *log, const struct 
         ing->decode_opts.device_class = device_class;
     }
     ingest__merge_init(ing);
+    pthread_mutex_init(&ing->nonce_mu, NULL);
+    seal_nonces_init(&ing->nonces);
     ingest__dedup_init(&ing->dedup, (size_t)cfg->dedup_max, cfg->dedup_window_ms);
     int rc = rebuild_dedup(ing);
     if (rc < 0) {
@@ -162,6 +164,7 @@ void ingest_free(struct ingest *ing)
         return;
     ingest__dedup_dispose(&ing->dedup);
     ingest__merge_dispose(ing);
+    pthread_mutex_destroy(&ing->nonce_mu);
     pthread_mutex_destroy(&ing->mu);
     privacy_key_dispose(&ing->key);
     free(ing);
@@ -179,6 +182,7 @@ void ingest_stats(struct ingest *ing, struct ingest_stats *out)
     out->dropped_consent = atomic_load(&ing->dropped_consent);
     out->aggregated_consent = atomic_load(&ing->aggregated_consent);
     out->pii_fields = atomic_load(&ing->pii_fields);
+    out->sealed_fields = atomic_load(&ing->sealed_fields);
     for (int t = 0; t <= EVENT_TYPE_CUSTOM; t++)
         out->by_type[t] = atomic_load(&ing->by_type[t]);
     pthread_mutex_lock(&ing->mu);
@@ -283,8 +287,11 @@ static int decode_one(struct ingest *ing, struct ingest_batch *b, struct ingest_
     if (rc == 0 && it->prekeyed)
         rc = take_keys(it, ev);
     if (rc < 0) {
-        it->status = CORE_E_INVALID;
-        if (!b->no_deadletters)
+        /* Not storable (no durable epoch key) is a failure of ours, not of the event. */
+        it->status = rc == CORE_E_FAILED ? CORE_E_FAILED : CORE_E_INVALID;
+        if (it->status == CORE_E_FAILED)
+            atomic_fetch_add(&ing->failed, 1);
+        else if (!b->no_deadletters)
             ingest__deadletter(ing, b, it, errs);
         return rc;
     }

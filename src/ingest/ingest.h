@@ -10,6 +10,7 @@
 #include "event/event.h"
 #include "evlog/evlog.h"
 #include "privacy/consent.h"
+#include "privacy/epochkeys.h"
 #include "privacy/privacy.h"
 #include "privacy/userkeys.h"
 #include "schema/registry.h"
@@ -36,6 +37,10 @@ struct ingest_config {
     /* Optional, borrowed: per-user keys (encryption at rest). Each record is sealed under its
      * user's key, created on the user's first event; NULL seals under the log's data key. */
     struct userkeys *userkeys;
+    /* Optional, borrowed: epoch keys for field retention (privacy/epochkeys.h). Properties of a
+     * retention class its policy seals are stored in a sealed field bundle under the class's
+     * epoch key instead of in the event's properties. NULL: every property stays in place. */
+    struct epochkeys *epochkeys;
     /* Optional, borrowed (copied at ingest_new): every version of the pseudonymisation secret,
      * newest first (privacy.h); the key passed to ingest_new must be its newest. With older
      * versions, a user's first event (per link, see links_max) emits a "merge" moving the
@@ -62,6 +67,7 @@ struct ingest_stats {
     uint64_t dropped_consent;    /* valid records not stored: no consent (see consent.h) */
     uint64_t aggregated_consent; /* records stored flagged anonymous (aggregates only) */
     uint64_t pii_fields;         /* properties stored that their schema marks "x-pii" */
+    uint64_t sealed_fields;      /* events whose short-class properties went into a bundle */
     uint64_t by_type[EVENT_TYPE_CUSTOM + 1]; /* valid events per type id (custom: last) */
     uint64_t dedup_entries;                  /* eventIds currently remembered */
     uint64_t dedup_evicted; /* eventIds forgotten early because dedup_max was reached */

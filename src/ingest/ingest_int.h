@@ -59,11 +59,13 @@ struct ingest {
     struct dedup dedup;
     struct event_decode_opts decode_opts;
     atomic_uint_fast64_t accepted, duplicates, rejected, dropped_fields, overloaded, failed,
-        deadlettered, dropped_consent, aggregated_consent, pii_fields;
+        deadlettered, dropped_consent, aggregated_consent, pii_fields, sealed_fields;
     atomic_uint_fast64_t by_type[EVENT_TYPE_CUSTOM + 1]; /* valid events per type */
     atomic_bool log_failed;
     struct privacy_keyring *ring; /* copy of cfg.keyring, or NULL */
     _Atomic uint64_t *links;      /* recently emitted identity links (ingest_merge.c) */
+    pthread_mutex_t nonce_mu;     /* guards nonces: field bundles (ingest_fields.c) */
+    struct seal_nonces nonces;
     size_t links_max;
 };
 
@@ -83,6 +85,17 @@ int ingest__check_schema(struct ingest *ing, struct ingest_item *it, struct even
  * ids replaced by their pseudonyms, and its reasons (errs when it failed on the schema). */
 void ingest__deadletter(struct ingest *ing, const struct ingest_batch *b,
                         const struct ingest_item *it, const struct schema_errors *errs);
+
+/* ---- field retention (ingest_fields.c) --------------------------------------------------- */
+
+/*
+ * Moves the validated properties (props, the object that was validated) whose retention class
+ * is sealed by cfg.epochkeys' policy out of ev->properties_json into ev->fields_sealed (both
+ * allocated in arena). No-op without an epoch key store or such properties. Returns 0, or
+ * CORE_E_FAILED (logged) when no epoch key could be made durable: the event is not stored.
+ */
+int ingest__fields_split(struct ingest *ing, const struct schema *s, const cJSON *props,
+                         struct event *ev, struct core_arena *arena);
 
 /* ---- per-user keys (ingest_seal.c) ------------------------------------------------------ */
 

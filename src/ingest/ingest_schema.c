@@ -102,8 +102,7 @@ static cJSON *drop_undeclared(const struct schema *s, const cJSON *props, struct
     return kept;
 }
 
-/* Counts the top-level properties the schema marks "x-pii": true (the retention job that
- * acts on their retention classes comes later). */
+/* Counts the top-level properties the schema marks "x-pii": true. */
 static void count_pii(struct ingest *ing, const struct schema *s, const cJSON *props)
 {
     uint64_t n = 0;
@@ -130,11 +129,15 @@ int ingest__check_schema(struct ingest *ing, struct ingest_item *it, struct even
     if (kept)
         props = kept;
     int invalid = schema_validate(s, props, errs);
-    if (invalid == 0)
+    if (invalid == 0) {
         count_pii(ing, s, props);
+        rc = ingest__fields_split(ing, s, props, ev, arena);
+        if (rc < 0)
+            item_error(it, "properties", "cannot store fields of a short retention class");
+    }
     cJSON_Delete(kept); /* references only: the event's own tree stays */
     if (invalid == 0)
-        return 0;
+        return rc;
     const struct schema_error *e = &errs->items[0];
     /* The item's field is short; a very deep path is cut (the dead letter keeps it whole). */
     char field[sizeof it->err.field];

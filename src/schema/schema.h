@@ -73,8 +73,9 @@ int schema_compile(const cJSON *doc, const char *base_uri, struct schema **out,
 
 /* ---- privacy annotations ------------------------------------------------------------------- */
 
-/* Retention classes of "x-retention" (recorded now; the retention job that acts on them comes
- * later). A property marked "x-pii": true without "x-retention" is "standard". */
+/* Retention classes of "x-retention" (ingest seals properties of a class that lives shorter
+ * than events under epoch keys the retention job destroys: privacy/epochkeys.h). A property
+ * without "x-retention" is "standard". */
 enum schema_retention {
     SCHEMA_RETENTION_SHORT,
     SCHEMA_RETENTION_STANDARD,
@@ -88,6 +89,10 @@ size_t schema_pii_each(const struct schema *s,
                        void (*fn)(void *arg, const char *name, enum schema_retention r), void *arg);
 /* Whether the root's property name is marked "x-pii": true. */
 bool schema_pii_property(const struct schema *s, const char *name, size_t len);
+/* The retention class of the root's property name ("x-retention", with or without "x-pii";
+ * STANDARD when unmarked or not declared). Any thread. */
+enum schema_retention schema_property_retention(const struct schema *s, const char *name,
+                                                size_t len);
 
 /* Whether the root object schema is closed: "additionalProperties": false without
  * patternProperties. Then ingest drops the top-level members it does not declare in

@@ -56,6 +56,14 @@ bool schema_pii_property(const struct schema *s, const char *name, size_t len)
     return p && p->pii;
 }
 
+enum schema_retention schema_property_retention(const struct schema *s, const char *name,
+                                                size_t len)
+{
+    const struct sch_node *p = prop_of(s, name, len);
+    return p && p->retention ? (enum schema_retention)(p->retention - 1)
+                             : SCHEMA_RETENTION_STANDARD;
+}
+
 bool schema_root_closed(const struct schema *s)
 {
     const struct sch_node *root = root_of(s);
