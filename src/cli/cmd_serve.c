@@ -9,6 +9,7 @@
 #include "ingest/deadletter.h"
 #include "ingest/ingest.h"
 #include "cli/serve_kafka.h"
+#include "cli/serve_roles.h"
 #include "cli/serve_retention.h"
 #include "privacy/audit.h"
 #include "privacy/consent.h"
@@ -63,9 +64,14 @@ struct serve_config {
         retention_audit_ms, audit_rotate_ms;
     int64_t erasure_deadline_ms, erasure_step_delay_ms;
     /* Scale-out (issue 7): serve_api.c, src/store/ */
-    bool role_api;           /* --role api: a serving-only node */
-    bool role_processor;     /* --role processor: all but recommendation serving */
-    struct store_addr store; /* --store; store.port 0 and no unix path: none */
+    bool role_api;        /* --role api: a serving-only node */
+    bool role_processor;  /* --role processor: all but recommendation serving */
+    bool role_collector;  /* --role collector: ingest only (serve_roles.c) */
+    char keys_topic[256]; /* --keys-topic: "" = "<topic>.keys" (Kafka mode) */
+    char group[256];      /* --group: consumer group of processors (Kafka mode) */
+    int64_t group_session_ms;
+    char checkpoint_dir[1024]; /* --checkpoint-dir: "" = DATA/checkpoints */
+    struct store_addr store;   /* --store; store.port 0 and no unix path: none */
     bool have_store;
     int64_t store_interval_ms; /* --store-interval */
     char store_auth[1024];     /* --store-auth-file */
@@ -422,14 +428,32 @@ static int set_exploration(void *cfg, const char *v, char *err, size_t es)
 
 static int set_role(void *cfg, const char *v, char *err, size_t es)
 {
-    if (strcmp(v, "all") && strcmp(v, "api") && strcmp(v, "processor")) {
-        snprintf(err, es, "expected all (default), processor or api");
+    if (strcmp(v, "all") && strcmp(v, "api") && strcmp(v, "processor") && strcmp(v, "collector")) {
+        snprintf(err, es, "expected all (default), collector, processor or api");
         return CORE_E_INVALID;
     }
     CFG->role_api = !strcmp(v, "api");
     CFG->role_processor = !strcmp(v, "processor");
+    CFG->role_collector = !strcmp(v, "collector");
     return 0;
 }
+
+static int set_keys_topic(void *cfg, const char *v, char *err, size_t es)
+{
+    return cli__set_str(CFG->keys_topic, sizeof CFG->keys_topic, v, err, es);
+}
+
+static int set_group(void *cfg, const char *v, char *err, size_t es)
+{
+    return cli__set_str(CFG->group, sizeof CFG->group, v, err, es);
+}
+
+static int set_checkpoint_dir(void *cfg, const char *v, char *err, size_t es)
+{
+    return cli__set_str(CFG->checkpoint_dir, sizeof CFG->checkpoint_dir, v, err, es);
+}
+
+DURATION_SETTER(set_group_session, group_session_ms, 1000)
 
 static int set_store(void *cfg, const char *v, char *err, size_t es)
 {
@@ -447,9 +471,23 @@ static int set_store_auth(void *cfg, const char *v, char *err, size_t es)
 
 static const struct cli_opt serve_opts[] = {
     {"role", "ROLE",
-     "all (default: collector, processors and API in one process) | processor (all but "
-     "recommendation routes; publishes to --store) | api (serving only, from --store)",
+     "all (default: collector, processors and API in one process) | collector (ingest only; "
+     "needs a kafka:// --log) | processor (all but recommendation routes; publishes to "
+     "--store; with a kafka:// --log it joins --group) | api (serving only, from --store)",
      set_role},
+    {"keys-topic", "TOPIC",
+     "Kafka mode: the topic holding per-user encryption keys (default <topic>.keys; must exist)",
+     set_keys_topic},
+    {"group", "NAME",
+     "Kafka mode, role processor: consumer group whose members split the partitions (default "
+     "recstream-processors)",
+     set_group},
+    {"group-session-timeout", "DURATION",
+     "Kafka mode, role processor: a dead member's partitions move after this (default 10s)",
+     set_group_session},
+    {"checkpoint-dir", "DIR",
+     "checkpoints (default DIR/checkpoints); processors of one group share one directory",
+     set_checkpoint_dir},
     {"store", "URL",
      "publish serving state to Redis (role all), or read it (role api): redis://HOST:PORT or "
      "unix:///PATH",
@@ -565,6 +603,7 @@ static void serve_defaults(struct serve_config *c)
     snprintf(c->host, sizeof c->host, "0.0.0.0");
     c->port = 8080;
     c->partitions = 8;
+    snprintf(c->group, sizeof c->group, "recstream-processors");
     c->fsync = EVLOG_FSYNC_ALWAYS;
     c->fsync_ms = 5;
     char err[64];
@@ -758,7 +797,8 @@ struct serve_metrics {
 static void serve_metrics(void *arg, struct core_buf *out)
 {
     struct serve_metrics *m = arg;
-    serve_retention_metrics(m->ret, out);
+    if (m->ret) /* none on a collector */
+        serve_retention_metrics(m->ret, out);
     store_publisher_metrics(m->pub, out);
 }
 
@@ -785,6 +825,8 @@ static int run(struct serve_config *c)
     struct privacy_key key;
     bool key_loaded = false, keys_open = false;
     struct cli_keys keys;
+    struct userkeys_kafka *keys_kafka = NULL;
+    struct evlog_group *group = NULL;
     char path[1100];
     struct apikey_store *apikeys = NULL;
     struct core_buf tls_cert, tls_key;
@@ -824,7 +866,11 @@ static int run(struct serve_config *c)
     rc = read_tls(c, &tls_cert, &tls_key);
     if (rc < 0)
         goto out;
-    rc = cli__keys_open(c->data, c->data_key, true, c->userkeys_max, &keys);
+    if (serve_log_is_kafka(c->log_uri)) /* keys shared by every node: the keys topic */
+        rc = serve_kafka_keys_open(c->data, c->data_key, c->userkeys_max, c->log_uri, c->keys_topic,
+                                   &keys, &keys_kafka);
+    else
+        rc = cli__keys_open(c->data, c->data_key, true, c->userkeys_max, &keys);
     if (rc < 0)
         goto out;
     keys_open = true;
@@ -913,7 +959,7 @@ static int run(struct serve_config *c)
     stream_config_init(&sc);
     char ckpt_path[1100];
     snprintf(ckpt_path, sizeof ckpt_path, "%s/checkpoints", c->data);
-    sc.checkpoint_dir = ckpt_path;
+    sc.checkpoint_dir = c->checkpoint_dir[0] ? c->checkpoint_dir : ckpt_path;
     sc.checkpoint_interval_ms = c->checkpoint_interval_ms;
     sc.threads = (int)c->processor_threads;
     sc.state.catalog = cat;
@@ -922,9 +968,22 @@ static int run(struct serve_config *c)
     sc.data_key = &keys.data_key;
     sc.merge_fn = ingest_merge_in_append; /* identity merges reach the target's partition */
     sc.merge_arg = ing;
-    rc = stream_start(&sc, log, &st);
+    bool in_group = c->role_processor && serve_log_is_kafka(c->log_uri);
+    int32_t none = 0;
+    if (in_group) { /* partitions come from the group's rebalances */
+        sc.owned = &none;
+        sc.nowned = 0;
+    }
+    rc = c->role_collector ? 0 : stream_start(&sc, log, &st);
     if (rc < 0)
         goto out;
+    if (in_group) {
+        rc = serve_group_join(st, c->log_uri, c->group, (int)c->group_session_ms, &group);
+        if (rc < 0)
+            goto out;
+    }
+    if (c->role_collector)
+        goto serve_http; /* no stream, retention, recommender, publisher or erasure job */
     struct serve_retention_config rcfg = {.log = log,
                                           .stream = st,
                                           .interval_ms = c->retention_interval_ms,
@@ -981,6 +1040,7 @@ static int run(struct serve_config *c)
     if (rc < 0)
         goto out;
 
+serve_http:;
     struct api_config ac = {.topics = c->topics,
                             .ntopics = c->ntopics,
                             .max_records = c->max_records,
@@ -990,6 +1050,7 @@ static int run(struct serve_config *c)
                             .stream = st,
                             .catalog = cat,
                             .reco = c->role_processor ? NULL : reco, /* API nodes serve */
+                            .role_collector = c->role_collector,
                             .consent = consent,
                             .capture_ip = c->capture_ip,
                             .reco_experiment = &c->reco.experiment,
@@ -1046,8 +1107,11 @@ out:
     reco_free(reco);           /* before the processors: its refresher reads their shards */
     free(shards);
     serve_retention_stop(ret); /* it uses the log and the stream */
+    if (group)
+        stream_group_leave(group); /* revokes: the partitions are checkpointed for the next owner */
     /* Processors read the log: stop them (final checkpoint on a clean stop) before closing. */
-    stream_stop(st, rc == 0);
+    if (st)
+        stream_stop(st, rc == 0);
     ingest_free(ing); /* after the processors: they append merge_in records through it */
     if (log)
         evlog_close(log);
@@ -1062,6 +1126,7 @@ out:
     core_buf_dispose(&tls_cert);
     if (key_loaded)
         privacy_key_dispose(&key);
+    userkeys_kafka_free(keys_kafka); /* after the log, the ingest and the stream: they read keys */
     if (keys_open)
         cli__keys_close(&keys); /* after the log, the ingest and the stream, its users */
     if (lock_fd >= 0)
@@ -1133,6 +1198,11 @@ int cli_cmd_serve(int argc, char **argv)
     if (c.role_processor && !c.have_store) {
         fprintf(stderr, "recstream serve: --role processor needs --store (API nodes serve "
                         "recommendations from it)\n");
+        return 2;
+    }
+    if (c.role_collector && !serve_log_is_kafka(c.log_uri)) {
+        fprintf(stderr, "recstream serve: --role collector needs --log kafka://HOST:PORT/TOPIC "
+                        "(the processors read the events from there)\n");
         return 2;
     }
     if (c.role_api)
