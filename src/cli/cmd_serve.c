@@ -792,6 +792,8 @@ static int read_tls(const struct serve_config *c, struct core_buf *cert, struct 
 struct serve_metrics {
     struct serve_retention *ret;
     struct store_publisher *pub;
+    struct stream *st;
+    struct evlog_group *group;
 };
 
 static void serve_metrics(void *arg, struct core_buf *out)
@@ -800,12 +802,14 @@ static void serve_metrics(void *arg, struct core_buf *out)
     if (m->ret) /* none on a collector */
         serve_retention_metrics(m->ret, out);
     store_publisher_metrics(m->pub, out);
+    if (m->group)
+        serve_group_metrics(m->st, m->group, out);
 }
 
 static int run(struct serve_config *c)
 {
     struct store_publisher *pub = NULL;
-    struct serve_metrics sm = {NULL, NULL};
+    struct serve_metrics sm = {NULL, NULL, NULL, NULL};
     int rc, lock_fd = -1;
     struct evlog *log = NULL;
     struct ingest *ing = NULL;
@@ -973,15 +977,12 @@ static int run(struct serve_config *c)
     if (in_group) { /* partitions come from the group's rebalances */
         sc.owned = &none;
         sc.nowned = 0;
+        sc.revoked_fn = serve_publisher_barrier; /* nothing revoked is published after */
+        sc.revoked_arg = &pub;
     }
     rc = c->role_collector ? 0 : stream_start(&sc, log, &st);
     if (rc < 0)
         goto out;
-    if (in_group) {
-        rc = serve_group_join(st, c->log_uri, c->group, (int)c->group_session_ms, &group);
-        if (rc < 0)
-            goto out;
-    }
     if (c->role_collector)
         goto serve_http; /* no stream, retention, recommender, publisher or erasure job */
     struct serve_retention_config rcfg = {.log = log,
@@ -1011,12 +1012,21 @@ static int run(struct serve_config *c)
                                             .reco = reco,
                                             .catalog = cat,
                                             .interval_ms = c->store_interval_ms,
-                                            .user_ttl_ms = c->retention_state_ms};
+                                            .user_ttl_ms = c->retention_state_ms,
+                                            .owns_fn = in_group ? serve_owns_partition : NULL,
+                                            .owns_arg = st};
         rc = store_publisher_start(&pc, &pub);
         if (rc < 0) {
             LOG_ERROR("cannot publish serving state: redis unreachable", NULL);
             goto out;
         }
+    }
+    if (in_group) { /* after the publisher: revocations wait for its round in flight */
+        rc = serve_group_join(st, c->log_uri, c->group, (int)c->group_session_ms, &group);
+        if (rc < 0)
+            goto out;
+        sm.st = st;
+        sm.group = group;
     }
     sm.ret = ret;
     sm.pub = pub;
@@ -1101,14 +1111,15 @@ out:
     if (srv)
         http_server_stop(srv);
     api_free(api);
+    sm.group = NULL;
+    if (group) /* revokes (checkpoints for the next owner); before the publisher it waits on */
+        stream_group_leave(group);
     serve_erasure_stop(erasure_job); /* it uses ingest, the stream and the stores below */
     erasures_free(erasures);
     store_publisher_stop(pub); /* before the recommender and the processors: it reads both */
     reco_free(reco);           /* before the processors: its refresher reads their shards */
     free(shards);
     serve_retention_stop(ret); /* it uses the log and the stream */
-    if (group)
-        stream_group_leave(group); /* revokes: the partitions are checkpointed for the next owner */
     /* Processors read the log: stop them (final checkpoint on a clean stop) before closing. */
     if (st)
         stream_stop(st, rc == 0);

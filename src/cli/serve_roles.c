@@ -3,6 +3,7 @@
 
 #include "cli/serve_kafka.h"
 #include "evlog/evlog_group.h"
+#include "store/store.h"
 #include "stream/stream.h"
 
 #include <stdio.h>
@@ -86,4 +87,28 @@ int serve_group_join(struct stream *st, const char *log_uri, const char *group, 
         LOG_INFO("joined the consumer group: partitions come with the first rebalance",
                  "group=%s topic=%s session_timeout_ms=%d", group, topic, go.session_timeout_ms);
     return rc;
+}
+
+bool serve_owns_partition(void *stream, int32_t p)
+{
+    return stream_owns(stream, p);
+}
+
+void serve_publisher_barrier(void *pubp)
+{
+    store_publisher_barrier(*(struct store_publisher **)pubp);
+}
+
+void serve_group_metrics(struct stream *st, struct evlog_group *g, struct core_buf *out)
+{
+    core_buf_printf(out,
+                    "# HELP recstream_group_generation Rebalances of the consumer group seen.\n"
+                    "# TYPE recstream_group_generation counter\nrecstream_group_generation %llu\n",
+                    (unsigned long long)evlog_group_generation(g));
+    core_buf_puts(out, "# HELP recstream_stream_partition_owned 1 when the partition is owned "
+                       "(applied and published) here.\n# TYPE recstream_stream_partition_owned "
+                       "gauge\n");
+    for (int32_t p = 0; p < stream_partitions(st); p++)
+        core_buf_printf(out, "recstream_stream_partition_owned{partition=\"%d\"} %d\n", (int)p,
+                        stream_owns(st, p) ? 1 : 0);
 }

@@ -31,4 +31,14 @@ int serve_kafka_keys_open(const char *data, const char *data_key_path, int64_t m
 int serve_group_join(struct stream *st, const char *log_uri, const char *group, int session_ms,
                      struct evlog_group **out);
 
+/* Prometheus lines of a processor in a group: recstream_group_generation (rebalances seen) and
+ * recstream_stream_partition_owned{partition} (1 owned here, 0 not). Any thread. */
+void serve_group_metrics(struct stream *st, struct evlog_group *g, struct core_buf *out);
+
+/* A store_publisher_config.owns_fn over a struct stream * (stream_owns). */
+bool serve_owns_partition(void *stream, int32_t p);
+
+/* A stream_config.revoked_fn over a struct store_publisher ** (store_publisher_barrier). */
+void serve_publisher_barrier(void *pubp);
+
 #endif
