@@ -8,17 +8,15 @@ middle of ingestion; the other takes every partition over after the session time
 applies every event. Its final state (the profiles of every user of the slice) equals that of a
 single processor that reads the same topic from scratch. kcat sees every acknowledged eventId
 exactly once. Every process runs under a timeout or is killed in the finally clause."""
-import json
 import os
-import re
 import shutil
-import signal
-import subprocess
 import tempfile
 import threading
 
 import rs
+import rskafka
 import rsredis
+from rskafka import gauge_map, metrics
 
 TOPIC = "events-group"
 LIMIT = 3000  # ratings, oldest first
@@ -27,70 +25,6 @@ COMMON = ["--insecure-no-auth", "--store-interval", "100ms", "--retention-state"
           "--retention-interval", "1h", "--checkpoint-interval", "300ms"]
 R = rs.Runner()
 S = {}
-
-
-def dataset_path():
-    shared = os.environ.get("RECSTREAM_SHARED",
-                            os.path.join(os.path.dirname(__file__), "../../../shared"))
-    for rel in ("ml-100k/u.data", "data/ml-100k/u.data"):
-        path = os.path.join(shared, rel)
-        if os.path.exists(path):
-            return path
-    raise AssertionError("ml-100k/u.data not found under %s (set RECSTREAM_SHARED)" % shared)
-
-
-def load_events():
-    rows = []
-    with open(dataset_path()) as f:
-        for line_no, line in enumerate(f, 1):
-            user, item, rating, seconds = line.split()
-            rows.append((int(seconds), line_no, user, item, int(rating)))
-    rows.sort()
-    return [{"eventId": "ml-%d" % n, "userId": u, "eventType": "rating", "itemId": i,
-             "value": r, "timestamp": s * 1000} for s, n, u, i, r in rows[:LIMIT]]
-
-
-def start_mock():
-    proc = subprocess.Popen([rs.BIN, "dev", "kafka-mock", "--brokers", "3", "--partitions", "6",
-                             "--topic", TOPIC],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stdout.readline().strip()
-    assert line.startswith("bootstrap="), line
-    return proc, line[len("bootstrap="):]
-
-
-def stop_proc(proc):
-    if proc and proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(30)
-
-
-def topic_event_ids(bootstrap, topic):
-    p = subprocess.run(["timeout", "60", "kcat", "-C", "-b", bootstrap, "-t", topic, "-o",
-                        "beginning", "-e", "-q", "-f", "%h\\n"],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert p.returncode == 0, p.stderr
-    ids = []
-    for line in p.stdout.splitlines():
-        headers = dict(h.split("=", 1) for h in line.split(",") if "=" in h)
-        if headers.get("eventId"):
-            ids.append(headers["eventId"])
-    return ids
-
-
-def metrics(srv):
-    st, _, data = srv.request("GET", "/metrics")
-    assert st == 200, st
-    return data.decode()
-
-
-def gauge_map(text, name):
-    return {int(m.group(1)): int(m.group(2))
-            for m in re.finditer(r'^%s\{partition="(\d+)"\} (-?\d+)$' % name, text, re.M)}
 
 
 def owned(srv):
@@ -146,7 +80,7 @@ def test_collector_routes():
 
 
 def test_processors_split_then_take_over():
-    events = load_events()
+    events = rskafka.load_events(LIMIT)
     S["users"] = sorted({e["userId"] for e in events}, key=int)
     ckpt = os.path.join(S["tmp"], "checkpoints")
     p1, p2 = processor("p1", "g-split", ckpt), processor("p2", "g-split", ckpt)
@@ -186,7 +120,7 @@ def test_processors_split_then_take_over():
     S["split"] = profiles(p2)
     assert sum(p["events"] for p in S["split"].values()) == LIMIT, \
         sum(p["events"] for p in S["split"].values())
-    ids = topic_event_ids(S["bootstrap"], TOPIC)
+    ids = rskafka.topic_event_ids(S["bootstrap"], TOPIC)
     assert len(ids) == len(set(ids)) == LIMIT and set(ids) == {e["eventId"] for e in events}, \
         (len(ids), len(set(ids)))
     assert p2.stop() == 0, p2.log()[-3000:]
@@ -211,7 +145,7 @@ def main():
     mock = None
     redis = rsredis.Redis()
     try:
-        mock, S["bootstrap"] = start_mock()
+        mock, S["bootstrap"] = rskafka.start_mock(TOPIC)
         S["redis"] = redis.start()
         S["collector"] = rs.Server(*(COMMON + ["--role", "collector", "--log",
                                                "kafka://%s/%s" % (S["bootstrap"], TOPIC)]),
@@ -224,7 +158,7 @@ def main():
     finally:
         for p in S["procs"]:
             p.cleanup()
-        stop_proc(mock)
+        rskafka.stop_proc(mock)
         redis.stop()
         if not os.environ.get("RS_KEEP"):
             shutil.rmtree(tmp, ignore_errors=True)
