@@ -67,14 +67,18 @@ def dataset_path():
     raise AssertionError("ml-100k/u.data not found under %s (set RECSTREAM_SHARED)" % shared)
 
 
-def load_events(limit):
-    """The oldest limit ratings of MovieLens 100k as events."""
+def load_events(limit, oldest=True):
+    """limit ratings of MovieLens 100k as events: the oldest, or (oldest=False) the first
+    lines of u.data (in file order, which spreads over many more users)."""
     rows = []
     with open(dataset_path()) as f:
         for line_no, line in enumerate(f, 1):
             user, item, rating, seconds = line.split()
             rows.append((int(seconds), line_no, user, item, int(rating)))
-    rows.sort()
+            if not oldest and len(rows) == limit:
+                break
+    if oldest:
+        rows.sort()
     return [{"eventId": "ml-%d" % n, "userId": u, "eventType": "rating", "itemId": i,
              "value": r, "timestamp": s * 1000} for s, n, u, i, r in rows[:limit]]
 

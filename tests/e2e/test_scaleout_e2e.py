@@ -94,6 +94,9 @@ def test_same_recommendations_as_embedded():
     for key in ("embedded", "processor"):
         assert S[key].stop() == 0, S[key].log()[-2000:]
         S[key].start()
+    rs.wait_for("the restarted processor to own every partition again",
+                lambda: gauge_map(metrics(S["processor"]), "recstream_stream_partition_owned"),
+                lambda v: len(v) == 6 and all(v.values()), timeout=30, every=0.2)
     rs.wait_for("the API node to import the rebuilt model", caught_up, lambda v: v[0],
                 timeout=40, every=0.2)
 
@@ -124,8 +127,10 @@ def test_erasure_shreds_keys_for_every_node():
     that starts afterwards cannot open the user's records (its profile is gone there)."""
     user = S["users"][1]
     proc = S["processor"]
-    st, body = rs.call_json(proc, "GET", "/v1/users/%s/profile" % user)
-    assert st == 200 and body["events"] > 0, (st, body)
+    st, body = rs.wait_for("the user's profile on the processor",
+                           lambda: rs.call_json(proc, "GET", "/v1/users/%s/profile" % user),
+                           lambda v: v[0] == 200, timeout=30, every=0.2)
+    assert body["events"] > 0, body
     st, body = rs.call_json(proc, "DELETE", "/v1/users/" + user)
     assert st in (200, 202), (st, body)
     rs.wait_for("the user to be erased on the processor",

@@ -19,7 +19,7 @@ import rsredis
 from rskafka import gauge_map, metrics
 
 TOPIC = "events-group"
-LIMIT = 3000  # ratings, oldest first
+LIMIT = 3000  # ratings, the first lines of u.data
 BATCH = 100
 COMMON = ["--insecure-no-auth", "--store-interval", "100ms", "--retention-state", "365d",
           "--retention-interval", "1h", "--checkpoint-interval", "300ms"]
@@ -80,7 +80,7 @@ def test_collector_routes():
 
 
 def test_processors_split_then_take_over():
-    events = rskafka.load_events(LIMIT)
+    events = rskafka.load_events(LIMIT, oldest=False)  # ~900 users
     S["users"] = sorted({e["userId"] for e in events}, key=int)
     ckpt = os.path.join(S["tmp"], "checkpoints")
     p1, p2 = processor("p1", "g-split", ckpt), processor("p2", "g-split", ckpt)
