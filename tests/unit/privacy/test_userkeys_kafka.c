@@ -188,6 +188,32 @@ static void test_concurrent_creators(void **state)
     node_close(&b);
 }
 
+/* Prints what keys cost on the mock cluster (loopback): creating one key (produce + delivery
+ * report) and answering an unknown id once caught up (watermark request). */
+static void test_costs(void **state)
+{
+    (void)state;
+    struct node a;
+    node_open(&a, "k3.keys");
+    struct seal_key k, got;
+    int64_t t0 = core_mono_ns();
+    for (int i = 0; i < 20; i++) {
+        char name[USERKEYS_NAME_BYTES + 1];
+        name_of(5000 + i, name);
+        const char *np = name;
+        assert_int_equal(userkeys_acquire(a.uk, &np, 1, &k), 0);
+    }
+    int64_t t1 = core_mono_ns();
+    uint8_t never[SEAL_ID_BYTES];
+    memset(never, 0x66, sizeof never);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(userkeys_find_id(a.uk, never, &got), CORE_E_NOTFOUND);
+    int64_t t2 = core_mono_ns();
+    printf("keys topic on the mock: new key %.2f ms, unknown id once caught up %.2f ms\n",
+           (double)(t1 - t0) / 20e6, (double)(t2 - t1) / 20e6);
+    node_close(&a);
+}
+
 static void test_missing_topic(void **state)
 {
     (void)state;
@@ -213,6 +239,7 @@ int main(void)
         cmocka_unit_test(test_shares_keys_one_partition),
         cmocka_unit_test(test_shares_keys_three_partitions),
         cmocka_unit_test(test_concurrent_creators),
+        cmocka_unit_test(test_costs),
         cmocka_unit_test(test_missing_topic),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
