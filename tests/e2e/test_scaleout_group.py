@@ -51,12 +51,19 @@ def applied_all(srv):
         (mine, have, S["end"])
 
 
+ITEM_PATHS = ["/v1/items/%d/stats" % i for i in (1, 50, 100, 181, 258, 286, 302)] + \
+    ["/v1/trending?window=24h&count=20", "/v1/trending?window=1h&type=other&count=20"]
+
+
 def profiles(srv):
+    """Every user's profile and the aggregates of some items (partition-wide state)."""
     out = {}
     for u in S["users"]:
         st, body = rs.call_json(srv, "GET", "/v1/users/%s/profile" % u)
         assert st == 200, (u, st, body)
         out[u] = body
+    for path in ITEM_PATHS:
+        out[path] = rs.call_json(srv, "GET", path)
     return out
 
 
@@ -118,8 +125,8 @@ def test_processors_split_then_take_over():
                 lambda v: v[0], timeout=40, every=0.2)
     assert "partitions revoked" in p2.log() or "partitions assigned" in p2.log()
     S["split"] = profiles(p2)
-    assert sum(p["events"] for p in S["split"].values()) == LIMIT, \
-        sum(p["events"] for p in S["split"].values())
+    assert sum(S["split"][u]["events"] for u in S["users"]) == LIMIT
+    assert S["split"]["/v1/items/50/stats"][0] == 200, S["split"]["/v1/items/50/stats"]
     ids = rskafka.topic_event_ids(S["bootstrap"], TOPIC)
     assert len(ids) == len(set(ids)) == LIMIT and set(ids) == {e["eventId"] for e in events}, \
         (len(ids), len(set(ids)))
@@ -133,7 +140,7 @@ def test_single_processor_equals():
     rs.wait_for("the single processor to apply every event", lambda: applied_all(single),
                 lambda v: v[0], timeout=40, every=0.2)
     got = profiles(single)
-    diff = [u for u in S["users"] if got[u] != S["split"][u]]
+    diff = [k for k in got if got[k] != S["split"][k]]
     assert not diff, (len(diff), diff[:3], got[diff[0]] if diff else None,
                       S["split"][diff[0]] if diff else None)
     assert single.stop() == 0, single.log()[-3000:]
