@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 
 import rs
 import rskafka
@@ -119,8 +120,13 @@ def test_processors_split_then_take_over():
     rs.wait_for("ingestion under way", lambda: len(posted), lambda n: n >= 3, timeout=30,
                 every=0.01)
     p1.kill()
+    killed = time.time()
     t.join(60)
     assert not errors and sum(posted) == LIMIT - third, (errors, sum(posted))
+    rs.wait_for("p2 to own every partition", lambda: owned(p2), lambda v: len(v) == 6,
+                timeout=40, every=0.1)
+    print("take-over: p2 owns all 6 partitions %.1f s after the SIGKILL (session timeout 6 s)"
+          % (time.time() - killed), flush=True)
     rs.wait_for("p2 to own every partition and apply every event", lambda: applied_all(p2),
                 lambda v: v[0], timeout=40, every=0.2)
     assert "partitions revoked" in p2.log() or "partitions assigned" in p2.log()
