@@ -191,6 +191,13 @@ static enum http_action route(struct api *api, struct http_request *req)
                          url);
         return HTTP_REPLY;
     }
+    if (api->cfg.role_collector && !api__role_collector_route(url)) {
+        http_reply_error(req, 40421,
+                         "%s is not served by a collector (--role collector): collectors take "
+                         "events only; send it to an API node or a processor",
+                         url);
+        return HTTP_REPLY;
+    }
     if (strncmp(url, "/topics/", 8) == 0) {
         const char *topic = url + 8;
         if (!topic_known(api, topic)) {

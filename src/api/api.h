@@ -76,6 +76,9 @@ struct api_config {
      * routed, everything else answers 404 (40420) naming the role. User ids are pseudonymised with
      * this key (the processors' secret). */
     bool role_api;
+    /* A collector (serve --role collector): ingest only, no stream (NULL) and no recommender;
+     * the ingest routes, health and metrics are routed, everything else answers 404 (40421). */
+    bool role_collector;
     const struct privacy_key *pseudonym_key;
     /* role api: the user-less shards restored from the store (borrowed); trending and item
      * stats read them where an embedded node reads the stream's shards. */

@@ -528,3 +528,10 @@ enum http_action api__ingest(struct api *api, struct http_request *req, enum api
     event_json_arena_end();
     return HTTP_ASYNC; /* the completion replies; the connection thread frees r later */
 }
+
+bool api__role_collector_route(const char *url)
+{
+    return !strncmp(url, "/topics/", 8) || !strcmp(url, "/v1/events") ||
+           !strcmp(url, "/v1/beacon") || !strcmp(url, "/healthz") || !strcmp(url, "/readyz") ||
+           !strcmp(url, "/metrics");
+}

@@ -61,6 +61,9 @@ enum http_action api__erasure(struct api *api, struct http_request *req);
 
 /* Routes a serving-only node (api_config.role_api) answers (api_reco.c). */
 bool api__role_api_route(const char *url);
+
+/* True for the routes a collector (--role collector) serves: ingest, health, metrics. */
+bool api__role_collector_route(const char *url);
 /* The pseudonymous key of a user id: through ingest, or the configured key (role api). */
 void api__pseudonym_user(struct api *api, const char *id, size_t n, char *out);
 

@@ -6,6 +6,7 @@
  * does not enforce (transactions, retention beyond ~5 MiB per partition).
  */
 #include "cli/cli_int.h"
+#include "privacy/userkeys_kafka.h"
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -66,10 +67,16 @@ static int kafka_mock(const struct dev_config *c)
         fprintf(stderr, "recstream dev: cannot start the mock cluster\n");
         goto out;
     }
+    /* The events topic and its keys topic (per-user encryption keys shared by every node,
+     * privacy/userkeys_kafka.h; the mock has no compaction, a real cluster compacts it). */
+    char keys_topic[300];
+    userkeys_kafka_default_topic(c->topic, keys_topic, sizeof keys_topic);
     rd_kafka_resp_err_t e =
         rd_kafka_mock_topic_create(mc, c->topic, (int)c->partitions, (int)c->brokers);
+    if (!e)
+        e = rd_kafka_mock_topic_create(mc, keys_topic, 1, (int)c->brokers);
     if (e) {
-        fprintf(stderr, "recstream dev: cannot create topic %s: %s\n", c->topic,
+        fprintf(stderr, "recstream dev: cannot create topics %s and %s: %s\n", c->topic, keys_topic,
                 rd_kafka_err2str(e));
         rd_kafka_mock_cluster_destroy(mc);
         goto out;
@@ -84,8 +91,8 @@ static int kafka_mock(const struct dev_config *c)
     fflush(stdout);
     fprintf(stderr,
             "recstream dev: Kafka mock cluster with %d brokers, topic %s with %d partitions "
-            "(librdkafka %s); Ctrl-C stops it\n",
-            (int)c->brokers, c->topic, (int)c->partitions, rd_kafka_version_str());
+            "and keys topic %s (librdkafka %s); Ctrl-C stops it\n",
+            (int)c->brokers, c->topic, (int)c->partitions, keys_topic, rd_kafka_version_str());
     int sig = 0;
     sigwait(&set, &sig);
     rd_kafka_mock_cluster_destroy(mc);

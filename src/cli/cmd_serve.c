@@ -9,6 +9,7 @@
 #include "ingest/deadletter.h"
 #include "ingest/ingest.h"
 #include "cli/serve_kafka.h"
+#include "cli/serve_roles.h"
 #include "cli/serve_retention.h"
 #include "privacy/audit.h"
 #include "privacy/consent.h"
@@ -64,9 +65,14 @@ struct serve_config {
     int64_t retention_short_ms, retention_long_ms, retention_epoch_ms; /* field retention */
     int64_t erasure_deadline_ms, erasure_step_delay_ms;
     /* Scale-out (issue 7): serve_api.c, src/store/ */
-    bool role_api;           /* --role api: a serving-only node */
-    bool role_processor;     /* --role processor: all but recommendation serving */
-    struct store_addr store; /* --store; store.port 0 and no unix path: none */
+    bool role_api;        /* --role api: a serving-only node */
+    bool role_processor;  /* --role processor: all but recommendation serving */
+    bool role_collector;  /* --role collector: ingest only (serve_roles.c) */
+    char keys_topic[256]; /* --keys-topic: "" = "<topic>.keys" (Kafka mode) */
+    char group[256];      /* --group: consumer group of processors (Kafka mode) */
+    int64_t group_session_ms;
+    char checkpoint_dir[1024]; /* --checkpoint-dir: "" = DATA/checkpoints */
+    struct store_addr store;   /* --store; store.port 0 and no unix path: none */
     bool have_store;
     int64_t store_interval_ms; /* --store-interval */
     char store_auth[1024];     /* --store-auth-file */
@@ -426,14 +432,32 @@ static int set_exploration(void *cfg, const char *v, char *err, size_t es)
 
 static int set_role(void *cfg, const char *v, char *err, size_t es)
 {
-    if (strcmp(v, "all") && strcmp(v, "api") && strcmp(v, "processor")) {
-        snprintf(err, es, "expected all (default), processor or api");
+    if (strcmp(v, "all") && strcmp(v, "api") && strcmp(v, "processor") && strcmp(v, "collector")) {
+        snprintf(err, es, "expected all (default), collector, processor or api");
         return CORE_E_INVALID;
     }
     CFG->role_api = !strcmp(v, "api");
     CFG->role_processor = !strcmp(v, "processor");
+    CFG->role_collector = !strcmp(v, "collector");
     return 0;
 }
+
+static int set_keys_topic(void *cfg, const char *v, char *err, size_t es)
+{
+    return cli__set_str(CFG->keys_topic, sizeof CFG->keys_topic, v, err, es);
+}
+
+static int set_group(void *cfg, const char *v, char *err, size_t es)
+{
+    return cli__set_str(CFG->group, sizeof CFG->group, v, err, es);
+}
+
+static int set_checkpoint_dir(void *cfg, const char *v, char *err, size_t es)
+{
+    return cli__set_str(CFG->checkpoint_dir, sizeof CFG->checkpoint_dir, v, err, es);
+}
+
+DURATION_SETTER(set_group_session, group_session_ms, 1000)
 
 static int set_store(void *cfg, const char *v, char *err, size_t es)
 {
@@ -451,9 +475,23 @@ static int set_store_auth(void *cfg, const char *v, char *err, size_t es)
 
 static const struct cli_opt serve_opts[] = {
     {"role", "ROLE",
-     "all (default: collector, processors and API in one process) | processor (all but "
-     "recommendation routes; publishes to --store) | api (serving only, from --store)",
+     "all (default: collector, processors and API in one process) | collector (ingest only; "
+     "needs a kafka:// --log) | processor (all but recommendation routes; publishes to "
+     "--store; with a kafka:// --log it joins --group) | api (serving only, from --store)",
      set_role},
+    {"keys-topic", "TOPIC",
+     "Kafka mode: the topic holding per-user encryption keys (default <topic>.keys; must exist)",
+     set_keys_topic},
+    {"group", "NAME",
+     "Kafka mode, role processor: consumer group whose members split the partitions (default "
+     "recstream-processors)",
+     set_group},
+    {"group-session-timeout", "DURATION",
+     "Kafka mode, role processor: a dead member's partitions move after this (default 10s)",
+     set_group_session},
+    {"checkpoint-dir", "DIR",
+     "checkpoints (default DIR/checkpoints); processors of one group share one directory",
+     set_checkpoint_dir},
     {"store", "URL",
      "publish serving state to Redis (role all), or read it (role api): redis://HOST:PORT or "
      "unix:///PATH",
@@ -579,6 +617,7 @@ static void serve_defaults(struct serve_config *c)
     snprintf(c->host, sizeof c->host, "0.0.0.0");
     c->port = 8080;
     c->partitions = 8;
+    snprintf(c->group, sizeof c->group, "recstream-processors");
     c->fsync = EVLOG_FSYNC_ALWAYS;
     c->fsync_ms = 5;
     char err[64];
@@ -768,19 +807,24 @@ static int read_tls(const struct serve_config *c, struct core_buf *cert, struct 
 struct serve_metrics {
     struct serve_retention *ret;
     struct store_publisher *pub;
+    struct stream *st;
+    struct evlog_group *group;
 };
 
 static void serve_metrics(void *arg, struct core_buf *out)
 {
     struct serve_metrics *m = arg;
-    serve_retention_metrics(m->ret, out);
+    if (m->ret) /* none on a collector */
+        serve_retention_metrics(m->ret, out);
     store_publisher_metrics(m->pub, out);
+    if (m->group)
+        serve_group_metrics(m->st, m->group, out);
 }
 
 static int run(struct serve_config *c)
 {
     struct store_publisher *pub = NULL;
-    struct serve_metrics sm = {NULL, NULL};
+    struct serve_metrics sm = {NULL, NULL, NULL, NULL};
     int rc, lock_fd = -1;
     struct evlog *log = NULL;
     struct ingest *ing = NULL;
@@ -800,6 +844,8 @@ static int run(struct serve_config *c)
     struct privacy_key key;
     bool key_loaded = false, keys_open = false;
     struct cli_keys keys;
+    struct userkeys_kafka *keys_kafka = NULL;
+    struct evlog_group *group = NULL;
     char path[1100];
     struct apikey_store *apikeys = NULL;
     struct core_buf tls_cert, tls_key;
@@ -839,7 +885,11 @@ static int run(struct serve_config *c)
     rc = read_tls(c, &tls_cert, &tls_key);
     if (rc < 0)
         goto out;
-    rc = cli__keys_open(c->data, c->data_key, true, c->userkeys_max, &keys);
+    if (serve_log_is_kafka(c->log_uri)) /* keys shared by every node: the keys topic */
+        rc = serve_kafka_keys_open(c->data, c->data_key, c->userkeys_max, c->log_uri, c->keys_topic,
+                                   &keys, &keys_kafka);
+    else
+        rc = cli__keys_open(c->data, c->data_key, true, c->userkeys_max, &keys);
     if (rc < 0)
         goto out;
     keys_open = true;
@@ -933,7 +983,7 @@ static int run(struct serve_config *c)
     stream_config_init(&sc);
     char ckpt_path[1100];
     snprintf(ckpt_path, sizeof ckpt_path, "%s/checkpoints", c->data);
-    sc.checkpoint_dir = ckpt_path;
+    sc.checkpoint_dir = c->checkpoint_dir[0] ? c->checkpoint_dir : ckpt_path;
     sc.checkpoint_interval_ms = c->checkpoint_interval_ms;
     sc.threads = (int)c->processor_threads;
     sc.state.catalog = cat;
@@ -942,9 +992,19 @@ static int run(struct serve_config *c)
     sc.data_key = &keys.data_key;
     sc.merge_fn = ingest_merge_in_append; /* identity merges reach the target's partition */
     sc.merge_arg = ing;
-    rc = stream_start(&sc, log, &st);
+    bool in_group = c->role_processor && serve_log_is_kafka(c->log_uri);
+    int32_t none = 0;
+    if (in_group) { /* partitions come from the group's rebalances */
+        sc.owned = &none;
+        sc.nowned = 0;
+        sc.revoked_fn = serve_publisher_barrier; /* nothing revoked is published after */
+        sc.revoked_arg = &pub;
+    }
+    rc = c->role_collector ? 0 : stream_start(&sc, log, &st);
     if (rc < 0)
         goto out;
+    if (c->role_collector)
+        goto serve_http; /* no stream, retention, recommender, publisher or erasure job */
     struct serve_retention_config rcfg = {.log = log,
                                           .stream = st,
                                           .interval_ms = c->retention_interval_ms,
@@ -973,12 +1033,21 @@ static int run(struct serve_config *c)
                                             .reco = reco,
                                             .catalog = cat,
                                             .interval_ms = c->store_interval_ms,
-                                            .user_ttl_ms = c->retention_state_ms};
+                                            .user_ttl_ms = c->retention_state_ms,
+                                            .owns_fn = in_group ? serve_owns_partition : NULL,
+                                            .owns_arg = st};
         rc = store_publisher_start(&pc, &pub);
         if (rc < 0) {
             LOG_ERROR("cannot publish serving state: redis unreachable", NULL);
             goto out;
         }
+    }
+    if (in_group) { /* after the publisher: revocations wait for its round in flight */
+        rc = serve_group_join(st, c->log_uri, c->group, (int)c->group_session_ms, &group);
+        if (rc < 0)
+            goto out;
+        sm.st = st;
+        sm.group = group;
     }
     sm.ret = ret;
     sm.pub = pub;
@@ -1002,6 +1071,7 @@ static int run(struct serve_config *c)
     if (rc < 0)
         goto out;
 
+serve_http:;
     struct api_config ac = {.topics = c->topics,
                             .ntopics = c->ntopics,
                             .max_records = c->max_records,
@@ -1011,6 +1081,7 @@ static int run(struct serve_config *c)
                             .stream = st,
                             .catalog = cat,
                             .reco = c->role_processor ? NULL : reco, /* API nodes serve */
+                            .role_collector = c->role_collector,
                             .consent = consent,
                             .epochkeys = keys.ek,
                             .capture_ip = c->capture_ip,
@@ -1062,6 +1133,9 @@ out:
     if (srv)
         http_server_stop(srv);
     api_free(api);
+    sm.group = NULL;
+    if (group) /* revokes (checkpoints for the next owner); before the publisher it waits on */
+        stream_group_leave(group);
     serve_erasure_stop(erasure_job); /* it uses ingest, the stream and the stores below */
     erasures_free(erasures);
     store_publisher_stop(pub); /* before the recommender and the processors: it reads both */
@@ -1069,7 +1143,8 @@ out:
     free(shards);
     serve_retention_stop(ret); /* it uses the log and the stream */
     /* Processors read the log: stop them (final checkpoint on a clean stop) before closing. */
-    stream_stop(st, rc == 0);
+    if (st)
+        stream_stop(st, rc == 0);
     ingest_free(ing); /* after the processors: they append merge_in records through it */
     if (log)
         evlog_close(log);
@@ -1084,6 +1159,7 @@ out:
     core_buf_dispose(&tls_cert);
     if (key_loaded)
         privacy_key_dispose(&key);
+    userkeys_kafka_free(keys_kafka); /* after the log, the ingest and the stream: they read keys */
     if (keys_open)
         cli__keys_close(&keys); /* after the log, the ingest and the stream, its users */
     if (lock_fd >= 0)
@@ -1155,6 +1231,11 @@ int cli_cmd_serve(int argc, char **argv)
     if (c.role_processor && !c.have_store) {
         fprintf(stderr, "recstream serve: --role processor needs --store (API nodes serve "
                         "recommendations from it)\n");
+        return 2;
+    }
+    if (c.role_collector && !serve_log_is_kafka(c.log_uri)) {
+        fprintf(stderr, "recstream serve: --role collector needs --log kafka://HOST:PORT/TOPIC "
+                        "(the processors read the events from there)\n");
         return 2;
     }
     if (c.role_api)

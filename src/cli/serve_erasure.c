@@ -165,7 +165,14 @@ static int forget_key(struct serve_erasure *j, const char *key, bool anon, char 
         snprintf(why, ws, "the control event could not be logged (%s)", core_strerror(rc));
     else if (item.out_partition < 0)
         rc = CORE_E_FAILED, snprintf(why, ws, "the control event was not stored");
-    if (rc == 0) {
+    /* A processor in a consumer group may not own the partition: the control event is durable
+     * in the topic and whichever processor owns the partition applies it (its lag later). */
+    bool owned = rc == 0 && stream_owns(j->cfg.stream, item.out_partition);
+    if (rc == 0 && !owned)
+        LOG_INFO("erasure: the user's partition is owned by another processor, which applies "
+                 "the forgetting event from the log",
+                 "partition=%d offset=%lld", (int)item.out_partition, (long long)item.out_offset);
+    if (owned) {
         rc = stream_wait_applied(j->cfg.stream, item.out_partition, item.out_offset + 1,
                                  (int)(j->cfg.deadline_ms > 0 ? j->cfg.deadline_ms : 60000));
         if (rc < 0)

@@ -110,6 +110,11 @@ struct evlog_ops {
     int (*flush)(struct evlog *log);
     /* Flushes, stops backend threads, wakes waiters with CORE_E_CLOSED, frees. */
     void (*close)(struct evlog *log);
+    /* Optional (NULL: nothing to do). Whether partition p is going to be read: a backend that
+     * prefetches (Kafka) stops fetching a partition set off (a processor in a group does not
+     * own it) and, once set on again, positions the next read explicitly. Reading a partition
+     * set off may block up to the backend's read wait. Not concurrently with reads of p. */
+    void (*fetch)(struct evlog *log, int32_t p, bool on);
 };
 
 /* Every backend's handle starts with this. */
@@ -147,6 +152,11 @@ static inline int evlog_stats(struct evlog *log, int32_t p, struct evlog_partiti
 static inline int evlog_offset_for_time(struct evlog *log, int32_t p, int64_t ts, int64_t *o)
 {
     return log->ops->offset_for_time(log, p, ts, o);
+}
+static inline void evlog_fetch(struct evlog *log, int32_t p, bool on)
+{
+    if (log->ops->fetch)
+        log->ops->fetch(log, p, on);
 }
 static inline int evlog_flush(struct evlog *log)
 {

@@ -580,4 +580,5 @@ static const struct evlog_ops kafka_ops = {
     .offset_for_time = evlog__kafka_offset_for_time,
     .flush = kafka_flush,
     .close = kafka_close,
+    .fetch = evlog__kafka_fetch,
 };

@@ -75,6 +75,8 @@ size_t evlog__kafka_ad(uint8_t *ad, int32_t partition, int64_t event_ms, int64_t
 void evlog__kafka_note(struct evlog_kafka *lk, int32_t p, int64_t low, int64_t high);
 
 /* Read side (evlog_kafka_read.c). */
+/* evlog_ops.fetch: pauses or resumes fetching p (resuming makes the next read seek). */
+void evlog__kafka_fetch(struct evlog *log, int32_t p, bool on);
 int evlog__kafka_read(struct evlog *log, int32_t p, int64_t from, size_t max,
                       struct evlog_batch *b);
 int evlog__kafka_wait(struct evlog *log, int32_t p, int64_t offset, int timeout_ms);

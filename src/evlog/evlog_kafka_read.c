@@ -134,6 +134,28 @@ void evlog__kafka_consumer_close(struct evlog_kafka *lk)
 
 /* ==== reading ============================================================================== */
 
+void evlog__kafka_fetch(struct evlog *log, int32_t p, bool on)
+{
+    struct evlog_kafka *lk = (struct evlog_kafka *)log;
+    if (p < 0 || p >= log->partitions || !lk->cons)
+        return;
+    struct evlog_kafka_part *part = &lk->parts[p];
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, lk->topic, p);
+    pthread_mutex_lock(&part->read_mu);
+    /* Whatever was prefetched before the pause may be gone: the next read seeks, so it can
+     * never take a later message for the one it asked for (reads accept any offset at or
+     * after the position they expect). */
+    part->next = -1;
+    rd_kafka_resp_err_t e =
+        on ? rd_kafka_resume_partitions(lk->cons, list) : rd_kafka_pause_partitions(lk->cons, list);
+    pthread_mutex_unlock(&part->read_mu);
+    if (e)
+        LOG_WARN("kafka: cannot pause or resume a partition", "topic=%s partition=%d err=\"%s\"",
+                 lk->topic, (int)p, rd_kafka_err2str(e));
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
 static int64_t known_high(struct evlog_kafka *lk, int32_t p)
 {
     int64_t lo = -1, hi = -1;

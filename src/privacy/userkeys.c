@@ -1,5 +1,5 @@
 /* Per-user data-encryption keys for crypto-shredding (see userkeys.h for the file format). */
-#include "privacy/userkeys.h"
+#include "privacy/userkeys_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,25 +12,19 @@
 #include <xxhash.h>
 
 #define HDR_BYTES 16
-#define ENT_PLAIN (USERKEYS_NAME_BYTES + SEAL_ID_BYTES + SEAL_KEY_BYTES)
+#define ENT_PLAIN USERKEYS__ENT_PLAIN
 #define END_PLAIN 11 /* "END" || u64 count */
 #define REC_MAX (4 + ENT_PLAIN + SEAL_OVERHEAD)
 #define FILE_MAX ((size_t)1 << 34)
-
-struct uk_ent {
-    char name[USERKEYS_NAME_BYTES];
-    uint8_t id[SEAL_ID_BYTES];
-    uint8_t dek[SEAL_KEY_BYTES];
-};
 
 struct userkeys {
     char *dir; /* NULL: memory only */
     struct seal_key data_key;
     int64_t max_users;
     bool fsync;
-    pthread_rwlock_t lock; /* entries and indexes: lookups share it, publishing takes it */
-    pthread_mutex_t wlock; /* one writer of the files (create, compact, shred) at a time */
-    struct uk_ent *ents;   /* live entries, dense */
+    pthread_rwlock_t lock;      /* entries and indexes: lookups share it, publishing takes it */
+    pthread_mutex_t wlock;      /* one writer of the files (create, compact, shred) at a time */
+    struct userkeys__ent *ents; /* live entries, dense */
     size_t n, cap;
     uint32_t *by_name, *by_id; /* entry index + 1, 0 = empty; linear probing */
     size_t mask;
@@ -39,6 +33,9 @@ struct userkeys {
     int jfd;
     uint64_t jrecs;
     int64_t jsize;
+    /* Kafka mode: the keys topic is the store (userkeys_int.h); dir is NULL then. */
+    struct userkeys__remote remote;
+    bool have_remote;
 };
 
 /* ---- memory: two open-addressing indexes over the dense entries ----------------------- */
@@ -80,20 +77,20 @@ static void reindex(struct userkeys *uk, size_t want)
         index_insert(uk, i);
 }
 
-static struct uk_ent *find_name(const struct userkeys *uk, const char *name)
+static struct userkeys__ent *find_name(const struct userkeys *uk, const char *name)
 {
     for (size_t h = name_hash(name) & uk->mask; uk->by_name[h]; h = (h + 1) & uk->mask) {
-        struct uk_ent *e = &uk->ents[uk->by_name[h] - 1];
+        struct userkeys__ent *e = &uk->ents[uk->by_name[h] - 1];
         if (!memcmp(e->name, name, USERKEYS_NAME_BYTES))
             return e;
     }
     return NULL;
 }
 
-static struct uk_ent *find_id(const struct userkeys *uk, const uint8_t *id)
+static struct userkeys__ent *find_id(const struct userkeys *uk, const uint8_t *id)
 {
     for (size_t h = id_hash(id) & uk->mask; uk->by_id[h]; h = (h + 1) & uk->mask) {
-        struct uk_ent *e = &uk->ents[uk->by_id[h] - 1];
+        struct userkeys__ent *e = &uk->ents[uk->by_id[h] - 1];
         if (!memcmp(e->id, id, SEAL_ID_BYTES))
             return e;
     }
@@ -101,12 +98,12 @@ static struct uk_ent *find_id(const struct userkeys *uk, const uint8_t *id)
 }
 
 /* Appends an entry (room checked by the caller against max_users). */
-static void add_entry(struct userkeys *uk, const struct uk_ent *e)
+static void add_entry(struct userkeys *uk, const struct userkeys__ent *e)
 {
     if (uk->n == uk->cap) {
         size_t cap = uk->cap ? 2 * uk->cap : 64;
         /* Grow through fresh memory so the old copy of the DEKs can be wiped. */
-        struct uk_ent *ents = core_xmalloc(cap * sizeof *ents);
+        struct userkeys__ent *ents = core_xmalloc(cap * sizeof *ents);
         if (uk->n)
             memcpy(ents, uk->ents, uk->n * sizeof *ents);
         if (uk->ents)
@@ -122,7 +119,7 @@ static void add_entry(struct userkeys *uk, const struct uk_ent *e)
         index_insert(uk, uk->n - 1);
 }
 
-static void new_entry(struct userkeys *uk, const char *name, struct uk_ent *e)
+static void new_entry(struct userkeys *uk, const char *name, struct userkeys__ent *e)
 {
     memcpy(e->name, name, USERKEYS_NAME_BYTES);
     do
@@ -171,7 +168,7 @@ static void put_record(struct core_buf *out, const struct seal_key *key, const u
 }
 
 static void put_entry(struct core_buf *out, const struct seal_key *key, const uint8_t *hdr,
-                      uint64_t seq, const struct uk_ent *e)
+                      uint64_t seq, const struct userkeys__ent *e)
 {
     uint8_t plain[ENT_PLAIN];
     memcpy(plain, e->name, USERKEYS_NAME_BYTES);
@@ -268,7 +265,7 @@ static int64_t parse_file(struct userkeys *uk, const char *path, struct core_buf
             get_u64le(m + 3) == (uint64_t)seq) {
             ended = true;
         } else if (ok && plen == ENT_PLAIN) {
-            struct uk_ent e;
+            struct userkeys__ent e;
             memcpy(e.name, m, USERKEYS_NAME_BYTES);
             memcpy(e.id, m + USERKEYS_NAME_BYTES, SEAL_ID_BYTES);
             memcpy(e.dek, m + USERKEYS_NAME_BYTES + SEAL_ID_BYTES, SEAL_KEY_BYTES);
@@ -424,7 +421,7 @@ void userkeys_free(struct userkeys *uk)
     free(uk);
 }
 
-static void key_of(const struct uk_ent *e, struct seal_key *out)
+static void key_of(const struct userkeys__ent *e, struct seal_key *out)
 {
     memcpy(out->id, e->id, SEAL_ID_BYTES);
     memcpy(out->key, e->dek, SEAL_KEY_BYTES);
@@ -432,7 +429,7 @@ static void key_of(const struct uk_ent *e, struct seal_key *out)
 
 /* Appends k new entries to the journal and syncs it (wlock held; the rwlock is not: readers
  * go on during the write and fdatasync). */
-static int journal_append(struct userkeys *uk, const struct uk_ent *ents, size_t k)
+static int journal_append(struct userkeys *uk, const struct userkeys__ent *ents, size_t k)
 {
     if (!uk->dir || k == 0)
         return 0;
@@ -493,7 +490,7 @@ int userkeys_acquire(struct userkeys *uk, const char *const *names, size_t n, st
     size_t found = 0;
     pthread_rwlock_rdlock(&uk->lock);
     for (; found < n; found++) {
-        const struct uk_ent *e = find_name(uk, names[found]);
+        const struct userkeys__ent *e = find_name(uk, names[found]);
         if (!e)
             break;
         key_of(e, &out[found]);
@@ -507,7 +504,7 @@ int userkeys_acquire(struct userkeys *uk, const char *const *names, size_t n, st
     pthread_mutex_lock(&uk->wlock);
     const char **miss = core_xmalloc((n - found) * sizeof *miss);
     size_t k = missing_names(uk, names, found, n, miss);
-    struct uk_ent *fresh = k ? core_xmalloc(k * sizeof *fresh) : NULL;
+    struct userkeys__ent *fresh = k ? core_xmalloc(k * sizeof *fresh) : NULL;
     int rc = 0;
     if ((int64_t)(uk->n + k) > uk->max_users) {
         rc = CORE_E_FULL;
@@ -521,11 +518,14 @@ int userkeys_acquire(struct userkeys *uk, const char *const *names, size_t n, st
         rc = compact(uk); /* a compaction failed half-way earlier: redo it first */
     if (rc == 0)
         rc = journal_append(uk, fresh, k);
+    if (rc == 0 && uk->have_remote && k)
+        rc = uk->remote.publish_fn(uk->remote.ctx, fresh, k);
     if (rc < 0)
         goto out;
     pthread_rwlock_wrlock(&uk->lock);
     for (size_t i = 0; i < k; i++)
-        add_entry(uk, &fresh[i]);
+        if (!find_id(uk, fresh[i].id)) /* the keys consumer may have applied it already */
+            add_entry(uk, &fresh[i]);
     pthread_rwlock_unlock(&uk->lock);
     if (uk->dir && uk->jrecs > 1024 && uk->jrecs > (uint64_t)uk->n) {
         int crc = compact(uk); /* reads the entries: stable while wlock is held */
@@ -549,11 +549,21 @@ out:
 int userkeys_get(struct userkeys *uk, const char *name, struct seal_key *out)
 {
     pthread_rwlock_rdlock(&uk->lock);
-    const struct uk_ent *e = find_name(uk, name);
+    const struct userkeys__ent *e = find_name(uk, name);
     if (e)
         key_of(e, out);
     pthread_rwlock_unlock(&uk->lock);
     return e ? 0 : CORE_E_NOTFOUND;
+}
+
+static bool lookup_id(struct userkeys *uk, const uint8_t *id, struct seal_key *out)
+{
+    pthread_rwlock_rdlock(&uk->lock);
+    const struct userkeys__ent *e = find_id(uk, id);
+    if (e)
+        key_of(e, out);
+    pthread_rwlock_unlock(&uk->lock);
+    return e != NULL;
 }
 
 int userkeys_find_id(struct userkeys *uk, const uint8_t id[SEAL_ID_BYTES], struct seal_key *out)
@@ -562,31 +572,109 @@ int userkeys_find_id(struct userkeys *uk, const uint8_t id[SEAL_ID_BYTES], struc
         *out = uk->data_key;
         return 0;
     }
+    if (lookup_id(uk, id, out))
+        return 0;
+    /* Kafka mode: the key may have been created by another node and not be applied here yet.
+     * It was in the keys topic before any record sealed under it was acknowledged, so once
+     * this node has read the keys topic up to its current end, an id still unknown is
+     * shredded (or was never issued). */
+    if (uk->have_remote && uk->remote.catch_up_fn(uk->remote.ctx, uk->remote.catch_up_ms) == 0 &&
+        lookup_id(uk, id, out))
+        return 0;
+    return CORE_E_NOTFOUND;
+}
+
+/* Removes entry i (rwlock held exclusively). */
+static void remove_at(struct userkeys *uk, size_t i)
+{
+    uk->ents[i] = uk->ents[uk->n - 1];
+    sodium_memzero(&uk->ents[uk->n - 1], sizeof *uk->ents);
+    uk->n--;
+    reindex(uk, uk->n);
+}
+
+/* Kafka mode: tombstones for every key id of the user (two collectors may each have created
+ * one), after reading the keys topic to its end so ids created elsewhere are known too; then
+ * the entries go from memory. */
+static int shred_remote(struct userkeys *uk, const char *name)
+{
+    int rc = uk->remote.catch_up_fn(uk->remote.ctx, uk->remote.catch_up_ms);
+    if (rc < 0)
+        return rc; /* erasure must not report done while a key may live on */
     pthread_rwlock_rdlock(&uk->lock);
-    const struct uk_ent *e = find_id(uk, id);
-    if (e)
-        key_of(e, out);
+    size_t k = 0;
+    uint8_t(*ids)[SEAL_ID_BYTES] = core_xmalloc((uk->n ? uk->n : 1) * sizeof *ids);
+    for (size_t i = 0; i < uk->n; i++)
+        if (!memcmp(uk->ents[i].name, name, USERKEYS_NAME_BYTES))
+            memcpy(ids[k++], uk->ents[i].id, SEAL_ID_BYTES);
     pthread_rwlock_unlock(&uk->lock);
-    return e ? 0 : CORE_E_NOTFOUND;
+    rc = k ? uk->remote.shred_fn(uk->remote.ctx, (const uint8_t(*)[SEAL_ID_BYTES])ids, k)
+           : CORE_E_NOTFOUND;
+    if (rc == 0) {
+        pthread_rwlock_wrlock(&uk->lock);
+        for (size_t j = 0; j < k; j++) {
+            struct userkeys__ent *e = find_id(uk, ids[j]);
+            if (e)
+                remove_at(uk, (size_t)(e - uk->ents));
+        }
+        pthread_rwlock_unlock(&uk->lock);
+    }
+    free(ids);
+    return rc;
+}
+
+void userkeys__set_remote(struct userkeys *uk, const struct userkeys__remote *r)
+{
+    pthread_mutex_lock(&uk->wlock);
+    uk->have_remote = r != NULL;
+    if (r)
+        uk->remote = *r;
+    else
+        memset(&uk->remote, 0, sizeof uk->remote);
+    pthread_mutex_unlock(&uk->wlock);
+}
+
+void userkeys__apply(struct userkeys *uk, const struct userkeys__ent *e)
+{
+    if (seal_id_is_data(e->id))
+        return;
+    pthread_rwlock_wrlock(&uk->lock);
+    if (!find_id(uk, e->id))
+        add_entry(uk, e); /* not bounded by max_users: the records need it to be read */
+    pthread_rwlock_unlock(&uk->lock);
+}
+
+void userkeys__forget_id(struct userkeys *uk, const uint8_t id[SEAL_ID_BYTES])
+{
+    pthread_rwlock_wrlock(&uk->lock);
+    struct userkeys__ent *e = find_id(uk, id);
+    if (e)
+        remove_at(uk, (size_t)(e - uk->ents));
+    pthread_rwlock_unlock(&uk->lock);
 }
 
 int userkeys_shred(struct userkeys *uk, const char *name)
 {
+    if (uk->have_remote) {
+        pthread_mutex_lock(&uk->wlock);
+        int rc = shred_remote(uk, name);
+        pthread_mutex_unlock(&uk->wlock);
+        if (rc < 0 && rc != CORE_E_NOTFOUND)
+            LOG_ERROR("user key store: shred through the keys topic failed", "err=\"%s\"",
+                      core_strerror(rc));
+        return rc;
+    }
     pthread_mutex_lock(&uk->wlock);
     pthread_rwlock_wrlock(&uk->lock);
-    struct uk_ent *e = find_name(uk, name);
+    struct userkeys__ent *e = find_name(uk, name);
     int rc = 0;
     if (!e) {
         pthread_rwlock_unlock(&uk->lock);
         rc = CORE_E_NOTFOUND;
         goto out;
     }
-    size_t i = (size_t)(e - uk->ents);
-    struct uk_ent saved = *e;
-    uk->ents[i] = uk->ents[uk->n - 1];
-    sodium_memzero(&uk->ents[uk->n - 1], sizeof *uk->ents);
-    uk->n--;
-    reindex(uk, uk->n);
+    struct userkeys__ent saved = *e;
+    remove_at(uk, (size_t)(e - uk->ents));
     pthread_rwlock_unlock(&uk->lock);
     if (uk->dir)
         rc = compact(uk); /* wlock keeps the entries stable; lookups go on */

@@ -21,6 +21,11 @@
  *
  * Remanence of overwritten or unlinked blocks on the filesystem or SSD is out of scope.
  *
+ * Kafka mode (scale-out): a memory-only store (dir NULL) attached to a keys topic by
+ * userkeys_kafka_open (userkeys_kafka.h) keeps the same contracts across processes: acquire
+ * returns once new keys are replicated in the topic, find_id of an unknown id first reads the
+ * topic to its end, and shred writes tombstones for every key id of the user.
+ *
  * Threads: every function may be called from any thread. Lookups share a rwlock; creating
  * keys, compaction and shreds take a writer mutex and hold the rwlock exclusively only to
  * publish, so lookups (the log's readers, requests of known users) go on during an fsync.

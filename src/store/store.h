@@ -58,6 +58,10 @@ struct store_publisher_config {
     struct catalog *catalog; /* borrowed, may be NULL: published when its version changes */
     int64_t interval_ms;     /* publish period (default 200) */
     int64_t user_ttl_ms;     /* PX of user records; users idle this long leave the index too */
+    /* Optional (processors in a consumer group): whether partition p is owned here; only owned
+     * partitions are published. Called on the publisher's thread. */
+    bool (*owns_fn)(void *arg, int32_t p);
+    void *owns_arg;
 };
 struct store_publisher;
 
@@ -66,6 +70,10 @@ int store_publisher_start(const struct store_publisher_config *cfg, struct store
 /* Publishes what changed now, on the caller's thread (tests; the thread does it every
  * interval). Returns 0 or CORE_E_FAILED. Not concurrently with itself. */
 int store_publisher_flush(struct store_publisher *p);
+/* Waits for a publication round in progress to end (after a partition was revoked: the rounds
+ * that follow see it is not owned, so nothing of it goes out once this returns). NULL is fine.
+ * Any thread but the publisher's. */
+void store_publisher_barrier(struct store_publisher *p);
 /* Stops the thread after a last publication. NULL is fine. */
 void store_publisher_stop(struct store_publisher *p);
 /* Prometheus lines (recstream_store_*): an api_config.metrics_fn. Any thread. */

@@ -179,31 +179,73 @@ static void bump_version(struct round *r, const char *key)
     store__pipe_cmd(&r->pipe, 4, argv, lens);
 }
 
+/* The aggregate image with its version, only when its offset is not behind the one in Redis:
+ * another processor may own the partition now (or a restarted one replays from an older
+ * checkpoint), and a partition's state at a higher offset is always the newer one. */
+static const char agg_script[] =
+    "local cur = tonumber(redis.call('HGET', KEYS[2], 'nextOffset') or '-1') "
+    "if cur > tonumber(ARGV[1]) then return 0 end "
+    "redis.call('SET', KEYS[1], ARGV[2]) "
+    "redis.call('HINCRBY', KEYS[2], 'version', 1) "
+    "redis.call('HSET', KEYS[2], 'nextOffset', ARGV[1], 'watermark', ARGV[3], 'publishedMs', "
+    "ARGV[4], 'aggBytes', ARGV[5]) "
+    "return 1";
+
+static void send_aggregates(struct store_publisher *p, struct round *r, int32_t part, int64_t off)
+{
+    char key[64], meta[64], v[4][24];
+    store__part_key(key, sizeof key, part, "agg");
+    store__part_key(meta, sizeof meta, part, "meta");
+    int64_t vals[4] = {off, state_shard_watermark(p->cfg.shards[part]), core_now_ms(),
+                       (int64_t)p->agg.len};
+    for (int i = 0; i < 4; i++)
+        snprintf(v[i], sizeof v[i], "%lld", (long long)vals[i]);
+    const char *argv[9] = {"EVAL", agg_script, "2", key, meta, v[0], p->agg.data ? p->agg.data : "",
+                           v[1],   v[2]};
+    const char *argv2[10];
+    memcpy(argv2, argv, sizeof argv);
+    argv2[9] = v[3];
+    size_t lens[10];
+    for (int i = 0; i < 10; i++)
+        lens[i] = i == 6 ? p->agg.len : strlen(argv2[i]);
+    store__pipe_cmd(&r->pipe, 10, argv2, lens);
+}
+
+/* Ownership (processors in a group): a partition not owned here is not published and its
+ * positions are forgotten, so that when it comes back everything of it is published again. */
+static bool owned(struct store_publisher *p, int32_t part)
+{
+    if (!p->cfg.owns_fn || p->cfg.owns_fn(p->cfg.owns_arg, part))
+        return true;
+    memset(&p->parts[part].ch, 0, sizeof p->parts[part].ch);
+    p->parts[part].offset = -1;
+    return false;
+}
+
 static int publish_partition(struct store_publisher *p, struct round *r, int32_t part)
 {
     struct state_shard *s = p->cfg.shards[part];
     struct part_pub *pp = &p->parts[part];
     r->partition = part;
     store__part_key(r->zkey, sizeof r->zkey, part, "users");
+    if (!owned(p, part))
+        return 0;
     p->stage.len = 0;
     state_shard_changes(s, &pp->ch, stage_user, stage_gone, &p->stage);
+    /* Revocation clears ownership before it empties the shard: owned still, the staged
+     * changes were read from the shard before it was emptied. */
+    if (!owned(p, part))
+        return 0;
     send_staged(r, &p->stage);
     if (pp->ch.gone_lost && reconcile(r, s) < 0)
         return CORE_E_FAILED;
     int64_t off = state_shard_next_offset(s);
     if (off != pp->offset) {
-        char key[64];
         p->agg.len = 0;
         state_shard_snapshot_aggregates(s, &p->agg);
-        store__part_key(key, sizeof key, part, "agg");
-        const char *set[3] = {"SET", key, p->agg.data};
-        size_t setl[3] = {3, strlen(key), p->agg.len};
-        store__pipe_cmd(&r->pipe, 3, set, setl);
-        store__part_key(key, sizeof key, part, "meta");
-        bump_version(r, key);
-        static const char *const fields[4] = {"nextOffset", "watermark", "publishedMs", "aggBytes"};
-        int64_t vals[4] = {off, state_shard_watermark(s), core_now_ms(), (int64_t)p->agg.len};
-        put_meta(r, key, fields, vals, 4);
+        if (!owned(p, part)) /* emptied meanwhile: its image must not go out */
+            return 0;
+        send_aggregates(p, r, part, off);
         pp->offset = off;
         atomic_store(&pp->published, off);
         r->bytes += (int64_t)p->agg.len;
@@ -268,6 +310,14 @@ static void reset(struct store_publisher *p)
     p->catalog_version = UINT64_MAX;
     p->config_written = false;
     p->epoch = (int64_t)(randombytes_random() & 0x7fffffff) << 31 | randombytes_random() >> 1;
+}
+
+void store_publisher_barrier(struct store_publisher *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    pthread_mutex_unlock(&p->mu);
 }
 
 int store_publisher_flush(struct store_publisher *p)

@@ -406,6 +406,8 @@ int stream_start(const struct stream_config *cfg, struct evlog *log, struct stre
         core_buf_init(&part->snap);
         part->applied = state_shard_next_offset(part->shard);
         atomic_store(&part->ckpt_offset, part->applied);
+        if (!want[p])
+            evlog_fetch(log, p, false); /* owned elsewhere: not even prefetched */
     }
     free(shards);
     free(want);
@@ -531,6 +533,9 @@ int stream_assign(struct stream *s, const int32_t *parts, int32_t n)
     }
     if (count == 0)
         goto out;
+    for (int32_t p = 0; p < s->nparts; p++)
+        if (want[p])
+            evlog_fetch(s->log, p, true);
     uint64_t max_seq = 0;
     rc = stream__recover(s->ckpt_dir, s->log, &s->cfg.state, fresh, s->nparts, want, &max_seq,
                          &s->data_key);
@@ -584,6 +589,7 @@ int stream_revoke(struct stream *s, const int32_t *parts, int32_t n)
         /* Wait for the batch in hand: after this the processor leaves the shard alone. */
         pthread_mutex_lock(&part->run_mu);
         pthread_mutex_unlock(&part->run_mu);
+        evlog_fetch(s->log, p, false);
         gone[p] = true;
     }
     /* A checkpoint of exactly the revoked partitions, so the next owner replays little. */

@@ -39,6 +39,10 @@ struct stream_config {
      * merge_in is in the log. */
     stream_merge_fn merge_fn;
     void *merge_arg;
+    /* Optional: called on the group's thread after each revocation (stream_group_join), e.g.
+     * to wait out a publication of the revoked partitions still in flight. */
+    void (*revoked_fn)(void *arg);
+    void *revoked_arg;
 };
 
 void stream_config_init(struct stream_config *cfg);

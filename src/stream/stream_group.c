@@ -17,10 +17,13 @@ static void group_assign(void *arg, const int32_t *parts, int32_t n)
 
 static void group_revoke(void *arg, const int32_t *parts, int32_t n)
 {
-    int rc = stream_revoke(arg, parts, n);
+    struct stream *s = arg;
+    int rc = stream_revoke(s, parts, n);
     if (rc < 0)
         LOG_WARN("stream: revoked partitions not checkpointed (the next owner replays more)",
                  "count=%d err=\"%s\"", (int)n, core_strerror(rc));
+    if (s->cfg.revoked_fn)
+        s->cfg.revoked_fn(s->cfg.revoked_arg);
 }
 
 static int64_t group_offset(void *arg, int32_t p)

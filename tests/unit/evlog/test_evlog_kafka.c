@@ -27,7 +27,7 @@ static int setup(void **state)
     assert_non_null(mc);
     bootstraps = rd_kafka_mock_cluster_bootstraps(mc);
     const char *topics[] = {"t-round", "t-agree", "t-seal",  "t-tamper", "t-erase",
-                            "t-full",  "t-wait",  "t-close", "t-fail"};
+                            "t-full",  "t-wait",  "t-close", "t-fail",   "t-pause"};
     for (size_t i = 0; i < sizeof topics / sizeof *topics; i++)
         assert_int_equal(rd_kafka_mock_topic_create(mc, topics[i], PARTS, 3), 0);
     return 0;
@@ -93,6 +93,66 @@ static void test_open_checks_topic(void **state)
 }
 
 /* ---- round trip ------------------------------------------------------------------------- */
+
+/* Appends n records to partition p (values "v<i>" from first). */
+static void append_to(struct evlog *log, int32_t p, int first, int n)
+{
+    static char key[33];
+    static char vals[64][16];
+    struct evlog_record recs[64];
+    assert_true(n <= 64);
+    for (int i = 0; i < 10000; i++) { /* a user key of partition p */
+        user_key(key, i);
+        if (core_partition_for_key(key, 32, PARTS) == p)
+            break;
+    }
+    for (int i = 0; i < n; i++) {
+        snprintf(vals[i], sizeof vals[i], "v%d", first + i);
+        recs[i] = (struct evlog_record){.partition = p,
+                                        .offset = -1,
+                                        .event_time_ms = 1000 + first + i,
+                                        .ingest_time_ms = 1700000000000 + first + i,
+                                        .key = key,
+                                        .key_len = 32,
+                                        .value = vals[i],
+                                        .value_len = (uint32_t)strlen(vals[i])};
+    }
+    assert_int_equal(tu_append_sync(log, recs, (size_t)n), 0);
+}
+
+/* A partition set off (owned by another processor) is not read; set on again, reads go on
+ * from where they are asked to, without a gap, whatever was prefetched before the pause. */
+static void test_fetch_pause(void **state)
+{
+    (void)state;
+    struct evlog *log = open_log("t-pause", 0);
+    append_to(log, 1, 0, 30);
+    append_to(log, 2, 0, 5);
+    struct evlog_batch b;
+    evlog_batch_init(&b);
+    assert_int_equal(evlog_read(log, 1, 0, 3, &b), 3);
+    assert_int_equal(b.recs[2].offset, 2);
+    evlog_fetch(log, 1, false);
+    append_to(log, 1, 30, 40);
+    assert_int_equal(evlog_read(log, 2, 0, 10, &b), 5); /* the others go on */
+    evlog_fetch(log, 1, true);
+    int64_t off = 3;
+    while (off < 70) {
+        int n = evlog_read(log, 1, off, 16, &b);
+        assert_true(n > 0);
+        for (int k = 0; k < n; k++) {
+            assert_int_equal(b.recs[k].offset, off);
+            char want[16];
+            snprintf(want, sizeof want, "v%d", (int)off);
+            assert_int_equal(b.recs[k].value_len, strlen(want));
+            assert_memory_equal(b.recs[k].value, want, strlen(want));
+            off++;
+        }
+    }
+    assert_int_equal(evlog_read(log, 1, 70, 10, &b), 0);
+    evlog_batch_dispose(&b);
+    evlog_close(log);
+}
 
 static void test_round_trip(void **state)
 {
@@ -594,6 +654,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_checks_topic),
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_fetch_pause),
         cmocka_unit_test(test_partition_agreement),
         cmocka_unit_test(test_sealing),
         cmocka_unit_test(test_erased),
