@@ -59,6 +59,9 @@ struct cli_keys {
  */
 int cli__keys_open(const char *data, const char *key_path, bool create, int64_t max_users,
                    struct cli_keys *k);
+/* Opens k->ek, the epoch key store of field retention (DATA/privacy/epochkeys; local to the
+ * node even in Kafka mode), under k->data_key. */
+int cli__epochkeys_open(const char *data, struct cli_keys *k);
 void cli__keys_close(struct cli_keys *k);
 
 /* Takes the data directory's lock (DATA/LOCK, flock): one server per directory, and commands

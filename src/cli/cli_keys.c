@@ -80,18 +80,24 @@ int cli__keys_open(const char *data, const char *key_path, bool create, int64_t 
         seal_key_dispose(&k->data_key);
         return rc;
     }
+    rc = cli__epochkeys_open(data, k);
+    if (rc < 0)
+        cli__keys_close(k);
+    return rc;
+}
+
+int cli__epochkeys_open(const char *data, struct cli_keys *k)
+{
+    char path[1100];
     struct epochkeys_options eo;
     epochkeys_options_init(&eo);
-    snprintf(dir, sizeof dir, "%s/privacy/epochkeys", data);
-    eo.path = dir;
+    snprintf(path, sizeof path, "%s/privacy/epochkeys", data);
+    eo.path = path;
     eo.data_key = &k->data_key;
-    rc = epochkeys_open(&eo, &k->ek);
-    if (rc < 0) {
-        LOG_ERROR("cannot open the epoch key store", "path=%s err=\"%s\"", dir, core_strerror(rc));
-        cli__keys_close(k);
-        return rc;
-    }
-    return 0;
+    int rc = epochkeys_open(&eo, &k->ek);
+    if (rc < 0)
+        LOG_ERROR("cannot open the epoch key store", "path=%s err=\"%s\"", path, core_strerror(rc));
+    return rc;
 }
 
 void cli__keys_close(struct cli_keys *k)

@@ -58,8 +58,13 @@ int serve_kafka_keys_open(const char *data, const char *data_key_path, int64_t m
     ko.brokers = brokers;
     ko.topic = ktopic;
     rc = userkeys_kafka_open(k->uk, &ko, out);
-    if (rc < 0) {
+    if (rc < 0)
         LOG_ERROR("cannot open the keys topic", "topic=%s err=\"%s\"", ktopic, core_strerror(rc));
+    else
+        rc = cli__epochkeys_open(data, k); /* not shared yet: docs/PRIVACY.md, Field retention */
+    if (rc < 0) {
+        userkeys_kafka_free(*out);
+        *out = NULL;
         cli__keys_close(k);
     }
     return rc;

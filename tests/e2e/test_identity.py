@@ -132,7 +132,9 @@ def test_rotation_keeps_history_and_erasure_covers_it():
         erase(srv, user)
         # The bystander, not seen since the rotation, is still read under the old version;
         # their next event moves them.
-        assert profile(srv, other)[0] == 200
+        # (a restart above: the replay may still be catching up, so wait for it)
+        rs.wait_for("bystander after the restart", lambda: profile(srv, other),
+                    lambda r: r[0] == 200)
         send(srv, [{"userId": other, "eventType": "view", "itemId": "o-new", "timestamp": T0 + 9}])
         moved = rs.wait_for("bystander moved", lambda: profile(srv, other),
                             lambda r: r[0] == 200 and r[1]["events"] == 4)[1]
@@ -148,7 +150,8 @@ def test_rotation_keeps_history_and_erasure_covers_it():
         assert "pseudonym.rotate" in tail and "pseudonym.retire" in tail, tail
         rs.run_cli("audit", "verify", "--data", srv.data)
         srv.start()
-        assert profile(srv, other)[1]["events"] == 4
+        rs.wait_for("bystander after the second restart", lambda: profile(srv, other),
+                    lambda r: r[0] == 200 and r[1]["events"] == 4)
         srv.stop()
     finally:
         srv.stop() if srv.proc and srv.proc.poll() is None else None
