@@ -62,6 +62,12 @@ int cli__keys_open(const char *data, const char *key_path, bool create, int64_t 
 /* Opens k->ek, the epoch key store of field retention (DATA/privacy/epochkeys; local to the
  * node even in Kafka mode), under k->data_key. */
 int cli__epochkeys_open(const char *data, struct cli_keys *k);
+/* The API key store of a server's data directory (DATA/privacy/apikeys.json), creating it with
+ * an admin key (DATA/privacy/admin.key, 0600) on first start; with insecure_no_auth none (*out
+ * NULL) and a loud warning naming what is exposed. */
+struct apikey_store;
+int cli__apikeys_open(const char *data, bool insecure_no_auth, const char *exposed,
+                      struct apikey_store **out);
 void cli__keys_close(struct cli_keys *k);
 
 /* Takes the data directory's lock (DATA/LOCK, flock): one server per directory, and commands

@@ -1,6 +1,7 @@
 /* The keys every command that reads or writes sealed data opens: the data key and the per-user
  * key store of a data directory. */
 #include "cli/cli_int.h"
+#include "privacy/apikey.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -107,4 +108,30 @@ void cli__keys_close(struct cli_keys *k)
     epochkeys_free(k->ek);
     k->ek = NULL;
     seal_key_dispose(&k->data_key);
+}
+
+int cli__apikeys_open(const char *data, bool insecure_no_auth, const char *exposed,
+                      struct apikey_store **out)
+{
+    *out = NULL;
+    if (insecure_no_auth) {
+        LOG_WARN("AUTHENTICATION IS OFF (--insecure-no-auth): anyone who can reach this port "
+                 "can do what this node serves; use only for local experiments",
+                 "data=%s exposed=\"%s\"", data, exposed);
+        return 0;
+    }
+    char path[1100], admin[1100];
+    snprintf(path, sizeof path, "%s/privacy/apikeys.json", data);
+    snprintf(admin, sizeof admin, "%s/privacy/admin.key", data);
+    bool created = false;
+    int rc = apikey_store_open(path, admin, out, &created);
+    if (rc < 0)
+        return rc;
+    if (created)
+        LOG_INFO("created an admin API key on first start; it is in this file (0600), send it as "
+                 "Authorization: Bearer <key>; recstream keys create makes more",
+                 "path=%s", admin);
+    else
+        LOG_INFO("API keys loaded", "path=%s active=%zu", path, apikey_store_active(*out));
+    return 0;
 }

@@ -750,31 +750,6 @@ static void wipe_buf(struct core_buf *b)
         sodium_memzero(b->data, b->cap);
 }
 
-/* API keys (DATA/privacy/apikeys.json): created with an admin key on first start. */
-static int open_keys(const struct serve_config *c, struct apikey_store **out)
-{
-    if (c->insecure_no_auth) {
-        LOG_WARN("AUTHENTICATION IS OFF (--insecure-no-auth): anyone who can reach this port "
-                 "can read, change and delete everything; use only for local experiments",
-                 "data=%s", c->data);
-        return 0;
-    }
-    char path[1100], admin[1100];
-    snprintf(path, sizeof path, "%s/privacy/apikeys.json", c->data);
-    snprintf(admin, sizeof admin, "%s/privacy/admin.key", c->data);
-    bool created = false;
-    int rc = apikey_store_open(path, admin, out, &created);
-    if (rc < 0)
-        return rc;
-    if (created)
-        LOG_INFO("created an admin API key on first start; it is in this file (0600), send it as "
-                 "Authorization: Bearer <key>; recstream keys create makes more",
-                 "path=%s", admin);
-    else
-        LOG_INFO("API keys loaded", "path=%s active=%zu", path, apikey_store_active(*out));
-    return 0;
-}
-
 /* Reads --tls-cert and --tls-key into memory (libmicrohttpd takes PEM from memory). */
 static int read_tls(const struct serve_config *c, struct core_buf *cert, struct core_buf *key)
 {
@@ -879,7 +854,8 @@ static int run(struct serve_config *c)
         LOG_INFO("created pseudonymisation key (keep it secret, back it up)", "path=%s",
                  c->key_file);
 
-    rc = open_keys(c, &apikeys);
+    rc = cli__apikeys_open(c->data, c->insecure_no_auth,
+                           "every route: read, change and delete everything", &apikeys);
     if (rc < 0)
         goto out;
     rc = read_tls(c, &tls_cert, &tls_key);

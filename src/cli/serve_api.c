@@ -30,24 +30,6 @@ static int load_key(const struct serve_api_config *c, struct privacy_key *key)
     return rc;
 }
 
-static int open_keys(const struct serve_api_config *c, struct apikey_store **out)
-{
-    if (c->insecure_no_auth) {
-        LOG_WARN("AUTHENTICATION IS OFF (--insecure-no-auth): anyone who can reach this port "
-                 "can read recommendations of any user; use only for local experiments",
-                 "data=%s", c->data);
-        return 0;
-    }
-    char path[1100], admin[1100];
-    snprintf(path, sizeof path, "%s/privacy/apikeys.json", c->data);
-    snprintf(admin, sizeof admin, "%s/privacy/admin.key", c->data);
-    bool created = false;
-    int rc = apikey_store_open(path, admin, out, &created);
-    if (rc == 0 && created)
-        LOG_INFO("created an admin API key on first start", "path=%s", admin);
-    return rc;
-}
-
 int serve_api_run(const struct serve_api_config *c)
 {
     int rc;
@@ -72,7 +54,7 @@ int serve_api_run(const struct serve_api_config *c)
     if (rc < 0)
         goto out;
     key_loaded = true;
-    rc = open_keys(c, &apikeys);
+    rc = cli__apikeys_open(c->data, c->insecure_no_auth, "recommendations of any user", &apikeys);
     if (rc < 0)
         goto out;
     /* a cache of the processors' catalog (store_catalog.c keeps it equal to theirs) */
