@@ -11,13 +11,13 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
 import time
 
 import rs
+import rskafka
 
 R = rs.Runner()
 TOPIC = "events-e2e"
@@ -26,38 +26,15 @@ ITEMS = 30
 
 
 def start_mock():
-    # Not under `timeout`: stop_mock must be able to SIGKILL the mock itself (killing a
-    # `timeout` wrapper would orphan it).
-    proc = subprocess.Popen([rs.BIN, "dev", "kafka-mock", "--brokers", "3",
-                             "--partitions", "6", "--topic", TOPIC],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = proc.stdout.readline().strip()
-    assert line.startswith("bootstrap="), (line, proc.stderr.read() if proc.poll() else "")
-    return proc, line[len("bootstrap="):]
+    return rskafka.start_mock(TOPIC)
 
 
 def stop_mock(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(30)
+    rskafka.stop_proc(proc)
 
 
 def topic_event_ids(bootstrap):
-    """Every eventId header in the topic, as kcat (an outside Kafka client) reads them."""
-    p = subprocess.run(["timeout", "60", "kcat", "-C", "-b", bootstrap, "-t", TOPIC, "-o",
-                        "beginning", "-e", "-q", "-f", "%h\\n"],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert p.returncode == 0, p.stderr
-    ids = []
-    for line in p.stdout.splitlines():
-        headers = dict(h.split("=", 1) for h in line.split(",") if "=" in h)
-        if headers.get("eventId"):
-            ids.append(headers["eventId"])
-    return ids
+    return rskafka.topic_event_ids(bootstrap, TOPIC)
 
 
 def event(n):
