@@ -8,6 +8,8 @@
 
 #include "state/state.h"
 
+#include <string.h>
+
 #include <pthread.h>
 
 /* Interned, reference-counted string (item ids, session ids, custom type names). */
@@ -175,6 +177,60 @@ struct state_shard {
     pthread_rwlock_t lock;
     struct st d;
 };
+
+/* ---- the codec of snapshots and serving records (state_snap.c, state_serve.c) ---- */
+static inline void st__put_i(struct core_buf *b, int64_t v)
+{
+    core_buf_put_varint(b, core_zigzag(v));
+}
+
+static inline void st__put_f(struct core_buf *b, double v)
+{
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    core_buf_put_u64(b, u);
+}
+
+/* A bounds-checked reader; the first failure sticks and every later read yields 0. */
+struct st_rd {
+    const uint8_t *p, *end;
+    bool bad;
+    uint32_t version; /* of the snapshot being read */
+};
+
+static inline uint64_t st__get_u(struct st_rd *r)
+{
+    uint64_t v = 0;
+    if (!r->bad && core_get_varint(&r->p, r->end, &v) < 0)
+        r->bad = true;
+    return r->bad ? 0 : v;
+}
+
+static inline int64_t st__get_i(struct st_rd *r)
+{
+    return core_unzigzag(st__get_u(r));
+}
+
+static inline double st__get_f(struct st_rd *r)
+{
+    uint64_t u = 0;
+    if (!r->bad && core_get_u64(&r->p, r->end, &u) < 0)
+        r->bad = true;
+    double v;
+    memcpy(&v, &u, sizeof v);
+    return r->bad ? 0.0 : v;
+}
+
+/* A count of at most max entries. */
+static inline int st__get_n(struct st_rd *r, int64_t max)
+{
+    uint64_t v = st__get_u(r);
+    if (v > (uint64_t)max) {
+        r->bad = true;
+        return 0;
+    }
+    return (int)v;
+}
 
 /* ---- state.c ---- */
 void st__init(struct st *d, const struct state_config *cfg, int32_t partition);

@@ -32,18 +32,6 @@ void st__user_gone(struct st *d, const char *key)
 /* ---- encoding ---------------------------------------------------------------------------------
  */
 
-static void put_i(struct core_buf *b, int64_t v)
-{
-    core_buf_put_varint(b, core_zigzag(v));
-}
-
-static void put_f(struct core_buf *b, double v)
-{
-    uint64_t u;
-    memcpy(&u, &v, sizeof u);
-    core_buf_put_u64(b, u);
-}
-
 static void put_s(struct core_buf *b, const char *s, size_t n)
 {
     core_buf_put_varint(b, n);
@@ -59,31 +47,31 @@ static void put_blob(struct core_buf *b, const struct st_user *u)
     core_buf_put_u64(b, 0);
     size_t body = b->len;
     put_s(b, u->key, strlen(u->key));
-    put_i(b, u->events);
-    put_i(b, u->first_ms);
-    put_i(b, u->last_ms);
+    st__put_i(b, u->events);
+    st__put_i(b, u->first_ms);
+    st__put_i(b, u->last_ms);
     int skip = u->nrecent > STATE_READ_RECENT_MAX ? u->nrecent - STATE_READ_RECENT_MAX : 0;
     core_buf_put_varint(b, (uint64_t)(u->nrecent - skip));
     for (int i = skip; i < u->nrecent; i++) {
         const struct st_recent *r = &u->recent[(u->rhead + i) % u->rcap];
         put_s(b, r->item->s, r->item->len);
         core_buf_put_varint(b, event_type_to_wire(r->type));
-        put_f(b, r->weight);
-        put_i(b, r->ts);
+        st__put_f(b, r->weight);
+        st__put_i(b, r->ts);
     }
     int ns = u->nsess < STATE_READ_RECENT_MAX ? u->nsess : STATE_READ_RECENT_MAX;
     core_buf_put_varint(b, (uint64_t)ns);
     for (int i = 0; i < ns; i++) {
         put_s(b, u->sess_items[i].item->s, u->sess_items[i].item->len);
-        put_i(b, u->sess_items[i].ts);
+        st__put_i(b, u->sess_items[i].ts);
     }
     int nc = u->ncaff < STATE_READ_CATS_MAX ? u->ncaff : STATE_READ_CATS_MAX;
     core_buf_put_varint(b, (uint64_t)nc);
     for (int i = 0; i < nc; i++) {
         const struct st_affinity *a = &u->caff[i];
         put_s(b, a->tname->s, a->tname->len < STATE_SYMBOL_MAX ? a->tname->len : STATE_SYMBOL_MAX);
-        put_f(b, a->v);
-        put_i(b, a->ts);
+        st__put_f(b, a->v);
+        st__put_i(b, a->ts);
     }
     core_buf_put_varint(b, (uint64_t)u->nprefs);
     for (int i = 0; i < u->nprefs; i++)
@@ -161,48 +149,10 @@ int state_shard_changes(struct state_shard *s, struct state_changes *c, state_us
 /* ---- decoding ---------------------------------------------------------------------------------
  */
 
-struct rd {
-    const uint8_t *p, *end;
-    bool bad;
-};
-
-static uint64_t get_u(struct rd *r)
-{
-    uint64_t v = 0;
-    if (!r->bad && core_get_varint(&r->p, r->end, &v) < 0)
-        r->bad = true;
-    return r->bad ? 0 : v;
-}
-
-static int64_t get_i(struct rd *r)
-{
-    return core_unzigzag(get_u(r));
-}
-
-static double get_f(struct rd *r)
-{
-    uint64_t u = 0;
-    if (!r->bad && core_get_u64(&r->p, r->end, &u) < 0)
-        r->bad = true;
-    double v;
-    memcpy(&v, &u, sizeof v);
-    return r->bad ? 0.0 : v;
-}
-
-static int get_n(struct rd *r, int max)
-{
-    uint64_t v = get_u(r);
-    if (v > (uint64_t)max) {
-        r->bad = true;
-        return 0;
-    }
-    return (int)v;
-}
-
 /* A string of 1..max bytes; *n its length. Points into the blob. */
-static const char *get_s(struct rd *r, size_t max, size_t *n)
+static const char *get_s(struct st_rd *r, size_t max, size_t *n)
 {
-    uint64_t v = get_u(r);
+    uint64_t v = st__get_u(r);
     if (r->bad || v == 0 || v > max || v > (uint64_t)(r->end - r->p)) {
         r->bad = true;
         *n = 0;
@@ -214,7 +164,7 @@ static const char *get_s(struct rd *r, size_t max, size_t *n)
     return s;
 }
 
-static void get_item(struct rd *r, struct state_user_read *out, struct state_user_item *o)
+static void get_item(struct st_rd *r, struct state_user_read *out, struct state_user_item *o)
 {
     size_t n;
     const char *id = get_s(r, EVENT_ITEM_MAX, &n);
@@ -240,7 +190,7 @@ static int cmp_cat(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-static void get_symbol(struct rd *r, char *dst)
+static void get_symbol(struct st_rd *r, char *dst)
 {
     size_t n;
     const char *s = get_s(r, STATE_SYMBOL_MAX, &n);
@@ -248,41 +198,41 @@ static void get_symbol(struct rd *r, char *dst)
     dst[n] = 0;
 }
 
-static void parse_blob(struct rd *r, int64_t now_ms, int64_t half_life_ms,
+static void parse_blob(struct st_rd *r, int64_t now_ms, int64_t half_life_ms,
                        struct state_user_read *out)
 {
     size_t klen;
     get_s(r, EVENT_KEY_HEX, &klen);
-    out->events = get_i(r);
-    out->first_ms = get_i(r);
-    out->last_ms = get_i(r);
-    out->nrecent = get_n(r, STATE_READ_RECENT_MAX);
+    out->events = st__get_i(r);
+    out->first_ms = st__get_i(r);
+    out->last_ms = st__get_i(r);
+    out->nrecent = st__get_n(r, STATE_READ_RECENT_MAX);
     for (int i = 0; i < out->nrecent && !r->bad; i++) {
         struct state_user_item *o = &out->recent[i];
         get_item(r, out, o);
-        uint64_t wire = get_u(r);
+        uint64_t wire = st__get_u(r);
         int t = event_type_from_wire(wire);
         if (t < 0)
             r->bad = true;
         o->type = t;
-        o->weight = get_f(r);
-        o->ts = get_i(r);
+        o->weight = st__get_f(r);
+        o->ts = st__get_i(r);
     }
-    out->nsession = get_n(r, STATE_READ_RECENT_MAX);
+    out->nsession = st__get_n(r, STATE_READ_RECENT_MAX);
     for (int i = 0; i < out->nsession && !r->bad; i++) {
         get_item(r, out, &out->session[i]);
-        out->session[i].ts = get_i(r);
+        out->session[i].ts = st__get_i(r);
     }
-    out->ncats = get_n(r, STATE_READ_CATS_MAX);
+    out->ncats = st__get_n(r, STATE_READ_CATS_MAX);
     /* decayed exactly as state_shard_user_read does (st__decay with this half-life) */
     struct st d = {.cfg.half_life_ms = half_life_ms > 0 ? half_life_ms : 1};
     for (int i = 0; i < out->ncats && !r->bad; i++) {
         get_symbol(r, out->cats[i].name);
-        double v = get_f(r);
-        int64_t ts = get_i(r);
+        double v = st__get_f(r);
+        int64_t ts = st__get_i(r);
         out->cats[i].v = st__decay(&d, v, ts, now_ms);
     }
-    out->nprefs = get_n(r, STATE_READ_PREFS_MAX);
+    out->nprefs = st__get_n(r, STATE_READ_PREFS_MAX);
     for (int i = 0; i < out->nprefs && !r->bad; i++)
         get_symbol(r, out->prefs[i]);
     if (r->p != r->end)
@@ -303,7 +253,7 @@ int state_user_blob_decode(const void *blob, size_t len, int64_t now_ms, int64_t
         core_get_u32(&p, end, &version) < 0 || core_get_u64(&p, end, &sum) < 0 ||
         magic != BLOB_MAGIC || version != BLOB_VERSION || XXH3_64bits(p, (size_t)(end - p)) != sum)
         return CORE_E_CORRUPT;
-    struct rd r = {p, end, false};
+    struct st_rd r = {p, end, false, BLOB_VERSION};
     parse_blob(&r, now_ms, half_life_ms, out);
     if (r.bad) {
         out->nrecent = out->nsession = out->ncats = out->nprefs = 0;

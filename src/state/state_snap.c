@@ -28,18 +28,6 @@
 
 /* ---- writing ------------------------------------------------------------------------------- */
 
-static void put_i(struct core_buf *b, int64_t v)
-{
-    core_buf_put_varint(b, core_zigzag(v));
-}
-
-static void put_f(struct core_buf *b, double v)
-{
-    uint64_t u;
-    memcpy(&u, &v, sizeof u);
-    core_buf_put_u64(b, u);
-}
-
 static void put_str(struct core_buf *b, const struct st_str *str)
 {
     core_buf_put_varint(b, str->len);
@@ -58,16 +46,16 @@ static void put_opt(struct core_buf *b, const struct st_str *str)
 
 static void put_config(struct core_buf *b, const struct state_config *c)
 {
-    put_i(b, c->recent_max);
-    put_i(b, c->session_gap_ms);
-    put_i(b, c->covisit_window);
-    put_i(b, c->neighbours_max);
-    put_i(b, c->half_life_ms);
-    put_i(b, c->allowed_lateness_ms);
-    put_i(b, c->user_ttl_ms);
-    put_i(b, c->item_ttl_ms);
-    put_i(b, c->max_users);
-    put_i(b, c->max_items);
+    st__put_i(b, c->recent_max);
+    st__put_i(b, c->session_gap_ms);
+    st__put_i(b, c->covisit_window);
+    st__put_i(b, c->neighbours_max);
+    st__put_i(b, c->half_life_ms);
+    st__put_i(b, c->allowed_lateness_ms);
+    st__put_i(b, c->user_ttl_ms);
+    st__put_i(b, c->item_ttl_ms);
+    st__put_i(b, c->max_users);
+    st__put_i(b, c->max_items);
 }
 
 /* Buckets are written sparsely: only those with any non-zero bit. */
@@ -90,39 +78,39 @@ void st__user_put(struct core_buf *b, const struct st_user *u, int max_recent)
     size_t klen = strlen(u->key);
     core_buf_put_varint(b, klen);
     core_buf_append(b, u->key, klen);
-    put_i(b, u->first_ms);
-    put_i(b, u->last_ms);
-    put_i(b, u->events);
+    st__put_i(b, u->first_ms);
+    st__put_i(b, u->last_ms);
+    st__put_i(b, u->events);
     int skip = u->nrecent > max_recent ? u->nrecent - max_recent : 0;
     core_buf_put_varint(b, (uint64_t)(u->nrecent - skip));
     for (int i = skip; i < u->nrecent; i++) {
         const struct st_recent *r = &u->recent[(u->rhead + i) % u->rcap];
         put_str(b, r->item);
-        put_i(b, (int64_t)event_type_to_wire(r->type));
+        st__put_i(b, (int64_t)event_type_to_wire(r->type));
         put_opt(b, r->tname);
-        put_f(b, r->weight);
-        put_i(b, r->ts);
+        st__put_f(b, r->weight);
+        st__put_i(b, r->ts);
     }
     put_opt(b, u->sess_id);
-    put_i(b, u->sess_start);
-    put_i(b, u->sess_last);
-    put_i(b, u->sess_count);
+    st__put_i(b, u->sess_start);
+    st__put_i(b, u->sess_last);
+    st__put_i(b, u->sess_count);
     core_buf_put_varint(b, (uint64_t)u->nsess);
     for (int i = 0; i < u->nsess; i++) {
         put_str(b, u->sess_items[i].item);
-        put_i(b, u->sess_items[i].ts);
+        st__put_i(b, u->sess_items[i].ts);
     }
     core_buf_put_varint(b, (uint64_t)u->naff);
     for (int i = 0; i < u->naff; i++) {
-        put_i(b, (int64_t)event_type_to_wire(u->aff[i].type));
+        st__put_i(b, (int64_t)event_type_to_wire(u->aff[i].type));
         put_opt(b, u->aff[i].tname);
-        put_f(b, u->aff[i].v);
-        put_i(b, u->aff[i].ts);
+        st__put_f(b, u->aff[i].v);
+        st__put_i(b, u->aff[i].ts);
     }
     core_buf_put_varint(b, u->eng != NULL);
     if (u->eng) {
         for (int k = 0; k < ST_ENG_W; k++)
-            put_i(b, u->eng->head[k]);
+            st__put_i(b, u->eng->head[k]);
         int nz = 0;
         for (int i = 0; i < ST_ENG_TOTAL; i++)
             nz += !eng_zero(&u->eng->b[i]);
@@ -134,15 +122,15 @@ void st__user_put(struct core_buf *b, const struct st_user *u, int max_recent)
             core_buf_put_varint(b, (uint64_t)i);
             core_buf_put_varint(b, e->clicks);
             core_buf_put_varint(b, e->views);
-            put_f(b, e->dwell_ms);
-            put_f(b, e->max_scroll);
+            st__put_f(b, e->dwell_ms);
+            st__put_f(b, e->max_scroll);
         }
     }
     core_buf_put_varint(b, (uint64_t)u->ncaff);
     for (int i = 0; i < u->ncaff; i++) {
         put_str(b, u->caff[i].tname);
-        put_f(b, u->caff[i].v);
-        put_i(b, u->caff[i].ts);
+        st__put_f(b, u->caff[i].v);
+        st__put_i(b, u->caff[i].ts);
     }
     core_buf_put_varint(b, (uint64_t)u->nprefs);
     for (int i = 0; i < u->nprefs; i++)
@@ -151,7 +139,7 @@ void st__user_put(struct core_buf *b, const struct st_user *u, int max_recent)
     for (int i = 0; i < u->nalias; i++) {
         core_buf_put_varint(b, EVENT_KEY_HEX);
         core_buf_append(b, u->alias[i].key, EVENT_KEY_HEX);
-        put_i(b, u->alias[i].offset);
+        st__put_i(b, u->alias[i].offset);
     }
 }
 
@@ -160,8 +148,8 @@ static void put_nbs(struct core_buf *b, const struct st_item *it)
     core_buf_put_varint(b, (uint64_t)it->nnb);
     for (int i = 0; i < it->nnb; i++) {
         put_str(b, it->nb[i].id);
-        put_f(b, it->nb[i].score);
-        put_i(b, it->nb[i].ts);
+        st__put_f(b, it->nb[i].score);
+        st__put_i(b, it->nb[i].ts);
     }
 }
 
@@ -169,9 +157,9 @@ static void put_ctr(struct core_buf *b, const struct st_ctr *c)
 {
     put_str(b, c->key);
     for (int k = 0; k < ST_ENG_W; k++)
-        put_i(b, c->head[k]);
+        st__put_i(b, c->head[k]);
     for (int k = 0; k < ST_CTR_N; k++)
-        put_i(b, c->total[k]);
+        st__put_i(b, c->total[k]);
     int nz = 0;
     for (int i = 0; i < ST_ENG_TOTAL; i++)
         nz += !!(c->b[i][0] | c->b[i][1] | c->b[i][2] | c->b[i][3]);
@@ -227,9 +215,9 @@ static void put_reco(struct core_buf *b, const struct st *d)
 static void put_item(struct core_buf *b, const struct st_item *it)
 {
     put_str(b, it->id);
-    put_i(b, it->last_ms);
+    st__put_i(b, it->last_ms);
     for (int k = 0; k < STATE_W__COUNT; k++)
-        put_i(b, it->head[k]);
+        st__put_i(b, it->head[k]);
     int nz = 0;
     for (int i = 0; i < ST_RING_TOTAL; i++)
         nz += !cnt_zero(it->cnt[i]);
@@ -241,10 +229,10 @@ static void put_item(struct core_buf *b, const struct st_item *it)
         for (int g = 0; g < STATE_G__COUNT; g++)
             core_buf_put_varint(b, it->cnt[i][g]);
     }
-    put_f(b, it->pop);
-    put_i(b, it->pop_ts);
-    put_i(b, it->impressions);
-    put_i(b, it->clicks);
+    st__put_f(b, it->pop);
+    st__put_i(b, it->pop_ts);
+    st__put_i(b, it->impressions);
+    st__put_i(b, it->clicks);
     put_nbs(b, it);
 }
 
@@ -261,14 +249,14 @@ static void snapshot(struct state_shard *s, struct core_buf *out, bool users)
     core_buf_put_u64(out, 0);
     size_t body = out->len;
     put_config(out, &d->cfg);
-    put_i(out, d->partition);
+    st__put_i(out, d->partition);
     core_buf_put_varint(out, d->have_now);
-    put_i(out, d->now);
-    put_i(out, d->next_offset);
-    put_i(out, d->events);
-    put_i(out, d->late);
-    put_i(out, d->expired);
-    put_i(out, d->evicted);
+    st__put_i(out, d->now);
+    st__put_i(out, d->next_offset);
+    st__put_i(out, d->events);
+    st__put_i(out, d->late);
+    st__put_i(out, d->expired);
+    st__put_i(out, d->evicted);
     core_buf_put_varint(out, users ? d->users.n : 0);
     for (const struct st_lnode *l = users ? d->ulru.head : NULL; l; l = l->next)
         st__user_put(out, (const struct st_user *)((const char *)l - offsetof(struct st_user, l)),
@@ -299,40 +287,9 @@ void state_shard_snapshot_aggregates(struct state_shard *s, struct core_buf *out
 
 /* ---- reading ------------------------------------------------------------------------------- */
 
-/* A bounds-checked reader; the first failure sticks and every later read yields 0. */
-struct rd {
-    const uint8_t *p, *end;
-    bool bad;
-    uint32_t version; /* of the snapshot being read */
-};
-
-static uint64_t get_u(struct rd *r)
+static int64_t get_ts(struct st_rd *r, bool empty_ok)
 {
-    uint64_t v = 0;
-    if (!r->bad && core_get_varint(&r->p, r->end, &v) < 0)
-        r->bad = true;
-    return r->bad ? 0 : v;
-}
-
-static int64_t get_i(struct rd *r)
-{
-    return core_unzigzag(get_u(r));
-}
-
-/* A count of at most max entries. */
-static int get_n(struct rd *r, int64_t max)
-{
-    uint64_t v = get_u(r);
-    if (v > (uint64_t)max || v > (uint64_t)(r->end - r->p)) {
-        r->bad = true;
-        return 0;
-    }
-    return (int)v;
-}
-
-static int64_t get_ts(struct rd *r, bool empty_ok)
-{
-    int64_t v = get_i(r);
+    int64_t v = st__get_i(r);
     if (empty_ok && v == ST_EMPTY)
         return v;
     if (v < -SNAP_TS_LIMIT || v > SNAP_TS_LIMIT)
@@ -340,20 +297,10 @@ static int64_t get_ts(struct rd *r, bool empty_ok)
     return r->bad ? 0 : v;
 }
 
-static double get_f(struct rd *r)
-{
-    uint64_t u = 0;
-    if (!r->bad && core_get_u64(&r->p, r->end, &u) < 0)
-        r->bad = true;
-    double v;
-    memcpy(&v, &u, sizeof v);
-    return r->bad ? 0.0 : v;
-}
-
 /* A string of 1..max bytes (opt: length + 1, 0 = none) interned into d, or NULL. */
-static struct st_str *get_str(struct rd *r, struct st *d, size_t max, bool opt)
+static struct st_str *get_str(struct st_rd *r, struct st *d, size_t max, bool opt)
 {
-    uint64_t n = get_u(r);
+    uint64_t n = st__get_u(r);
     if (r->bad || (opt && n == 0))
         return NULL;
     if (opt)
@@ -367,10 +314,10 @@ static struct st_str *get_str(struct rd *r, struct st *d, size_t max, bool opt)
     return str;
 }
 
-static int32_t get_type(struct rd *r, struct st *d, struct st_str **tname)
+static int32_t get_type(struct st_rd *r, struct st *d, struct st_str **tname)
 {
     /* Stored as wire numbers (event_type_to_wire): stable when types are added. */
-    int64_t w = get_i(r);
+    int64_t w = st__get_i(r);
     int t = w < 0 ? -1 : event_type_from_wire((uint64_t)w);
     *tname = get_str(r, d, EVENT_ITEM_MAX, true);
     if (t < 0 || (t == EVENT_TYPE_CUSTOM) != (*tname != NULL))
@@ -397,13 +344,13 @@ static bool is_key(const uint8_t *p, uint64_t n)
     return true;
 }
 
-static void get_aliases(struct rd *r, struct st *d, struct st_user *u)
+static void get_aliases(struct st_rd *r, struct st *d, struct st_user *u)
 {
-    int n = r->version >= 3 ? get_n(r, ST_ALIAS_MAX) : 0;
+    int n = r->version >= 3 ? st__get_n(r, ST_ALIAS_MAX) : 0;
     if (n > 0 && !r->bad)
         u->alias = st__alloc(d, ST_ALIAS_MAX * sizeof *u->alias);
     for (int i = 0; i < n && !r->bad; i++) {
-        uint64_t klen = get_u(r);
+        uint64_t klen = st__get_u(r);
         if (r->bad || klen > (uint64_t)(r->end - r->p) || !is_key(r->p, klen)) {
             r->bad = true;
             break;
@@ -412,13 +359,13 @@ static void get_aliases(struct rd *r, struct st *d, struct st_user *u)
         memcpy(a->key, r->p, EVENT_KEY_HEX);
         a->key[EVENT_KEY_HEX] = '\0';
         r->p += klen;
-        a->offset = get_i(r);
+        a->offset = st__get_i(r);
     }
 }
 
-static struct st_user *get_user(struct rd *r, struct st *d)
+static struct st_user *get_user(struct st_rd *r, struct st *d)
 {
-    uint64_t klen = get_u(r);
+    uint64_t klen = st__get_u(r);
     if (r->bad || klen == 0 || klen > EVENT_KEY_HEX || klen > (uint64_t)(r->end - r->p) ||
         memchr(r->p, 0, (size_t)klen) || st__user_find(d, (const char *)r->p, (size_t)klen)) {
         r->bad = true;
@@ -428,8 +375,8 @@ static struct st_user *get_user(struct rd *r, struct st *d)
     r->p += klen;
     u->first_ms = get_ts(r, false);
     u->last_ms = get_ts(r, false);
-    u->events = get_i(r);
-    int n = get_n(r, d->cfg.recent_max);
+    u->events = st__get_i(r);
+    int n = st__get_n(r, d->cfg.recent_max);
     if (n > 0) {
         u->recent = st__alloc(d, (size_t)n * sizeof *u->recent);
         u->rcap = n;
@@ -439,14 +386,14 @@ static struct st_user *get_user(struct rd *r, struct st *d)
         e->item = get_str(r, d, EVENT_ITEM_MAX, false);
         u->nrecent++; /* owned from here so a failure frees it */
         e->type = get_type(r, d, &e->tname);
-        e->weight = get_f(r);
+        e->weight = st__get_f(r);
         e->ts = get_ts(r, false);
     }
     u->sess_id = get_str(r, d, EVENT_SESSION_MAX, true);
     u->sess_start = get_ts(r, false);
     u->sess_last = get_ts(r, false);
-    u->sess_count = get_i(r);
-    n = get_n(r, d->cfg.covisit_window);
+    u->sess_count = st__get_i(r);
+    n = st__get_n(r, d->cfg.covisit_window);
     if (n > 0)
         u->sess_items = st__alloc(d, (size_t)d->cfg.covisit_window * sizeof *u->sess_items);
     for (int i = 0; i < n && !r->bad; i++) {
@@ -456,7 +403,7 @@ static struct st_user *get_user(struct rd *r, struct st *d)
             if (u->sess_items[j].item == item)
                 r->bad = true;
     }
-    n = get_n(r, ST_AFF_MAX);
+    n = st__get_n(r, ST_AFF_MAX);
     if (n > 0) {
         u->aff = st__alloc(d, (size_t)n * sizeof *u->aff);
         u->affcap = n;
@@ -464,36 +411,36 @@ static struct st_user *get_user(struct rd *r, struct st *d)
     for (int i = 0; i < n && !r->bad; i++) {
         struct st_affinity *a = &u->aff[u->naff++];
         a->type = get_type(r, d, &a->tname);
-        a->v = get_f(r);
+        a->v = st__get_f(r);
         a->ts = get_ts(r, false);
     }
-    uint64_t has_eng = get_u(r);
+    uint64_t has_eng = st__get_u(r);
     if (has_eng > 1)
         r->bad = true;
     if (has_eng == 1 && !r->bad) {
         u->eng = st__alloc(d, sizeof *u->eng);
         for (int k = 0; k < ST_ENG_W; k++)
             u->eng->head[k] = get_ts(r, true);
-        int nz = get_n(r, ST_ENG_TOTAL);
+        int nz = st__get_n(r, ST_ENG_TOTAL);
         int prev = -1;
         for (int k = 0; k < nz && !r->bad; k++) {
-            uint64_t i = get_u(r);
+            uint64_t i = st__get_u(r);
             if ((int64_t)i <= prev || i >= ST_ENG_TOTAL) {
                 r->bad = true;
                 break;
             }
             prev = (int)i;
             struct st_ebucket *e = &u->eng->b[i];
-            uint64_t c = get_u(r), v = get_u(r);
+            uint64_t c = st__get_u(r), v = st__get_u(r);
             if (c > UINT32_MAX || v > UINT32_MAX)
                 r->bad = true;
             e->clicks = (uint32_t)c;
             e->views = (uint32_t)v;
-            e->dwell_ms = get_f(r);
-            e->max_scroll = get_f(r);
+            e->dwell_ms = st__get_f(r);
+            e->max_scroll = st__get_f(r);
         }
     }
-    n = get_n(r, ST_CAFF_MAX);
+    n = st__get_n(r, ST_CAFF_MAX);
     if (n > 0 && !r->bad)
         u->caff = st__alloc(d, ST_CAFF_MAX * sizeof *u->caff);
     for (int i = 0; i < n && !r->bad; i++) {
@@ -503,10 +450,10 @@ static struct st_user *get_user(struct rd *r, struct st *d)
         struct st_affinity *a = &u->caff[u->ncaff++];
         a->tname = name;
         a->type = 0;
-        a->v = get_f(r);
+        a->v = st__get_f(r);
         a->ts = get_ts(r, false);
     }
-    n = get_n(r, ST_PREF_MAX);
+    n = st__get_n(r, ST_PREF_MAX);
     for (int i = 0; i < n && !r->bad; i++) {
         struct st_str *name = get_str(r, d, STATE_SYMBOL_MAX, false);
         if (name)
@@ -518,7 +465,7 @@ static struct st_user *get_user(struct rd *r, struct st *d)
 
 struct st_user *st__user_parse(struct st *d, const void *data, size_t len)
 {
-    struct rd r = {data, (const uint8_t *)data + len, false, SNAP_VERSION};
+    struct st_rd r = {data, (const uint8_t *)data + len, false, SNAP_VERSION};
     struct st_user *u = get_user(&r, d);
     if (u && (r.bad || r.p != r.end)) {
         st__user_free(d, u);
@@ -527,9 +474,9 @@ struct st_user *st__user_parse(struct st *d, const void *data, size_t len)
     return r.bad ? NULL : u;
 }
 
-static void get_nbs(struct rd *r, struct st *d, struct st_item *it);
+static void get_nbs(struct st_rd *r, struct st *d, struct st_item *it);
 
-static void get_item(struct rd *r, struct st *d)
+static void get_item(struct st_rd *r, struct st *d)
 {
     struct st_str *id = get_str(r, d, EVENT_ITEM_MAX, false);
     if (!id)
@@ -544,33 +491,33 @@ static void get_item(struct rd *r, struct st *d)
     it->last_ms = get_ts(r, false);
     for (int k = 0; k < STATE_W__COUNT; k++)
         it->head[k] = get_ts(r, true);
-    int nz = get_n(r, ST_RING_TOTAL);
+    int nz = st__get_n(r, ST_RING_TOTAL);
     int prev = -1;
     for (int k = 0; k < nz && !r->bad; k++) {
-        uint64_t i = get_u(r);
+        uint64_t i = st__get_u(r);
         if ((int64_t)i <= prev || i >= ST_RING_TOTAL) {
             r->bad = true;
             break;
         }
         prev = (int)i;
         for (int g = 0; g < STATE_G__COUNT; g++) {
-            uint64_t c = get_u(r);
+            uint64_t c = st__get_u(r);
             if (c > UINT32_MAX)
                 r->bad = true;
             it->cnt[i][g] = (uint32_t)c;
         }
     }
-    it->pop = get_f(r);
+    it->pop = st__get_f(r);
     it->pop_ts = get_ts(r, false);
-    it->impressions = get_i(r);
-    it->clicks = get_i(r);
+    it->impressions = st__get_i(r);
+    it->clicks = st__get_i(r);
     get_nbs(r, d, it);
 }
 
 /* A neighbour list into it (an item or a context pseudo-item). */
-static void get_nbs(struct rd *r, struct st *d, struct st_item *it)
+static void get_nbs(struct st_rd *r, struct st *d, struct st_item *it)
 {
-    int n = get_n(r, d->cfg.neighbours_max);
+    int n = st__get_n(r, d->cfg.neighbours_max);
     if (n > 0) {
         it->nb = st__alloc(d, (size_t)n * sizeof *it->nb);
         it->nbcap = n;
@@ -580,7 +527,7 @@ static void get_nbs(struct rd *r, struct st *d, struct st_item *it)
         nb->id = get_str(r, d, EVENT_ITEM_MAX, false);
         it->nnb++;
         d->pairs++;
-        nb->score = get_f(r);
+        nb->score = st__get_f(r);
         nb->ts = get_ts(r, false);
         nb->key = st__nb_key(d, nb->score, nb->ts);
         for (int j = 0; j < i; j++)
@@ -589,7 +536,7 @@ static void get_nbs(struct rd *r, struct st *d, struct st_item *it)
     }
 }
 
-static void get_ctr(struct rd *r, struct st *d)
+static void get_ctr(struct st_rd *r, struct st *d)
 {
     struct st_str *key = get_str(r, d, EVENT_RECID_MAX, false);
     if (!key)
@@ -604,17 +551,17 @@ static void get_ctr(struct rd *r, struct st *d)
     for (int k = 0; k < ST_ENG_W; k++)
         c->head[k] = get_ts(r, true);
     for (int k = 0; k < ST_CTR_N; k++)
-        c->total[k] = get_i(r);
-    int nz = get_n(r, ST_ENG_TOTAL), prev = -1;
+        c->total[k] = st__get_i(r);
+    int nz = st__get_n(r, ST_ENG_TOTAL), prev = -1;
     for (int k = 0; k < nz && !r->bad; k++) {
-        uint64_t i = get_u(r);
+        uint64_t i = st__get_u(r);
         if ((int64_t)i <= prev || i >= ST_ENG_TOTAL) {
             r->bad = true;
             break;
         }
         prev = (int)i;
         for (int j = 0; j < ST_CTR_N; j++) {
-            uint64_t v = get_u(r);
+            uint64_t v = st__get_u(r);
             if (v > UINT32_MAX)
                 r->bad = true;
             c->b[i][j] = (uint32_t)v;
@@ -622,9 +569,9 @@ static void get_ctr(struct rd *r, struct st *d)
     }
 }
 
-static void get_reco(struct rd *r, struct st *d)
+static void get_reco(struct st_rd *r, struct st *d)
 {
-    int64_t n = get_n(r, ST_CTX_MAX);
+    int64_t n = st__get_n(r, ST_CTX_MAX);
     for (int64_t i = 0; i < n && !r->bad; i++) {
         struct st_str *key = get_str(r, d, EVENT_ITEM_MAX, false);
         if (!key)
@@ -638,43 +585,43 @@ static void get_reco(struct rd *r, struct st *d)
         st__unref(d, key);
         get_nbs(r, d, it);
     }
-    n = get_n(r, ST_CTR_KEYS_MAX + 1);
+    n = st__get_n(r, ST_CTR_KEYS_MAX + 1);
     for (int64_t i = 0; i < n && !r->bad; i++)
         get_ctr(r, d);
 }
 
-static int parse_body(struct rd *r, struct st *d)
+static int parse_body(struct st_rd *r, struct st *d)
 {
     struct state_config cfg;
-    cfg.recent_max = (int)get_i(r);
-    cfg.session_gap_ms = get_i(r);
-    cfg.covisit_window = (int)get_i(r);
-    cfg.neighbours_max = (int)get_i(r);
-    cfg.half_life_ms = get_i(r);
-    cfg.allowed_lateness_ms = get_i(r);
-    cfg.user_ttl_ms = get_i(r);
-    cfg.item_ttl_ms = get_i(r);
-    cfg.max_users = get_i(r);
-    cfg.max_items = get_i(r);
+    cfg.recent_max = (int)st__get_i(r);
+    cfg.session_gap_ms = st__get_i(r);
+    cfg.covisit_window = (int)st__get_i(r);
+    cfg.neighbours_max = (int)st__get_i(r);
+    cfg.half_life_ms = st__get_i(r);
+    cfg.allowed_lateness_ms = st__get_i(r);
+    cfg.user_ttl_ms = st__get_i(r);
+    cfg.item_ttl_ms = st__get_i(r);
+    cfg.max_users = st__get_i(r);
+    cfg.max_items = st__get_i(r);
     if (r->bad)
         return CORE_E_CORRUPT;
     if (!config_equal(&cfg, &d->cfg))
         return CORE_E_INVALID;
-    d->partition = (int32_t)get_i(r);
-    uint64_t have_now = get_u(r);
+    d->partition = (int32_t)st__get_i(r);
+    uint64_t have_now = st__get_u(r);
     d->have_now = have_now == 1;
     d->now = get_ts(r, false);
-    d->next_offset = get_i(r);
-    d->events = get_i(r);
-    d->late = get_i(r);
-    d->expired = get_i(r);
-    d->evicted = get_i(r);
+    d->next_offset = st__get_i(r);
+    d->events = st__get_i(r);
+    d->late = st__get_i(r);
+    d->expired = st__get_i(r);
+    d->evicted = st__get_i(r);
     if (have_now > 1 || d->next_offset < 0)
         r->bad = true;
-    int64_t n = get_n(r, d->cfg.max_users);
+    int64_t n = st__get_n(r, d->cfg.max_users);
     for (int64_t i = 0; i < n && !r->bad; i++)
         get_user(r, d);
-    n = get_n(r, d->cfg.max_items);
+    n = st__get_n(r, d->cfg.max_items);
     for (int64_t i = 0; i < n && !r->bad; i++)
         get_item(r, d);
     get_reco(r, d);
@@ -699,7 +646,7 @@ int state_shard_restore(struct state_shard *s, const void *data, size_t len)
     struct st fresh, old;
     /* Only the writer changes s->d, and the writer is the caller: reading cfg is safe. */
     st__init(&fresh, &s->d.cfg, s->d.partition);
-    struct rd r = {p, end, false, version};
+    struct st_rd r = {p, end, false, version};
     int rc = parse_body(&r, &fresh);
     if (rc < 0) {
         st__dispose(&fresh);
