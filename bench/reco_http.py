@@ -2,7 +2,8 @@
 """Recommendation serving over HTTP: wrk against GET /v1/users/{id}/recommendations?count=10
 of `recstream serve` (random users, each with history) and, in the same run, against nginx
 answering every GET with `return 200` and a JSON body of the same size. Reports requests/s,
-the ratio to nginx (target >= 0.5) and wrk's latency percentiles, medians over REPEAT
+the ratio to nginx (target >= 0.5), wrk's latency percentiles and the CPU time per request
+of the server (from /proc) and of wrk, medians over REPEAT
 alternated runs (with the range).
 
 The server is loaded first by `recstream simulate` (catalog upload over POST /v1/items, then
@@ -16,6 +17,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import re
 import shutil
 import signal
@@ -31,16 +33,35 @@ KEY = None  # the server's admin key (auth on, as in production), set by start_r
 LUA = os.path.join(ROOT, "bench", "reco_get.lua")
 
 
-def wrk(url, args, users):
+def cpu_ticks(pids):
+    """User + system CPU clock ticks of processes (and all their threads) so far."""
+    total = 0
+    for pid in pids:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def wrk(url, args, users, server_pids):
+    """One wrk run; adds the server's and wrk's CPU microseconds per request (server_pids:
+    the processes answering, read from /proc; wrk from this process's children usage)."""
     env = dict(os.environ, USERS=str(users), PREFIX="user-", WIDTH="4", COUNT=str(args.count),
                API_KEY=KEY or "")
+    hz = os.sysconf("SC_CLK_TCK")
+    s0, c0 = cpu_ticks(server_pids), resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run(["wrk", "-t2", "-c%d" % args.connections, "-d%ds" % args.duration,
                           "--latency", "-s", LUA, url],
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                          check=True).stdout
+    s1, c1 = cpu_ticks(server_pids), resource.getrusage(resource.RUSAGE_CHILDREN)
     for line in out.splitlines():
         if line.startswith("WRKJSON "):
-            return json.loads(line[8:])
+            r = json.loads(line[8:])
+            n = max(r["requests"], 1)
+            r["server_cpu_us"] = (s1 - s0) * 1e6 / hz / n
+            r["wrk_cpu_us"] = ((c1.ru_utime + c1.ru_stime) - (c0.ru_utime + c0.ru_stime)) * 1e6 / n
+            return r
     raise RuntimeError("wrk printed no summary:\n" + out)
 
 
@@ -174,13 +195,16 @@ def main():
             time.sleep(2)
         for rep in range(args.repeat):
             # alternate the targets so machine noise hits both alike
-            for name, p in (("nginx", ng_port), ("recstream", port)):
-                r = wrk("http://127.0.0.1:%d/" % p, args, args.users)
+            nginx_pids = [ng.pid] + [int(x) for x in open(
+                "/proc/%d/task/%d/children" % (ng.pid, ng.pid)).read().split()]
+            for name, p, pids in (("nginx", ng_port, nginx_pids), ("recstream", port, [rs.pid])):
+                r = wrk("http://127.0.0.1:%d/" % p, args, args.users, pids)
                 results[name].append(r)
                 print("rep %d %-9s %8.0f req/s  p50 %6d  p90 %6d  p99 %6d  p99.9 %6d  max %7d us"
-                      "  non2xx %d  errors %d" % (rep, name, r["rps"], r["p50_us"], r["p90_us"],
-                                                  r["p99_us"], r["p999_us"], r["max_us"],
-                                                  r["non2xx"], r["socket_errors"]), flush=True)
+                      "  non2xx %d  errors %d  cpu/request: server %.1f us, wrk %.1f us" % (
+                          rep, name, r["rps"], r["p50_us"], r["p90_us"], r["p99_us"],
+                          r["p999_us"], r["max_us"], r["non2xx"], r["socket_errors"],
+                          r["server_cpu_us"], r["wrk_cpu_us"]), flush=True)
         if bg:
             bg.send_signal(signal.SIGTERM)
             bg.wait(30)
@@ -203,16 +227,17 @@ def main():
         return "%.0f-%.0f" % (min(v), max(v))
 
     ratios = [a["rps"] / b["rps"] for a, b in zip(results["recstream"], results["nginx"])]
-    lines = ["| target | req/s median (range) | vs nginx | p50 us | p90 us | p99 us | p99.9 us | max us |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| target | req/s median (range) | vs nginx | p50 us | p90 us | p99 us | p99.9 us | max us"
+             " | CPU us/request: server, wrk |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for name in ("nginx", "recstream"):
         ratio = "1.00" if name == "nginx" else "%.2f (%.2f-%.2f)" % (
             statistics.median(ratios), min(ratios), max(ratios))
-        lines.append("| %s | %.0f (%s) | %s | %d | %d | %d | %d | %d |" % (
+        lines.append("| %s | %.0f (%s) | %s | %d | %d | %d | %d | %d | %.1f, %.1f |" % (
             "nginx `return 200` (%d B)" % len(nbody.encode()) if name == "nginx"
             else "recstream GET recommendations", med(name, "rps"), rng(name, "rps"), ratio,
             med(name, "p50_us"), med(name, "p90_us"), med(name, "p99_us"), med(name, "p999_us"),
-            med(name, "max_us")))
+            med(name, "max_us"), med(name, "server_cpu_us"), med(name, "wrk_cpu_us")))
     table = "\n".join(lines)
     print()
     print(table)
