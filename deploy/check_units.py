@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Runs the ExecStart command lines of deploy/systemd/recstream-processor.service and
-recstream-api.service, with deploy/systemd/cluster.conf, against a local Kafka mock cluster and
+"""Runs the ExecStart command lines of deploy/systemd/recstream-processor.service,
+recstream-api.service and the scale-out units in deploy/systemd/target/ (a collector, a
+processor in a consumer group), with deploy/systemd/cluster.conf, against a local Kafka mock cluster and
 a password-protected redis-server, so the units' flags are checked against the real binary.
 
 What is substituted (everything else is run as written in the unit): the binary path
@@ -126,6 +127,35 @@ def main():
                                prefix="unit-check")
         print("PASS: processor (Kafka mock, Redis with AUTH) and API node started from the "
               "units' command lines; ack -> personalised on the API node: %s ms" %
+              ", ".join("%.0f" % x for x in f), flush=True)
+
+        # The scale-out units (deploy/systemd/target/): a collector and a processor in the
+        # consumer group (the first processor stops: the group member takes every partition).
+        procs.stop(proc.proc)
+        gdata, cdata = os.path.join(tmp, "group"), os.path.join(tmp, "collector")
+        gport, cport = benchlib.free_port(), benchlib.free_port()
+        argv = substitute(exec_start("target/recstream-processor-group.service"), creds, conf,
+                          gdata, gport)
+        shared = os.path.join(tmp, "shared-checkpoints")
+        argv = [shared if prev == "--checkpoint-dir" else a for prev, a in zip([""] + argv, argv)]
+        grp = start(procs, argv, gdata, gport, tmp)
+        col = start(procs, substitute(exec_start("target/recstream-collector.service"), creds,
+                                      conf, cdata, cport), cdata, cport, tmp)
+        deadline = time.time() + 60
+        while True:
+            owned = sum(int(v) for v in re.findall(
+                r'^recstream_stream_partition_owned\{partition="\d+"\} (\d+)$',
+                grp.request("GET", "/metrics", key=grp.key)[2].decode(), re.M))
+            if owned == 6:
+                break
+            assert time.time() < deadline, "the group processor never owned the 6 partitions"
+            time.sleep(0.2)
+        st, _, body = col.request("GET", "/v1/users/x/recommendations", key=col.key)
+        assert st == 404, (st, body)  # a collector only ingests
+        f = benchlib.freshness(col, api, 5, int(time.time() * 1000), 0.2, item="i-2",
+                               prefix="unit-target")
+        print("PASS: collector and group processor started from the target units' command "
+              "lines; ack on the collector -> personalised on the API node: %s ms" %
               ", ".join("%.0f" % x for x in f))
     finally:
         procs.stop_all()
