@@ -2,8 +2,9 @@
 from serving at once and, within the deadline, from every file of the data directory
 (checked by opening every sealed file with `recstream privacy scan` and the log with `log
 dump`), other users stay intact, a replay from scratch does not bring the user back, an
-erasure interrupted by SIGKILL completes after the restart, and the export shows the user's
-events and consent history before the erasure and nothing after."""
+erasure interrupted by SIGKILL completes after the restart, one whose step keeps failing is
+reported "failed" past the deadline and completes once the fault is gone, and the export
+shows the user's events and consent history before the erasure and nothing after."""
 import glob
 import json
 import os
@@ -223,6 +224,39 @@ def test_erasure_resumes_after_sigkill():
         slow.cleanup()
 
 
+def test_erasure_fails_past_the_deadline_then_completes():
+    """A step that keeps failing (the checkpoint directory replaced by a file, so no
+    checkpoint can be written) turns the receipt "failed" once the deadline passes, with the
+    error and an audit entry; the job keeps retrying, and when the fault is gone the same
+    erasure completes and the user is gone from every file."""
+    srv = rs.Server("--partitions", "2", "--checkpoint-interval", "1h", "--erasure-deadline",
+                    "2s")
+    try:
+        srv.start()
+        ingest_user(srv, A, 3)
+        ckpt = os.path.join(srv.data, "checkpoints")
+        aside = ckpt + ".aside"
+        os.rename(ckpt, aside)
+        with open(ckpt, "w") as f:
+            f.write("not a directory\n")
+        eid = erase(srv, A)
+        assert profile(srv, A)[0] == 404  # gone from serving at once, whatever follows
+        st, r = wait_for("erasure %s failed" % eid, lambda: call(srv, "GET", "/v1/erasures/" + eid),
+                         lambda r: r[0] == 200 and r[1]["status"] == "failed", 30)
+        assert [x["step"] for x in r["steps"]] == ["forget", "shred", "consent", "deadletters"], r
+        assert r["error"].startswith("checkpoint:") and r["completed"] is None, r
+        tail = rs.run_cli("audit", "tail", "--data", srv.data, "--lines", "20").stdout
+        assert "erasure.failed" in tail, tail
+        os.remove(ckpt)
+        os.rename(aside, ckpt)
+        wait_complete(srv, eid, timeout=30)
+        assert srv.stop() == 0
+        p = scan(srv.data, A)
+        assert p.returncode == 0, p.stdout
+    finally:
+        srv.cleanup()
+
+
 def test_bad_requests():
     srv = rs.Server(*ARGS)
     try:
@@ -253,7 +287,8 @@ def test_bad_requests():
 
 def main():
     runner = rs.Runner()
-    for t in (test_erasure_end_to_end, test_erasure_resumes_after_sigkill, test_bad_requests):
+    for t in (test_erasure_end_to_end, test_erasure_resumes_after_sigkill,
+              test_erasure_fails_past_the_deadline_then_completes, test_bad_requests):
         runner.run(t)
     runner.finish()
 
