@@ -8,52 +8,17 @@
 #include <cmocka.h>
 
 #include "ingest/ingest.h"
+#include "ingest_testutil.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct waiter {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool done;
-};
-
-static void on_done(void *arg)
-{
-    struct waiter *w = arg;
-    pthread_mutex_lock(&w->mu);
-    w->done = true;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
 /* Submits n JSON events (one string each) and waits for the outcome. */
 static int submit(struct ingest *ing, const char **json, size_t n, struct ingest_item *items)
 {
-    cJSON **roots = calloc(n, sizeof *roots);
-    memset(items, 0, n * sizeof *items);
-    for (size_t i = 0; i < n; i++) {
-        roots[i] = cJSON_Parse(json[i]);
-        items[i].value = roots[i];
-        items[i].partition = -1;
-    }
-    struct ingest_batch b;
-    ingest_batch_init(&b, items, n);
-    struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
-    int rc = ingest_batch_submit(ing, &b, on_done, &w);
-    if (rc == 0) {
-        pthread_mutex_lock(&w.mu);
-        while (!w.done)
-            pthread_cond_wait(&w.cv, &w.mu);
-        pthread_mutex_unlock(&w.mu);
-    }
-    ingest_batch_dispose(&b);
-    for (size_t i = 0; i < n; i++)
-        cJSON_Delete(roots[i]);
-    free(roots);
-    return rc;
+    return ingest_test_submit(ing, json, n, items);
 }
 
 struct fixture {

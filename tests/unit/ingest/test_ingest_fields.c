@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "ingest/ingest.h"
+#include "ingest_testutil.h"
 #include "privacy/fieldseal.h"
 
 #include <pthread.h>
@@ -20,38 +21,10 @@
 #define SECRET "fieldret-secret@example.com"
 #define DAY (24LL * 3600 * 1000)
 
-struct waiter {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool done;
-};
-
-static void on_done(void *arg)
-{
-    struct waiter *w = arg;
-    pthread_mutex_lock(&w->mu);
-    w->done = true;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
 static int submit_one(struct ingest *ing, const char *json)
 {
-    cJSON *root = cJSON_Parse(json);
     struct ingest_item it;
-    memset(&it, 0, sizeof it);
-    it.value = root;
-    it.partition = -1;
-    struct ingest_batch b;
-    ingest_batch_init(&b, &it, 1);
-    struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
-    assert_int_equal(ingest_batch_submit(ing, &b, on_done, &w), 0);
-    pthread_mutex_lock(&w.mu);
-    while (!w.done)
-        pthread_cond_wait(&w.cv, &w.mu);
-    pthread_mutex_unlock(&w.mu);
-    ingest_batch_dispose(&b);
-    cJSON_Delete(root);
+    assert_int_equal(ingest_test_submit(ing, &json, 1, &it), 0);
     return it.status;
 }
 

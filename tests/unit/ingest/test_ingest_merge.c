@@ -9,43 +9,16 @@
 #include <cmocka.h>
 
 #include "ingest/ingest.h"
+#include "ingest_testutil.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct waiter {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool done;
-};
-
-static void on_done(void *arg)
-{
-    struct waiter *w = arg;
-    pthread_mutex_lock(&w->mu);
-    w->done = true;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
 static void submit1(struct ingest *ing, const char *json, struct ingest_item *item)
 {
-    cJSON *root = cJSON_Parse(json);
-    memset(item, 0, sizeof *item);
-    item->value = root;
-    item->partition = -1;
-    struct ingest_batch b;
-    ingest_batch_init(&b, item, 1);
-    struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
-    assert_int_equal(ingest_batch_submit(ing, &b, on_done, &w), 0);
-    pthread_mutex_lock(&w.mu);
-    while (!w.done)
-        pthread_cond_wait(&w.cv, &w.mu);
-    pthread_mutex_unlock(&w.mu);
-    ingest_batch_dispose(&b);
-    cJSON_Delete(root);
+    assert_int_equal(ingest_test_submit(ing, &json, 1, item), 0);
     assert_int_equal(item->status, 0);
 }
 
