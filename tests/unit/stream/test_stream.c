@@ -160,7 +160,9 @@ static void append_events(struct evlog *log, const char *tag, int n)
     core_buf_dispose(&val);
 }
 
-static struct stream *start(struct env *e, int threads)
+/* A stream over e's log and checkpoint directory owning the given partitions (owned NULL:
+ * all), only explicit checkpoints. */
+static struct stream *start_with(struct env *e, int threads, const int32_t *owned, int32_t n)
 {
     struct stream_config cfg;
     stream_config_init(&cfg);
@@ -168,10 +170,17 @@ static struct stream *start(struct env *e, int threads)
     cfg.checkpoint_interval_ms = 3600 * 1000; /* only explicit checkpoints */
     cfg.threads = threads;
     cfg.keep = 3;
+    cfg.owned = owned;
+    cfg.nowned = n;
     cfg.data_key = userkeys_data_key(test_keys());
     struct stream *s = NULL;
     assert_int_equal(stream_start(&cfg, e->log, &s), 0);
     return s;
+}
+
+static struct stream *start(struct env *e, int threads)
+{
+    return start_with(e, threads, NULL, 0);
 }
 
 static void wait_all(struct stream *s, int64_t offset)
@@ -314,21 +323,9 @@ static void test_corrupt_newest_falls_back(void **state)
     env_dispose(&e);
 }
 
-/* A stream over e's log and checkpoint directory owning the given partitions. */
 static struct stream *start_owning(struct env *e, const int32_t *owned, int32_t n)
 {
-    struct stream_config cfg;
-    stream_config_init(&cfg);
-    cfg.checkpoint_dir = e->ckpt_dir;
-    cfg.checkpoint_interval_ms = 3600 * 1000;
-    cfg.threads = 2;
-    cfg.keep = 3;
-    cfg.owned = owned;
-    cfg.nowned = n;
-    cfg.data_key = userkeys_data_key(test_keys());
-    struct stream *s = NULL;
-    assert_int_equal(stream_start(&cfg, e->log, &s), 0);
-    return s;
+    return start_with(e, 2, owned, n);
 }
 
 /* The dump of every partition, each from whichever of the streams owns it. */
