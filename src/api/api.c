@@ -42,13 +42,6 @@ void api__count_reply(struct api *api, int status)
         atomic_fetch_add(&api->replies_2xx, 1);
 }
 
-static void metric(struct core_buf *b, const char *name, const char *type, const char *help,
-                   uint64_t v)
-{
-    core_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
-                    (unsigned long long)v);
-}
-
 static void reply_metrics(struct api *api, struct http_request *req)
 {
     struct ingest_stats st;
@@ -56,36 +49,39 @@ static void reply_metrics(struct api *api, struct http_request *req)
     if (api->ing)
         ingest_stats(api->ing, &st);
     struct core_buf *b = &req->reply;
-    metric(b, "recstream_events_accepted_total", "counter", "Events appended to the log.",
-           st.accepted);
-    metric(b, "recstream_events_duplicate_total", "counter",
-           "Events acknowledged as repeats of an earlier eventId.", st.duplicates);
-    metric(b, "recstream_events_rejected_total", "counter", "Events failing validation.",
-           st.rejected);
-    metric(b, "recstream_events_failed_total", "counter", "Events whose append failed.", st.failed);
-    metric(b, "recstream_fields_dropped_total", "counter",
-           "Unknown event fields removed at ingest.", st.dropped_fields);
-    metric(b, "recstream_overloaded_total", "counter", "Requests refused with 429.", st.overloaded);
-    metric(b, "recstream_deadletters_total", "counter",
-           "Rejected events recorded in the dead-letter store.", st.deadlettered);
-    metric(b, "recstream_consent_dropped_total", "counter",
-           "Valid events not stored for lack of consent.", st.dropped_consent);
-    metric(b, "recstream_consent_aggregated_total", "counter",
-           "Events stored for item aggregates only (no personalization consent).",
-           st.aggregated_consent);
-    metric(b, "recstream_pii_fields_total", "counter",
-           "Event properties stored that their schema marks x-pii.", st.pii_fields);
-    metric(b, "recstream_dedup_entries", "gauge", "eventIds in the dedup window.",
-           st.dedup_entries);
-    metric(b, "recstream_dedup_evicted_total", "counter",
-           "eventIds forgotten early because the dedup window was full.", st.dedup_evicted);
+    core_buf_metric(b, "recstream_events_accepted_total", "counter", "Events appended to the log.",
+                    st.accepted);
+    core_buf_metric(b, "recstream_events_duplicate_total", "counter",
+                    "Events acknowledged as repeats of an earlier eventId.", st.duplicates);
+    core_buf_metric(b, "recstream_events_rejected_total", "counter", "Events failing validation.",
+                    st.rejected);
+    core_buf_metric(b, "recstream_events_failed_total", "counter", "Events whose append failed.",
+                    st.failed);
+    core_buf_metric(b, "recstream_fields_dropped_total", "counter",
+                    "Unknown event fields removed at ingest.", st.dropped_fields);
+    core_buf_metric(b, "recstream_overloaded_total", "counter", "Requests refused with 429.",
+                    st.overloaded);
+    core_buf_metric(b, "recstream_deadletters_total", "counter",
+                    "Rejected events recorded in the dead-letter store.", st.deadlettered);
+    core_buf_metric(b, "recstream_consent_dropped_total", "counter",
+                    "Valid events not stored for lack of consent.", st.dropped_consent);
+    core_buf_metric(b, "recstream_consent_aggregated_total", "counter",
+                    "Events stored for item aggregates only (no personalization consent).",
+                    st.aggregated_consent);
+    core_buf_metric(b, "recstream_pii_fields_total", "counter",
+                    "Event properties stored that their schema marks x-pii.", st.pii_fields);
+    core_buf_metric(b, "recstream_dedup_entries", "gauge", "eventIds in the dedup window.",
+                    st.dedup_entries);
+    core_buf_metric(b, "recstream_dedup_evicted_total", "counter",
+                    "eventIds forgotten early because the dedup window was full.",
+                    st.dedup_evicted);
     core_buf_puts(b, "# HELP recstream_events_by_type_total Valid events received, by type.\n"
                      "# TYPE recstream_events_by_type_total counter\n");
     for (int t = 0; t <= EVENT_TYPE_CUSTOM; t++)
         core_buf_printf(b, "recstream_events_by_type_total{type=\"%s\"} %llu\n",
                         event_type_get(t)->name, (unsigned long long)st.by_type[t]);
-    metric(b, "recstream_http_requests_total", "counter", "HTTP requests handled.",
-           atomic_load(&api->requests));
+    core_buf_metric(b, "recstream_http_requests_total", "counter", "HTTP requests handled.",
+                    atomic_load(&api->requests));
     core_buf_puts(b, "# HELP recstream_http_replies_total HTTP replies by status class.\n"
                      "# TYPE recstream_http_replies_total counter\n");
     core_buf_printf(b, "recstream_http_replies_total{class=\"2xx\"} %llu\n",
@@ -94,11 +90,12 @@ static void reply_metrics(struct api *api, struct http_request *req)
                     (unsigned long long)atomic_load(&api->replies_4xx));
     core_buf_printf(b, "recstream_http_replies_total{class=\"5xx\"} %llu\n",
                     (unsigned long long)atomic_load(&api->replies_5xx));
-    metric(b, "recstream_auth_enabled", "gauge",
-           "1 when API keys are checked, 0 under --insecure-no-auth.", api->cfg.keys != NULL);
+    core_buf_metric(b, "recstream_auth_enabled", "gauge",
+                    "1 when API keys are checked, 0 under --insecure-no-auth.",
+                    api->cfg.keys != NULL);
     if (api->cfg.keys)
-        metric(b, "recstream_api_keys_active", "gauge", "API keys that are not revoked.",
-               apikey_store_active(api->cfg.keys));
+        core_buf_metric(b, "recstream_api_keys_active", "gauge", "API keys that are not revoked.",
+                        apikey_store_active(api->cfg.keys));
     core_buf_puts(b, "# HELP recstream_auth_refused_total Requests refused by access control.\n"
                      "# TYPE recstream_auth_refused_total counter\n");
     core_buf_printf(b, "recstream_auth_refused_total{reason=\"unauthenticated\"} %llu\n",
@@ -120,33 +117,36 @@ static void reply_metrics(struct api *api, struct http_request *req)
         uint64_t erased = 0;
         for (int32_t p = 0; p < stream_partitions(api->cfg.stream); p++)
             erased += state_shard_skipped(stream_shard(api->cfg.stream, p));
-        metric(b, "recstream_stream_erased_records_total", "counter",
-               "Log records skipped by the processor because their user's key was shredded.",
-               erased);
+        core_buf_metric(
+            b, "recstream_stream_erased_records_total", "counter",
+            "Log records skipped by the processor because their user's key was shredded.", erased);
     }
     if (api->cfg.metrics_fn)
         api->cfg.metrics_fn(api->cfg.metrics_arg, b);
     if (api->cfg.reco) {
         struct reco_stats rs;
         reco_get_stats(api->cfg.reco, &rs);
-        metric(b, "recstream_reco_requests_total", "counter", "Recommendation requests served.",
-               (uint64_t)rs.requests);
-        metric(b, "recstream_reco_cold_starts_total", "counter",
-               "Recommendation requests for users without history.", (uint64_t)rs.cold_starts);
-        metric(b, "recstream_reco_model_builds_total", "counter", "Recommendation model rebuilds.",
-               (uint64_t)rs.model_builds);
-        metric(b, "recstream_reco_model_items", "gauge", "Items in the recommendation model.",
-               (uint64_t)rs.model_items);
-        metric(b, "recstream_reco_model_build_us", "gauge",
-               "Duration of the last model build (microseconds).", (uint64_t)rs.model_build_us);
-        metric(b, "recstream_reco_model_age_ms", "gauge", "Age of the model in use.",
-               (uint64_t)rs.model_age_ms);
-        metric(b, "recstream_reco_knn_items", "gauge",
-               "Items in the item-kNN co-occurrence accumulator (bounded by --reco-knn-items).",
-               (uint64_t)rs.knn_items);
-        metric(b, "recstream_reco_knn_compactions_total", "counter",
-               "Times the accumulator dropped its least seen items to stay in bounds.",
-               (uint64_t)rs.knn_compactions);
+        core_buf_metric(b, "recstream_reco_requests_total", "counter",
+                        "Recommendation requests served.", (uint64_t)rs.requests);
+        core_buf_metric(b, "recstream_reco_cold_starts_total", "counter",
+                        "Recommendation requests for users without history.",
+                        (uint64_t)rs.cold_starts);
+        core_buf_metric(b, "recstream_reco_model_builds_total", "counter",
+                        "Recommendation model rebuilds.", (uint64_t)rs.model_builds);
+        core_buf_metric(b, "recstream_reco_model_items", "gauge",
+                        "Items in the recommendation model.", (uint64_t)rs.model_items);
+        core_buf_metric(b, "recstream_reco_model_build_us", "gauge",
+                        "Duration of the last model build (microseconds).",
+                        (uint64_t)rs.model_build_us);
+        core_buf_metric(b, "recstream_reco_model_age_ms", "gauge", "Age of the model in use.",
+                        (uint64_t)rs.model_age_ms);
+        core_buf_metric(
+            b, "recstream_reco_knn_items", "gauge",
+            "Items in the item-kNN co-occurrence accumulator (bounded by --reco-knn-items).",
+            (uint64_t)rs.knn_items);
+        core_buf_metric(b, "recstream_reco_knn_compactions_total", "counter",
+                        "Times the accumulator dropped its least seen items to stay in bounds.",
+                        (uint64_t)rs.knn_compactions);
     }
     req->content_type = "text/plain; version=0.0.4";
 }

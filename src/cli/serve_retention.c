@@ -294,8 +294,7 @@ void serve_retention_stop(struct serve_retention *r)
 
 static void metric(struct core_buf *b, const char *name, const char *help, uint64_t v)
 {
-    core_buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", name, help, name, name,
-                    (unsigned long long)v);
+    core_buf_metric(b, name, "counter", help, (int64_t)v);
 }
 
 void serve_retention_metrics(void *arg, struct core_buf *b)
@@ -324,11 +323,9 @@ void serve_retention_metrics(void *arg, struct core_buf *b)
            "Field retention epoch keys destroyed because their epoch passed the class TTL.",
            atomic_load(&r->epoch_keys_destroyed));
     if (r->cfg.epochkeys)
-        core_buf_printf(b,
-                        "# HELP recstream_privacy_epoch_keys Field retention epoch keys stored.\n"
-                        "# TYPE recstream_privacy_epoch_keys gauge\n"
-                        "recstream_privacy_epoch_keys %zu\n",
-                        epochkeys_count(r->cfg.epochkeys));
+        core_buf_metric(b, "recstream_privacy_epoch_keys", "gauge",
+                        "Field retention epoch keys stored.",
+                        (int64_t)epochkeys_count(r->cfg.epochkeys));
     metric(b, "recstream_retention_errors_total", "Retention steps that failed (logged).",
            atomic_load(&r->errors));
     /* Users and items expired by their TTLs, over all shards (state counts them together). */

@@ -106,10 +106,8 @@ void serve_publisher_barrier(void *pubp)
 
 void serve_group_metrics(struct stream *st, struct evlog_group *g, struct core_buf *out)
 {
-    core_buf_printf(out,
-                    "# HELP recstream_group_generation Rebalances of the consumer group seen.\n"
-                    "# TYPE recstream_group_generation counter\nrecstream_group_generation %llu\n",
-                    (unsigned long long)evlog_group_generation(g));
+    core_buf_metric(out, "recstream_group_generation", "counter",
+                    "Rebalances of the consumer group seen.", (int64_t)evlog_group_generation(g));
     core_buf_puts(out, "# HELP recstream_stream_partition_owned 1 when the partition is owned "
                        "(applied and published) here.\n# TYPE recstream_stream_partition_owned "
                        "gauge\n");

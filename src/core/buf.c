@@ -241,3 +241,10 @@ char *core_arena_strndup(struct core_arena *a, const char *s, size_t n)
     p[n] = '\0';
     return p;
 }
+
+void core_buf_metric(struct core_buf *b, const char *name, const char *type, const char *help,
+                     int64_t v)
+{
+    core_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n", name, help, name, type, name,
+                    (long long)v);
+}

@@ -70,6 +70,10 @@ void core_buf_puts(struct core_buf *b, const char *s);
 void core_buf_putc(struct core_buf *b, char c);
 void core_buf_printf(struct core_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* One metric without labels in the Prometheus text format: HELP, TYPE (counter, gauge) and
+ * the value. */
+void core_buf_metric(struct core_buf *b, const char *name, const char *type, const char *help,
+                     int64_t v);
 
 /* Little-endian fixed-width and LEB128 varint writers, used by binary codecs. */
 void core_buf_put_u16(struct core_buf *b, uint16_t v);

@@ -448,40 +448,34 @@ void store_publisher_stop(struct store_publisher *p)
     free(p);
 }
 
-static void metric(struct core_buf *b, const char *name, const char *type, const char *help,
-                   int64_t v)
-{
-    core_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n", name, help, name, type, name,
-                    (long long)v);
-}
-
 void store_publisher_metrics(void *arg, struct core_buf *out)
 {
     struct store_publisher *p = arg;
     if (!p)
         return;
-    metric(out, "recstream_store_rounds_total", "counter",
-           "Publication rounds to Redis that succeeded.", atomic_load(&p->rounds));
-    metric(out, "recstream_store_errors_total", "counter",
-           "Publication rounds that failed (everything is republished next).",
-           atomic_load(&p->errors));
-    metric(out, "recstream_store_users_published_total", "counter",
-           "User serving records written to Redis.", atomic_load(&p->users_set));
-    metric(out, "recstream_store_users_deleted_total", "counter",
-           "User serving records deleted from Redis (removed from state).",
-           atomic_load(&p->users_del));
-    metric(out, "recstream_store_aggregates_published_total", "counter",
-           "Partition aggregate images written to Redis.", atomic_load(&p->aggs));
-    metric(out, "recstream_store_knn_published_total", "counter",
-           "Item-kNN lists written to Redis.", atomic_load(&p->knns));
-    metric(out, "recstream_store_catalog_published_total", "counter",
-           "Item catalogs written to Redis.", atomic_load(&p->cats));
-    metric(out, "recstream_store_bytes_total", "counter", "Bytes of values written to Redis.",
-           atomic_load(&p->bytes));
-    metric(out, "recstream_store_reconciles_total", "counter",
-           "Partition indexes reconciled after missed removals.", atomic_load(&p->reconciles));
-    metric(out, "recstream_store_round_us", "gauge", "Duration of the last publication round.",
-           atomic_load(&p->last_round_us));
+    core_buf_metric(out, "recstream_store_rounds_total", "counter",
+                    "Publication rounds to Redis that succeeded.", atomic_load(&p->rounds));
+    core_buf_metric(out, "recstream_store_errors_total", "counter",
+                    "Publication rounds that failed (everything is republished next).",
+                    atomic_load(&p->errors));
+    core_buf_metric(out, "recstream_store_users_published_total", "counter",
+                    "User serving records written to Redis.", atomic_load(&p->users_set));
+    core_buf_metric(out, "recstream_store_users_deleted_total", "counter",
+                    "User serving records deleted from Redis (removed from state).",
+                    atomic_load(&p->users_del));
+    core_buf_metric(out, "recstream_store_aggregates_published_total", "counter",
+                    "Partition aggregate images written to Redis.", atomic_load(&p->aggs));
+    core_buf_metric(out, "recstream_store_knn_published_total", "counter",
+                    "Item-kNN lists written to Redis.", atomic_load(&p->knns));
+    core_buf_metric(out, "recstream_store_catalog_published_total", "counter",
+                    "Item catalogs written to Redis.", atomic_load(&p->cats));
+    core_buf_metric(out, "recstream_store_bytes_total", "counter",
+                    "Bytes of values written to Redis.", atomic_load(&p->bytes));
+    core_buf_metric(out, "recstream_store_reconciles_total", "counter",
+                    "Partition indexes reconciled after missed removals.",
+                    atomic_load(&p->reconciles));
+    core_buf_metric(out, "recstream_store_round_us", "gauge",
+                    "Duration of the last publication round.", atomic_load(&p->last_round_us));
     core_buf_puts(out, "# HELP recstream_store_partition_offset Next offset of the partition's "
                        "last published aggregate image.\n# TYPE recstream_store_partition_offset "
                        "gauge\n");

@@ -368,36 +368,30 @@ bool store_reader_ready(void *arg)
     return atomic_load(&rd->last_poll_ok);
 }
 
-static void metric(struct core_buf *b, const char *name, const char *type, const char *help,
-                   int64_t v)
-{
-    core_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n", name, help, name, type, name,
-                    (long long)v);
-}
-
 void store_reader_metrics(void *arg, struct core_buf *out)
 {
     struct store_reader *rd = arg;
-    metric(out, "recstream_store_polls_total", "counter", "Polls of the serving state versions.",
-           atomic_load(&rd->polls));
-    metric(out, "recstream_store_errors_total", "counter",
-           "Failed polls and user reads (Redis unreachable or an error reply).",
-           atomic_load(&rd->errors));
-    metric(out, "recstream_store_corrupt_total", "counter",
-           "Serving state in Redis that did not check out (refused).", atomic_load(&rd->corrupt));
-    metric(out, "recstream_store_aggregates_restored_total", "counter",
-           "Partition aggregate images restored.", atomic_load(&rd->aggs));
-    metric(out, "recstream_store_knn_imported_total", "counter", "Item-kNN lists imported.",
-           atomic_load(&rd->knns));
-    metric(out, "recstream_store_catalog_applied_total", "counter",
-           "Published item catalogs applied to the local copy.", atomic_load(&rd->cats));
-    metric(out, "recstream_store_user_reads_total", "counter", "User records read per request.",
-           atomic_load(&rd->user_reads));
-    metric(out, "recstream_store_user_misses_total", "counter",
-           "User reads that found no record (unknown, expired or erased users).",
-           atomic_load(&rd->user_misses));
-    metric(out, "recstream_store_restore_us", "gauge", "Duration of the last restore.",
-           atomic_load(&rd->last_restore_us));
+    core_buf_metric(out, "recstream_store_polls_total", "counter",
+                    "Polls of the serving state versions.", atomic_load(&rd->polls));
+    core_buf_metric(out, "recstream_store_errors_total", "counter",
+                    "Failed polls and user reads (Redis unreachable or an error reply).",
+                    atomic_load(&rd->errors));
+    core_buf_metric(out, "recstream_store_corrupt_total", "counter",
+                    "Serving state in Redis that did not check out (refused).",
+                    atomic_load(&rd->corrupt));
+    core_buf_metric(out, "recstream_store_aggregates_restored_total", "counter",
+                    "Partition aggregate images restored.", atomic_load(&rd->aggs));
+    core_buf_metric(out, "recstream_store_knn_imported_total", "counter",
+                    "Item-kNN lists imported.", atomic_load(&rd->knns));
+    core_buf_metric(out, "recstream_store_catalog_applied_total", "counter",
+                    "Published item catalogs applied to the local copy.", atomic_load(&rd->cats));
+    core_buf_metric(out, "recstream_store_user_reads_total", "counter",
+                    "User records read per request.", atomic_load(&rd->user_reads));
+    core_buf_metric(out, "recstream_store_user_misses_total", "counter",
+                    "User reads that found no record (unknown, expired or erased users).",
+                    atomic_load(&rd->user_misses));
+    core_buf_metric(out, "recstream_store_restore_us", "gauge", "Duration of the last restore.",
+                    atomic_load(&rd->last_restore_us));
     core_buf_puts(out, "# HELP recstream_store_partition_offset Next offset of the partition's "
                        "restored aggregate image.\n# TYPE recstream_store_partition_offset "
                        "gauge\n");
