@@ -5,6 +5,7 @@
  * stored offsets are committed synchronously from the same thread.
  */
 #include "evlog/evlog_group.h"
+#include "evlog/evlog_kafka_int.h"
 
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
@@ -37,15 +38,6 @@ void evlog_group_options_init(struct evlog_group_options *o)
     o->client_id = "recstream";
     o->session_timeout_ms = 10000;
     o->commit_interval_ms = 1000;
-}
-
-static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    (void)rk;
-    if (level <= 3)
-        LOG_ERROR("kafka group", "facility=%s msg=\"%s\"", fac, buf);
-    else if (level <= 4)
-        LOG_WARN("kafka group", "facility=%s msg=\"%s\"", fac, buf);
 }
 
 /* Commits every assigned partition whose stored offset moved (the group thread only). A
@@ -150,15 +142,6 @@ static void *group_main(void *arg)
     return NULL;
 }
 
-static bool set(rd_kafka_conf_t *conf, const char *k, const char *v)
-{
-    char err[256];
-    if (rd_kafka_conf_set(conf, k, v, err, sizeof err) == RD_KAFKA_CONF_OK)
-        return true;
-    LOG_ERROR("kafka group: bad setting", "key=%s value=%s err=\"%s\"", k, v, err);
-    return false;
-}
-
 static void group_free(struct evlog_group *g)
 {
     free(g->brokers);
@@ -189,19 +172,22 @@ int evlog_group_join(const struct evlog_group_options *o, struct evlog_group **o
     if (g->o.commit_interval_ms <= 0)
         g->o.commit_interval_ms = 1000;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (!set(conf, "bootstrap.servers", g->brokers) || !set(conf, "group.id", g->group) ||
-        !set(conf, "client.id", g->client_id) || !set(conf, "session.timeout.ms", session) ||
-        !set(conf, "heartbeat.interval.ms", heartbeat) ||
-        !set(conf, "partition.assignment.strategy", "roundrobin") ||
-        !set(conf, "enable.auto.commit", "false") ||
-        !set(conf, "enable.auto.offset.store", "false") ||
-        !set(conf, "enable.partition.eof", "false") ||
-        !set(conf, "queued.max.messages.kbytes", "64")) {
+    int rc = evlog__kafka_conf_set(conf, "bootstrap.servers", g->brokers);
+    rc = rc ? rc : evlog__kafka_conf_set(conf, "group.id", g->group);
+    rc = rc ? rc : evlog__kafka_conf_set(conf, "client.id", g->client_id);
+    rc = rc ? rc : evlog__kafka_conf_set(conf, "session.timeout.ms", session);
+    rc = rc ? rc : evlog__kafka_conf_set(conf, "heartbeat.interval.ms", heartbeat);
+    rc = rc ? rc : evlog__kafka_conf_set(conf, "partition.assignment.strategy", "roundrobin");
+    rc = rc ? rc : evlog__kafka_conf_set(conf, "enable.auto.commit", "false");
+    rc = rc ? rc : evlog__kafka_conf_set(conf, "enable.auto.offset.store", "false");
+    rc = rc ? rc : evlog__kafka_conf_set(conf, "enable.partition.eof", "false");
+    rc = rc ? rc : evlog__kafka_conf_set(conf, "queued.max.messages.kbytes", "64");
+    if (rc < 0) {
         rd_kafka_conf_destroy(conf);
         group_free(g);
         return CORE_E_INVALID;
     }
-    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_log_cb(conf, evlog__kafka_on_log);
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_opaque(conf, g);
     char err[256];

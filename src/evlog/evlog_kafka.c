@@ -352,7 +352,7 @@ void evlog__kafka_on_log(const rd_kafka_t *rk, int level, const char *fac, const
 
 /* ==== lifecycle ============================================================================ */
 
-static int conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
+int evlog__kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value)
 {
     char err[256];
     if (rd_kafka_conf_set(conf, name, value, err, sizeof err) != RD_KAFKA_CONF_OK) {
@@ -369,18 +369,18 @@ static int new_producer(struct evlog_kafka *lk, const struct evlog_kafka_options
     /* librdkafka's own bounds sit above ours so its queue-full error never comes first. */
     int64_t kb = lk->queue_bytes / 1024 * 2 + 1024;
     int64_t msgs = lk->queue_bytes / EVLOG_KAFKA_REC_OVERHEAD * 2 + 1000;
-    int rc = conf_set(conf, "bootstrap.servers", lk->brokers);
-    rc = rc ? rc : conf_set(conf, "client.id", "recstream");
-    rc = rc ? rc : conf_set(conf, "enable.idempotence", "true");
-    rc = rc ? rc : conf_set(conf, "acks", "all");
-    rc = rc ? rc : conf_set(conf, "partitioner", "murmur2_random");
-    rc = rc ? rc : conf_set(conf, "linger.ms", "2");
+    int rc = evlog__kafka_conf_set(conf, "bootstrap.servers", lk->brokers);
+    rc = rc ? rc : evlog__kafka_conf_set(conf, "client.id", "recstream");
+    rc = rc ? rc : evlog__kafka_conf_set(conf, "enable.idempotence", "true");
+    rc = rc ? rc : evlog__kafka_conf_set(conf, "acks", "all");
+    rc = rc ? rc : evlog__kafka_conf_set(conf, "partitioner", "murmur2_random");
+    rc = rc ? rc : evlog__kafka_conf_set(conf, "linger.ms", "2");
     snprintf(v, sizeof v, "%lld", (long long)(kb < 2097151 ? kb : 2097151));
-    rc = rc ? rc : conf_set(conf, "queue.buffering.max.kbytes", v);
+    rc = rc ? rc : evlog__kafka_conf_set(conf, "queue.buffering.max.kbytes", v);
     snprintf(v, sizeof v, "%lld", (long long)(msgs < 2147483647 ? msgs : 2147483647));
-    rc = rc ? rc : conf_set(conf, "queue.buffering.max.messages", v);
+    rc = rc ? rc : evlog__kafka_conf_set(conf, "queue.buffering.max.messages", v);
     snprintf(v, sizeof v, "%d", opt->delivery_timeout_ms);
-    rc = rc ? rc : conf_set(conf, "message.timeout.ms", v);
+    rc = rc ? rc : evlog__kafka_conf_set(conf, "message.timeout.ms", v);
     if (rc < 0) {
         rd_kafka_conf_destroy(conf);
         return rc;

@@ -65,6 +65,8 @@ struct evlog_kafka {
 /* librdkafka's error and log callbacks, into our log (both handles use them). */
 void evlog__kafka_on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque);
 void evlog__kafka_on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+/* rd_kafka_conf_set, logging a refused setting: 0 or CORE_E_INVALID. */
+int evlog__kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value);
 
 /* Writes the associated data of a record into ad; returns its length. */
 size_t evlog__kafka_ad(uint8_t *ad, int32_t partition, int64_t event_ms, int64_t ingest_ms,

@@ -38,16 +38,6 @@ static void on_queue_event(rd_kafka_t *rk, void *opaque)
     pthread_mutex_unlock(&lk->mu);
 }
 
-static int set(rd_kafka_conf_t *conf, const char *name, const char *value)
-{
-    char err[256];
-    if (rd_kafka_conf_set(conf, name, value, err, sizeof err) != RD_KAFKA_CONF_OK) {
-        LOG_ERROR("kafka: bad consumer setting", "name=%s err=\"%s\"", name, err);
-        return CORE_E_INVALID;
-    }
-    return 0;
-}
-
 int evlog__kafka_consumer_open(struct evlog_kafka *lk, int timeout_ms)
 {
     (void)timeout_ms;
@@ -55,17 +45,17 @@ int evlog__kafka_consumer_open(struct evlog_kafka *lk, int timeout_ms)
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     /* A group id is needed for assign() only; there is no subscribe, so no group is joined
      * and no offsets are committed (offsets live in our checkpoints). */
-    int rc = set(conf, "bootstrap.servers", lk->brokers);
-    rc = rc ? rc : set(conf, "client.id", "recstream-reader");
-    rc = rc ? rc : set(conf, "group.id", "recstream-reader");
-    rc = rc ? rc : set(conf, "enable.auto.commit", "false");
-    rc = rc ? rc : set(conf, "enable.auto.offset.store", "false");
-    rc = rc ? rc : set(conf, "auto.offset.reset", "earliest");
+    int rc = evlog__kafka_conf_set(conf, "bootstrap.servers", lk->brokers);
+    rc = rc ? rc : evlog__kafka_conf_set(conf, "client.id", "recstream-reader");
+    rc = rc ? rc : evlog__kafka_conf_set(conf, "group.id", "recstream-reader");
+    rc = rc ? rc : evlog__kafka_conf_set(conf, "enable.auto.commit", "false");
+    rc = rc ? rc : evlog__kafka_conf_set(conf, "enable.auto.offset.store", "false");
+    rc = rc ? rc : evlog__kafka_conf_set(conf, "auto.offset.reset", "earliest");
     /* How long a broker holds a fetch that has no data. A real broker answers as soon as
      * data arrives; librdkafka's mock answers only at the end of the wait, so this bounds
      * how soon a record is visible to the processors there (measured: p50 65 ms at 100). */
-    rc = rc ? rc : set(conf, "fetch.wait.max.ms", "25");
-    rc = rc ? rc : set(conf, "queued.max.messages.kbytes", "4096");
+    rc = rc ? rc : evlog__kafka_conf_set(conf, "fetch.wait.max.ms", "25");
+    rc = rc ? rc : evlog__kafka_conf_set(conf, "queued.max.messages.kbytes", "4096");
     if (rc < 0) {
         rd_kafka_conf_destroy(conf);
         return rc;
