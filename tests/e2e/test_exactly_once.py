@@ -15,6 +15,7 @@ import threading
 import time
 
 import rs
+import rsdata
 
 R = rs.Runner()
 LIMIT = 100000  # the whole dataset: about 10 s under ASan with the real state
@@ -23,25 +24,8 @@ KILLS = 8
 SERVE_ARGS = ["--checkpoint-interval", "200ms", "--partitions", "4", "--processor-threads", "2"]
 
 
-def dataset_path():
-    shared = os.environ.get("RECSTREAM_SHARED", os.path.join(os.path.dirname(__file__), "../../../shared"))
-    for rel in ("ml-100k/u.data", "data/ml-100k/u.data"):
-        path = os.path.join(shared, rel)
-        if os.path.exists(path):
-            return path
-    raise AssertionError("ml-100k/u.data not found under %s (set RECSTREAM_SHARED)" % shared)
 
 
-def load_events():
-    rows = []
-    with open(dataset_path()) as f:
-        for line_no, line in enumerate(f, 1):
-            user, item, rating, seconds = line.split()
-            rows.append((int(seconds), line_no, user, item, int(rating)))
-    rows.sort()
-    return [{"eventId": "ml-%d" % line_no, "userId": user, "eventType": "rating", "itemId": item,
-             "value": rating, "timestamp": seconds * 1000}
-            for seconds, line_no, user, item, rating in rows[:LIMIT]]
 
 
 def send(srv, batch):
@@ -108,7 +92,7 @@ def run(events, data, key_file, kills):
 
 
 def test_exactly_once_across_sigkill():
-    events = load_events()
+    events = rsdata.movielens_events(LIMIT)
     tmp = tempfile.mkdtemp(prefix="rs-e2e-eo-")
     try:
         key_file = os.path.join(tmp, "pseudonym.key")

@@ -13,6 +13,7 @@ import subprocess
 import time
 
 import rs
+import rsdata
 import rsredis
 
 LIMIT = 20000  # ratings, oldest first
@@ -30,41 +31,10 @@ R = rs.Runner()
 ACTIVE = []  # users of the slice, most active first
 
 
-def dataset_path():
-    shared = os.environ.get("RECSTREAM_SHARED",
-                            os.path.join(os.path.dirname(__file__), "../../../shared"))
-    for rel in ("ml-100k/u.data", "data/ml-100k/u.data"):
-        path = os.path.join(shared, rel)
-        if os.path.exists(path):
-            return path
-    raise AssertionError("ml-100k/u.data not found under %s (set RECSTREAM_SHARED)" % shared)
 
 
-def load_events():
-    rows = []
-    with open(dataset_path()) as f:
-        for line_no, line in enumerate(f, 1):
-            user, item, rating, seconds = line.split()
-            rows.append((int(seconds), line_no, user, item, int(rating)))
-    rows.sort()
-    return [{"eventId": "ml-%d" % n, "userId": u, "eventType": "rating", "itemId": i,
-             "value": r, "timestamp": s * 1000} for s, n, u, i, r in rows[:LIMIT]]
 
 
-def load_items():
-    """The MovieLens items with their genres as categories; every 17th is unavailable."""
-    with open(os.path.join(os.path.dirname(dataset_path()), "u.genre"), encoding="latin-1") as f:
-        genres = [line.split("|")[0] for line in f if "|" in line]
-    items = []
-    with open(os.path.join(os.path.dirname(dataset_path()), "u.item"), encoding="latin-1") as f:
-        for line in f:
-            cols = line.rstrip("\n").split("|")
-            if len(cols) < 6:
-                continue
-            cats = [g for g, flag in zip(genres, cols[5:]) if flag == "1"]
-            items.append({"itemId": cols[0], "title": cols[1][:200], "categories": cats[:8],
-                          "available": int(cols[0]) % 17 != 0})
-    return items
 
 
 def post_events(srv, events):
@@ -117,7 +87,7 @@ def caught_up():
 # ---- tests ---------------------------------------------------------------------------------
 
 def test_same_recommendations():
-    events = load_events()
+    events = rsdata.movielens_events(LIMIT)
     counts = {}
     for e in events:
         counts[e["userId"]] = counts.get(e["userId"], 0) + 1
@@ -125,7 +95,7 @@ def test_same_recommendations():
     users = sorted(counts, key=lambda u: (-counts[u], int(u)))[:USERS - 10]
     users += [u for u in counts if counts[u] == 1][:10]
     ACTIVE[:] = users
-    items = load_items()
+    items = rsdata.movielens_items()
     for i in range(0, len(items), 500):
         st, body = rs.call_json(PROC, "POST", "/v1/items", items[i:i + 500])
         assert st == 200, (st, body)

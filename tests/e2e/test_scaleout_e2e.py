@@ -13,6 +13,7 @@ import tempfile
 
 import rs
 import rskafka
+import rsdata
 import rsredis
 from rskafka import gauge_map, metrics
 
@@ -60,11 +61,11 @@ def test_same_recommendations_as_embedded():
     # bound between two builds the model depends on timing (docs/ARCHITECTURE.md,
     # Collaborative model); below the bound it is a function of the events alone.
     events, per = [], {}
-    for e in rskafka.load_events(40000):
+    for e in rsdata.movielens_events(40000):
         if per.get(e["userId"], 0) < PER_USER and len(events) < LIMIT:
             per[e["userId"]] = per.get(e["userId"], 0) + 1
             events.append(e)
-    items = rskafka.load_items()
+    items = rsdata.movielens_items()
     counts = {}
     for e in events:
         counts[e["userId"]] = counts.get(e["userId"], 0) + 1

@@ -16,6 +16,7 @@ import time
 
 import rs
 import rskafka
+import rsdata
 import rsredis
 from rskafka import gauge_map, metrics
 
@@ -88,7 +89,7 @@ def test_collector_routes():
 
 
 def test_processors_split_then_take_over():
-    events = rskafka.load_events(LIMIT, oldest=False)  # ~900 users
+    events = rsdata.movielens_events(LIMIT, oldest=False)  # ~900 users
     S["users"] = sorted({e["userId"] for e in events}, key=int)
     ckpt = os.path.join(S["tmp"], "checkpoints")
     p1, p2 = processor("p1", "g-split", ckpt), processor("p2", "g-split", ckpt)
