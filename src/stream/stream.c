@@ -512,6 +512,17 @@ bool stream_owns(struct stream *s, int32_t p)
     return p >= 0 && p < s->nparts && atomic_load(&s->parts[p].owned);
 }
 
+int64_t stream_applied(struct stream *s, int32_t p)
+{
+    if (p < 0 || p >= s->nparts)
+        return 0;
+    struct stream_part *part = &s->parts[p];
+    pthread_mutex_lock(&part->mu);
+    int64_t v = part->applied;
+    pthread_mutex_unlock(&part->mu);
+    return v;
+}
+
 int stream_assign(struct stream *s, const int32_t *parts, int32_t n)
 {
     pthread_mutex_lock(&s->own_mu);

@@ -45,14 +45,3 @@ void stream_group_leave(struct evlog_group *g)
 {
     evlog_group_leave(g);
 }
-
-int64_t stream_applied(struct stream *s, int32_t p)
-{
-    if (p < 0 || p >= s->nparts)
-        return 0;
-    struct stream_part *part = &s->parts[p];
-    pthread_mutex_lock(&part->mu);
-    int64_t v = part->applied;
-    pthread_mutex_unlock(&part->mu);
-    return v;
-}
