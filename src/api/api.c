@@ -140,13 +140,12 @@ static void reply_metrics(struct api *api, struct http_request *req)
                         (uint64_t)rs.model_build_us);
         core_buf_metric(b, "recstream_reco_model_age_ms", "gauge", "Age of the model in use.",
                         (uint64_t)rs.model_age_ms);
-        core_buf_metric(
-            b, "recstream_reco_knn_items", "gauge",
-            "Items in the item-kNN co-occurrence accumulator (bounded by --reco-knn-items).",
-            (uint64_t)rs.knn_items);
-        core_buf_metric(b, "recstream_reco_knn_compactions_total", "counter",
-                        "Times the accumulator dropped its least seen items to stay in bounds.",
-                        (uint64_t)rs.knn_compactions);
+        core_buf_metric(b, "recstream_reco_knn_items", "gauge",
+                        "Items with item-kNN lists (items holding a co-occurrence row).",
+                        (uint64_t)rs.knn_items);
+        core_buf_metric(b, "recstream_reco_knn_full_updates_total", "counter",
+                        "Item-kNN recomputations over every row (periodic and settling).",
+                        (uint64_t)rs.knn_full_updates);
     }
     req->content_type = "text/plain; version=0.0.4";
 }

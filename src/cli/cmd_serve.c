@@ -600,8 +600,8 @@ static const struct cli_opt serve_opts[] = {
     {"diversity-cap", "N", "most items of one category per list (default 0 = half the list)",
      set_diversity_cap},
     {"reco-knn-items", "N",
-     "items the item-kNN co-occurrence accumulator keeps (default 200000; beyond, the least "
-     "seen quarter is dropped)",
+     "items holding a whole-history co-occurrence row, per partition (default 200000; beyond, "
+     "the least recently active quarter's rows are dropped)",
      set_knn_items},
     {"exploration", "SHARE", "share of slots for new items (default 0.1)", set_exploration},
     {"reco-exclude-types", "T,T",
@@ -965,6 +965,7 @@ static int run(struct serve_config *c)
     sc.state.catalog = cat;
     sc.state.user_ttl_ms = c->retention_state_ms;
     sc.state.item_ttl_ms = c->retention_aggregates_ms;
+    sc.state.cooc_items_max = c->reco.knn_items;
     sc.data_key = &keys.data_key;
     sc.merge_fn = ingest_merge_in_append; /* identity merges reach the target's partition */
     sc.merge_arg = ing;
@@ -1000,13 +1001,14 @@ static int run(struct serve_config *c)
     shards = core_xmalloc((size_t)stream_partitions(st) * sizeof *shards);
     for (int32_t p = 0; p < stream_partitions(st); p++)
         shards[p] = stream_shard(st, p);
-    reco = reco_new(&c->reco, shards, stream_partitions(st), cat);
-    reco_start(reco);
+    if (!c->role_processor) { /* processors serve no recommendations (API nodes do) */
+        reco = reco_new(&c->reco, shards, stream_partitions(st), cat);
+        reco_start(reco);
+    }
     if (c->have_store) {
         struct store_publisher_config pc = {.addr = c->store,
                                             .shards = shards,
                                             .nshards = stream_partitions(st),
-                                            .reco = reco,
                                             .catalog = cat,
                                             .interval_ms = c->store_interval_ms,
                                             .user_ttl_ms = c->retention_state_ms,
@@ -1056,7 +1058,7 @@ serve_http:;
                             .deadletters = dead,
                             .stream = st,
                             .catalog = cat,
-                            .reco = c->role_processor ? NULL : reco, /* API nodes serve */
+                            .reco = reco, /* NULL on processors: API nodes serve */
                             .role_collector = c->role_collector,
                             .consent = consent,
                             .epochkeys = keys.ek,
@@ -1114,7 +1116,7 @@ out:
         stream_group_leave(group);
     serve_erasure_stop(erasure_job); /* it uses ingest, the stream and the stores below */
     erasures_free(erasures);
-    store_publisher_stop(pub); /* before the recommender and the processors: it reads both */
+    store_publisher_stop(pub); /* before the processors: it reads their shards */
     reco_free(reco);           /* before the processors: its refresher reads their shards */
     free(shards);
     serve_retention_stop(ret); /* it uses the log and the stream */

@@ -78,6 +78,7 @@ int serve_api_run(const struct serve_api_config *c)
     state_config_init(&sc);
     sc.user_ttl_ms = c->user_ttl_ms;
     sc.item_ttl_ms = c->item_ttl_ms;
+    sc.cooc_items_max = c->reco.knn_items;
     shards = core_xcalloc((size_t)nshards, sizeof *shards);
     for (int32_t p = 0; p < nshards; p++)
         shards[p] = state_shard_new(&sc, p);
@@ -96,8 +97,6 @@ int serve_api_run(const struct serve_api_config *c)
     recfg.user_read_fn = store_reader_user_read;
     recfg.user_read_arg = rd;
     reco = reco_new(&recfg, shards, nshards, cat);
-    store_reader_set_reco(rd, reco);
-    store_reader_poll(rd); /* the kNN lists, now that the recommender takes them */
     reco_refresh(reco);
     reco_start(reco);
 

@@ -64,7 +64,6 @@ void reco_config_init(struct reco_config *c)
             c->exclude_types |= 1u << t;
     }
     c->refresh_ms = 2000;
-    c->knn_history = 50;
     c->knn_neighbours = 50;
     c->knn_items = 200000;
 }

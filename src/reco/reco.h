@@ -82,10 +82,9 @@ struct reco_config {
                                with are not recommended (default: every item type with a
                                positive weight) */
     int64_t refresh_ms;     /* background model rebuild period (default 2 s; 0 = manual) */
-    int knn_history;        /* item-kNN: each user's last N items (default 50) */
     int knn_neighbours;     /* item-kNN: neighbours kept per item (default 50) */
-    int64_t knn_items;      /* item-kNN accumulator: items kept (default 200,000; when it grows
-                               past this, the 3/4 seen most often stay) */
+    int64_t knn_items;      /* item-kNN: items with a co-occurrence row per shard (default
+                               200,000; the server passes it to state_config.cooc_items_max) */
     /* Where a request reads its user: NULL = state_shard_user_read on the user's shard (the
      * embedded node). A serving-only node (role api) reads the store instead. Called on the
      * request's thread with the shard of the user's partition; fills *out like
@@ -107,25 +106,17 @@ void reco_free(struct reco *r);
 
 /* Rebuilds the model now (blocking the caller, not readers). */
 void reco_refresh(struct reco *r);
+/* The same, with the item-kNN lists recomputed from every row (what the refresher does once
+ * the shards stop changing): nodes holding the same shards then hold the same model. */
+void reco_settle(struct reco *r);
 
 /* Model statistics for /metrics. */
 struct reco_stats {
     int64_t requests, cold_starts, model_builds, model_items, model_build_us;
     int64_t model_age_ms;
-    int64_t knn_items, knn_compactions; /* the item-kNN accumulator's item table */
+    int64_t knn_items, knn_full_updates; /* the item-kNN lists: items, full recomputations */
 };
 void reco_get_stats(struct reco *r, struct reco_stats *out);
-
-/* ---- the collaborative model between nodes (src/store/) ------------------------------------ */
-
-/* Appends the item-kNN accumulator's current neighbour lists as a checked blob if it changed
- * since *version (then *version is updated and 1 is returned; 0: unchanged, nothing
- * appended). Any thread; waits for a running build. */
-int reco_knn_export(struct reco *r, struct core_buf *out, uint64_t *version);
-/* Serving-only nodes: uses a published accumulator from now on (the next build, which happens
- * at the next refresh, reads it; the local one is never updated again). CORE_E_CORRUPT on a
- * bad blob (nothing changes). Any thread. */
-int reco_knn_import(struct reco *r, const void *blob, size_t len);
 
 /* ---- a request ----------------------------------------------------------------------------- */
 

@@ -25,7 +25,7 @@ struct reco *reco_new(const struct reco_config *cfg, struct state_shard *const *
     pthread_mutex_init(&r->stop_mu, NULL);
     pthread_cond_init(&r->stop_cv, NULL);
     r->last_events = -1;
-    r->cooc = reco__cooc_new(cfg->knn_history, cfg->knn_neighbours, cfg->knn_items);
+    r->cooc = reco__cooc_new(cfg->knn_neighbours);
     reco_refresh(r);
     return r;
 }
@@ -39,16 +39,12 @@ struct reco_model *reco__model_get(struct reco *r)
     return m;
 }
 
-void reco_refresh(struct reco *r)
+static void refresh(struct reco *r, bool full)
 {
     pthread_mutex_lock(&r->build_mu);
-    atomic_store(&r->knn_fresh, false);
-    if (!r->knn_imported) {
-        reco__cooc_update(r->cooc, r->shards, r->nshards);
-        atomic_fetch_add(&r->knn_builds, 1);
-    }
-    atomic_store(&r->knn_items, reco__cooc_count(r->cooc));
-    atomic_store(&r->knn_compactions, (int64_t)reco__cooc_compactions(r->cooc));
+    reco__cooc_update(r->cooc, r->shards, r->nshards, full);
+    atomic_store(&r->knn_items, reco__cooc_live(r->cooc));
+    atomic_store(&r->knn_full, (int64_t)reco__cooc_full_updates(r->cooc));
     struct reco_model *m = reco__model_build(&r->cfg, r->shards, r->nshards, r->catalog, r->cooc);
     pthread_mutex_lock(&r->mu);
     struct reco_model *old = r->model;
@@ -57,6 +53,16 @@ void reco_refresh(struct reco *r)
     reco__model_unref(old);
     atomic_fetch_add(&r->builds, 1);
     pthread_mutex_unlock(&r->build_mu);
+}
+
+void reco_refresh(struct reco *r)
+{
+    refresh(r, false);
+}
+
+void reco_settle(struct reco *r)
+{
+    refresh(r, true);
 }
 
 /* Something changed since the last build: events applied or catalog edits. */
@@ -69,8 +75,7 @@ static bool changed(struct reco *r)
         events += st.events;
     }
     uint64_t cv = r->catalog ? catalog_version(r->catalog) : 0;
-    bool c =
-        events != r->last_events || cv != r->last_catalog_version || atomic_load(&r->knn_fresh);
+    bool c = events != r->last_events || cv != r->last_catalog_version;
     r->last_events = events;
     r->last_catalog_version = cv;
     return c;
@@ -91,8 +96,16 @@ static void *refresher(void *arg)
         if (r->stop)
             break;
         pthread_mutex_unlock(&r->stop_mu);
-        if (changed(r)) {
-            reco_refresh(r);
+        /* Once the shards stop changing, one full kNN update: nodes that applied the same
+         * events then hold identical lists, whatever their update history (reco_cooc.c). */
+        bool ch = changed(r), settle = false;
+        if (!ch) {
+            pthread_mutex_lock(&r->build_mu);
+            settle = !reco__cooc_settled(r->cooc);
+            pthread_mutex_unlock(&r->build_mu);
+        }
+        if (ch || settle) {
+            refresh(r, settle);
             struct reco_model *m = reco__model_get(r);
             LOG_DEBUG("recommendation model rebuilt", "items=%u took_us=%lld", m->it.n,
                       (long long)m->build_us);
@@ -138,41 +151,12 @@ void reco_get_stats(struct reco *r, struct reco_stats *out)
     out->cold_starts = atomic_load(&r->cold_starts);
     out->model_builds = atomic_load(&r->builds);
     out->knn_items = atomic_load(&r->knn_items);
-    out->knn_compactions = atomic_load(&r->knn_compactions);
+    out->knn_full_updates = atomic_load(&r->knn_full);
     struct reco_model *m = reco__model_get(r);
     out->model_items = m->it.n;
     out->model_build_us = m->build_us;
     out->model_age_ms = (core_mono_ns() - m->built_ns) / 1000000;
     reco__model_unref(m);
-}
-
-int reco_knn_export(struct reco *r, struct core_buf *out, uint64_t *version)
-{
-    pthread_mutex_lock(&r->build_mu);
-    uint64_t v = atomic_load(&r->knn_builds);
-    bool changed_since = v != *version;
-    if (changed_since) {
-        reco__cooc_export(r->cooc, out);
-        *version = v;
-    }
-    pthread_mutex_unlock(&r->build_mu);
-    return changed_since;
-}
-
-int reco_knn_import(struct reco *r, const void *blob, size_t len)
-{
-    struct reco_cooc *c;
-    int rc = reco__cooc_import(blob, len, &c);
-    if (rc < 0)
-        return rc;
-    pthread_mutex_lock(&r->build_mu);
-    struct reco_cooc *old = r->cooc;
-    r->cooc = c;
-    r->knn_imported = true;
-    atomic_store(&r->knn_fresh, true);
-    pthread_mutex_unlock(&r->build_mu);
-    reco__cooc_free(old);
-    return 0;
 }
 
 /* ---- configuration -------------------------------------------------------------------------- */

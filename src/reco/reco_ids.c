@@ -49,7 +49,11 @@ static void place(uint32_t *tab, uint32_t mask, uint64_t h, uint32_t i)
 
 uint32_t reco__ids_intern(struct reco_ids *t, const char *id, size_t len, bool *added)
 {
-    uint64_t h = XXH3_64bits(id, len);
+    return reco__ids_intern_h(t, XXH3_64bits(id, len), id, len, added);
+}
+
+uint32_t reco__ids_intern_h(struct reco_ids *t, uint64_t h, const char *id, size_t len, bool *added)
+{
     uint32_t i = reco__ids_find_h(t, h, id, len);
     *added = i == UINT32_MAX;
     if (!*added)

@@ -44,6 +44,8 @@ uint32_t reco__ids_find(const struct reco_ids *t, const char *id, size_t len);
 uint32_t reco__ids_find_h(const struct reco_ids *t, uint64_t h, const char *id, size_t len);
 /* Index of id, added (copied) when new; *added tells which. t->cap may grow. */
 uint32_t reco__ids_intern(struct reco_ids *t, const char *id, size_t len, bool *added);
+uint32_t reco__ids_intern_h(struct reco_ids *t, uint64_t h, const char *id, size_t len,
+                            bool *added);
 
 struct reco_model {
     atomic_int refs;
@@ -70,23 +72,22 @@ struct reco_model {
     int64_t build_us;
 };
 
-/* The whole-history co-occurrence accumulator (reco_cooc.c). */
+/* Item-kNN lists from the shards' co-occurrence rows (reco_cooc.c). */
 struct reco_cooc;
-/* max_items bounds the item table (<= 0: the default, 200,000). */
-struct reco_cooc *reco__cooc_new(int history, int neighbours, int64_t max_items);
+struct reco_cooc *reco__cooc_new(int neighbours);
 void reco__cooc_free(struct reco_cooc *c);
-/* Folds in what the shards' user histories gained since the last update. */
-void reco__cooc_update(struct reco_cooc *c, struct state_shard *const *shards, int nshards);
+/* Recomputes the lists of the items whose rows changed since the last update (full: every
+ * item, in shard order; also every 32nd update and after a shard was replaced). */
+void reco__cooc_update(struct reco_cooc *c, struct state_shard *const *shards, int nshards,
+                       bool full);
 uint32_t reco__cooc_count(const struct reco_cooc *c);
-/* Times the item table was compacted (it outgrew max_items). */
-uint64_t reco__cooc_compactions(const struct reco_cooc *c);
+/* Items some shard holds a row of (count() also has removed ones until a full update). */
+uint32_t reco__cooc_live(const struct reco_cooc *c);
+uint64_t reco__cooc_full_updates(const struct reco_cooc *c);
+/* Whether the last update was a full one. */
+bool reco__cooc_settled(const struct reco_cooc *c);
 const char *reco__cooc_id(const struct reco_cooc *c, uint32_t i, uint32_t *len);
 const struct reco_nb *reco__cooc_neighbours(const struct reco_cooc *c, uint32_t i, int *n);
-/* The accumulator's items and neighbour lists (what a model build reads) as a checked blob,
- * appended to out; import makes an accumulator holding just those (it is never updated:
- * serving-only nodes use the exporting node's). CORE_E_CORRUPT on a bad blob. */
-void reco__cooc_export(const struct reco_cooc *c, struct core_buf *out);
-int reco__cooc_import(const void *data, size_t len, struct reco_cooc **out);
 
 /* Builds a model from the shards, the catalog and the co-occurrence accumulator (its items
  * get the first model indexes, in its order). */
@@ -128,13 +129,9 @@ struct reco {
     pthread_cond_t stop_cv;
     bool stop;
     atomic_int_fast64_t requests, cold_starts, builds;
-    atomic_int_fast64_t knn_items, knn_compactions; /* the accumulator's, after each build */
+    atomic_int_fast64_t knn_items, knn_full; /* the kNN table's items, full updates */
     uint64_t last_catalog_version;
     int64_t last_events;
-    /* Serving-only nodes: the accumulator is imported (reco_knn_import), never updated. */
-    bool knn_imported;
-    atomic_bool knn_fresh;           /* an import since the last build: rebuild */
-    atomic_uint_fast64_t knn_builds; /* builds that updated the accumulator (export version) */
 };
 
 /* A counted reference to the current model (never NULL after reco_new). */

@@ -33,6 +33,7 @@ void state_config_init(struct state_config *cfg)
     cfg->max_users = 1000000;
     cfg->catalog = NULL;
     cfg->max_items = 1000000;
+    cfg->cooc_items_max = 200000;
 }
 
 /* ---- small helpers ------------------------------------------------------------------------- */
@@ -226,9 +227,6 @@ struct st_str *st__ref(struct st_str *str)
 
 /* ---- users and items ----------------------------------------------------------------------- */
 
-#define USER_OF(ln) ((struct st_user *)((char *)(ln)-offsetof(struct st_user, l)))
-#define ITEM_OF(ln) ((struct st_item *)((char *)(ln)-offsetof(struct st_item, l)))
-
 struct st_user *st__user_find(struct st *d, const char *key, size_t n)
 {
     uint64_t h = st__hash(key, n);
@@ -294,6 +292,16 @@ struct st_item *st__item_find(struct st *d, struct st_str *id)
     return NULL;
 }
 
+struct st_item *st__item_lookup(const struct st *d, uint64_t h, const char *p, size_t n)
+{
+    for (struct st_hnode *e = d->items.b[h & d->items.mask]; e; e = e->hnext) {
+        struct st_item *it = (struct st_item *)e;
+        if (e->hash == h && it->id->len == n && memcmp(it->id->s, p, n) == 0)
+            return it;
+    }
+    return NULL;
+}
+
 struct st_item *st__item_add(struct st *d, struct st_str *id)
 {
     struct st_item *it = st__alloc(d, sizeof *it);
@@ -311,6 +319,7 @@ static void item_free(struct st *d, struct st_item *it)
 {
     st__htab_remove(&d->items, &it->h);
     lru_remove(&d->ilru, &it->l);
+    st__co_free(d, it);
     for (int i = 0; i < it->nnb; i++)
         st__unref(d, it->nb[i].id);
     d->pairs -= it->nnb;
@@ -335,8 +344,11 @@ void st__init(struct st *d, const struct state_config *cfg, int32_t partition)
         d->cfg.max_users = 1;
     if (d->cfg.max_items < 1)
         d->cfg.max_items = 1;
+    if (d->cfg.cooc_items_max < 4)
+        d->cfg.cooc_items_max = 4;
     d->partition = partition;
     d->pub_seq = 1; /* users stamped 0 (restored) are older than any publisher's position */
+    d->co_gen = st__co_generation();
     st__htab_init(d, &d->strs);
     st__htab_init(d, &d->users);
     st__htab_init(d, &d->items);
@@ -348,6 +360,7 @@ void st__dispose(struct st *d)
         user_free(d, USER_OF(d->ulru.head));
     while (d->ilru.head)
         item_free(d, ITEM_OF(d->ilru.head));
+    st__co_dispose(d);
     st__reco_dispose(d);
     free(d->gone);
     free(d->strs.b);
@@ -733,6 +746,8 @@ static void expire_n(struct st *d, const struct st_user *keep_u, const struct st
         item_free(d, ITEM_OF(d->ilru.head));
         d->evicted++;
     }
+    if (d->co_rows > d->cfg.cooc_items_max)
+        st__co_trim(d);
 }
 
 /* TTL expiry of a few least recently active entities per apply, then the size bounds. */
@@ -845,8 +860,10 @@ static void apply_locked(struct st *d, const struct event *ev, int64_t offset)
             u->last_ms = ts;
         user_affinity(d, u, ev, w);
         user_engagement(d, u, ev);
-        if (it && ev->type != EVENT_IMPRESSION)
+        if (it && ev->type != EVENT_IMPRESSION) {
+            st__co_apply(d, u, it, w);
             user_recent(d, u, it->id, ev, w);
+        }
         user_session(d, u, ev, it, w);
     }
     st__reco_apply(d, u, it, ev, w);
@@ -908,5 +925,7 @@ void state_shard_stats(struct state_shard *s, struct state_stats *out)
     out->expired = s->d.expired;
     out->evicted = s->d.evicted;
     out->bytes = s->d.bytes + (int64_t)sizeof *s;
+    out->cooc_rows = s->d.co_rows;
+    out->cooc_pairs = s->d.co_pairs;
     pthread_rwlock_unlock(&s->lock);
 }

@@ -47,6 +47,9 @@ struct state_config {
     int64_t item_ttl_ms;         /* items idle this long are expired (default 30 d) */
     int64_t max_users;           /* per shard; least recently active evicted beyond (default 1M) */
     int64_t max_items;           /* per shard (default 1M) */
+    /* per shard: items holding a whole-history co-occurrence row (default 200,000); beyond,
+     * the rows of the least recently active quarter are dropped */
+    int64_t cooc_items_max;
     /* Item metadata joined at apply time (category affinities); borrowed, may be NULL. Not
      * part of the snapshot: a replay after a catalog change joins with the newer metadata
      * (a lookup join, as stream processors do with reference data). */
@@ -143,6 +146,7 @@ void state_shard_dump(struct state_shard *s, struct core_buf *out);
 /* Memory the shard uses now (bytes, approximate) and its entity counts. */
 struct state_stats {
     int64_t users, items, pairs, events, late, expired, evicted, bytes;
+    int64_t cooc_rows, cooc_pairs; /* whole-history co-occurrence: items with a row, entries */
 };
 void state_shard_stats(struct state_shard *s, struct state_stats *out);
 
@@ -265,6 +269,25 @@ struct state_user_history {
 void state_shard_user_histories(struct state_shard *s, int max,
                                 void (*fn)(void *arg, const struct state_user_history *h),
                                 void *arg);
+
+/* Whole-history item co-occurrence of the shard (state_cooc.c), for item-kNN model builds
+ * that sum every shard's rows. A position says how far a builder has read one shard: when
+ * its generation is not the shard's (a restore, a swap, another shard) or removed rows were
+ * missed, cooc_changes reports every item with a row and returns true (start over);
+ * otherwise the items whose row changed or went away since. fn runs under the read lock and
+ * must only copy. */
+struct state_cooc_pos {
+    uint64_t gen, seq, ngone;
+};
+typedef void (*state_cooc_item_fn)(void *arg, const char *id, size_t len, uint64_t hash);
+bool state_shard_cooc_changes(struct state_shard *s, const struct state_cooc_pos *since,
+                              state_cooc_item_fn fn, void *arg, struct state_cooc_pos *now);
+/* One item's row (hash: XXH3-64 of the id): returns its occurrence count (0: no row) and,
+ * with fn, calls fn for every neighbour (id, hash, summed pair weight) under the read lock. */
+typedef void (*state_cooc_entry_fn)(void *arg, const char *id, size_t len, uint64_t hash,
+                                    float weight);
+double state_shard_cooc_row(struct state_shard *s, const char *id, size_t len, uint64_t hash,
+                            state_cooc_entry_fn fn, void *arg);
 
 /* Recommendation attribution counters (events carrying a recId "<strategy>.<variant>.<id>"),
  * by recId prefix, ADDED into rows (matching key or a new row; at most max rows). window:

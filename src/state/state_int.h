@@ -137,6 +137,16 @@ struct st_nb {
     double key;
 };
 
+/* Whole-history co-occurrence row of an item in this partition (state_cooc.c). */
+#define ST_CO_ROW_MAX 512
+struct st_co {
+    struct st_str **k; /* neighbour ids, open addressing; NULL = empty */
+    float *v;          /* summed pair weights */
+    uint32_t n, cap;
+    double occ;     /* positive events of the item */
+    uint64_t stamp; /* d->co_seq when it last changed (not in snapshots) */
+};
+
 struct st_item {
     struct st_hnode h; /* first */
     struct st_lnode l;
@@ -149,7 +159,8 @@ struct st_item {
     int64_t impressions, clicks;
     struct st_nb *nb;
     int32_t nnb, nbcap;
-    int32_t nb_lo; /* 1 + index of the lowest-key neighbour of a full list; 0 = not known */
+    int32_t nb_lo;    /* 1 + index of the lowest-key neighbour of a full list; 0 = not known */
+    struct st_co *co; /* NULL until the item has a positive event */
 };
 
 /* Everything a shard holds apart from its lock. */
@@ -170,13 +181,22 @@ struct st {
     uint64_t pub_seq;
     uint64_t ngone;                  /* users removed so far; the ring holds the last ST_GONE_MAX */
     char (*gone)[EVENT_KEY_HEX + 1]; /* allocated on the first removal */
+    /* Co-occurrence change tracking for model builders (state_cooc.c; not in snapshots): a
+     * process-unique generation per shard image, a stamp per change, removed rows' ids. */
+    uint64_t co_gen, co_seq, co_ngone;
+    struct st_str **co_gone; /* ST_CO_GONE_MAX slots, allocated on the first removal */
+    int64_t co_rows, co_pairs;
 };
 #define ST_GONE_MAX 4096
+#define ST_CO_GONE_MAX 1024
 
 struct state_shard {
     pthread_rwlock_t lock;
     struct st d;
 };
+
+#define USER_OF(ln) ((struct st_user *)((char *)(ln)-offsetof(struct st_user, l)))
+#define ITEM_OF(ln) ((struct st_item *)((char *)(ln)-offsetof(struct st_item, l)))
 
 /* ---- the codec of snapshots and serving records (state_snap.c, state_serve.c) ---- */
 static inline void st__put_i(struct core_buf *b, int64_t v)
@@ -289,6 +309,23 @@ struct st_item *st__ctx_add(struct st *d, struct st_str *key);
 struct st_item *st__ctx_find(const struct st *d, const char *key, size_t len);
 struct st_ctr *st__ctr_get(struct st *d, struct st_str *key);
 struct st_ctr *st__ctr_find(const struct st *d, const char *key, size_t len);
+
+/* ---- state_cooc.c: whole-history co-occurrence ---- */
+uint64_t st__co_generation(void);
+/* Pairs it (an event of weight w by u, applied before u's recent ring takes it) with u's
+ * previous items. */
+void st__co_apply(struct st *d, const struct st_user *u, struct st_item *it, double w);
+/* Adds w to it's row entry for nb (snapshot restore, apply). */
+void st__co_add(struct st *d, struct st_item *it, struct st_str *nb, float w);
+/* it's row, created if needed, stamped as changed. */
+struct st_co *st__co_row(struct st *d, struct st_item *it);
+void st__co_free(struct st *d, struct st_item *it);
+/* Drops the rows of the least recently active items until 3/4 of cooc_items_max are left. */
+void st__co_trim(struct st *d);
+void st__co_dispose(struct st *d);
+
+/* The item with id p[0..n) (hash h = st__hash(p, n)), without interning. */
+struct st_item *st__item_lookup(const struct st *d, uint64_t h, const char *p, size_t n);
 
 /* The key of a neighbour entry (see struct st_nb). */
 double st__nb_key(const struct st *d, double score, int64_t ts);

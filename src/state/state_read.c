@@ -420,24 +420,12 @@ int state_shard_user_json(struct state_shard *s, const char *user_key, struct co
 
 /* ---- items --------------------------------------------------------------------------------- */
 
-/* The item with id p[0..n), without interning (readers never change the shard). */
-static struct st_item *item_lookup(struct st *d, const char *p, size_t n)
-{
-    uint64_t h = st__hash(p, n);
-    for (struct st_hnode *e = d->items.b[h & d->items.mask]; e; e = e->hnext) {
-        struct st_item *it = (struct st_item *)e;
-        if (e->hash == h && it->id->len == n && memcmp(it->id->s, p, n) == 0)
-            return it;
-    }
-    return NULL;
-}
-
 void state_shard_item_view(struct state_shard *s, const char *item_id, size_t len,
                            struct state_item_view *v)
 {
     pthread_rwlock_rdlock(&s->lock);
     const struct st *d = &s->d;
-    const struct st_item *it = item_lookup(&s->d, item_id, len);
+    const struct st_item *it = st__item_lookup(&s->d, st__hash(item_id, len), item_id, len);
     if (it) {
         v->found = true;
         for (int w = 0; w < STATE_W__COUNT; w++)
@@ -463,7 +451,7 @@ int state_shard_neighbours(struct state_shard *s, const char *item_id, size_t le
 {
     int n = 0;
     pthread_rwlock_rdlock(&s->lock);
-    const struct st_item *it = item_lookup(&s->d, item_id, len);
+    const struct st_item *it = st__item_lookup(&s->d, st__hash(item_id, len), item_id, len);
     if (it && max > 0) {
         struct ranked *r = ranked_neighbours(&s->d, it, as_of_ms);
         for (; n < it->nnb && n < max; n++)

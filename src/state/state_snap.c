@@ -18,9 +18,8 @@
 #include <xxhash.h>
 
 #define SNAP_MAGIC 0x31535352u /* "RSS1" little-endian */
-#define SNAP_VERSION                                                                               \
-    3u /* 2: category affinities, preferences, contexts, attribution; 3: aliases                   \
-        */
+/* 2: category affinities, preferences, contexts, attribution; 3: aliases; 4: co-occurrence */
+#define SNAP_VERSION 4u
 #define SNAP_VERSION_MIN 2u /* version 2 snapshots restore (users without aliases) */
 #define SNAP_HEADER 24
 /* Timestamps in a snapshot must lie within +-2^50 ms (~35,000 years) or be "empty". */
@@ -56,6 +55,7 @@ static void put_config(struct core_buf *b, const struct state_config *c)
     st__put_i(b, c->item_ttl_ms);
     st__put_i(b, c->max_users);
     st__put_i(b, c->max_items);
+    st__put_i(b, c->cooc_items_max); /* version 4 */
 }
 
 /* Buckets are written sparsely: only those with any non-zero bit. */
@@ -236,6 +236,87 @@ static void put_item(struct core_buf *b, const struct st_item *it)
     put_nbs(b, it);
 }
 
+/* Item positions in the snapshot's item list, keyed by the id's address. */
+struct pos_map {
+    const struct st_str **k;
+    uint32_t *v;
+    uint32_t mask;
+};
+
+static uint32_t pos_slot(const struct pos_map *m, const struct st_str *id)
+{
+    uint32_t h = (uint32_t)id->hash & m->mask;
+    while (m->k[h] && m->k[h] != id)
+        h = (h + 1) & m->mask;
+    return h;
+}
+
+struct co_out {
+    uint32_t code; /* position + 1, 0: not in the item list */
+    float v;
+    const struct st_str *id;
+};
+
+static int cmp_co_out(const void *a, const void *b)
+{
+    const struct co_out *x = a, *y = b;
+    if (x->code != y->code)
+        return x->code < y->code ? -1 : 1;
+    return x->code ? 0 : st__strcmp(x->id, y->id);
+}
+
+/* Co-occurrence rows (version 4), after everything else: the number of rows, then per item
+ * with a row its position in the item list, its occurrence count and its entries, each an
+ * item of the list by position + 1 (or 0 and the id of an item the shard no longer holds)
+ * and the weight's float bits, in that order (so equal states give equal bytes). */
+static void put_co(struct core_buf *b, const struct st *d)
+{
+    struct co_out *tmp = core_xmalloc((2 * ST_CO_ROW_MAX + 1) * sizeof *tmp);
+    struct pos_map m = {0};
+    uint32_t cap = 16;
+    while (cap < 2 * d->items.n + 2)
+        cap *= 2;
+    m.k = core_xcalloc(cap, sizeof *m.k);
+    m.v = core_xmalloc(cap * sizeof *m.v);
+    m.mask = cap - 1;
+    uint32_t n = 0;
+    for (struct st_lnode *l = d->ilru.head; l; l = l->next, n++) {
+        const struct st_item *it = ITEM_OF(l);
+        uint32_t h = pos_slot(&m, it->id);
+        m.k[h] = it->id;
+        m.v[h] = n;
+    }
+    core_buf_put_varint(b, (uint64_t)d->co_rows);
+    n = 0;
+    for (struct st_lnode *l = d->ilru.head; l; l = l->next, n++) {
+        const struct st_co *r = ITEM_OF(l)->co;
+        if (!r)
+            continue;
+        core_buf_put_varint(b, n);
+        st__put_f(b, r->occ);
+        core_buf_put_varint(b, r->n);
+        uint32_t ne = 0;
+        for (uint32_t x = 0; x < r->cap; x++) {
+            if (!r->k[x])
+                continue;
+            uint32_t h = pos_slot(&m, r->k[x]);
+            tmp[ne++] = (struct co_out){m.k[h] ? m.v[h] + 1 : 0, r->v[x], r->k[x]};
+        }
+        qsort(tmp, ne, sizeof *tmp, cmp_co_out);
+        for (uint32_t e = 0; e < ne; e++) {
+            core_buf_put_varint(b, tmp[e].code);
+            if (!tmp[e].code)
+                put_str(b, tmp[e].id);
+            uint32_t bits;
+            memcpy(&bits, &tmp[e].v, sizeof bits);
+            core_buf_put_u32(b, bits);
+        }
+    }
+    free(tmp);
+    free(m.k);
+    free(m.v);
+}
+
 /* The whole shard, or (users false) everything but its users: the serving store's aggregate
  * image, which restores like any snapshot into a shard that then simply has no users. */
 static void snapshot(struct state_shard *s, struct core_buf *out, bool users)
@@ -265,6 +346,7 @@ static void snapshot(struct state_shard *s, struct core_buf *out, bool users)
     for (const struct st_lnode *l = d->ilru.head; l; l = l->next)
         put_item(out, (const struct st_item *)((const char *)l - offsetof(struct st_item, l)));
     put_reco(out, d);
+    put_co(out, d);
     pthread_rwlock_unlock(&s->lock);
 
     uint64_t len = out->len - body;
@@ -331,7 +413,8 @@ static bool config_equal(const struct state_config *a, const struct state_config
            a->covisit_window == b->covisit_window && a->neighbours_max == b->neighbours_max &&
            a->half_life_ms == b->half_life_ms && a->allowed_lateness_ms == b->allowed_lateness_ms &&
            a->user_ttl_ms == b->user_ttl_ms && a->item_ttl_ms == b->item_ttl_ms &&
-           a->max_users == b->max_users && a->max_items == b->max_items;
+           a->max_users == b->max_users && a->max_items == b->max_items &&
+           a->cooc_items_max == b->cooc_items_max;
 }
 
 static bool is_key(const uint8_t *p, uint64_t n)
@@ -590,6 +673,54 @@ static void get_reco(struct st_rd *r, struct st *d)
         get_ctr(r, d);
 }
 
+static void get_co(struct st_rd *r, struct st *d)
+{
+    int64_t rows = st__get_n(r, (int64_t)d->items.n);
+    if (r->bad || rows == 0)
+        return;
+    struct st_item **items = core_xmalloc((d->items.n + 1) * sizeof *items);
+    uint32_t nitems = 0;
+    for (struct st_lnode *l = d->ilru.head; l; l = l->next)
+        items[nitems++] = ITEM_OF(l);
+    int64_t prev = -1;
+    for (int64_t k = 0; k < rows && !r->bad; k++) {
+        int64_t at = st__get_n(r, (int64_t)nitems - 1);
+        if (r->bad || at <= prev) {
+            r->bad = true;
+            break;
+        }
+        prev = at;
+        struct st_item *it = items[at];
+        double occ = st__get_f(r);
+        int n = st__get_n(r, ST_CO_ROW_MAX);
+        if (!(occ >= 0) || occ > 1e15)
+            r->bad = true;
+        else
+            st__co_row(d, it)->occ = occ;
+        for (int e = 0; e < n && !r->bad; e++) {
+            int64_t p = st__get_n(r, nitems);
+            struct st_str *id =
+                p > 0 ? st__ref(items[p - 1]->id) : get_str(r, d, EVENT_ITEM_MAX, false);
+            uint32_t bits = 0;
+            if (!r->bad && core_get_u32(&r->p, r->end, &bits) < 0)
+                r->bad = true;
+            float v;
+            memcpy(&v, &bits, sizeof v);
+            if (!r->bad && (!(v > 0) || v > 1e30f || id == it->id))
+                r->bad = true;
+            int64_t before = d->co_pairs;
+            if (!r->bad && id) {
+                st__co_add(d, it, id, v);
+                if (d->co_pairs == before) /* the same neighbour twice */
+                    r->bad = true;
+            }
+            if (id)
+                st__unref(d, id);
+        }
+    }
+    free(items);
+}
+
 static int parse_body(struct st_rd *r, struct st *d)
 {
     struct state_config cfg;
@@ -603,6 +734,7 @@ static int parse_body(struct st_rd *r, struct st *d)
     cfg.item_ttl_ms = st__get_i(r);
     cfg.max_users = st__get_i(r);
     cfg.max_items = st__get_i(r);
+    cfg.cooc_items_max = r->version >= 4 ? st__get_i(r) : d->cfg.cooc_items_max;
     if (r->bad)
         return CORE_E_CORRUPT;
     if (!config_equal(&cfg, &d->cfg))
@@ -625,6 +757,8 @@ static int parse_body(struct st_rd *r, struct st *d)
     for (int64_t i = 0; i < n && !r->bad; i++)
         get_item(r, d);
     get_reco(r, d);
+    if (r->version >= 4)
+        get_co(r, d);
     if (r->bad || r->p != r->end)
         return CORE_E_CORRUPT;
     return 0;

@@ -4,11 +4,11 @@
  *
  * Processors publish (store_publisher, one thread): per partition, every interval in which the
  * shard changed, the changed users' serving records, the removed users' deletions, the
- * shard's aggregate image (items, co-visitation, contexts, attribution, clock, offset) and a
- * version; after each model build, the item-kNN neighbour lists. API nodes read (store_reader):
- * a poller thread follows the versions and restores the aggregates into local user-less shards
- * and the kNN lists into their recommender, which then builds the same model the processor
- * builds; each request reads its user with one GET on its thread's own connection.
+ * shard's aggregate image (items, co-visitation, whole-history co-occurrence, contexts,
+ * attribution, clock, offset) and a version. API nodes read (store_reader): a poller thread
+ * follows the versions and restores the aggregates into local user-less shards, from which
+ * their recommender builds the model an embedded node builds from the same partitions; each
+ * request reads its user with one GET on its thread's own connection.
  *
  * Key layout (docs/ARCHITECTURE.md, "Serving state in Redis"); every key has a hash tag so
  * a Redis Cluster places each partition's keys, each user and the model on one slot:
@@ -17,8 +17,6 @@
  *   rs:{p<N>}:users         zset: user key -> last publish time (ms), pruned after the TTL
  *   rs:{p<N>}:agg           partition N's aggregate image (state snapshot without users)
  *   rs:{p<N>}:meta          hash: version (HINCRBY), nextOffset, watermark, publishedMs, aggBytes
- *   rs:{model}:knn          the item-kNN accumulator's neighbour lists (reco_knn_export)
- *   rs:{model}:meta         hash: version (HINCRBY), publishedMs, bytes
  *   rs:{catalog}:items      the item catalog, NDJSON (one catalog item JSON per line)
  *   rs:{catalog}:meta       hash: version (HINCRBY), catalogVersion, items, publishedMs, bytes
  *
@@ -54,7 +52,6 @@ struct store_publisher_config {
     struct store_addr addr;
     struct state_shard *const *shards; /* borrowed, read only */
     int nshards;
-    struct reco *reco; /* borrowed, may be NULL: its kNN lists are published after each build */
     struct catalog *catalog; /* borrowed, may be NULL: published when its version changes */
     int64_t interval_ms;     /* publish period (default 200) */
     int64_t user_ttl_ms;     /* PX of user records; users idle this long leave the index too */
@@ -90,8 +87,6 @@ struct store_reader_config {
     struct store_addr addr;
     struct state_shard *const *shards; /* borrowed: user-less shards this reader restores */
     int nshards;
-    struct reco *reco;       /* borrowed: receives the kNN lists; set after store_reader_start with
-                                store_reader_set_reco (the recommender needs the reader first) */
     struct catalog *catalog; /* borrowed, may be NULL: kept equal to the published catalog */
     int64_t interval_ms;     /* poll period (default 200) */
     int64_t half_life_ms;    /* the shards' (decays users' category affinities) */
@@ -100,7 +95,6 @@ struct store_reader;
 
 /* Connects, loads the current state once (so the first requests see it) and starts the poller. */
 int store_reader_start(const struct store_reader_config *cfg, struct store_reader **out);
-void store_reader_set_reco(struct store_reader *rd, struct reco *reco);
 /* Loads what changed now on the caller's thread (the poller does it every interval). */
 int store_reader_poll(struct store_reader *rd);
 void store_reader_stop(struct store_reader *rd);

@@ -6,13 +6,11 @@
 
 #include <hiredis/hiredis.h>
 
-#define STORE_FORMAT 1
+#define STORE_FORMAT 2 /* 2: aggregate images carry co-occurrence rows */
 /* Commands in flight at most before the publisher reads replies (bounds both buffers). */
 #define STORE_PIPELINE_MAX 1024
 
 #define STORE_KEY_CONFIG "rs:{meta}:config"
-#define STORE_KEY_KNN "rs:{model}:knn"
-#define STORE_KEY_KNN_META "rs:{model}:meta"
 #define STORE_KEY_CATALOG "rs:{catalog}:items"
 #define STORE_KEY_CATALOG_META "rs:{catalog}:meta"
 /* Key of user key u / of partition p's object ("users", "agg", "meta"), NUL-terminated. */

@@ -30,17 +30,16 @@ struct store_publisher {
     pthread_mutex_t mu; /* one round at a time (the thread, store_publisher_flush) */
     redisContext *c;
     struct part_pub *parts;
-    uint64_t knn_version;
     uint64_t catalog_version; /* of the last published catalog; UINT64_MAX: none yet */
     bool config_written;
     int64_t epoch; /* random, new at every reset: tells readers to refetch everything */
-    struct core_buf agg, knn, cat, stage;
+    struct core_buf agg, cat, stage;
     pthread_t thread;
     bool running;
     pthread_mutex_t stop_mu;
     pthread_cond_t stop_cv;
     bool stop;
-    atomic_int_fast64_t rounds, users_set, users_del, aggs, knns, cats, bytes, errors, reconciles;
+    atomic_int_fast64_t rounds, users_set, users_del, aggs, cats, bytes, errors, reconciles;
     atomic_int_fast64_t last_round_us;
 };
 
@@ -260,24 +259,6 @@ static int publish_partition(struct store_publisher *p, struct round *r, int32_t
     return 0;
 }
 
-static void publish_knn(struct store_publisher *p, struct round *r)
-{
-    p->knn.len = 0;
-    uint64_t v = p->knn_version;
-    if (!p->cfg.reco || reco_knn_export(p->cfg.reco, &p->knn, &v) != 1)
-        return;
-    const char *set[3] = {"SET", STORE_KEY_KNN, p->knn.data};
-    size_t setl[3] = {3, strlen(STORE_KEY_KNN), p->knn.len};
-    store__pipe_cmd(&r->pipe, 3, set, setl);
-    bump_version(r, STORE_KEY_KNN_META);
-    static const char *const fields[2] = {"publishedMs", "bytes"};
-    int64_t vals[2] = {core_now_ms(), (int64_t)p->knn.len};
-    put_meta(r, STORE_KEY_KNN_META, fields, vals, 2);
-    p->knn_version = v;
-    r->bytes += (int64_t)p->knn.len;
-    atomic_fetch_add(&p->knns, 1);
-}
-
 static void publish_catalog(struct store_publisher *p, struct round *r)
 {
     if (!p->cfg.catalog || catalog_version(p->cfg.catalog) == p->catalog_version)
@@ -306,7 +287,6 @@ static void reset(struct store_publisher *p)
         memset(&p->parts[i].ch, 0, sizeof p->parts[i].ch);
         p->parts[i].offset = -1;
     }
-    p->knn_version = 0;
     p->catalog_version = UINT64_MAX;
     p->config_written = false;
     p->epoch = (int64_t)(randombytes_random() & 0x7fffffff) << 31 | randombytes_random() >> 1;
@@ -343,10 +323,8 @@ int store_publisher_flush(struct store_publisher *p)
     }
     for (int32_t part = 0; part < p->cfg.nshards && rc == 0; part++)
         rc = publish_partition(p, &r, part);
-    if (rc == 0) { /* the catalog before the model: an API node's rebuild then sees both */
+    if (rc == 0)
         publish_catalog(p, &r);
-        publish_knn(p, &r);
-    }
     if (store__pipe_drain(&r.pipe) < 0)
         rc = CORE_E_FAILED;
     if (rc < 0) {
@@ -408,7 +386,6 @@ int store_publisher_start(const struct store_publisher_config *cfg, struct store
     pthread_mutex_init(&p->stop_mu, NULL);
     pthread_cond_init(&p->stop_cv, NULL);
     core_buf_init(&p->agg);
-    core_buf_init(&p->knn);
     core_buf_init(&p->cat);
     core_buf_init(&p->stage);
     p->parts = core_xcalloc((size_t)cfg->nshards, sizeof *p->parts);
@@ -438,7 +415,6 @@ void store_publisher_stop(struct store_publisher *p)
     if (p->c)
         redisFree(p->c);
     core_buf_dispose(&p->agg);
-    core_buf_dispose(&p->knn);
     core_buf_dispose(&p->cat);
     core_buf_dispose(&p->stage);
     free(p->parts);
@@ -465,8 +441,6 @@ void store_publisher_metrics(void *arg, struct core_buf *out)
                     atomic_load(&p->users_del));
     core_buf_metric(out, "recstream_store_aggregates_published_total", "counter",
                     "Partition aggregate images written to Redis.", atomic_load(&p->aggs));
-    core_buf_metric(out, "recstream_store_knn_published_total", "counter",
-                    "Item-kNN lists written to Redis.", atomic_load(&p->knns));
     core_buf_metric(out, "recstream_store_catalog_published_total", "counter",
                     "Item catalogs written to Redis.", atomic_load(&p->cats));
     core_buf_metric(out, "recstream_store_bytes_total", "counter",

@@ -1,11 +1,11 @@
 /*
  * The reader: an API node's view of the serving state (store.h has the key layout).
  *
- * A poller thread reads every partition's version and the model's in one pipelined round
+ * A poller thread reads every partition's version and the catalog's in one pipelined round
  * trip per interval; a changed partition's aggregate image is fetched and restored into the
- * node's local, user-less shard (this thread is those shards' only writer), a changed kNN blob
- * goes to the recommender, whose refresher then rebuilds the model from exactly what the
- * processor's model was built from. Users are not copied: a request GETs its user's record
+ * node's local, user-less shard (this thread is those shards' only writer), from which the
+ * recommender's refresher rebuilds the model (the item-kNN lists included: the images carry
+ * the partitions' co-occurrence rows). Users are not copied: a request GETs its user's record
  * on its own thread's connection (hiredis contexts are not thread-safe), one round trip.
  */
 #include "store/store_int.h"
@@ -24,11 +24,10 @@ struct conn {
 
 struct store_reader {
     struct store_reader_config cfg;
-    _Atomic(struct reco *) reco;
     pthread_mutex_t mu; /* one poll at a time */
     redisContext *c;
     int64_t *versions; /* per partition: the version last restored (0: none) */
-    int64_t knn_version, catalog_version;
+    int64_t catalog_version;
     int64_t epoch;     /* the publisher's (rs:{meta}:config): a new one means refetch everything */
     pthread_key_t tls; /* struct conn * of the calling thread */
     pthread_mutex_t conns_mu;
@@ -38,7 +37,7 @@ struct store_reader {
     pthread_mutex_t stop_mu;
     pthread_cond_t stop_cv;
     bool stop;
-    atomic_int_fast64_t polls, aggs, knns, cats, user_reads, user_misses, errors, corrupt;
+    atomic_int_fast64_t polls, aggs, cats, user_reads, user_misses, errors, corrupt;
     atomic_int_fast64_t last_restore_us;
     atomic_bool last_poll_ok;
 };
@@ -77,24 +76,23 @@ static void restore(struct store_reader *rd, int32_t p, const redisReply *r, int
 static int poll_locked(struct store_reader *rd)
 {
     int n = rd->cfg.nshards, rc = 0;
-    redisReply **reps = core_xcalloc((size_t)n + 3, sizeof *reps);
+    redisReply **reps = core_xcalloc((size_t)n + 2, sizeof *reps);
     int64_t *seen = core_xcalloc((size_t)n, sizeof *seen);
     char key[64];
     for (int32_t p = 0; p < n; p++) {
         store__part_key(key, sizeof key, p, "meta");
         redisAppendCommand(rd->c, "HGET %s version", key);
     }
-    redisAppendCommand(rd->c, "HGET %s version", STORE_KEY_KNN_META);
     redisAppendCommand(rd->c, "HGET %s version", STORE_KEY_CATALOG_META);
     redisAppendCommand(rd->c, "HGET %s epoch", STORE_KEY_CONFIG);
-    for (int i = 0; i <= n + 2 && rc == 0; i++)
+    for (int i = 0; i <= n + 1 && rc == 0; i++)
         if (redisGetReply(rd->c, (void **)&reps[i]) != REDIS_OK)
             rc = CORE_E_FAILED;
-    int64_t epoch = rc == 0 ? reply_int(reps[n + 2]) : rd->epoch;
+    int64_t epoch = rc == 0 ? reply_int(reps[n + 1]) : rd->epoch;
     if (epoch != rd->epoch) { /* a publisher republishing everything (e.g. Redis restarted) */
         for (int32_t p = 0; p < n; p++)
             rd->versions[p] = -1;
-        rd->knn_version = rd->catalog_version = -1;
+        rd->catalog_version = -1;
         rd->epoch = epoch;
     }
     int nget = 0;
@@ -106,12 +104,7 @@ static int poll_locked(struct store_reader *rd)
             nget++;
         }
     }
-    struct reco *reco = atomic_load(&rd->reco);
-    int64_t knn = rc == 0 ? reply_int(reps[n]) : 0;
-    bool get_knn = reco && knn != rd->knn_version;
-    if (get_knn)
-        redisAppendCommand(rd->c, "GET %s", STORE_KEY_KNN);
-    int64_t catv = rc == 0 ? reply_int(reps[n + 1]) : 0;
+    int64_t catv = rc == 0 ? reply_int(reps[n]) : 0;
     bool get_cat = rd->cfg.catalog && catv != rd->catalog_version;
     if (get_cat)
         redisAppendCommand(rd->c, "GET %s", STORE_KEY_CATALOG);
@@ -125,22 +118,6 @@ static int poll_locked(struct store_reader *rd)
         }
         restore(rd, p, r, seen[p]);
         freeReplyObject(r);
-    }
-    if (rc == 0 && get_knn) {
-        redisReply *r = NULL;
-        if (redisGetReply(rd->c, (void **)&r) != REDIS_OK) {
-            rc = CORE_E_FAILED;
-        } else if (r->type == REDIS_REPLY_STRING) {
-            if (reco_knn_import(reco, r->str, r->len) == 0) {
-                rd->knn_version = knn;
-                atomic_fetch_add(&rd->knns, 1);
-            } else {
-                atomic_fetch_add(&rd->corrupt, 1);
-                LOG_ERROR("the item-kNN blob in redis does not check out", NULL);
-            }
-        }
-        if (r)
-            freeReplyObject(r);
     }
     if (rc == 0 && get_cat) {
         redisReply *r = NULL;
@@ -160,7 +137,7 @@ static int poll_locked(struct store_reader *rd)
         if (r)
             freeReplyObject(r);
     }
-    for (int i = 0; i <= n + 2; i++)
+    for (int i = 0; i <= n + 1; i++)
         if (reps[i])
             freeReplyObject(reps[i]);
     free(reps);
@@ -247,7 +224,6 @@ int store_reader_start(const struct store_reader_config *cfg, struct store_reade
     rd->cfg = *cfg;
     if (rd->cfg.interval_ms <= 0)
         rd->cfg.interval_ms = 200;
-    atomic_store(&rd->reco, cfg->reco);
     pthread_mutex_init(&rd->mu, NULL);
     pthread_mutex_init(&rd->conns_mu, NULL);
     pthread_mutex_init(&rd->stop_mu, NULL);
@@ -262,11 +238,6 @@ int store_reader_start(const struct store_reader_config *cfg, struct store_reade
     rd->running = pthread_create(&rd->thread, NULL, poller, rd) == 0;
     *out = rd;
     return 0;
-}
-
-void store_reader_set_reco(struct store_reader *rd, struct reco *reco)
-{
-    atomic_store(&rd->reco, reco);
 }
 
 void store_reader_stop(struct store_reader *rd)
@@ -381,8 +352,6 @@ void store_reader_metrics(void *arg, struct core_buf *out)
                     atomic_load(&rd->corrupt));
     core_buf_metric(out, "recstream_store_aggregates_restored_total", "counter",
                     "Partition aggregate images restored.", atomic_load(&rd->aggs));
-    core_buf_metric(out, "recstream_store_knn_imported_total", "counter",
-                    "Item-kNN lists imported.", atomic_load(&rd->knns));
     core_buf_metric(out, "recstream_store_catalog_applied_total", "counter",
                     "Published item catalogs applied to the local copy.", atomic_load(&rd->cats));
     core_buf_metric(out, "recstream_store_user_reads_total", "counter",

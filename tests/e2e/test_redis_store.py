@@ -201,7 +201,7 @@ def test_routes_of_the_api_role():
     st, _, _ = API.request("GET", "/readyz")
     assert st == 200
     m = metrics(API)
-    assert "recstream_store_user_reads_total" in m and "recstream_store_knn_imported_total" in m
+    assert "recstream_store_user_reads_total" in m and "recstream_reco_knn_items" in m
 
 
 def test_redis_restart():

@@ -1,12 +1,14 @@
-"""End-to-end: collector -> Kafka -> processor -> Redis -> API node (issue 7).
+"""End-to-end: collector -> Kafka -> two processors -> Redis -> API node (issue 7).
 
 librdkafka's mock cluster (`recstream dev kafka-mock`, 3 brokers, 6 partitions, and the keys
 topic) and a real redis-server. A slice of MovieLens 100k and its catalog go through the
-scale-out path (events to a collector, catalog to the processor, recommendations from an API
-node) and, for reference, through the embedded mode (one `serve` with the file log, the same
-pseudonymisation key and partition count). The API node must return the same recommendations
-(item ids, order, scores, sources, reasons) as the embedded node for many users, and kcat must
-see every acknowledged eventId exactly once. Every process is killed in the finally clause."""
+scale-out path (events to a collector, the catalog to both processors, which split the
+partitions in one consumer group, recommendations from an API node) and, for reference, through
+the embedded mode (one `serve` with the file log, the same pseudonymisation key and partition
+count). The API node must return the same recommendations (item ids, order, scores, sources,
+reasons) as the embedded node for many users: the collaborative model is built from the
+partitions' co-occurrence rows, whichever processor applied them. kcat must see every
+acknowledged eventId exactly once. Every process is killed in the finally clause."""
 import os
 import shutil
 import tempfile
@@ -21,7 +23,6 @@ TOPIC = "events-scale"
 LIMIT = 6000
 BATCH = 500
 USERS = 40
-PER_USER = 30
 COMMON = ["--insecure-no-auth", "--reco-refresh", "200ms", "--store-interval", "100ms",
           "--retention-state", "365d", "--retention-interval", "1h"]
 R = rs.Runner()
@@ -55,16 +56,18 @@ def essence(reply):
              for it in reply["items"]])
 
 
+def owned(srv):
+    return sorted(p for p, v in gauge_map(metrics(srv), "recstream_stream_partition_owned").items()
+                  if v)
+
+
 def test_same_recommendations_as_embedded():
-    # At most PER_USER ratings each: the collaborative model pairs a user's new history
-    # entries with the ones before them at each build, so when a user's history outgrows its
-    # bound between two builds the model depends on timing (docs/ARCHITECTURE.md,
-    # Collaborative model); below the bound it is a function of the events alone.
-    events, per = [], {}
-    for e in rsdata.movielens_events(40000):
-        if per.get(e["userId"], 0) < PER_USER and len(events) < LIMIT:
-            per[e["userId"]] = per.get(e["userId"], 0) + 1
-            events.append(e)
+    procs = S["processors"]
+    split = rs.wait_for("the two processors to split the partitions",
+                        lambda: [owned(p) for p in procs],
+                        lambda v: all(len(o) == 3 for o in v), timeout=30, every=0.2)
+    assert sorted(split[0] + split[1]) == list(range(6)), split
+    events = rsdata.movielens_events(LIMIT)  # users with long histories too
     items = rsdata.movielens_items()
     counts = {}
     for e in events:
@@ -76,8 +79,10 @@ def test_same_recommendations_as_embedded():
     emb = S["embedded"]
     post_items(emb, items)
     post(emb, events)
-    # scale-out: catalog to the processor, events to the collector
-    post_items(S["processor"], items)
+    # scale-out: the catalog to both processors (each joins its events with it), events to
+    # the collector
+    for proc in procs:
+        post_items(proc, items)
     end = {}
     post(S["collector"], events, end)
     api = S["api"]
@@ -87,19 +92,7 @@ def test_same_recommendations_as_embedded():
         return all(have.get(p, -1) >= o for p, o in end.items()), (have, end)
     rs.wait_for("the API node to restore every partition", caught_up, lambda v: v[0],
                 timeout=40, every=0.2)
-
-    # The collaborative model sums pair weights as builds find new history entries, so its
-    # floats depend on how ingestion interleaved with builds. A restart rebuilds it from the
-    # users' histories in one build (it is derived, not checkpointed): restart both nodes that
-    # build it, so both models come from the same state the same way.
-    for key in ("embedded", "processor"):
-        assert S[key].stop() == 0, S[key].log()[-2000:]
-        S[key].start()
-    rs.wait_for("the restarted processor to own every partition again",
-                lambda: gauge_map(metrics(S["processor"]), "recstream_stream_partition_owned"),
-                lambda v: len(v) == 6 and all(v.values()), timeout=30, every=0.2)
-    rs.wait_for("the API node to import the rebuilt model", caught_up, lambda v: v[0],
-                timeout=40, every=0.2)
+    assert [owned(p) for p in procs] == split  # no rebalance: both published their half
 
     def diffs():
         out = []
@@ -127,10 +120,15 @@ def test_erasure_shreds_keys_for_every_node():
     """An erasure on the processor shreds the user's keys through the keys topic: a processor
     that starts afterwards cannot open the user's records (its profile is gone there)."""
     user = S["users"][1]
-    proc = S["processor"]
-    st, body = rs.wait_for("the user's profile on the processor",
-                           lambda: rs.call_json(proc, "GET", "/v1/users/%s/profile" % user),
-                           lambda v: v[0] == 200, timeout=30, every=0.2)
+
+    def owner():
+        for p in S["processors"]:
+            st, body = rs.call_json(p, "GET", "/v1/users/%s/profile" % user)
+            if st == 200:
+                return p, body
+        return None, None
+    proc, body = rs.wait_for("the user's profile on the processor owning it", owner,
+                             lambda v: v[0] is not None, timeout=30, every=0.2)
     assert body["events"] > 0, body
     st, body = rs.call_json(proc, "DELETE", "/v1/users/" + user)
     assert st in (200, 202), (st, body)
@@ -170,12 +168,16 @@ def main():
         S["procs"].append(c)
         S["collector"] = c.start()
         shared = ["--key-file", os.path.join(c.data, "privacy", "pseudonym.key")]
-        p = rs.Server(*(COMMON + shared + [
-            "--role", "processor", "--log", kafka, "--store", redis.url,
-            "--data-key", os.path.join(c.data, "privacy", "data.key")]),
-            data=os.path.join(tmp, "processor"))
-        S["procs"].append(p)
-        S["processor"] = p.start()
+        S["processors"] = []
+        for name in ("p1", "p2"):
+            p = rs.Server(*(COMMON + shared + [
+                "--role", "processor", "--log", kafka, "--store", redis.url,
+                "--group", "g-e2e", "--group-session-timeout", "6s",
+                "--checkpoint-dir", os.path.join(tmp, "checkpoints"),
+                "--data-key", os.path.join(c.data, "privacy", "data.key")]),
+                data=os.path.join(tmp, name))
+            S["procs"].append(p)
+            S["processors"].append(p.start())
         a = rs.Server(*(COMMON + shared + ["--role", "api", "--store", redis.url]),
                       data=os.path.join(tmp, "api"))
         S["procs"].append(a)

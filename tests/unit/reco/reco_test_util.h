@@ -208,16 +208,17 @@ static inline void rt_world_init(struct rt_world *w, void (*tweak)(struct reco_c
     memset(w, 0, sizeof *w);
     w->cat = rt_catalog_new();
     rt_world_catalog(w->cat);
-    struct state_config sc;
-    state_config_init(&sc);
-    sc.catalog = w->cat;
-    for (int p = 0; p < RT_NSHARDS; p++)
-        w->shards[p] = state_shard_new(&sc, p);
-    rt_world_events(w);
     reco_config_init(&w->cfg);
     w->cfg.refresh_ms = 0;
     if (tweak)
         tweak(&w->cfg);
+    struct state_config sc;
+    state_config_init(&sc);
+    sc.catalog = w->cat;
+    sc.cooc_items_max = w->cfg.knn_items; /* as the server passes it */
+    for (int p = 0; p < RT_NSHARDS; p++)
+        w->shards[p] = state_shard_new(&sc, p);
+    rt_world_events(w);
     w->r = reco_new(&w->cfg, w->shards, RT_NSHARDS, w->cat);
     assert_non_null(w->r);
 }

@@ -120,7 +120,6 @@ static struct store_publisher *publisher(struct rt_world *w)
     struct store_publisher_config pc = {.addr = addr(),
                                         .shards = w->shards,
                                         .nshards = RT_NSHARDS,
-                                        .reco = w->r,
                                         .catalog = w->cat,
                                         .interval_ms = 3600 * 1000, /* rounds: flush() */
                                         .user_ttl_ms = 600 * 1000};
@@ -157,7 +156,6 @@ static void test_publish_then_serve_the_same(void **state)
     snprintf(rkey, sizeof rkey, "rs:{u:%s}", key);
     long long pttl = int_reply(c, "PTTL %s", rkey);
     assert_true(pttl > 590 * 1000 && pttl <= 600 * 1000);
-    assert_int_equal(int_reply(c, "EXISTS %s", "rs:{model}:knn"), 1);
     assert_int_equal(int_reply(c, "HGET %s partitions", "rs:{meta}:config"), RT_NSHARDS);
 
     /* an API node: empty shards, its own catalog, the reader */
@@ -186,10 +184,7 @@ static void test_publish_then_serve_the_same(void **state)
     struct reco_config cfg = w.cfg;
     cfg.user_read_fn = store_reader_user_read;
     cfg.user_read_arg = rd;
-    struct reco *r2 = reco_new(&cfg, mine, RT_NSHARDS, cat);
-    store_reader_set_reco(rd, r2);
-    assert_int_equal(store_reader_poll(rd), 0);
-    reco_refresh(r2);
+    struct reco *r2 = reco_new(&cfg, mine, RT_NSHARDS, cat); /* kNN rows from the images */
 
     struct reco_result *x = malloc(sizeof *x), *y = malloc(sizeof *y);
     int personal = 0;
