@@ -286,10 +286,8 @@ void st__user_free(struct st *d, struct st_user *u)
 
 struct st_item *st__item_find(struct st *d, struct st_str *id)
 {
-    for (struct st_hnode *e = d->items.b[id->hash & d->items.mask]; e; e = e->hnext)
-        if (((struct st_item *)e)->id == id)
-            return (struct st_item *)e;
-    return NULL;
+    (void)d;
+    return id->item;
 }
 
 struct st_item *st__item_lookup(const struct st *d, uint64_t h, const char *p, size_t n)
@@ -306,6 +304,7 @@ struct st_item *st__item_add(struct st *d, struct st_str *id)
 {
     struct st_item *it = st__alloc(d, sizeof *it);
     it->id = st__ref(id);
+    id->item = it;
     it->h.hash = id->hash;
     it->last_ms = it->pop_ts = ST_EMPTY;
     for (int w = 0; w < STATE_W__COUNT; w++)
@@ -320,6 +319,7 @@ static void item_free(struct st *d, struct st_item *it)
     st__htab_remove(&d->items, &it->h);
     lru_remove(&d->ilru, &it->l);
     st__co_free(d, it);
+    it->id->item = NULL;
     for (int i = 0; i < it->nnb; i++)
         st__unref(d, it->nb[i].id);
     d->pairs -= it->nnb;

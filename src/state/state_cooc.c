@@ -33,51 +33,105 @@ uint64_t st__co_generation(void)
     return atomic_fetch_add(&co_generations, 1);
 }
 
+/* By the id's address (no dereference): a row's layout never shows in results (snapshots
+ * sort entries, builders sum per id), so it need not be the same after a restore. */
 static uint32_t slot_of(const struct st_str *key, uint32_t mask)
 {
-    return (uint32_t)(key->hash ^ (key->hash >> 29)) & mask;
+    uint64_t h = (uint64_t)(uintptr_t)key * 0x9e3779b97f4a7c15u;
+    return (uint32_t)(h >> 32) & mask;
 }
 
 /* Inserts or adds; the key's reference is taken on insertion. */
 static void row_put(struct st_co *r, struct st_str *key, float v)
 {
     uint32_t m = r->cap - 1, h = slot_of(key, m);
-    while (r->k[h] && r->k[h] != key)
+    while (r->e[h].k && r->e[h].k != key)
         h = (h + 1) & m;
-    if (!r->k[h]) {
-        r->k[h] = st__ref(key);
-        r->v[h] = 0;
+    if (!r->e[h].k) {
+        r->e[h] = (struct st_co_entry){st__ref(key), 0};
         r->n++;
     }
-    r->v[h] += v;
+    r->e[h].v += v;
 }
 
-/* Rehashes into ncap slots, keeping the entries worth more than min_keep. */
+/* Rehashes into ncap slots (in place when the size stays), keeping the entries worth more
+ * than min_keep. */
 static void row_resize(struct st *d, struct st_co *r, uint32_t ncap, float min_keep)
 {
-    struct st_str **ok = r->k;
-    float *ov = r->v;
+    struct st_co_entry *old = r->e, *keep = old;
     uint32_t ocap = r->cap, on = r->n;
-    r->k = st__alloc(d, ncap * sizeof *r->k);
-    r->v = st__alloc(d, ncap * sizeof *r->v);
+    if (ncap == ocap) { /* compact the survivors to the front, then reinsert them */
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < ocap; i++) {
+            if (!old[i].k)
+                continue;
+            if (old[i].v > min_keep)
+                old[n++] = old[i];
+            else
+                st__unref(d, old[i].k);
+        }
+        struct st_co_entry *tmp = core_xmalloc((n + 1) * sizeof *tmp);
+        memcpy(tmp, old, n * sizeof *tmp);
+        memset(old, 0, ocap * sizeof *old);
+        r->n = 0;
+        for (uint32_t i = 0; i < n; i++) {
+            row_put(r, tmp[i].k, tmp[i].v);
+            st__unref(d, tmp[i].k); /* row_put took its own reference */
+        }
+        free(tmp);
+        d->co_pairs += (int64_t)r->n - (int64_t)on;
+        return;
+    }
+    r->e = st__alloc(d, ncap * sizeof *r->e);
     r->cap = ncap;
     r->n = 0;
     for (uint32_t i = 0; i < ocap; i++) {
-        if (!ok[i])
+        if (!keep[i].k)
             continue;
-        if (ov[i] > min_keep)
-            row_put(r, ok[i], ov[i]);
-        st__unref(d, ok[i]);
+        if (keep[i].v > min_keep)
+            row_put(r, keep[i].k, keep[i].v);
+        st__unref(d, keep[i].k);
     }
     d->co_pairs += (int64_t)r->n - (int64_t)on;
-    st__free(d, ok, ocap * sizeof *ok);
-    st__free(d, ov, ocap * sizeof *ov);
+    st__free(d, old, ocap * sizeof *old);
 }
 
-static int cmp_float(const void *a, const void *b)
+/* The k-th smallest of v[0..n) (quickselect, Hoare partition; v is reordered). */
+static float kth(float *v, int n, int k)
 {
-    float x = *(const float *)a, y = *(const float *)b;
-    return x < y ? -1 : x > y;
+    int lo = 0, hi = n - 1;
+    while (lo < hi) {
+        float pivot = v[lo + (hi - lo) / 2];
+        int i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] < pivot)
+                i++;
+            while (v[j] > pivot)
+                j--;
+            if (i <= j) {
+                float t = v[i];
+                v[i++] = v[j];
+                v[j--] = t;
+            }
+        }
+        if (k <= j)
+            hi = j; /* v[lo..j] <= pivot */
+        else if (k >= i)
+            lo = i; /* v[i..hi] >= pivot */
+        else
+            return v[k]; /* between: equal to the pivot */
+    }
+    return v[k];
+}
+
+void st__co_reserve(struct st *d, struct st_item *it, uint32_t n)
+{
+    struct st_co *r = st__co_row(d, it);
+    uint32_t cap = 8;
+    while ((n + 1) * 2 > cap && cap < 2 * ST_CO_ROW_MAX)
+        cap *= 2;
+    if (cap > r->cap)
+        row_resize(d, r, cap, -1);
 }
 
 struct st_co *st__co_row(struct st *d, struct st_item *it)
@@ -100,14 +154,12 @@ void st__co_add(struct st *d, struct st_item *it, struct st_str *nb, float w)
             row_resize(d, r, r->cap * 2, -1);
         } else {
             /* full: keep the heavier half */
-            float *vals = core_xmalloc(r->n * sizeof *vals);
+            float vals[2 * ST_CO_ROW_MAX];
             uint32_t n = 0;
             for (uint32_t x = 0; x < r->cap; x++)
-                if (r->k[x])
-                    vals[n++] = r->v[x];
-            qsort(vals, n, sizeof *vals, cmp_float);
-            float median = vals[n / 2];
-            free(vals);
+                if (r->e[x].k)
+                    vals[n++] = r->e[x].v;
+            float median = kth(vals, (int)n, (int)(n / 2));
             row_resize(d, r, r->cap, median);
             if ((r->n + 1) * 2 > r->cap) /* all equal: drop them all but this pair's */
                 row_resize(d, r, r->cap, INFINITY);
@@ -143,12 +195,11 @@ void st__co_free(struct st *d, struct st_item *it)
     if (!r)
         return;
     for (uint32_t x = 0; x < r->cap; x++)
-        if (r->k[x])
-            st__unref(d, r->k[x]);
+        if (r->e[x].k)
+            st__unref(d, r->e[x].k);
     d->co_pairs -= r->n;
     d->co_rows--;
-    st__free(d, r->k, r->cap * sizeof *r->k);
-    st__free(d, r->v, r->cap * sizeof *r->v);
+    st__free(d, r->e, r->cap * sizeof *r->e);
     st__free(d, r, sizeof *r);
     it->co = NULL;
     /* the builder must learn that this item's row is gone */
@@ -214,8 +265,8 @@ double state_shard_cooc_row(struct state_shard *s, const char *id, size_t len, u
         const struct st_co *r = it->co;
         occ = r->occ;
         for (uint32_t x = 0; fn && x < r->cap; x++)
-            if (r->k[x])
-                fn(arg, r->k[x]->s, r->k[x]->len, r->k[x]->hash, r->v[x]);
+            if (r->e[x].k)
+                fn(arg, r->e[x].k->s, r->e[x].k->len, r->e[x].k->hash, r->e[x].v);
     }
     pthread_rwlock_unlock(&s->lock);
     return occ;

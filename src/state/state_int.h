@@ -18,6 +18,7 @@ struct st_str {
     uint64_t hash;
     uint32_t refs;
     uint32_t len;
+    struct st_item *item; /* the item with this id while there is one (st__item_add/free) */
     char s[];
 };
 
@@ -139,9 +140,12 @@ struct st_nb {
 
 /* Whole-history co-occurrence row of an item in this partition (state_cooc.c). */
 #define ST_CO_ROW_MAX 512
+struct st_co_entry {
+    struct st_str *k; /* neighbour id; NULL = empty slot */
+    float v;          /* summed pair weights */
+};
 struct st_co {
-    struct st_str **k; /* neighbour ids, open addressing; NULL = empty */
-    float *v;          /* summed pair weights */
+    struct st_co_entry *e; /* open addressing by the id's address */
     uint32_t n, cap;
     double occ;     /* positive events of the item */
     uint64_t stamp; /* d->co_seq when it last changed (not in snapshots) */
@@ -319,6 +323,8 @@ void st__co_apply(struct st *d, const struct st_user *u, struct st_item *it, dou
 void st__co_add(struct st *d, struct st_item *it, struct st_str *nb, float w);
 /* it's row, created if needed, stamped as changed. */
 struct st_co *st__co_row(struct st *d, struct st_item *it);
+/* Room for n entries in it's row without rehashing (restore). */
+void st__co_reserve(struct st *d, struct st_item *it, uint32_t n);
 void st__co_free(struct st *d, struct st_item *it);
 /* Drops the rows of the least recently active items until 3/4 of cooc_items_max are left. */
 void st__co_trim(struct st *d);

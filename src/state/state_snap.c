@@ -297,10 +297,10 @@ static void put_co(struct core_buf *b, const struct st *d)
         core_buf_put_varint(b, r->n);
         uint32_t ne = 0;
         for (uint32_t x = 0; x < r->cap; x++) {
-            if (!r->k[x])
+            if (!r->e[x].k)
                 continue;
-            uint32_t h = pos_slot(&m, r->k[x]);
-            tmp[ne++] = (struct co_out){m.k[h] ? m.v[h] + 1 : 0, r->v[x], r->k[x]};
+            uint32_t h = pos_slot(&m, r->e[x].k);
+            tmp[ne++] = (struct co_out){m.k[h] ? m.v[h] + 1 : 0, r->e[x].v, r->e[x].k};
         }
         qsort(tmp, ne, sizeof *tmp, cmp_co_out);
         for (uint32_t e = 0; e < ne; e++) {
@@ -697,6 +697,8 @@ static void get_co(struct st_rd *r, struct st *d)
             r->bad = true;
         else
             st__co_row(d, it)->occ = occ;
+        if (!r->bad && n > 0)
+            st__co_reserve(d, it, (uint32_t)n);
         for (int e = 0; e < n && !r->bad; e++) {
             int64_t p = st__get_n(r, nitems);
             struct st_str *id =

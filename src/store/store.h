@@ -65,7 +65,8 @@ struct store_publisher;
 /* Connects (CORE_E_FAILED when Redis cannot be reached) and starts the publisher thread. */
 int store_publisher_start(const struct store_publisher_config *cfg, struct store_publisher **out);
 /* Publishes what changed now, on the caller's thread (tests; the thread does it every
- * interval). Returns 0 or CORE_E_FAILED. Not concurrently with itself. */
+ * interval), every moved partition's image included (the thread defers an image encoded
+ * very recently). Returns 0 or CORE_E_FAILED. Not concurrently with itself. */
 int store_publisher_flush(struct store_publisher *p);
 /* Waits for a publication round in progress to end (after a partition was revoked: the rounds
  * that follow see it is not owned, so nothing of it goes out once this returns). NULL is fine.

@@ -6,8 +6,10 @@
  * the partition moved (its next offset changed) its aggregate image is SET and its version
  * bumped after it, so a reader that sees a version also sees that image or a newer one.
  * Everything of one round goes through one pipeline (replies read every STORE_PIPELINE_MAX
- * commands). A failed round drops the connection and republishes everything on the next one,
- * so Redis converges on the shards' state after any outage.
+ * commands). An image is not re-encoded before 4x the time its last encoding took (at most
+ * 4 s) has passed, so large images take at most a fifth of the publisher's time (users go
+ * every round; store_publisher_flush ignores this). A failed round drops the connection and
+ * republishes everything on the next one, so Redis converges on the shards' state after any outage.
  */
 #include "store/store_int.h"
 
@@ -22,6 +24,7 @@
 struct part_pub {
     struct state_changes ch;
     int64_t offset;            /* next offset of the last published aggregate image; -1: none yet */
+    int64_t next_image_ns;     /* the image is not encoded again before (monotonic) */
     _Atomic int64_t published; /* the same, for /metrics (offset resets on failures) */
 };
 
@@ -221,7 +224,7 @@ static bool owned(struct store_publisher *p, int32_t part)
     return false;
 }
 
-static int publish_partition(struct store_publisher *p, struct round *r, int32_t part)
+static int publish_partition(struct store_publisher *p, struct round *r, int32_t part, bool force)
 {
     struct state_shard *s = p->cfg.shards[part];
     struct part_pub *pp = &p->parts[part];
@@ -238,10 +241,14 @@ static int publish_partition(struct store_publisher *p, struct round *r, int32_t
     send_staged(r, &p->stage);
     if (pp->ch.gone_lost && reconcile(r, s) < 0)
         return CORE_E_FAILED;
-    int64_t off = state_shard_next_offset(s);
-    if (off != pp->offset) {
+    int64_t off = state_shard_next_offset(s), t0 = core_mono_ns();
+    if (off != pp->offset && (force || t0 >= pp->next_image_ns)) {
         p->agg.len = 0;
         state_shard_snapshot_aggregates(s, &p->agg);
+        /* A large image is not re-encoded every round: at most a quarter of the publisher's
+         * time goes to one partition's image (users' records still go every round). */
+        int64_t cost = core_mono_ns() - t0;
+        pp->next_image_ns = t0 + (cost > 1000000000 ? 4000000000 : 4 * cost);
         if (!owned(p, part)) /* emptied meanwhile: its image must not go out */
             return 0;
         send_aggregates(p, r, part, off);
@@ -300,7 +307,15 @@ void store_publisher_barrier(struct store_publisher *p)
     pthread_mutex_unlock(&p->mu);
 }
 
+static int do_round(struct store_publisher *p, bool force);
+
 int store_publisher_flush(struct store_publisher *p)
+{
+    return do_round(p, true);
+}
+
+/* One round; force: every moved partition's image, however recently it was encoded. */
+static int do_round(struct store_publisher *p, bool force)
 {
     pthread_mutex_lock(&p->mu);
     int64_t t0 = core_mono_ns();
@@ -322,7 +337,7 @@ int store_publisher_flush(struct store_publisher *p)
         put_meta(&r, STORE_KEY_CONFIG, fields, vals, 3);
     }
     for (int32_t part = 0; part < p->cfg.nshards && rc == 0; part++)
-        rc = publish_partition(p, &r, part);
+        rc = publish_partition(p, &r, part, force);
     if (rc == 0)
         publish_catalog(p, &r);
     if (store__pipe_drain(&r.pipe) < 0)
@@ -365,7 +380,7 @@ static void *publisher(void *arg)
         pthread_cond_timedwait(&p->stop_cv, &p->stop_mu, &ts);
         bool last = p->stop;
         pthread_mutex_unlock(&p->stop_mu);
-        store_publisher_flush(p);
+        do_round(p, false);
         pthread_mutex_lock(&p->stop_mu);
         if (last)
             break;
