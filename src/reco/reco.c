@@ -630,10 +630,23 @@ static void pick_run(struct picker *p, int want, bool relaxed, bool fresh)
     }
 }
 
-static const char *item_title(struct catalog *cat, const char *id, size_t len)
+/* What reasons call the user's recent item i: its catalog title, else its id; each looked up
+ * once per request (a list's reasons name the same few seeds again and again). */
+struct seed_names {
+    uint64_t done; /* bit i: name[i] looked up */
+    const char *name[STATE_READ_RECENT_MAX];
+};
+
+static const char *seed_name(struct catalog *cat, const struct state_user_read *u,
+                             struct seed_names *sn, int i)
 {
-    const struct catalog_item *ci = cat ? catalog_find(cat, id, len) : NULL;
-    return ci && ci->title[0] ? ci->title : NULL;
+    if (!(sn->done >> i & 1)) {
+        const struct catalog_item *ci =
+            cat ? catalog_find(cat, u->recent[i].item_id, u->recent[i].len) : NULL;
+        sn->name[i] = ci && ci->title[0] ? ci->title : u->recent[i].item_id;
+        sn->done |= (uint64_t)1 << i;
+    }
+    return sn->name[i];
 }
 
 /* out = a b c, cut to fit RECO_REASON_LEN at a UTF-8 character boundary. */
@@ -641,36 +654,36 @@ static void reason_cat(char *out, const char *a, const char *b, const char *c)
 {
     const char *part[3] = {a, b, c};
     size_t n = 0;
-    for (int i = 0; i < 3; i++)
-        for (const unsigned char *t = (const unsigned char *)part[i]; *t; t++) {
-            if (n == RECO_REASON_LEN - 1) {
-                if ((*t & 0xC0) == 0x80) { /* mid-character: drop its first bytes too */
-                    while (n > 0 && ((unsigned char)out[n - 1] & 0xC0) == 0x80)
-                        n--;
-                    n -= n > 0;
-                }
-                out[n] = 0;
-                return;
-            }
-            out[n++] = (char)*t;
+    for (int i = 0; i < 3; i++) {
+        size_t len = strlen(part[i]), room = RECO_REASON_LEN - 1 - n;
+        if (len <= room) {
+            memcpy(out + n, part[i], len);
+            n += len;
+            continue;
         }
+        memcpy(out + n, part[i], room);
+        n += room;
+        /* cut mid-character: drop its first bytes too */
+        if (((unsigned char)part[i][room] & 0xC0) == 0x80) {
+            while (n > 0 && ((unsigned char)out[n - 1] & 0xC0) == 0x80)
+                n--;
+            n -= n > 0;
+        }
+        break;
+    }
     out[n] = 0;
 }
 
 static void reason(struct reco *r, const struct reco_model *m, const struct state_user_read *u,
-                   const struct ucats *uc, const struct reco_request *rq, const struct cand *c,
-                   int src, char *out)
+                   struct seed_names *sn, const struct ucats *uc, const struct reco_request *rq,
+                   const struct cand *c, int src, char *out)
 {
     int why = c->why[src];
     const char *seed = NULL;
     if ((src == RECO_SRC_SESSION || src == RECO_SRC_COVISIT || src == RECO_SRC_COLLAB ||
          src == RECO_SRC_CONTENT) &&
-        why >= 0 && why < u->nrecent) {
-        const char *id = u->recent[why].item_id;
-        seed = item_title(r->catalog, id, u->recent[why].len);
-        if (!seed)
-            seed = id;
-    }
+        why >= 0 && why < u->nrecent)
+        seed = seed_name(r->catalog, u, sn, why);
     const char *cat = NULL;
     if ((src == RECO_SRC_CATEGORY || src == RECO_SRC_FRESH) && why >= 0 && why < uc->n)
         cat = m->cat_names[uc->idx[why]];
@@ -902,7 +915,7 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
             for (int j = 0; j < u->nsession && !in_session; j++)
                 in_session = u->session[j].len == it->len &&
                              !memcmp(u->session[j].item_id, it->item_id, it->len);
-            double sw = pow(r->cfg.seed_decay, k);
+            double sw = r->seed_w[k];
             if (in_session && w.w[RECO_SRC_SESSION] > 0)
                 covisit(r, s, m, it->item_id, it->len, midx[seed_idx[k]], RECO_SRC_SESSION, sw,
                         seed_idx[k], now);
@@ -914,7 +927,7 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
             uint32_t mi = midx[seed_idx[k]];
             if (mi == UINT32_MAX)
                 continue;
-            double sw = pow(r->cfg.seed_decay, k);
+            double sw = r->seed_w[k];
             if (w.w[RECO_SRC_COLLAB] > 0)
                 model_csr(s, &m->knn, mi, RECO_SRC_COLLAB, sw, seed_idx[k],
                           k < 5    ? 50
@@ -1034,6 +1047,8 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     qsort_r(pick, (size_t)np, sizeof *pick, cmp_final, m);
 
     out->n = np;
+    struct seed_names sn;
+    sn.done = 0;
     for (int i = 0; i < np; i++) {
         struct cand *c = pick[i];
         struct reco_item *o = &out->items[i];
@@ -1045,9 +1060,9 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
         o->source = c->best;
         o->nreasons = 0;
         if (c->best >= 0)
-            reason(r, m, u, &uc, rq, c, c->best, o->reasons[o->nreasons++]);
+            reason(r, m, u, &sn, &uc, rq, c, c->best, o->reasons[o->nreasons++]);
         if (c->second >= 0)
-            reason(r, m, u, &uc, rq, c, c->second, o->reasons[o->nreasons++]);
+            reason(r, m, u, &sn, &uc, rq, c, c->second, o->reasons[o->nreasons++]);
     }
     if (r->catalog)
         catalog_read_end(r->catalog);
