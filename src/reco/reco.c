@@ -397,6 +397,21 @@ static void user_categories(const struct reco_model *m, const struct state_user_
 
 /* ---- the request ----------------------------------------------------------------------------- */
 
+/* out = the parts concatenated, cut to size - 1 bytes as snprintf would; returns the length
+ * uncut. (snprintf's format parsing was a visible share of a request.) */
+static size_t join(char *out, size_t size, const char *const *part, int nparts)
+{
+    size_t n = 0;
+    for (int i = 0; i < nparts; i++) {
+        size_t len = strlen(part[i]);
+        if (n < size - 1)
+            memcpy(out + n, part[i], len < size - 1 - n ? len : size - 1 - n);
+        n += len;
+    }
+    out[n < size - 1 ? n : size - 1] = 0;
+    return n;
+}
+
 static void rec_id(char *out, size_t size, const char *strategy, const char *variant)
 {
     uint64_t r[2];
@@ -404,8 +419,13 @@ static void rec_id(char *out, size_t size, const char *strategy, const char *var
     event_id_generate(core_now_ms(), id);
     r[0] = XXH3_64bits(id, 36);
     r[1] = (uint64_t)core_mono_ns();
-    snprintf(out, size, "%s.%s.%016llx", strategy, variant,
-             (unsigned long long)XXH3_64bits(r, sizeof r));
+    uint64_t h = XXH3_64bits(r, sizeof r);
+    uint8_t be[8];
+    for (int i = 0; i < 8; i++)
+        be[i] = (uint8_t)(h >> (56 - 8 * i));
+    char hex[17];
+    core_hex(be, sizeof be, hex);
+    join(out, size, (const char *const[]){strategy, ".", variant, ".", hex}, 5);
 }
 
 /* Tie-break order: by id (bytes, then length). */
@@ -834,14 +854,14 @@ static void context_source(struct scratch *s, const struct reco_model *m,
     char key[96];
     const char *vals[3] = {rq->device, rq->locale, NULL};
     const char *pfx[3] = {"device", "locale", "hour"};
-    char hour[8];
-    snprintf(hour, sizeof hour, "%02d", (int)((now / 3600000) % 24));
+    int h = (int)((now / 3600000) % 24);
+    char hour[3] = {(char)('0' + h / 10), (char)('0' + h % 10), 0};
     vals[2] = hour;
     for (int k = 0; k < 3; k++) {
         if (!vals[k] || !vals[k][0])
             continue;
-        int n = snprintf(key, sizeof key, "%s:%s", pfx[k], vals[k]);
-        int c = n > 0 && (size_t)n < sizeof key ? reco__model_ctx(m, key) : -1;
+        size_t n = join(key, sizeof key, (const char *const[]){pfx[k], ":", vals[k]}, 3);
+        int c = n < sizeof key ? reco__model_ctx(m, key) : -1;
         if (c >= 0)
             model_csr(s, &m->ctx, (uint32_t)c, RECO_SRC_CONTEXT, w * (k == 2 ? 0.5 : 1.0), k, max);
     }
@@ -861,9 +881,10 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     int vi = reco_assign_variant(x, rq->user_key);
     struct reco_weights w = vi >= 0 ? x->variants[vi].weights : r->cfg.weights;
     if (vi >= 0)
-        snprintf(out->variant, sizeof out->variant, "%s:%s", x->name, x->variants[vi].name);
+        join(out->variant, sizeof out->variant,
+             (const char *const[]){x->name, ":", x->variants[vi].name}, 3);
     else
-        snprintf(out->variant, sizeof out->variant, "default");
+        join(out->variant, sizeof out->variant, (const char *const[]){"default"}, 1);
 
     /* the user */
     struct state_user_read *u = &s->user;
@@ -902,7 +923,7 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     bool personal = nseeds > 0;
     out->cold_start = !personal;
     const char *strategy = personal ? "personalized" : uc.n > 0 ? "preferences" : "popular";
-    snprintf(out->strategy, sizeof out->strategy, "%s", strategy);
+    join(out->strategy, sizeof out->strategy, &strategy, 1);
     if (!personal)
         atomic_fetch_add(&r->cold_starts, 1);
 
