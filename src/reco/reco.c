@@ -20,6 +20,7 @@
 #define CAND_MAX 4096 /* candidates per request */
 #define HCAP 1024     /* hash slots for ids the model does not know (rare: newer items) */
 #define HMAX (HCAP / 2)
+#define SCRATCH_ARENA (64 * 1024) /* a request's arrays: room for ~800 candidates */
 
 static const char *const source_names[RECO_SRC__COUNT] = {
 #define XX(id, name, w) name,
@@ -157,6 +158,11 @@ static struct scratch *scratch_get(const struct reco_model *m)
         struct scratch *s = core_xcalloc(1, sizeof *s);
         s->c = core_xaligned(alignof(struct cand), CAND_MAX * sizeof *s->c);
         core_arena_init(&s->arena);
+        /* The arena keeps its first chunk across resets: make it big enough for a typical
+         * request's arrays (~76 bytes per candidate), or every request mallocs and frees the
+         * chunks beyond a small first one. */
+        core_arena_alloc(&s->arena, SCRATCH_ARENA);
+        core_arena_reset(&s->arena);
         s->seen_mask = 1023;
         s->seen = core_xcalloc(s->seen_mask + 1, sizeof *s->seen);
         s->features = core_xmalloc((size_t)CAND_MAX * RECO_SRC__COUNT * sizeof *s->features);
