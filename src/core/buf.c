@@ -46,11 +46,6 @@ void core_buf_append(struct core_buf *b, const void *p, size_t n)
     b->data[b->len] = '\0';
 }
 
-void core_buf_puts(struct core_buf *b, const char *s)
-{
-    core_buf_append(b, s, strlen(s));
-}
-
 void core_buf_putc(struct core_buf *b, char c)
 {
     core_buf_reserve(b, 1);

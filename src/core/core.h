@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #define RECSTREAM_VERSION "0.1.0"
@@ -66,7 +67,11 @@ void core_buf_dispose(struct core_buf *b);
 void core_buf_reset(struct core_buf *b);
 void core_buf_reserve(struct core_buf *b, size_t extra);
 void core_buf_append(struct core_buf *b, const void *p, size_t n);
-void core_buf_puts(struct core_buf *b, const char *s);
+/* Inline so that the length of a literal is known at compile time. */
+static inline void core_buf_puts(struct core_buf *b, const char *s)
+{
+    core_buf_append(b, s, strlen(s));
+}
 void core_buf_putc(struct core_buf *b, char c);
 void core_buf_printf(struct core_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

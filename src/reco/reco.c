@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <stdalign.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #define CAND_MAX 4096 /* candidates per request */
 #define HCAP 1024     /* hash slots for ids the model does not know (rare: newer items) */
 #define HMAX (HCAP / 2)
+#define SCRATCH_ARENA (64 * 1024) /* a request's arrays: room for ~800 candidates */
 
 static const char *const source_names[RECO_SRC__COUNT] = {
 #define XX(id, name, w) name,
@@ -70,7 +72,9 @@ void reco_config_init(struct reco_config *c)
 
 /* ---- candidates ------------------------------------------------------------------------------ */
 
-/* 128 bytes, aligned: adding a score touches only the first cache line. */
+/* 128 bytes, aligned: creating a candidate and adding a score touch only the first cache
+ * line. A model item's id is not copied here: it is the model's (cand_id), looked up only
+ * for the few candidates a request compares by id or shows. */
 struct cand {
     alignas(64) float s[RECO_SRC__COUNT];
     int8_t why[RECO_SRC__COUNT]; /* per source, what led to it first: the seed (index into the
@@ -80,16 +84,29 @@ struct cand {
     bool resolved; /* catalog metadata looked up (availability, categories) */
     uint8_t ncats;
     uint32_t idx; /* model index; UINT32_MAX for an id the model does not know */
-    uint32_t len;
+    int8_t best, second;
+    bool top; /* among the best few selected first */
     /* second line: ranking and output */
     double final;
     uint64_t hash;  /* of the id, for ids the model does not know */
-    const char *id; /* the model's, or in the scratch arena */
-    int32_t fi;     /* row in the feature matrix */
-    int8_t best, second;
-    bool top;                              /* among the best few selected first */
+    const char *id; /* ids the model does not know: in the scratch arena */
+    uint32_t len;
+    int32_t fi;                            /* row in the feature matrix */
     uint16_t cats[CATALOG_CATEGORIES_MAX]; /* model category indexes (diversity, reasons) */
 };
+_Static_assert(sizeof(struct cand) == 128, "a candidate is two cache lines");
+_Static_assert(offsetof(struct cand, final) == 64, "cand_new writes the first line only");
+
+/* The candidate's id and its length (the model's for a model item). */
+static inline const char *cand_id(const struct reco_model *m, const struct cand *c, size_t *len)
+{
+    if (c->idx == UINT32_MAX) {
+        *len = c->len;
+        return c->id;
+    }
+    *len = m->it.lens[c->idx];
+    return m->it.ids[c->idx];
+}
 
 /* Per-thread scratch space. Model items find their candidate through imap, indexed by model
  * index: (request generation << 32) | candidate + 1, so nothing is cleared between requests;
@@ -140,6 +157,11 @@ static struct scratch *scratch_get(const struct reco_model *m)
         struct scratch *s = core_xcalloc(1, sizeof *s);
         s->c = core_xaligned(alignof(struct cand), CAND_MAX * sizeof *s->c);
         core_arena_init(&s->arena);
+        /* The arena keeps its first chunk across resets: make it big enough for a typical
+         * request's arrays (~76 bytes per candidate), or every request mallocs and frees the
+         * chunks beyond a small first one. */
+        core_arena_alloc(&s->arena, SCRATCH_ARENA);
+        core_arena_reset(&s->arena);
         s->seen_mask = 1023;
         s->seen = core_xcalloc(s->seen_mask + 1, sizeof *s->seen);
         s->features = core_xmalloc((size_t)CAND_MAX * RECO_SRC__COUNT * sizeof *s->features);
@@ -166,8 +188,7 @@ static struct scratch *scratch_get(const struct reco_model *m)
     return s;
 }
 
-static struct cand *cand_new(struct scratch *s, uint32_t idx, const char *id, size_t len,
-                             uint64_t h)
+static struct cand *cand_new(struct scratch *s, uint32_t idx)
 {
     struct cand *c = &s->c[s->n++];
     memset(c->s, 0, sizeof c->s);
@@ -175,17 +196,13 @@ static struct cand *cand_new(struct scratch *s, uint32_t idx, const char *id, si
     c->out = c->excluded = c->resolved = false;
     c->ncats = 0;
     c->idx = idx;
-    c->len = (uint32_t)len;
-    c->hash = h;
-    c->id = id;
     c->best = c->second = -1;
     c->top = false;
     return c;
 }
 
-/* The candidate of model item x, added when new (the id is the model's, alive for the
- * request). */
-static inline struct cand *cand_of(struct scratch *s, const struct reco_model *m, uint32_t x)
+/* The candidate of model item x, added when new. */
+static inline struct cand *cand_of(struct scratch *s, uint32_t x)
 {
     uint64_t e = s->imap[x];
     bool marked = (uint32_t)(e >> 32) == s->gen; /* a candidate, or excluded before it was one */
@@ -194,7 +211,7 @@ static inline struct cand *cand_of(struct scratch *s, const struct reco_model *m
     if (s->n >= CAND_MAX)
         return NULL;
     s->imap[x] = (uint64_t)s->gen << 32 | (uint32_t)(s->n + 1);
-    struct cand *c = cand_new(s, x, m->it.ids[x], m->it.lens[x], 0);
+    struct cand *c = cand_new(s, x);
     c->excluded = marked;
     return c;
 }
@@ -213,7 +230,11 @@ static struct cand *cand_of_id(struct scratch *s, const char *id, size_t len)
         return NULL;
     s->nh++;
     s->hslot[k] = (uint32_t)(s->n + 1);
-    return cand_new(s, UINT32_MAX, core_arena_strndup(&s->arena, id, len), len, h);
+    struct cand *c = cand_new(s, UINT32_MAX);
+    c->id = core_arena_strndup(&s->arena, id, len);
+    c->len = (uint32_t)len;
+    c->hash = h;
+    return c;
 }
 
 static inline void cand_score(struct scratch *s, struct cand *c, int src, float score, int why)
@@ -223,6 +244,25 @@ static inline void cand_score(struct scratch *s, struct cand *c, int src, float 
         s->max[src] = v;
     if (c->why[src] < 0) /* sources are read strongest seed (category, context) first */
         c->why[src] = (int8_t)why;
+}
+
+/* f = score x inv per source, four sources per instruction (the same products as one at a
+ * time: IEEE multiplication is per element). */
+typedef float v4f __attribute__((vector_size(16)));
+_Static_assert(RECO_SRC__COUNT == 9, "feature_row handles 2 x 4 + 1 sources");
+
+static inline void feature_row(float *f, const float *score, const float *inv)
+{
+    v4f a, b, ia, ib;
+    memcpy(&a, score, sizeof a);
+    memcpy(&b, score + 4, sizeof b);
+    memcpy(&ia, inv, sizeof ia);
+    memcpy(&ib, inv + 4, sizeof ib);
+    a *= ia;
+    b *= ib;
+    memcpy(f, &a, sizeof a);
+    memcpy(f + 4, &b, sizeof b);
+    f[8] = score[8] * inv[8];
 }
 
 /* ---- exclusion set ------------------------------------------------------------------------- */
@@ -290,13 +330,13 @@ static void live_fn(void *arg, const char *id, size_t len, double score)
     if (!(v > 0))
         return;
     uint32_t x = reco__model_find(a->m, id, len);
-    struct cand *c = x != UINT32_MAX ? cand_of(a->s, a->m, x) : cand_of_id(a->s, id, len);
+    struct cand *c = x != UINT32_MAX ? cand_of(a->s, x) : cand_of_id(a->s, id, len);
     if (c)
         cand_score(a->s, c, a->src, v, a->why);
 }
 
-static void model_list(struct scratch *s, const struct reco_model *m, const struct reco_nb *e,
-                       int n, int src, double w, int why, int max)
+static void model_list(struct scratch *s, const struct reco_nb *e, int n, int src, double w,
+                       int why, int max)
 {
     float fw = (float)w;
     if (n > max)
@@ -305,16 +345,16 @@ static void model_list(struct scratch *s, const struct reco_model *m, const stru
         if (i + 8 < n) /* the candidate map is read at random: ask for it early */
             __builtin_prefetch(&s->imap[e[i + 8].idx]);
         float v = fw * e[i].score;
-        struct cand *c = v > 0 ? cand_of(s, m, e[i].idx) : NULL;
+        struct cand *c = v > 0 ? cand_of(s, e[i].idx) : NULL;
         if (c)
             cand_score(s, c, src, v, why);
     }
 }
 
-static void model_csr(struct scratch *s, const struct reco_model *m, const struct reco_csr *c,
-                      uint32_t key, int src, double w, int why, int max)
+static void model_csr(struct scratch *s, const struct reco_csr *c, uint32_t key, int src, double w,
+                      int why, int max)
 {
-    model_list(s, m, c->e + c->off[key], (int)(c->off[key + 1] - c->off[key]), src, w, why, max);
+    model_list(s, c->e + c->off[key], (int)(c->off[key + 1] - c->off[key]), src, w, why, max);
 }
 
 /* Seeds: the user's recent distinct items, newest first (index into user.recent); midx holds
@@ -381,6 +421,21 @@ static void user_categories(const struct reco_model *m, const struct state_user_
 
 /* ---- the request ----------------------------------------------------------------------------- */
 
+/* out = the parts concatenated, cut to size - 1 bytes as snprintf would; returns the length
+ * uncut. (snprintf's format parsing was a visible share of a request.) */
+static size_t join(char *out, size_t size, const char *const *part, int nparts)
+{
+    size_t n = 0;
+    for (int i = 0; i < nparts; i++) {
+        size_t len = strlen(part[i]);
+        if (n < size - 1)
+            memcpy(out + n, part[i], len < size - 1 - n ? len : size - 1 - n);
+        n += len;
+    }
+    out[n < size - 1 ? n : size - 1] = 0;
+    return n;
+}
+
 static void rec_id(char *out, size_t size, const char *strategy, const char *variant)
 {
     uint64_t r[2];
@@ -388,27 +443,35 @@ static void rec_id(char *out, size_t size, const char *strategy, const char *var
     event_id_generate(core_now_ms(), id);
     r[0] = XXH3_64bits(id, 36);
     r[1] = (uint64_t)core_mono_ns();
-    snprintf(out, size, "%s.%s.%016llx", strategy, variant,
-             (unsigned long long)XXH3_64bits(r, sizeof r));
+    uint64_t h = XXH3_64bits(r, sizeof r);
+    uint8_t be[8];
+    for (int i = 0; i < 8; i++)
+        be[i] = (uint8_t)(h >> (56 - 8 * i));
+    char hex[17];
+    core_hex(be, sizeof be, hex);
+    join(out, size, (const char *const[]){strategy, ".", variant, ".", hex}, 5);
 }
 
 /* Tie-break order: by id (bytes, then length). */
-static inline bool id_before(const struct cand *x, const struct cand *y)
+static inline bool id_before(const struct reco_model *m, const struct cand *x, const struct cand *y)
 {
-    int c = memcmp(x->id, y->id, x->len < y->len ? x->len : y->len);
-    return c ? c < 0 : x->len < y->len;
+    size_t xl, yl;
+    const char *xi = cand_id(m, x, &xl), *yi = cand_id(m, y, &yl);
+    int c = memcmp(xi, yi, xl < yl ? xl : yl);
+    return c ? c < 0 : xl < yl;
 }
 
 /* Rank order: higher score first, ties by id. */
-static inline bool before(const struct cand *x, const struct cand *y)
+static inline bool before(const struct reco_model *m, const struct cand *x, const struct cand *y)
 {
-    return x->final != y->final ? x->final > y->final : id_before(x, y);
+    return x->final != y->final ? x->final > y->final : id_before(m, x, y);
 }
 
-static int cmp_final(const void *a, const void *b)
+/* qsort_r comparator of candidate pointers in rank order; arg: the model. */
+static int cmp_final(const void *a, const void *b, void *arg)
 {
     const struct cand *x = *(const struct cand *const *)a, *y = *(const struct cand *const *)b;
-    return before(x, y) ? -1 : before(y, x);
+    return before(arg, x, y) ? -1 : before(arg, y, x);
 }
 
 /* Looks the candidate up in the catalog once (only candidates that may be shown pay for it):
@@ -419,7 +482,9 @@ static bool resolve(struct catalog *cat, const struct reco_model *m, struct cand
         return !c->out;
     c->resolved = true;
     c->ncats = 0;
-    const struct catalog_item *ci = cat ? catalog_find(cat, c->id, c->len) : NULL;
+    size_t len;
+    const char *id = cand_id(m, c, &len);
+    const struct catalog_item *ci = cat ? catalog_find(cat, id, len) : NULL;
     if (ci && !ci->available) {
         c->out = true;
         return false;
@@ -440,6 +505,14 @@ static bool over_cap(const struct cand *c, const int *per_cat, int cap)
     return false;
 }
 
+static bool excluded_by_fn(const struct reco_model *m, const struct reco_request *rq,
+                           const struct cand *c)
+{
+    size_t len;
+    const char *id = cand_id(m, c, &len);
+    return rq->exclude_fn(rq->exclude_arg, id, len);
+}
+
 static void take(struct cand *c, int *per_cat)
 {
     for (int k = 0; k < c->ncats; k++)
@@ -454,9 +527,10 @@ struct rank {
     int32_t fi; /* row in the feature matrix */
 };
 
-static inline bool rank_before(const struct rank *x, const struct rank *y)
+static inline bool rank_before(const struct reco_model *m, const struct rank *x,
+                               const struct rank *y)
 {
-    return x->final != y->final ? x->final > y->final : id_before(x->c, y->c);
+    return x->final != y->final ? x->final > y->final : id_before(m, x->c, y->c);
 }
 
 /* A candidate leaves the ranking: its score and feature row go with it. */
@@ -468,13 +542,13 @@ static inline struct cand *ranked(const struct rank *x)
 }
 
 /* Restores the heap h[0..n) below i: the best-ranked candidate at the root. */
-static void heap_down(struct rank *h, int n, int i)
+static void heap_down(const struct reco_model *m, struct rank *h, int n, int i)
 {
     for (;;) {
         int l = 2 * i + 1, w = i;
-        if (l < n && rank_before(&h[l], &h[w]))
+        if (l < n && rank_before(m, &h[l], &h[w]))
             w = l;
-        if (l + 1 < n && rank_before(&h[l + 1], &h[w]))
+        if (l + 1 < n && rank_before(m, &h[l + 1], &h[w]))
             w = l + 1;
         if (w == i)
             return;
@@ -516,10 +590,10 @@ static void select_top(struct picker *p, int k)
     p->ntop = 0;
     for (int i = 0; i < p->nall; i++) {
         struct rank x = {p->score[i], p->all[i], i};
-        if (p->ntop == k && !rank_before(&x, &p->top[k - 1]))
+        if (p->ntop == k && !rank_before(p->m, &x, &p->top[k - 1]))
             continue;
         int j = p->ntop < k ? p->ntop++ : k - 1;
-        for (; j > 0 && rank_before(&x, &p->top[j - 1]); j--)
+        for (; j > 0 && rank_before(p->m, &x, &p->top[j - 1]); j--)
             p->top[j] = p->top[j - 1];
         p->top[j] = x;
     }
@@ -538,11 +612,11 @@ static struct cand *next_ranked(struct picker *p)
             if (!p->all[i]->top)
                 p->heap[p->nheap++] = (struct rank){p->score[i], p->all[i], i};
         for (int i = p->nheap / 2 - 1; i >= 0; i--)
-            heap_down(p->heap, p->nheap, i);
+            heap_down(p->m, p->heap, p->nheap, i);
     }
     struct cand *c = ranked(&p->heap[0]);
     p->heap[0] = p->heap[--p->nheap];
-    heap_down(p->heap, p->nheap, 0);
+    heap_down(p->m, p->heap, p->nheap, 0);
     return c;
 }
 
@@ -576,7 +650,7 @@ static void pick_run(struct picker *p, int want, bool relaxed, bool fresh)
     while (fresh && p->nfresh > 0 && p->np < want) {
         int b = 0;
         for (int i = 1; i < p->nfresh; i++)
-            if (before(p->fresh[i], p->fresh[b]))
+            if (before(p->m, p->fresh[i], p->fresh[b]))
                 b = i;
         struct cand *c = p->fresh[b];
         p->fresh[b] = p->fresh[--p->nfresh]; /* considered once */
@@ -600,10 +674,23 @@ static void pick_run(struct picker *p, int want, bool relaxed, bool fresh)
     }
 }
 
-static const char *item_title(struct catalog *cat, const char *id, size_t len)
+/* What reasons call the user's recent item i: its catalog title, else its id; each looked up
+ * once per request (a list's reasons name the same few seeds again and again). */
+struct seed_names {
+    uint64_t done; /* bit i: name[i] looked up */
+    const char *name[STATE_READ_RECENT_MAX];
+};
+
+static const char *seed_name(struct catalog *cat, const struct state_user_read *u,
+                             struct seed_names *sn, int i)
 {
-    const struct catalog_item *ci = cat ? catalog_find(cat, id, len) : NULL;
-    return ci && ci->title[0] ? ci->title : NULL;
+    if (!(sn->done >> i & 1)) {
+        const struct catalog_item *ci =
+            cat ? catalog_find(cat, u->recent[i].item_id, u->recent[i].len) : NULL;
+        sn->name[i] = ci && ci->title[0] ? ci->title : u->recent[i].item_id;
+        sn->done |= (uint64_t)1 << i;
+    }
+    return sn->name[i];
 }
 
 /* out = a b c, cut to fit RECO_REASON_LEN at a UTF-8 character boundary. */
@@ -611,36 +698,36 @@ static void reason_cat(char *out, const char *a, const char *b, const char *c)
 {
     const char *part[3] = {a, b, c};
     size_t n = 0;
-    for (int i = 0; i < 3; i++)
-        for (const unsigned char *t = (const unsigned char *)part[i]; *t; t++) {
-            if (n == RECO_REASON_LEN - 1) {
-                if ((*t & 0xC0) == 0x80) { /* mid-character: drop its first bytes too */
-                    while (n > 0 && ((unsigned char)out[n - 1] & 0xC0) == 0x80)
-                        n--;
-                    n -= n > 0;
-                }
-                out[n] = 0;
-                return;
-            }
-            out[n++] = (char)*t;
+    for (int i = 0; i < 3; i++) {
+        size_t len = strlen(part[i]), room = RECO_REASON_LEN - 1 - n;
+        if (len <= room) {
+            memcpy(out + n, part[i], len);
+            n += len;
+            continue;
         }
+        memcpy(out + n, part[i], room);
+        n += room;
+        /* cut mid-character: drop its first bytes too */
+        if (((unsigned char)part[i][room] & 0xC0) == 0x80) {
+            while (n > 0 && ((unsigned char)out[n - 1] & 0xC0) == 0x80)
+                n--;
+            n -= n > 0;
+        }
+        break;
+    }
     out[n] = 0;
 }
 
 static void reason(struct reco *r, const struct reco_model *m, const struct state_user_read *u,
-                   const struct ucats *uc, const struct reco_request *rq, const struct cand *c,
-                   int src, char *out)
+                   struct seed_names *sn, const struct ucats *uc, const struct reco_request *rq,
+                   const struct cand *c, int src, char *out)
 {
     int why = c->why[src];
     const char *seed = NULL;
     if ((src == RECO_SRC_SESSION || src == RECO_SRC_COVISIT || src == RECO_SRC_COLLAB ||
          src == RECO_SRC_CONTENT) &&
-        why >= 0 && why < u->nrecent) {
-        const char *id = u->recent[why].item_id;
-        seed = item_title(r->catalog, id, u->recent[why].len);
-        if (!seed)
-            seed = id;
-    }
+        why >= 0 && why < u->nrecent)
+        seed = seed_name(r->catalog, u, sn, why);
     const char *cat = NULL;
     if ((src == RECO_SRC_CATEGORY || src == RECO_SRC_FRESH) && why >= 0 && why < uc->n)
         cat = m->cat_names[uc->idx[why]];
@@ -782,7 +869,7 @@ static void covisit(struct reco *r, struct scratch *s, const struct reco_model *
             c = expected;
         }
     }
-    model_list(s, m, c->e, c->n, src, w, why, COV_MAX);
+    model_list(s, c->e, c->n, src, w, why, COV_MAX);
 }
 
 static void context_source(struct scratch *s, const struct reco_model *m,
@@ -791,17 +878,16 @@ static void context_source(struct scratch *s, const struct reco_model *m,
     char key[96];
     const char *vals[3] = {rq->device, rq->locale, NULL};
     const char *pfx[3] = {"device", "locale", "hour"};
-    char hour[8];
-    snprintf(hour, sizeof hour, "%02d", (int)((now / 3600000) % 24));
+    int h = (int)((now / 3600000) % 24);
+    char hour[3] = {(char)('0' + h / 10), (char)('0' + h % 10), 0};
     vals[2] = hour;
     for (int k = 0; k < 3; k++) {
         if (!vals[k] || !vals[k][0])
             continue;
-        int n = snprintf(key, sizeof key, "%s:%s", pfx[k], vals[k]);
-        int c = n > 0 && (size_t)n < sizeof key ? reco__model_ctx(m, key) : -1;
+        size_t n = join(key, sizeof key, (const char *const[]){pfx[k], ":", vals[k]}, 3);
+        int c = n < sizeof key ? reco__model_ctx(m, key) : -1;
         if (c >= 0)
-            model_csr(s, m, &m->ctx, (uint32_t)c, RECO_SRC_CONTEXT, w * (k == 2 ? 0.5 : 1.0), k,
-                      max);
+            model_csr(s, &m->ctx, (uint32_t)c, RECO_SRC_CONTEXT, w * (k == 2 ? 0.5 : 1.0), k, max);
     }
 }
 
@@ -819,9 +905,10 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     int vi = reco_assign_variant(x, rq->user_key);
     struct reco_weights w = vi >= 0 ? x->variants[vi].weights : r->cfg.weights;
     if (vi >= 0)
-        snprintf(out->variant, sizeof out->variant, "%s:%s", x->name, x->variants[vi].name);
+        join(out->variant, sizeof out->variant,
+             (const char *const[]){x->name, ":", x->variants[vi].name}, 3);
     else
-        snprintf(out->variant, sizeof out->variant, "default");
+        join(out->variant, sizeof out->variant, (const char *const[]){"default"}, 1);
 
     /* the user */
     struct state_user_read *u = &s->user;
@@ -860,7 +947,7 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     bool personal = nseeds > 0;
     out->cold_start = !personal;
     const char *strategy = personal ? "personalized" : uc.n > 0 ? "preferences" : "popular";
-    snprintf(out->strategy, sizeof out->strategy, "%s", strategy);
+    join(out->strategy, sizeof out->strategy, &strategy, 1);
     if (!personal)
         atomic_fetch_add(&r->cold_starts, 1);
 
@@ -873,7 +960,7 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
             for (int j = 0; j < u->nsession && !in_session; j++)
                 in_session = u->session[j].len == it->len &&
                              !memcmp(u->session[j].item_id, it->item_id, it->len);
-            double sw = pow(r->cfg.seed_decay, k);
+            double sw = r->seed_w[k];
             if (in_session && w.w[RECO_SRC_SESSION] > 0)
                 covisit(r, s, m, it->item_id, it->len, midx[seed_idx[k]], RECO_SRC_SESSION, sw,
                         seed_idx[k], now);
@@ -885,30 +972,30 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
             uint32_t mi = midx[seed_idx[k]];
             if (mi == UINT32_MAX)
                 continue;
-            double sw = pow(r->cfg.seed_decay, k);
+            double sw = r->seed_w[k];
             if (w.w[RECO_SRC_COLLAB] > 0)
-                model_csr(s, m, &m->knn, mi, RECO_SRC_COLLAB, sw, seed_idx[k],
+                model_csr(s, &m->knn, mi, RECO_SRC_COLLAB, sw, seed_idx[k],
                           k < 5    ? 50
                           : k < 10 ? 30
                                    : 15); /* older seeds weigh less */
             if (w.w[RECO_SRC_CONTENT] > 0 && k < 5)
-                model_csr(s, m, &m->content, mi, RECO_SRC_CONTENT, sw, seed_idx[k], 20);
+                model_csr(s, &m->content, mi, RECO_SRC_CONTENT, sw, seed_idx[k], 20);
         }
     }
     for (int k = 0; k < uc.n; k++) {
         if (w.w[RECO_SRC_CATEGORY] > 0)
-            model_csr(s, m, &m->cat_pop, (uint32_t)uc.idx[k], RECO_SRC_CATEGORY, uc.w[k], k, 30);
+            model_csr(s, &m->cat_pop, (uint32_t)uc.idx[k], RECO_SRC_CATEGORY, uc.w[k], k, 30);
         if (w.w[RECO_SRC_FRESH] > 0)
-            model_csr(s, m, &m->cat_fresh, (uint32_t)uc.idx[k], RECO_SRC_FRESH, uc.w[k], k, 10);
+            model_csr(s, &m->cat_fresh, (uint32_t)uc.idx[k], RECO_SRC_FRESH, uc.w[k], k, 10);
     }
     /* global lists carry small weights: a user with a rich history needs only their heads */
     int global = nseeds >= 3 ? 20 : 50;
     if (w.w[RECO_SRC_TRENDING] > 0)
-        model_list(s, m, m->trending, m->ntrending, RECO_SRC_TRENDING, 1, -1, global);
+        model_list(s, m->trending, m->ntrending, RECO_SRC_TRENDING, 1, -1, global);
     if (w.w[RECO_SRC_POPULAR] > 0)
-        model_list(s, m, m->popular, m->npopular, RECO_SRC_POPULAR, 1, -1, global);
+        model_list(s, m->popular, m->npopular, RECO_SRC_POPULAR, 1, -1, global);
     if (w.w[RECO_SRC_FRESH] > 0 && uc.n == 0)
-        model_list(s, m, m->fresh, m->nfresh, RECO_SRC_FRESH, 1, -1, 20);
+        model_list(s, m->fresh, m->nfresh, RECO_SRC_FRESH, 1, -1, 20);
     if (w.w[RECO_SRC_CONTEXT] > 0)
         context_source(s, m, rq, now, 1, global);
     if (!personal) {
@@ -940,7 +1027,7 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     for (int i = 0; i < s->n; i++) { /* one pass over the candidates: filters, features */
         struct cand *c = &s->c[i];
         if (c->excluded || (c->idx == UINT32_MAX && seen_has(s, c->hash)) ||
-            (rq->exclude_fn && rq->exclude_fn(rq->exclude_arg, c->id, c->len)))
+            (rq->exclude_fn && excluded_by_fn(m, rq, c)))
             continue;
         if (rq->category) {
             if (!resolve(r->catalog, m, c))
@@ -951,9 +1038,7 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
             if (!ok)
                 continue;
         }
-        float *f = s->features + (size_t)nf * RECO_SRC__COUNT;
-        for (int k = 0; k < RECO_SRC__COUNT; k++)
-            f[k] = c->s[k] * inv[k];
+        feature_row(s->features + (size_t)nf * RECO_SRC__COUNT, c->s, inv);
         if (c->s[RECO_SRC_FRESH] > 0)
             fresh_rows[nfresh++] = nf;
         live[nf++] = c;
@@ -1002,21 +1087,25 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     for (int i = 0; i < np; i++) /* reasons: the sources that contributed most */
         if (pick[i]->best != RECO_SRC_FRESH || pick[i]->second != -2)
             top_sources(pick[i], &w, s->features + (size_t)pick[i]->fi * RECO_SRC__COUNT);
-    qsort(pick, (size_t)np, sizeof *pick, cmp_final);
+    qsort_r(pick, (size_t)np, sizeof *pick, cmp_final, m);
 
     out->n = np;
+    struct seed_names sn;
+    sn.done = 0;
     for (int i = 0; i < np; i++) {
         struct cand *c = pick[i];
         struct reco_item *o = &out->items[i];
-        memcpy(o->item_id, c->id, c->len);
-        o->item_id[c->len] = 0;
+        size_t len;
+        const char *id = cand_id(m, c, &len);
+        memcpy(o->item_id, id, len);
+        o->item_id[len] = 0;
         o->score = c->final;
         o->source = c->best;
         o->nreasons = 0;
         if (c->best >= 0)
-            reason(r, m, u, &uc, rq, c, c->best, o->reasons[o->nreasons++]);
+            reason(r, m, u, &sn, &uc, rq, c, c->best, o->reasons[o->nreasons++]);
         if (c->second >= 0)
-            reason(r, m, u, &uc, rq, c, c->second, o->reasons[o->nreasons++]);
+            reason(r, m, u, &sn, &uc, rq, c, c->second, o->reasons[o->nreasons++]);
     }
     if (r->catalog)
         catalog_read_end(r->catalog);
@@ -1059,8 +1148,8 @@ int reco_similar(struct reco *r, const char *item_id, size_t len, int count, str
     uint32_t mi = reco__model_find(m, item_id, len);
     covisit(r, s, m, id, len, mi, RECO_SRC_COVISIT, 1, -1, m->now_ms);
     if (mi != UINT32_MAX) {
-        model_csr(s, m, &m->knn, mi, RECO_SRC_COLLAB, 1, -1, 50);
-        model_csr(s, m, &m->content, mi, RECO_SRC_CONTENT, 1, -1, 20);
+        model_csr(s, &m->knn, mi, RECO_SRC_COLLAB, 1, -1, 50);
+        model_csr(s, &m->content, mi, RECO_SRC_CONTENT, 1, -1, 20);
     }
     const float *maxs = s->max;
     static const double sw[3] = {1.0, 0.8, 0.4};
@@ -1073,9 +1162,11 @@ int reco_similar(struct reco *r, const char *item_id, size_t len, int count, str
         catalog_read_begin(r->catalog);
     for (int i = 0; i < s->n; i++) {
         struct cand *c = &s->c[i];
-        if (c->len == len && !memcmp(c->id, item_id, len))
+        size_t clen;
+        const char *cid = cand_id(m, c, &clen);
+        if (clen == len && !memcmp(cid, item_id, len))
             continue;
-        const struct catalog_item *ci = r->catalog ? catalog_find(r->catalog, c->id, c->len) : NULL;
+        const struct catalog_item *ci = r->catalog ? catalog_find(r->catalog, cid, clen) : NULL;
         if (ci && !ci->available)
             continue;
         c->final = 0;
@@ -1092,12 +1183,14 @@ int reco_similar(struct reco *r, const char *item_id, size_t len, int count, str
     }
     if (r->catalog)
         catalog_read_end(r->catalog);
-    qsort(live, (size_t)nf, sizeof *live, cmp_final);
+    qsort_r(live, (size_t)nf, sizeof *live, cmp_final, m);
     int n = 0;
     for (; n < nf && n < count; n++) {
         struct reco_item *o = &out[n];
-        memcpy(o->item_id, live[n]->id, live[n]->len);
-        o->item_id[live[n]->len] = 0;
+        size_t clen;
+        const char *cid = cand_id(m, live[n], &clen);
+        memcpy(o->item_id, cid, clen);
+        o->item_id[clen] = 0;
         o->score = live[n]->final;
         o->source = src[live[n]->best];
         o->nreasons = 1;

@@ -17,6 +17,8 @@ struct reco *reco_new(const struct reco_config *cfg, struct state_shard *const *
 {
     struct reco *r = core_xcalloc(1, sizeof *r);
     r->cfg = *cfg;
+    for (int k = 0; k < STATE_READ_RECENT_MAX; k++)
+        r->seed_w[k] = pow(cfg->seed_decay, k);
     r->shards = shards;
     r->nshards = nshards;
     r->catalog = catalog;

@@ -116,6 +116,7 @@ int reco__model_ctx(const struct reco_model *m, const char *key);
 
 struct reco {
     struct reco_config cfg;
+    double seed_w[STATE_READ_RECENT_MAX]; /* pow(cfg.seed_decay, k): a seed's weight */
     struct state_shard *const *shards;
     int nshards;
     struct catalog *catalog;
