@@ -533,7 +533,7 @@ static void *rebuild_thread(void *arg)
         if (atomic_load(&rb->stop))
             break;
         int64_t t0 = core_mono_ns();
-        reco_refresh(rb->reco);
+        reco_refresh_within(rb->reco, rb->period_ms / 2); /* as serve's refresher */
         int64_t us = (core_mono_ns() - t0) / 1000;
         rb->builds++;
         rb->sum_us += us;

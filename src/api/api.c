@@ -146,6 +146,9 @@ static void reply_metrics(struct api *api, struct http_request *req)
         core_buf_metric(b, "recstream_reco_knn_full_updates_total", "counter",
                         "Item-kNN recomputations over every row (periodic and settling).",
                         (uint64_t)rs.knn_full_updates);
+        core_buf_metric(b, "recstream_reco_knn_pending", "gauge",
+                        "Item-kNN lists the last update left for the next (time budget).",
+                        (uint64_t)rs.knn_pending);
     }
     req->content_type = "text/plain; version=0.0.4";
 }

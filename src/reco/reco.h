@@ -106,6 +106,9 @@ void reco_free(struct reco *r);
 
 /* Rebuilds the model now (blocking the caller, not readers). */
 void reco_refresh(struct reco *r);
+/* The same, spending at most about budget_ms on recomputing item-kNN lists (the rest waits
+ * for the next refresh): what the background refresher does, with half its period. */
+void reco_refresh_within(struct reco *r, int64_t budget_ms);
 /* The same, with the item-kNN lists recomputed from every row (what the refresher does once
  * the shards stop changing): nodes holding the same shards then hold the same model. */
 void reco_settle(struct reco *r);
@@ -115,6 +118,7 @@ struct reco_stats {
     int64_t requests, cold_starts, model_builds, model_items, model_build_us;
     int64_t model_age_ms;
     int64_t knn_items, knn_full_updates; /* the item-kNN lists: items, full recomputations */
+    int64_t knn_pending; /* lists left for the next update by the refresher's time budget */
 };
 void reco_get_stats(struct reco *r, struct reco_stats *out);
 

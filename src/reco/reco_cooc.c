@@ -38,7 +38,9 @@ struct reco_cooc {
     int npos;
     struct state_cooc_pos *pos; /* per shard, as of the last update */
     uint64_t updates, full_updates;
-    uint32_t live; /* items some shard still holds a row of */
+    uint32_t live;    /* items some shard still holds a row of */
+    uint32_t cursor;  /* where the next budgeted update starts looking for dirty items */
+    uint32_t pending; /* dirty items a budgeted update left */
     bool last_full;
     /* merge scratch: summed weights by index, the indexes touched */
     double *acc;
@@ -231,8 +233,9 @@ static void neighbours(struct reco_cooc *c, uint32_t i, struct state_shard *cons
 }
 
 void reco__cooc_update(struct reco_cooc *c, struct state_shard *const *shards, int nshards,
-                       bool full)
+                       bool full, int64_t budget_ns)
 {
+    int64_t t0 = core_mono_ns();
     if (c->npos != nshards) {
         c->pos = core_xrealloc(c->pos, (size_t)(nshards + 1) * sizeof *c->pos);
         c->npos = nshards;
@@ -246,6 +249,7 @@ void reco__cooc_update(struct reco_cooc *c, struct state_shard *const *shards, i
     if (full) {
         /* every row, items in shard order: the same table on every node */
         clear(c);
+        c->cursor = 0;
         for (int p = 0; p < nshards; p++)
             state_shard_cooc_changes(shards[p], NULL, mark, c, &now[p]);
     }
@@ -257,7 +261,7 @@ void reco__cooc_update(struct reco_cooc *c, struct state_shard *const *shards, i
     c->live = 0;
     c->updates++;
     c->full_updates += full;
-    c->last_full = full || (c->last_full && ndirty == 0); /* nothing changed: still settled */
+    bool was_settled = full || (c->last_full && ndirty == 0); /* nothing changed: settled */
     if (c->acc_cap < c->it.n) {
         free(c->acc);
         free(c->touched);
@@ -279,13 +283,28 @@ void reco__cooc_update(struct reco_cooc *c, struct state_shard *const *shards, i
     }
     for (uint32_t i = 0; i < c->it.n; i++)
         c->live += c->occ[i] > 0;
+    /* A budget (never for full updates) leaves the rest dirty for the next update, which
+     * starts where this one stopped: the model's other parts keep their refresh period. */
     struct reco_nb *tmp = NULL;
-    uint32_t tmp_cap = 0;
-    for (uint32_t i = 0; i < c->it.n; i++) {
+    uint32_t tmp_cap = 0, n = c->it.n, done = 0;
+    uint32_t start = c->cursor < n ? c->cursor : 0, k = 0;
+    for (; k < n; k++) {
+        uint32_t i = (start + k) % n;
         if (!c->dirty[i])
             continue;
+        if (!full && budget_ns > 0 && done % 16 == 0 && done > 0 && core_mono_ns() - t0 > budget_ns)
+            break;
         neighbours(c, i, shards, nshards, &tmp, &tmp_cap);
         c->dirty[i] = 0;
+        done++;
     }
     free(tmp);
+    c->cursor = n ? (start + k) % n : 0;
+    c->pending = ndirty - done;
+    c->last_full = was_settled && c->pending == 0;
+}
+
+uint32_t reco__cooc_pending(const struct reco_cooc *c)
+{
+    return c->pending;
 }

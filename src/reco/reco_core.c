@@ -41,10 +41,11 @@ struct reco_model *reco__model_get(struct reco *r)
     return m;
 }
 
-static void refresh(struct reco *r, bool full)
+static void refresh(struct reco *r, bool full, int64_t budget_ns)
 {
     pthread_mutex_lock(&r->build_mu);
-    reco__cooc_update(r->cooc, r->shards, r->nshards, full);
+    reco__cooc_update(r->cooc, r->shards, r->nshards, full, budget_ns);
+    atomic_store(&r->knn_pending, reco__cooc_pending(r->cooc));
     atomic_store(&r->knn_items, reco__cooc_live(r->cooc));
     atomic_store(&r->knn_full, (int64_t)reco__cooc_full_updates(r->cooc));
     struct reco_model *m = reco__model_build(&r->cfg, r->shards, r->nshards, r->catalog, r->cooc);
@@ -59,12 +60,17 @@ static void refresh(struct reco *r, bool full)
 
 void reco_refresh(struct reco *r)
 {
-    refresh(r, false);
+    refresh(r, false, 0);
+}
+
+void reco_refresh_within(struct reco *r, int64_t budget_ms)
+{
+    refresh(r, false, budget_ms * 1000000);
 }
 
 void reco_settle(struct reco *r)
 {
-    refresh(r, true);
+    refresh(r, true, 0);
 }
 
 /* Something changed since the last build: events applied or catalog edits. */
@@ -107,7 +113,12 @@ static void *refresher(void *arg)
             pthread_mutex_unlock(&r->build_mu);
         }
         if (ch || settle) {
-            refresh(r, settle);
+            /* half a period for kNN lists, so the rest of the model keeps its period
+             * (explicit refreshes, e.g. recstream eval's, have no budget) */
+            if (settle)
+                reco_settle(r);
+            else
+                reco_refresh_within(r, r->cfg.refresh_ms / 2);
             struct reco_model *m = reco__model_get(r);
             LOG_DEBUG("recommendation model rebuilt", "items=%u took_us=%lld", m->it.n,
                       (long long)m->build_us);
@@ -154,6 +165,7 @@ void reco_get_stats(struct reco *r, struct reco_stats *out)
     out->model_builds = atomic_load(&r->builds);
     out->knn_items = atomic_load(&r->knn_items);
     out->knn_full_updates = atomic_load(&r->knn_full);
+    out->knn_pending = atomic_load(&r->knn_pending);
     struct reco_model *m = reco__model_get(r);
     out->model_items = m->it.n;
     out->model_build_us = m->build_us;

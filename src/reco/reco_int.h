@@ -77,9 +77,13 @@ struct reco_cooc;
 struct reco_cooc *reco__cooc_new(int neighbours);
 void reco__cooc_free(struct reco_cooc *c);
 /* Recomputes the lists of the items whose rows changed since the last update (full: every
- * item, in shard order; also every 32nd update and after a shard was replaced). */
+ * item, in shard order; also every 32nd update and after a shard was replaced). budget_ns >
+ * 0 (not for full updates): stop recomputing after about that long; the rest stays pending
+ * for the next update. */
 void reco__cooc_update(struct reco_cooc *c, struct state_shard *const *shards, int nshards,
-                       bool full);
+                       bool full, int64_t budget_ns);
+/* Items whose lists the last update left for the next one (budget). */
+uint32_t reco__cooc_pending(const struct reco_cooc *c);
 uint32_t reco__cooc_count(const struct reco_cooc *c);
 /* Items some shard holds a row of (count() also has removed ones until a full update). */
 uint32_t reco__cooc_live(const struct reco_cooc *c);
@@ -131,6 +135,7 @@ struct reco {
     bool stop;
     atomic_int_fast64_t requests, cold_starts, builds;
     atomic_int_fast64_t knn_items, knn_full; /* the kNN table's items, full updates */
+    atomic_int_fast64_t knn_pending;         /* lists a budgeted update left for the next */
     uint64_t last_catalog_version;
     int64_t last_events;
 };

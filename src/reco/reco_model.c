@@ -241,7 +241,8 @@ static void build_knn(struct builder *b, const struct reco_cooc *cooc)
             continue;
         int k;
         const struct reco_nb *e = reco__cooc_neighbours(cooc, i, &k);
-        memcpy(m->knn.e + ne, e, (size_t)k * sizeof *e);
+        if (k > 0) /* an item whose list is still pending has none yet */
+            memcpy(m->knn.e + ne, e, (size_t)k * sizeof *e);
         ne += (size_t)k;
     }
     m->knn.off[n] = (uint32_t)ne;

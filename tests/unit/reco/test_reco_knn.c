@@ -197,6 +197,48 @@ static void test_update_history_settles(void **st)
     rt_world_free(&b);
 }
 
+/* A time budget (the background refresher's) leaves lists pending; later updates drain
+ * them, starting where the previous one stopped, and only then is the state settled. */
+static void test_budget_leaves_lists_pending(void **st)
+{
+    (void)st;
+    struct rt_world w;
+    rt_world_init(&w, NULL);
+    struct reco_cooc *c = reco__cooc_new(50);
+    reco__cooc_update(c, w.shards, RT_NSHARDS, false, 1); /* first: full, never budgeted */
+    assert_int_equal(reco__cooc_pending(c), 0);
+    assert_true(reco__cooc_settled(c));
+    for (int round = 0; round < 3; round++)
+        more_events(&w, round);
+    char key[EVENT_KEY_HEX + 1], id[16];
+    for (int i = 0; i < 40; i++) { /* new items: rows the lists have never seen */
+        rt_key(i % 5, key);
+        snprintf(id, sizeof id, "n-%d", i);
+        rt_view(&w, key, id, EVENT_VIEW, RT_T0 + (800 + i) * RT_MIN, NULL);
+    }
+    reco__cooc_update(c, w.shards, RT_NSHARDS, false, 1);
+    uint32_t first = reco__cooc_pending(c);
+    assert_true(first > 0); /* 16 lists per budget check: the rest waits */
+    assert_false(reco__cooc_settled(c));
+    /* a model built meanwhile has no lists for the pending items yet */
+    struct reco_model *m = reco__model_build(&w.cfg, w.shards, RT_NSHARDS, w.cat, c);
+    assert_true(m->it.n >= reco__cooc_count(c));
+    reco__model_unref(m);
+    uint32_t prev = first;
+    for (int i = 0; i < 10 && reco__cooc_pending(c) > 0; i++) {
+        reco__cooc_update(c, w.shards, RT_NSHARDS, false, 1);
+        assert_true(reco__cooc_pending(c) < prev); /* progress every time */
+        prev = reco__cooc_pending(c);
+    }
+    assert_int_equal(reco__cooc_pending(c), 0);
+    /* without a budget everything is done at once */
+    more_events(&w, 3);
+    reco__cooc_update(c, w.shards, RT_NSHARDS, false, 0);
+    assert_int_equal(reco__cooc_pending(c), 0);
+    reco__cooc_free(c);
+    rt_world_free(&w);
+}
+
 /* A user_read_fn reading through serving records (as an API node does through Redis). */
 static int blob_read(void *arg, struct state_shard *shard, int32_t partition, const char *key,
                      struct state_user_read *out)
@@ -250,6 +292,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_images_give_the_same_recommendations),
         cmocka_unit_test(test_update_history_settles),
+        cmocka_unit_test(test_budget_leaves_lists_pending),
         cmocka_unit_test(test_user_read_hook),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
