@@ -1,5 +1,5 @@
 /* Interned item ids with dense indexes: the model's item table and the co-occurrence
- * accumulator's share this (open addressing keyed by XXH3, compared hash first). */
+ * kNN table (reco_cooc.c) share this (open addressing keyed by XXH3, compared hash first). */
 #include "reco/reco_int.h"
 
 #include <stdlib.h>

@@ -93,7 +93,7 @@ bool reco__cooc_settled(const struct reco_cooc *c);
 const char *reco__cooc_id(const struct reco_cooc *c, uint32_t i, uint32_t *len);
 const struct reco_nb *reco__cooc_neighbours(const struct reco_cooc *c, uint32_t i, int *n);
 
-/* Builds a model from the shards, the catalog and the co-occurrence accumulator (its items
+/* Builds a model from the shards, the catalog and the item-kNN lists (reco_cooc.c: its items
  * get the first model indexes, in its order). */
 struct reco_model *reco__model_build(const struct reco_config *cfg,
                                      struct state_shard *const *shards, int nshards,

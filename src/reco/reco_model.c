@@ -3,9 +3,9 @@
  * processor's shards and the catalog, immutable once built and reference-counted so requests
  * keep using the old one while a new one is built.
  *
- * - item-kNN: cosine similarity of items over users' recent interactions (each user's last
- *   knn_history positive items), with a small shrinkage so that items seen by one or two users
- *   do not look perfectly similar to everything those users touched;
+ * - item-kNN: the lists reco_cooc.c keeps from the shards' whole-history co-occurrence rows
+ *   (asymmetric cosine with a small shrinkage, so that items seen by one or two users do not
+ *   look perfectly similar to everything those users touched);
  * - content neighbours: TF-IDF cosine over an item's categories and tags (new items, which
  *   nobody has interacted with yet, get neighbours and so exposure);
  * - trending (1 h window count, then 24 h), popular (decayed popularity), fresh (newest
@@ -220,7 +220,7 @@ static int topk_finish(struct topk *t)
     return t->n;
 }
 
-/* ---- item-kNN: the accumulator's neighbour lists, whose items have the same indexes -------- */
+/* ---- item-kNN: reco_cooc.c's neighbour lists, whose items have the same indexes ----------- */
 
 static void build_knn(struct builder *b, const struct reco_cooc *cooc)
 {
@@ -533,7 +533,7 @@ struct reco_model *reco__model_build(const struct reco_config *cfg,
     for (uint32_t i = 0, nc = cooc ? reco__cooc_count(cooc) : 0; i < nc; i++) {
         uint32_t len;
         const char *id = reco__cooc_id(cooc, i, &len);
-        intern(&b, id, len); /* same index as in the accumulator */
+        intern(&b, id, len); /* same index as in the kNN table */
     }
     int64_t now = 0;
     for (int p = 0; p < nshards; p++) {

@@ -28,7 +28,8 @@
  *   "now" to its time and expires everything due, so a shard without events expires too.
  * Memory (bench/state_bench.c, x86-64): a user with one item-less event ~270 B; a user with
  * views (engagement rings allocated) ~1.4 KB plus ~32 B per recent entry; an item ~1 KB
- * (window counters 840 B) plus 32 B per neighbour.
+ * (window counters 840 B) plus 32 B per neighbour, plus its whole-history co-occurrence row
+ * (state_cooc.c: 16 B slots, at most 1024, i.e. up to 16 KiB for an item with 512 partners).
  */
 #ifndef RECSTREAM_STATE_H
 #define RECSTREAM_STATE_H
