@@ -745,14 +745,10 @@ static bool selected(const char *only, int k)
     return false;
 }
 
-/* The whole-shard scans a model build makes, each under one shard's read lock, with callbacks
- * that only count: the least time a build holds each lock (a writer waiting for it holds up
- * every new reader of that shard, since the lock prefers writers). */
-static void hist_fn(void *arg, const struct state_user_history *h)
-{
-    *(int64_t *)arg += h->n;
-}
-
+/* The whole-shard item scan a model build makes under one shard's read lock, with a callback
+ * that only counts: the least time a build holds each lock (a writer waiting for it holds up
+ * every new reader of that shard, since the lock prefers writers). Builds no longer scan
+ * users' histories: co-occurrence is counted at apply time (state_cooc.c). */
 static void item_fn(void *arg, const char *id, size_t len, const struct state_item_brief *b)
 {
     (void)id;
@@ -763,21 +759,18 @@ static void item_fn(void *arg, const char *id, size_t len, const struct state_it
 
 static void scans(struct world *w)
 {
-    int64_t th = 0, ti = 0, maxh = 0, entries = 0, items = 0;
+    int64_t ti = 0, maxi = 0, items = 0;
     for (int p = 0; p < NSHARDS; p++) {
         int64_t t0 = core_mono_ns();
-        state_shard_user_histories(w->shards[p], 50, hist_fn, &entries);
-        int64_t t1 = core_mono_ns();
         state_shard_items_each(w->shards[p], item_fn, &items);
-        int64_t t2 = core_mono_ns();
-        th += t1 - t0;
-        ti += t2 - t1;
-        if (t1 - t0 > maxh)
-            maxh = t1 - t0;
+        int64_t t = core_mono_ns() - t0;
+        ti += t;
+        if (t > maxi)
+            maxi = t;
     }
-    printf("Model-build scans, counting callbacks (lock hold per shard, no writer): user "
-           "histories %.1f ms avg / %.1f ms max (%lld entries in all), items %.1f ms avg\n",
-           th / 1e6 / NSHARDS, maxh / 1e6, (long long)entries, ti / 1e6 / NSHARDS);
+    printf("Model-build scans, counting callbacks (lock hold per shard, no writer): items "
+           "%.1f ms avg / %.1f ms max (%lld items in all)\n",
+           ti / 1e6 / NSHARDS, maxi / 1e6, (long long)items);
 }
 
 /* ---- main -------------------------------------------------------------------------------- */

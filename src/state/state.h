@@ -256,21 +256,6 @@ void state_shard_items_each(struct state_shard *s,
                                        const struct state_item_brief *b),
                             void *arg);
 
-/* Every user's recent history (oldest first, at most max entries) with the user's key and the
- * entries' event times, for incremental model builds. Runs under the read lock: fn must only
- * copy. */
-struct state_user_history {
-    const char *key; /* NUL-terminated pseudonymous key */
-    int n;
-    const char *const *ids;
-    const size_t *lens;
-    const int32_t *types;
-    const int64_t *ts;
-};
-void state_shard_user_histories(struct state_shard *s, int max,
-                                void (*fn)(void *arg, const struct state_user_history *h),
-                                void *arg);
-
 /* Whole-history item co-occurrence of the shard (state_cooc.c), for item-kNN model builds
  * that sum every shard's rows. A position says how far a builder has read one shard: when
  * its generation is not the shard's (a restore, a swap, another shard) or removed rows were

@@ -505,38 +505,6 @@ void state_shard_items_each(struct state_shard *s,
     pthread_rwlock_unlock(&s->lock);
 }
 
-void state_shard_user_histories(struct state_shard *s, int max,
-                                void (*fn)(void *arg, const struct state_user_history *h),
-                                void *arg)
-{
-    if (max > STATE_READ_RECENT_MAX)
-        max = STATE_READ_RECENT_MAX;
-    const char *ids[STATE_READ_RECENT_MAX];
-    size_t lens[STATE_READ_RECENT_MAX];
-    int32_t types[STATE_READ_RECENT_MAX];
-    int64_t ts[STATE_READ_RECENT_MAX];
-    struct state_user_history h = {NULL, 0, ids, lens, types, ts};
-    pthread_rwlock_rdlock(&s->lock);
-    struct st *d = &s->d;
-    for (const struct st_lnode *l = d->ulru.head; l; l = l->next) {
-        const struct st_user *u =
-            (const struct st_user *)((const char *)l - offsetof(struct st_user, l));
-        int skip = u->nrecent > max ? u->nrecent - max : 0;
-        h.n = 0;
-        h.key = u->key;
-        for (int i = skip; i < u->nrecent; i++) {
-            const struct st_recent *r = &u->recent[(u->rhead + i) % u->rcap];
-            ids[h.n] = r->item->s;
-            lens[h.n] = r->item->len;
-            types[h.n] = r->type;
-            ts[h.n++] = r->ts;
-        }
-        if (h.n > 0)
-            fn(arg, &h);
-    }
-    pthread_rwlock_unlock(&s->lock);
-}
-
 struct ctr_sum_arg {
     const struct st_ctr *c;
     int off;
