@@ -57,6 +57,7 @@ def gauge_map(text, name):
             for m in re.finditer(r'^%s\{partition="(\d+)"\} (-?\d+)$' % name, text, re.M)}
 
 
-
-
-
+def owned(srv):
+    """The partitions a processor owns now (its recstream_stream_partition_owned gauge)."""
+    return sorted(p for p, v in gauge_map(metrics(srv), "recstream_stream_partition_owned").items()
+                  if v)

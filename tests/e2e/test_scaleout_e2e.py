@@ -17,7 +17,7 @@ import rs
 import rskafka
 import rsdata
 import rsredis
-from rskafka import gauge_map, metrics
+from rskafka import gauge_map, metrics, owned
 
 TOPIC = "events-scale"
 LIMIT = 6000
@@ -54,11 +54,6 @@ def essence(reply):
     return (reply["strategy"],
             [(it["itemId"], it["score"], it["source"], tuple(it["reasons"]))
              for it in reply["items"]])
-
-
-def owned(srv):
-    return sorted(p for p, v in gauge_map(metrics(srv), "recstream_stream_partition_owned").items()
-                  if v)
 
 
 def test_same_recommendations_as_embedded():

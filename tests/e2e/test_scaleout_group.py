@@ -18,7 +18,7 @@ import rs
 import rskafka
 import rsdata
 import rsredis
-from rskafka import gauge_map, metrics
+from rskafka import gauge_map, metrics, owned
 
 TOPIC = "events-group"
 LIMIT = 3000  # ratings, the first lines of u.data
@@ -27,11 +27,6 @@ COMMON = ["--insecure-no-auth", "--store-interval", "100ms", "--retention-state"
           "--retention-interval", "1h", "--checkpoint-interval", "300ms"]
 R = rs.Runner()
 S = {}
-
-
-def owned(srv):
-    return sorted(p for p, v in gauge_map(metrics(srv), "recstream_stream_partition_owned").items()
-                  if v)
 
 
 def processor(name, group, ckpt):
