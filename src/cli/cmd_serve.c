@@ -553,7 +553,7 @@ static const struct cli_opt serve_opts[] = {
     {"dedup-max", "N", "remember at most N eventIds (default 1000000)", set_dedup_max},
     {"max-connections", "N", "concurrent connections (default 10000)", set_max_connections},
     {"timeout", "SECONDS", "idle / slow client timeout (default 30)", set_timeout},
-    {"threads", "N", "HTTP worker threads (default: number of cores)", set_threads},
+    {"threads", "N", "HTTP worker threads (default: twice the number of cores)", set_threads},
     {"retry-after", "SECONDS", "Retry-After sent with 429 (default 1)", set_retry_after},
     {"checkpoint-interval", "DURATION", "write a state checkpoint this often (default 10s)",
      set_checkpoint_interval},
@@ -631,8 +631,9 @@ static void serve_defaults(struct serve_config *c)
     c->dedup_max = 1000000;
     c->max_connections = 10000;
     c->timeout_s = 30;
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    c->threads = cores > 0 ? cores : 2;
+    struct http_options hd;
+    http_options_init(&hd);
+    c->threads = hd.threads; /* the HTTP layer's default (twice the cores) */
     c->retry_after_s = 1;
     c->checkpoint_interval_ms = 10000;
     c->processor_threads = 1;

@@ -11,7 +11,7 @@
 struct http_options {
     const char *host; /* listen address, e.g. "0.0.0.0" or "127.0.0.1" */
     uint16_t port;
-    unsigned threads;   /* worker threads in the pool (default: cores) */
+    unsigned threads;   /* worker threads in the pool (default: 2 x cores) */
     int64_t body_limit; /* larger bodies get 413 before being read (default 1 MiB) */
     unsigned max_connections;
     unsigned timeout_s; /* idle / slow-client timeout */
