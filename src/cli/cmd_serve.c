@@ -51,7 +51,7 @@ struct serve_config {
     int64_t max_connections, timeout_s, threads, retry_after_s;
     int64_t checkpoint_interval_ms, processor_threads;
     char cors_origin[256];
-    bool insecure_no_auth, metrics_auth;
+    bool insecure_no_auth, metrics_auth, batch_replies;
     char tls_cert[1024], tls_key[1024];
     struct reco_config reco;
     bool consent_required;
@@ -334,6 +334,11 @@ static int set_metrics_auth(void *cfg, const char *v, char *err, size_t es)
     return set_bool(&CFG->metrics_auth, v, err, es);
 }
 
+static int set_batch_replies(void *cfg, const char *v, char *err, size_t es)
+{
+    return set_bool(&CFG->batch_replies, v, err, es);
+}
+
 static int set_tls_cert(void *cfg, const char *v, char *err, size_t es)
 {
     return cli__set_str(CFG->tls_cert, sizeof CFG->tls_cert, v, err, es);
@@ -585,6 +590,10 @@ static const struct cli_opt serve_opts[] = {
      set_insecure},
     {"metrics-auth", NULL, "/metrics needs a read key too (default: open, no personal data)",
      set_metrics_auth},
+    {"batch-replies", "BOOL",
+     "send the replies computed in one event-loop pass together (default true; false sends "
+     "each at once)",
+     set_batch_replies},
     {"tls-cert", "FILE", "serve HTTPS with this PEM certificate (chain); needs --tls-key",
      set_tls_cert},
     {"tls-key", "FILE", "PEM private key of --tls-cert", set_tls_key},
@@ -633,7 +642,8 @@ static void serve_defaults(struct serve_config *c)
     c->timeout_s = 30;
     struct http_options hd;
     http_options_init(&hd);
-    c->threads = hd.threads; /* the HTTP layer's default (twice the cores) */
+    c->threads = hd.threads; /* the HTTP layer's defaults */
+    c->batch_replies = hd.batch_replies;
     c->retry_after_s = 1;
     c->checkpoint_interval_ms = 10000;
     c->processor_threads = 1;
@@ -1083,6 +1093,7 @@ serve_http:;
     ho.body_limit = c->max_body;
     ho.max_connections = (unsigned)c->max_connections;
     ho.timeout_s = (unsigned)c->timeout_s;
+    ho.batch_replies = c->batch_replies;
     ho.tls_cert_pem = tls_cert.len ? tls_cert.data : NULL;
     ho.tls_key_pem = tls_key.len ? tls_key.data : NULL;
     rc = http_server_start(&ho, api_handle, api, c->cors_origin[0] ? c->cors_origin : NULL, &srv);
@@ -1173,6 +1184,7 @@ static int run_api(struct serve_config *c)
                                   .timeout_s = c->timeout_s,
                                   .insecure_no_auth = c->insecure_no_auth,
                                   .metrics_auth = c->metrics_auth,
+                                  .batch_replies = c->batch_replies,
                                   .cors_origin = c->cors_origin[0] ? c->cors_origin : NULL,
                                   .reco = c->reco,
                                   .store = c->store,

@@ -122,6 +122,7 @@ int serve_api_run(const struct serve_api_config *c)
     ho.body_limit = c->max_body;
     ho.max_connections = (unsigned)c->max_connections;
     ho.timeout_s = (unsigned)c->timeout_s;
+    ho.batch_replies = c->batch_replies;
     rc = http_server_start(&ho, api_handle, api, c->cors_origin, &srv);
     if (rc < 0)
         goto out;

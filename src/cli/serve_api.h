@@ -16,7 +16,7 @@ struct serve_api_config {
     uint16_t port;
     unsigned threads;
     int64_t max_body, max_connections, timeout_s;
-    bool insecure_no_auth, metrics_auth;
+    bool insecure_no_auth, metrics_auth, batch_replies;
     const char *cors_origin; /* may be NULL */
     struct reco_config reco;
     struct store_addr store;

@@ -15,6 +15,10 @@ struct http_options {
     int64_t body_limit; /* larger bodies get 413 before being read (default 1 MiB) */
     unsigned max_connections;
     unsigned timeout_s; /* idle / slow-client timeout */
+    /* Reply batching (default on): a reply computed during an event-loop pass is handed to
+     * libmicrohttpd on its next pass, so the replies of one pass leave together instead of
+     * one between each computation (the client is woken once per batch, not per reply). */
+    bool batch_replies;
     /* TLS: PEM certificate (chain) and private key held in memory, both NULL for plain HTTP.
      * Borrowed until http_server_start returns (libmicrohttpd copies them into GnuTLS). */
     const char *tls_cert_pem;

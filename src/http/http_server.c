@@ -4,6 +4,15 @@
  * only, then once per body chunk, then with no data once the body is complete; only that
  * last call dispatches to the application. Asynchronous replies suspend the connection;
  * http_request_complete resumes it from any thread and MHD calls us once more to send.
+ *
+ * Reply batching: a reply ready in the final call is not queued at once. The handler returns
+ * without a response, and MHD calls it again on its next pass over the ready connections
+ * (documented: "the callback can be called again immediately"), after it has read and
+ * answered the others; it is queued then and sent on the pass after. So the replies of one
+ * pass leave together instead of one between each computation, as Redis writes its replies
+ * before the event loop sleeps: a busy client is woken once per batch instead of once per
+ * reply, and the server thread is preempted less by those wakeups. Under light load a pass
+ * holds one request and the delay is two empty epoll_wait calls (BENCHMARKS.md, "Over HTTP").
  */
 #include "http/http.h"
 
@@ -32,7 +41,7 @@ enum req_state {
     REQ_IN_HANDLER, /* the handler runs (or returned HTTP_ASYNC and we are about to suspend) */
     REQ_EARLY,      /* completed while still in the handler: reply without suspending */
     REQ_SUSPENDED,  /* connection suspended until http_request_complete */
-    REQ_COMPLETED,  /* resumed: reply ready to send */
+    REQ_COMPLETED,  /* resumed, or batched (see above): reply ready to send */
     REQ_SENT,
 };
 
@@ -65,6 +74,7 @@ void http_options_init(struct http_options *opt)
     opt->body_limit = 1024 * 1024;
     opt->max_connections = 10000;
     opt->timeout_s = 30;
+    opt->batch_replies = true;
     opt->tls_cert_pem = NULL;
     opt->tls_key_pem = NULL;
 }
@@ -180,11 +190,21 @@ void http_request_complete(struct http_request *req)
     atomic_fetch_sub(&srv->inflight, 1);
 }
 
+/* A reply complete in the final call: queued now, or (batching) on MHD's next pass, which
+ * calls us again in state REQ_COMPLETED because no response was queued. */
+static enum MHD_Result reply_now_or_next_pass(struct conn_req *cr)
+{
+    if (!cr->srv->opt.batch_replies)
+        return send_reply(cr);
+    atomic_store(&cr->state, REQ_COMPLETED);
+    return MHD_YES;
+}
+
 /* The handler returned HTTP_ASYNC: reply now if it already completed, else suspend. */
 static enum MHD_Result wait_async(struct conn_req *cr)
 {
     if (atomic_load(&cr->state) == REQ_EARLY)
-        return send_reply(cr);
+        return reply_now_or_next_pass(cr);
     atomic_fetch_add(&cr->srv->inflight, 1);
     MHD_suspend_connection(cr->req.conn);
     int expect = REQ_IN_HANDLER;
@@ -250,7 +270,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_store(&cr->state, REQ_IN_HANDLER);
         if (srv->handler(srv->app, &cr->req) == HTTP_ASYNC)
             return wait_async(cr);
-        return send_reply(cr);
+        return reply_now_or_next_pass(cr);
     case REQ_COMPLETED:
         return send_reply(cr);
     case REQ_IN_HANDLER:
