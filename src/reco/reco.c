@@ -95,7 +95,7 @@ struct cand {
     uint16_t cats[CATALOG_CATEGORIES_MAX]; /* model category indexes (diversity, reasons) */
 };
 _Static_assert(sizeof(struct cand) == 128, "a candidate is two cache lines");
-_Static_assert(offsetof(struct cand, final) == 64, "cand_new writes the first line only");
+_Static_assert(offsetof(struct cand, final) == 64, "cand_init writes the first line only");
 
 /* The candidate's id and its length (the model's for a model item). */
 static inline const char *cand_id(const struct reco_model *m, const struct cand *c, size_t *len)
@@ -188,9 +188,9 @@ static struct scratch *scratch_get(const struct reco_model *m)
     return s;
 }
 
-static struct cand *cand_new(struct scratch *s, uint32_t idx)
+/* A new candidate's first line. */
+static inline void cand_init(struct cand *c, uint32_t idx)
 {
-    struct cand *c = &s->c[s->n++];
     memset(c->s, 0, sizeof c->s);
     memset(c->why, -1, sizeof c->why);
     c->out = c->excluded = c->resolved = false;
@@ -198,22 +198,30 @@ static struct cand *cand_new(struct scratch *s, uint32_t idx)
     c->idx = idx;
     c->best = c->second = -1;
     c->top = false;
+}
+
+/* The candidate of model item x in the map imap (generation gen) and the array cands of *n
+ * candidates, added when new; NULL when the array is full. */
+static inline struct cand *cand_at(uint64_t *imap, struct cand *cands, uint32_t gen, int *n,
+                                   uint32_t x)
+{
+    uint64_t e = imap[x];
+    bool marked = (uint32_t)(e >> 32) == gen; /* a candidate, or excluded before it was one */
+    if (marked && (uint32_t)e)
+        return &cands[(uint32_t)e - 1];
+    if (*n >= CAND_MAX)
+        return NULL;
+    imap[x] = (uint64_t)gen << 32 | (uint32_t)(*n + 1);
+    struct cand *c = &cands[(*n)++];
+    cand_init(c, x);
+    c->excluded = marked;
     return c;
 }
 
 /* The candidate of model item x, added when new. */
 static inline struct cand *cand_of(struct scratch *s, uint32_t x)
 {
-    uint64_t e = s->imap[x];
-    bool marked = (uint32_t)(e >> 32) == s->gen; /* a candidate, or excluded before it was one */
-    if (marked && (uint32_t)e)
-        return &s->c[(uint32_t)e - 1];
-    if (s->n >= CAND_MAX)
-        return NULL;
-    s->imap[x] = (uint64_t)s->gen << 32 | (uint32_t)(s->n + 1);
-    struct cand *c = cand_new(s, x);
-    c->excluded = marked;
-    return c;
+    return cand_at(s->imap, s->c, s->gen, &s->n, x);
 }
 
 /* The candidate of an id the model does not know, added (copied) when new. */
@@ -230,20 +238,28 @@ static struct cand *cand_of_id(struct scratch *s, const char *id, size_t len)
         return NULL;
     s->nh++;
     s->hslot[k] = (uint32_t)(s->n + 1);
-    struct cand *c = cand_new(s, UINT32_MAX);
+    struct cand *c = &s->c[s->n++];
+    cand_init(c, UINT32_MAX);
     c->id = core_arena_strndup(&s->arena, id, len);
     c->len = (uint32_t)len;
     c->hash = h;
     return c;
 }
 
-static inline void cand_score(struct scratch *s, struct cand *c, int src, float score, int why)
+/* Adds score to c's source src; returns the source's new total. */
+static inline float cand_add(struct cand *c, int src, float score, int why)
 {
     float v = c->s[src] += score;
-    if (v > s->max[src])
-        s->max[src] = v;
     if (c->why[src] < 0) /* sources are read strongest seed (category, context) first */
         c->why[src] = (int8_t)why;
+    return v;
+}
+
+static inline void cand_score(struct scratch *s, struct cand *c, int src, float score, int why)
+{
+    float v = cand_add(c, src, score, why);
+    if (v > s->max[src])
+        s->max[src] = v;
 }
 
 /* f = score x inv per source, four sources per instruction (the same products as one at a
@@ -341,14 +357,26 @@ static void model_list(struct scratch *s, const struct reco_nb *e, int n, int sr
     float fw = (float)w;
     if (n > max)
         n = max;
+    /* The scratch fields in locals: stores into a candidate may alias them, so the compiler
+     * would otherwise reload them (and store the source's maximum) for every entry. */
+    uint64_t *imap = s->imap;
+    struct cand *cands = s->c;
+    uint32_t gen = s->gen;
+    int nc = s->n;
+    float mx = s->max[src];
     for (int i = 0; i < n; i++) {
         if (i + 8 < n) /* the candidate map is read at random: ask for it early */
-            __builtin_prefetch(&s->imap[e[i + 8].idx]);
+            __builtin_prefetch(&imap[e[i + 8].idx]);
         float v = fw * e[i].score;
-        struct cand *c = v > 0 ? cand_of(s, e[i].idx) : NULL;
-        if (c)
-            cand_score(s, c, src, v, why);
+        struct cand *c = v > 0 ? cand_at(imap, cands, gen, &nc, e[i].idx) : NULL;
+        if (c) {
+            float sv = cand_add(c, src, v, why);
+            if (sv > mx)
+                mx = sv;
+        }
     }
+    s->n = nc;
+    s->max[src] = mx;
 }
 
 static void model_csr(struct scratch *s, const struct reco_csr *c, uint32_t key, int src, double w,
