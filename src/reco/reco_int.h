@@ -59,13 +59,15 @@ struct reco_model {
     int ntrending, npopular, nfresh;
     /* categories (catalog symbols) with their popular and fresh items */
     int ncats;
-    const char **cat_names;
+    const char **cat_names; /* cats.ids: category c is cats' id c */
+    struct reco_ids cats;
     int32_t *cat_of_sym; /* catalog symbol -> category index (-1: not a category) */
     uint32_t nsym;
     struct reco_csr cat_pop, cat_fresh;
     /* context popularity merged over the shards: key "device:mobile" -> top items */
     int nctx;
-    const char **ctx_keys;
+    const char **ctx_keys; /* ctxs.ids: key k is ctxs' id k */
+    struct reco_ids ctxs;
     struct reco_csr ctx;
     int64_t now_ms;   /* event time the model was built at (0: no events yet) */
     int64_t built_ns; /* monotonic */
