@@ -615,18 +615,26 @@ struct picker {
 /* Selects the best k of p->all into p->top. */
 static void select_top(struct picker *p, int k)
 {
-    p->ntop = 0;
+    struct rank *top = p->top;
+    int nt = 0;
+    /* once full, most candidates score below the last one kept: one comparison, no tie */
+    double last = -INFINITY;
     for (int i = 0; i < p->nall; i++) {
-        struct rank x = {p->score[i], p->all[i], i};
-        if (p->ntop == k && !rank_before(p->m, &x, &p->top[k - 1]))
+        double f = p->score[i];
+        if (nt == k && f < last)
             continue;
-        int j = p->ntop < k ? p->ntop++ : k - 1;
-        for (; j > 0 && rank_before(p->m, &x, &p->top[j - 1]); j--)
-            p->top[j] = p->top[j - 1];
-        p->top[j] = x;
+        struct rank x = {f, p->all[i], i};
+        if (nt == k && !rank_before(p->m, &x, &top[k - 1]))
+            continue;
+        int j = nt < k ? nt++ : k - 1;
+        for (; j > 0 && rank_before(p->m, &x, &top[j - 1]); j--)
+            top[j] = top[j - 1];
+        top[j] = x;
+        last = top[nt - 1].final;
     }
-    for (int i = 0; i < p->ntop; i++)
-        p->top[i].c->top = true;
+    p->ntop = nt;
+    for (int i = 0; i < nt; i++)
+        top[i].c->top = true;
 }
 
 /* The next candidate in rank order (p->sorted < p->nall). */
@@ -1115,7 +1123,15 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     for (int i = 0; i < np; i++) /* reasons: the sources that contributed most */
         if (pick[i]->best != RECO_SRC_FRESH || pick[i]->second != -2)
             top_sources(pick[i], &w, s->features + (size_t)pick[i]->fi * RECO_SRC__COUNT);
-    qsort_r(pick, (size_t)np, sizeof *pick, cmp_final, m);
+    /* rank order; the picks come mostly in that order already, and ids are unique, so an
+     * insertion sort gives what qsort_r did without its indirect calls */
+    for (int i = 1; i < np; i++) {
+        struct cand *c = pick[i];
+        int j = i;
+        for (; j > 0 && before(m, c, pick[j - 1]); j--)
+            pick[j] = pick[j - 1];
+        pick[j] = c;
+    }
 
     out->n = np;
     struct seed_names sn;
