@@ -502,6 +502,22 @@ static int cmp_final(const void *a, const void *b, void *arg)
     return before(arg, x, y) ? -1 : before(arg, y, x);
 }
 
+/* The catalog item of id (model index x, UINT32_MAX when the model does not know it), or NULL.
+ * The slot the item had when the model was built holds it still when its id is there (a slot's
+ * id is unique in the catalog), which costs one comparison instead of hashing and probing. */
+static const struct catalog_item *item_find(struct catalog *cat, const struct reco_model *m,
+                                            uint32_t x, const char *id, size_t len)
+{
+    if (!cat)
+        return NULL;
+    if (x != UINT32_MAX && m->cat_slot[x] != UINT32_MAX) {
+        const struct catalog_item *ci = catalog_at(cat, m->cat_slot[x]);
+        if (ci && ci->id_len == len && memcmp(ci->id, id, len) == 0)
+            return ci;
+    }
+    return catalog_find(cat, id, len);
+}
+
 /* Looks the candidate up in the catalog once (only candidates that may be shown pay for it):
  * its categories, and false (marking it out) when the catalog says it is unavailable. */
 static bool resolve(struct catalog *cat, const struct reco_model *m, struct cand *c)
@@ -512,7 +528,7 @@ static bool resolve(struct catalog *cat, const struct reco_model *m, struct cand
     c->ncats = 0;
     size_t len;
     const char *id = cand_id(m, c, &len);
-    const struct catalog_item *ci = cat ? catalog_find(cat, id, len) : NULL;
+    const struct catalog_item *ci = item_find(cat, m, c->idx, id, len);
     if (ci && !ci->available) {
         c->out = true;
         return false;
@@ -713,7 +729,9 @@ static void pick_run(struct picker *p, int want, bool relaxed, bool fresh)
 /* What reasons call the user's recent item i: its catalog title, else its id; each looked up
  * once per request (a list's reasons name the same few seeds again and again). */
 struct seed_names {
-    uint64_t done; /* bit i: name[i] looked up */
+    const struct reco_model *m;
+    const uint32_t *midx; /* model index of each recent item */
+    uint64_t done;        /* bit i: name[i] looked up */
     const char *name[STATE_READ_RECENT_MAX];
 };
 
@@ -722,7 +740,7 @@ static const char *seed_name(struct catalog *cat, const struct state_user_read *
 {
     if (!(sn->done >> i & 1)) {
         const struct catalog_item *ci =
-            cat ? catalog_find(cat, u->recent[i].item_id, u->recent[i].len) : NULL;
+            item_find(cat, sn->m, sn->midx[i], u->recent[i].item_id, u->recent[i].len);
         sn->name[i] = ci && ci->title[0] ? ci->title : u->recent[i].item_id;
         sn->done |= (uint64_t)1 << i;
     }
@@ -1135,6 +1153,8 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
 
     out->n = np;
     struct seed_names sn;
+    sn.m = m;
+    sn.midx = midx;
     sn.done = 0;
     for (int i = 0; i < np; i++) {
         struct cand *c = pick[i];
@@ -1210,7 +1230,7 @@ int reco_similar(struct reco *r, const char *item_id, size_t len, int count, str
         const char *cid = cand_id(m, c, &clen);
         if (clen == len && !memcmp(cid, item_id, len))
             continue;
-        const struct catalog_item *ci = r->catalog ? catalog_find(r->catalog, cid, clen) : NULL;
+        const struct catalog_item *ci = item_find(r->catalog, m, c->idx, cid, clen);
         if (ci && !ci->available)
             continue;
         c->final = 0;

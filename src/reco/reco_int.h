@@ -53,6 +53,7 @@ struct reco_model {
     struct core_arena arena;
     struct reco_ids it;      /* items: every item the shards or the catalog know */
     float *pop;              /* decayed popularity summed over shards */
+    uint32_t *cat_slot;      /* catalog slot (catalog_at) at build time, UINT32_MAX: none */
     struct reco_csr knn;     /* collaborative item-kNN (cosine over users' recent items) */
     struct reco_csr content; /* content neighbours (TF-IDF cosine of categories + tags) */
     struct reco_nb *trending, *popular, *fresh;

@@ -35,6 +35,7 @@ struct builder {
     int64_t *c1h, *c24h;
     int64_t *published;
     bool *available, *in_catalog;
+    uint32_t *cat_slot; /* catalog slot of the item at build time, UINT32_MAX: none */
     /* item -> catalog symbols (categories first, then tags) */
     uint32_t *tok_off, *toks, ntoks, tokcap;
     uint8_t *ncat_of;
@@ -66,6 +67,7 @@ static uint32_t intern(struct builder *b, const char *id, size_t len)
         b->published = core_xrealloc(b->published, ncap * sizeof *b->published);
         b->available = core_xrealloc(b->available, ncap * sizeof *b->available);
         b->in_catalog = core_xrealloc(b->in_catalog, ncap * sizeof *b->in_catalog);
+        b->cat_slot = core_xrealloc(b->cat_slot, ncap * sizeof *b->cat_slot);
         b->ncat_of = core_xrealloc(b->ncat_of, ncap * sizeof *b->ncat_of);
         b->cap = ncap;
     }
@@ -74,6 +76,7 @@ static uint32_t intern(struct builder *b, const char *id, size_t len)
     b->published[i] = 0;
     b->available[i] = true;
     b->in_catalog[i] = false;
+    b->cat_slot[i] = UINT32_MAX;
     b->ncat_of[i] = 0;
     return i;
 }
@@ -101,6 +104,7 @@ static void catalog_load(struct builder *b, struct catalog *cat)
             continue;
         uint32_t i = intern(b, ci->id, ci->id_len);
         b->in_catalog[i] = true;
+        b->cat_slot[i] = c;
         b->available[i] = ci->available;
         b->published[i] = ci->published_ms;
         b->tokcap += (uint32_t)(ci->ncategories + ci->ntags);
@@ -560,6 +564,7 @@ struct reco_model *reco__model_build(const struct reco_config *cfg,
     free(b.published);
     free(b.available);
     free(b.in_catalog);
+    m->cat_slot = b.cat_slot;
     free(b.ncat_of);
     free(b.tok_off);
     free(b.toks);
@@ -585,6 +590,7 @@ void reco__model_unref(struct reco_model *m)
     free(m->ctx.off);
     free(m->ctx.e);
     free(m->pop);
+    free(m->cat_slot);
     free(m->knn.off);
     free(m->knn.e);
     free(m->content.off);
