@@ -37,22 +37,6 @@ void core_buf_reserve(struct core_buf *b, size_t extra)
     b->cap = cap;
 }
 
-void core_buf_append(struct core_buf *b, const void *p, size_t n)
-{
-    core_buf_reserve(b, n);
-    if (n)
-        memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-void core_buf_putc(struct core_buf *b, char c)
-{
-    core_buf_reserve(b, 1);
-    b->data[b->len++] = c;
-    b->data[b->len] = '\0';
-}
-
 void core_buf_printf(struct core_buf *b, const char *fmt, ...)
 {
     va_list ap;

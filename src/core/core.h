@@ -66,13 +66,29 @@ void core_buf_init(struct core_buf *b);
 void core_buf_dispose(struct core_buf *b);
 void core_buf_reset(struct core_buf *b);
 void core_buf_reserve(struct core_buf *b, size_t extra);
-void core_buf_append(struct core_buf *b, const void *p, size_t n);
+/* append and putc are inline: with the room reserved (replies reserve theirs at once) they
+ * are a copy and a store, and JSON writers call them for every string and punctuation mark. */
+static inline void core_buf_append(struct core_buf *b, const void *p, size_t n)
+{
+    if (b->len + n + 1 > b->cap)
+        core_buf_reserve(b, n);
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
 /* Inline so that the length of a literal is known at compile time. */
 static inline void core_buf_puts(struct core_buf *b, const char *s)
 {
     core_buf_append(b, s, strlen(s));
 }
-void core_buf_putc(struct core_buf *b, char c);
+static inline void core_buf_putc(struct core_buf *b, char c)
+{
+    if (b->len + 2 > b->cap)
+        core_buf_reserve(b, 1);
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+}
 void core_buf_printf(struct core_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* One metric without labels in the Prometheus text format: HELP, TYPE (counter, gauge) and

@@ -95,7 +95,7 @@ struct cand {
     uint16_t cats[CATALOG_CATEGORIES_MAX]; /* model category indexes (diversity, reasons) */
 };
 _Static_assert(sizeof(struct cand) == 128, "a candidate is two cache lines");
-_Static_assert(offsetof(struct cand, final) == 64, "cand_new writes the first line only");
+_Static_assert(offsetof(struct cand, final) == 64, "cand_init writes the first line only");
 
 /* The candidate's id and its length (the model's for a model item). */
 static inline const char *cand_id(const struct reco_model *m, const struct cand *c, size_t *len)
@@ -188,9 +188,9 @@ static struct scratch *scratch_get(const struct reco_model *m)
     return s;
 }
 
-static struct cand *cand_new(struct scratch *s, uint32_t idx)
+/* A new candidate's first line. */
+static inline void cand_init(struct cand *c, uint32_t idx)
 {
-    struct cand *c = &s->c[s->n++];
     memset(c->s, 0, sizeof c->s);
     memset(c->why, -1, sizeof c->why);
     c->out = c->excluded = c->resolved = false;
@@ -198,22 +198,30 @@ static struct cand *cand_new(struct scratch *s, uint32_t idx)
     c->idx = idx;
     c->best = c->second = -1;
     c->top = false;
+}
+
+/* The candidate of model item x in the map imap (generation gen) and the array cands of *n
+ * candidates, added when new; NULL when the array is full. */
+static inline struct cand *cand_at(uint64_t *imap, struct cand *cands, uint32_t gen, int *n,
+                                   uint32_t x)
+{
+    uint64_t e = imap[x];
+    bool marked = (uint32_t)(e >> 32) == gen; /* a candidate, or excluded before it was one */
+    if (marked && (uint32_t)e)
+        return &cands[(uint32_t)e - 1];
+    if (*n >= CAND_MAX)
+        return NULL;
+    imap[x] = (uint64_t)gen << 32 | (uint32_t)(*n + 1);
+    struct cand *c = &cands[(*n)++];
+    cand_init(c, x);
+    c->excluded = marked;
     return c;
 }
 
 /* The candidate of model item x, added when new. */
 static inline struct cand *cand_of(struct scratch *s, uint32_t x)
 {
-    uint64_t e = s->imap[x];
-    bool marked = (uint32_t)(e >> 32) == s->gen; /* a candidate, or excluded before it was one */
-    if (marked && (uint32_t)e)
-        return &s->c[(uint32_t)e - 1];
-    if (s->n >= CAND_MAX)
-        return NULL;
-    s->imap[x] = (uint64_t)s->gen << 32 | (uint32_t)(s->n + 1);
-    struct cand *c = cand_new(s, x);
-    c->excluded = marked;
-    return c;
+    return cand_at(s->imap, s->c, s->gen, &s->n, x);
 }
 
 /* The candidate of an id the model does not know, added (copied) when new. */
@@ -230,20 +238,28 @@ static struct cand *cand_of_id(struct scratch *s, const char *id, size_t len)
         return NULL;
     s->nh++;
     s->hslot[k] = (uint32_t)(s->n + 1);
-    struct cand *c = cand_new(s, UINT32_MAX);
+    struct cand *c = &s->c[s->n++];
+    cand_init(c, UINT32_MAX);
     c->id = core_arena_strndup(&s->arena, id, len);
     c->len = (uint32_t)len;
     c->hash = h;
     return c;
 }
 
-static inline void cand_score(struct scratch *s, struct cand *c, int src, float score, int why)
+/* Adds score to c's source src; returns the source's new total. */
+static inline float cand_add(struct cand *c, int src, float score, int why)
 {
     float v = c->s[src] += score;
-    if (v > s->max[src])
-        s->max[src] = v;
     if (c->why[src] < 0) /* sources are read strongest seed (category, context) first */
         c->why[src] = (int8_t)why;
+    return v;
+}
+
+static inline void cand_score(struct scratch *s, struct cand *c, int src, float score, int why)
+{
+    float v = cand_add(c, src, score, why);
+    if (v > s->max[src])
+        s->max[src] = v;
 }
 
 /* f = score x inv per source, four sources per instruction (the same products as one at a
@@ -341,14 +357,26 @@ static void model_list(struct scratch *s, const struct reco_nb *e, int n, int sr
     float fw = (float)w;
     if (n > max)
         n = max;
+    /* The scratch fields in locals: stores into a candidate may alias them, so the compiler
+     * would otherwise reload them (and store the source's maximum) for every entry. */
+    uint64_t *imap = s->imap;
+    struct cand *cands = s->c;
+    uint32_t gen = s->gen;
+    int nc = s->n;
+    float mx = s->max[src];
     for (int i = 0; i < n; i++) {
         if (i + 8 < n) /* the candidate map is read at random: ask for it early */
-            __builtin_prefetch(&s->imap[e[i + 8].idx]);
+            __builtin_prefetch(&imap[e[i + 8].idx]);
         float v = fw * e[i].score;
-        struct cand *c = v > 0 ? cand_of(s, e[i].idx) : NULL;
-        if (c)
-            cand_score(s, c, src, v, why);
+        struct cand *c = v > 0 ? cand_at(imap, cands, gen, &nc, e[i].idx) : NULL;
+        if (c) {
+            float sv = cand_add(c, src, v, why);
+            if (sv > mx)
+                mx = sv;
+        }
     }
+    s->n = nc;
+    s->max[src] = mx;
 }
 
 static void model_csr(struct scratch *s, const struct reco_csr *c, uint32_t key, int src, double w,
@@ -474,6 +502,22 @@ static int cmp_final(const void *a, const void *b, void *arg)
     return before(arg, x, y) ? -1 : before(arg, y, x);
 }
 
+/* The catalog item of id (model index x, UINT32_MAX when the model does not know it), or NULL.
+ * The slot the item had when the model was built holds it still when its id is there (a slot's
+ * id is unique in the catalog), which costs one comparison instead of hashing and probing. */
+static const struct catalog_item *item_find(struct catalog *cat, const struct reco_model *m,
+                                            uint32_t x, const char *id, size_t len)
+{
+    if (!cat)
+        return NULL;
+    if (x != UINT32_MAX && m->cat_slot[x] != UINT32_MAX) {
+        const struct catalog_item *ci = catalog_at(cat, m->cat_slot[x]);
+        if (ci && ci->id_len == len && memcmp(ci->id, id, len) == 0)
+            return ci;
+    }
+    return catalog_find(cat, id, len);
+}
+
 /* Looks the candidate up in the catalog once (only candidates that may be shown pay for it):
  * its categories, and false (marking it out) when the catalog says it is unavailable. */
 static bool resolve(struct catalog *cat, const struct reco_model *m, struct cand *c)
@@ -484,7 +528,7 @@ static bool resolve(struct catalog *cat, const struct reco_model *m, struct cand
     c->ncats = 0;
     size_t len;
     const char *id = cand_id(m, c, &len);
-    const struct catalog_item *ci = cat ? catalog_find(cat, id, len) : NULL;
+    const struct catalog_item *ci = item_find(cat, m, c->idx, id, len);
     if (ci && !ci->available) {
         c->out = true;
         return false;
@@ -587,18 +631,26 @@ struct picker {
 /* Selects the best k of p->all into p->top. */
 static void select_top(struct picker *p, int k)
 {
-    p->ntop = 0;
+    struct rank *top = p->top;
+    int nt = 0;
+    /* once full, most candidates score below the last one kept: one comparison, no tie */
+    double last = -INFINITY;
     for (int i = 0; i < p->nall; i++) {
-        struct rank x = {p->score[i], p->all[i], i};
-        if (p->ntop == k && !rank_before(p->m, &x, &p->top[k - 1]))
+        double f = p->score[i];
+        if (nt == k && f < last)
             continue;
-        int j = p->ntop < k ? p->ntop++ : k - 1;
-        for (; j > 0 && rank_before(p->m, &x, &p->top[j - 1]); j--)
-            p->top[j] = p->top[j - 1];
-        p->top[j] = x;
+        struct rank x = {f, p->all[i], i};
+        if (nt == k && !rank_before(p->m, &x, &top[k - 1]))
+            continue;
+        int j = nt < k ? nt++ : k - 1;
+        for (; j > 0 && rank_before(p->m, &x, &top[j - 1]); j--)
+            top[j] = top[j - 1];
+        top[j] = x;
+        last = top[nt - 1].final;
     }
-    for (int i = 0; i < p->ntop; i++)
-        p->top[i].c->top = true;
+    p->ntop = nt;
+    for (int i = 0; i < nt; i++)
+        top[i].c->top = true;
 }
 
 /* The next candidate in rank order (p->sorted < p->nall). */
@@ -677,7 +729,9 @@ static void pick_run(struct picker *p, int want, bool relaxed, bool fresh)
 /* What reasons call the user's recent item i: its catalog title, else its id; each looked up
  * once per request (a list's reasons name the same few seeds again and again). */
 struct seed_names {
-    uint64_t done; /* bit i: name[i] looked up */
+    const struct reco_model *m;
+    const uint32_t *midx; /* model index of each recent item */
+    uint64_t done;        /* bit i: name[i] looked up */
     const char *name[STATE_READ_RECENT_MAX];
 };
 
@@ -686,7 +740,7 @@ static const char *seed_name(struct catalog *cat, const struct state_user_read *
 {
     if (!(sn->done >> i & 1)) {
         const struct catalog_item *ci =
-            cat ? catalog_find(cat, u->recent[i].item_id, u->recent[i].len) : NULL;
+            item_find(cat, sn->m, sn->midx[i], u->recent[i].item_id, u->recent[i].len);
         sn->name[i] = ci && ci->title[0] ? ci->title : u->recent[i].item_id;
         sn->done |= (uint64_t)1 << i;
     }
@@ -1087,10 +1141,20 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     for (int i = 0; i < np; i++) /* reasons: the sources that contributed most */
         if (pick[i]->best != RECO_SRC_FRESH || pick[i]->second != -2)
             top_sources(pick[i], &w, s->features + (size_t)pick[i]->fi * RECO_SRC__COUNT);
-    qsort_r(pick, (size_t)np, sizeof *pick, cmp_final, m);
+    /* rank order; the picks come mostly in that order already, and ids are unique, so an
+     * insertion sort gives what qsort_r did without its indirect calls */
+    for (int i = 1; i < np; i++) {
+        struct cand *c = pick[i];
+        int j = i;
+        for (; j > 0 && before(m, c, pick[j - 1]); j--)
+            pick[j] = pick[j - 1];
+        pick[j] = c;
+    }
 
     out->n = np;
     struct seed_names sn;
+    sn.m = m;
+    sn.midx = midx;
     sn.done = 0;
     for (int i = 0; i < np; i++) {
         struct cand *c = pick[i];
@@ -1166,7 +1230,7 @@ int reco_similar(struct reco *r, const char *item_id, size_t len, int count, str
         const char *cid = cand_id(m, c, &clen);
         if (clen == len && !memcmp(cid, item_id, len))
             continue;
-        const struct catalog_item *ci = r->catalog ? catalog_find(r->catalog, cid, clen) : NULL;
+        const struct catalog_item *ci = item_find(r->catalog, m, c->idx, cid, clen);
         if (ci && !ci->available)
             continue;
         c->final = 0;

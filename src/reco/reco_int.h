@@ -53,19 +53,22 @@ struct reco_model {
     struct core_arena arena;
     struct reco_ids it;      /* items: every item the shards or the catalog know */
     float *pop;              /* decayed popularity summed over shards */
+    uint32_t *cat_slot;      /* catalog slot (catalog_at) at build time, UINT32_MAX: none */
     struct reco_csr knn;     /* collaborative item-kNN (cosine over users' recent items) */
     struct reco_csr content; /* content neighbours (TF-IDF cosine of categories + tags) */
     struct reco_nb *trending, *popular, *fresh;
     int ntrending, npopular, nfresh;
     /* categories (catalog symbols) with their popular and fresh items */
     int ncats;
-    const char **cat_names;
+    const char **cat_names; /* cats.ids: category c is cats' id c */
+    struct reco_ids cats;
     int32_t *cat_of_sym; /* catalog symbol -> category index (-1: not a category) */
     uint32_t nsym;
     struct reco_csr cat_pop, cat_fresh;
     /* context popularity merged over the shards: key "device:mobile" -> top items */
     int nctx;
-    const char **ctx_keys;
+    const char **ctx_keys; /* ctxs.ids: key k is ctxs' id k */
+    struct reco_ids ctxs;
     struct reco_csr ctx;
     int64_t now_ms;   /* event time the model was built at (0: no events yet) */
     int64_t built_ns; /* monotonic */

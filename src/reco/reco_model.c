@@ -13,6 +13,7 @@
  */
 #include "reco/reco_int.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@ struct builder {
     int64_t *c1h, *c24h;
     int64_t *published;
     bool *available, *in_catalog;
+    uint32_t *cat_slot; /* catalog slot of the item at build time, UINT32_MAX: none */
     /* item -> catalog symbols (categories first, then tags) */
     uint32_t *tok_off, *toks, ntoks, tokcap;
     uint8_t *ncat_of;
@@ -65,6 +67,7 @@ static uint32_t intern(struct builder *b, const char *id, size_t len)
         b->published = core_xrealloc(b->published, ncap * sizeof *b->published);
         b->available = core_xrealloc(b->available, ncap * sizeof *b->available);
         b->in_catalog = core_xrealloc(b->in_catalog, ncap * sizeof *b->in_catalog);
+        b->cat_slot = core_xrealloc(b->cat_slot, ncap * sizeof *b->cat_slot);
         b->ncat_of = core_xrealloc(b->ncat_of, ncap * sizeof *b->ncat_of);
         b->cap = ncap;
     }
@@ -73,6 +76,7 @@ static uint32_t intern(struct builder *b, const char *id, size_t len)
     b->published[i] = 0;
     b->available[i] = true;
     b->in_catalog[i] = false;
+    b->cat_slot[i] = UINT32_MAX;
     b->ncat_of[i] = 0;
     return i;
 }
@@ -100,6 +104,7 @@ static void catalog_load(struct builder *b, struct catalog *cat)
             continue;
         uint32_t i = intern(b, ci->id, ci->id_len);
         b->in_catalog[i] = true;
+        b->cat_slot[i] = c;
         b->available[i] = ci->available;
         b->published[i] = ci->published_ms;
         b->tokcap += (uint32_t)(ci->ncategories + ci->ntags);
@@ -116,8 +121,12 @@ static void catalog_load(struct builder *b, struct catalog *cat)
                 cat_of_sym[sym] = m->ncats++;
                 m->cat_names = core_xrealloc(m->cat_names, (size_t)m->ncats * sizeof(char *));
                 const char *name = catalog_symbol(cat, sym);
-                m->cat_names[m->ncats - 1] =
-                    core_arena_strndup(&m->arena, name ? name : "", name ? strlen(name) : 0);
+                bool added;
+                uint32_t ci_name =
+                    reco__ids_intern(&m->cats, name ? name : "", name ? strlen(name) : 0, &added);
+                /* one symbol per name (the catalog interns them), so category c is name c */
+                assert(added && ci_name == (uint32_t)m->ncats - 1);
+                m->cat_names[m->ncats - 1] = m->cats.ids[ci_name];
             }
         }
     }
@@ -448,12 +457,11 @@ static void ctx_fn(void *arg, const char *key, size_t klen, const char *id, size
                    double score)
 {
     struct ctx_builder *cb = arg;
-    int k = 0;
-    while (k < cb->nkeys && (strlen(cb->keys[k]) != klen || memcmp(cb->keys[k], key, klen)))
-        k++;
-    if (k == cb->nkeys) {
+    bool added;
+    int k = (int)reco__ids_intern(&cb->b->m->ctxs, key, klen, &added);
+    if (added) {
         cb->keys = core_xrealloc(cb->keys, (size_t)(cb->nkeys + 1) * sizeof *cb->keys);
-        cb->keys[cb->nkeys++] = core_arena_strndup(&cb->b->m->arena, key, klen);
+        cb->keys[cb->nkeys++] = cb->b->m->ctxs.ids[k];
     }
     if (cb->n == cb->cap) {
         cb->cap = cb->cap ? cb->cap * 2 : 1024;
@@ -506,18 +514,14 @@ static void build_contexts(struct builder *b, struct state_shard *const *shards,
 
 int reco__model_ctx(const struct reco_model *m, const char *key)
 {
-    for (int k = 0; k < m->nctx; k++)
-        if (!strcmp(m->ctx_keys[k], key))
-            return k;
-    return -1;
+    uint32_t k = reco__ids_find(&m->ctxs, key, strlen(key));
+    return k != UINT32_MAX ? (int)k : -1;
 }
 
 int reco__model_cat(const struct reco_model *m, const char *name)
 {
-    for (int c = 0; c < m->ncats; c++)
-        if (!strcmp(m->cat_names[c], name))
-            return c;
-    return -1;
+    uint32_t c = reco__ids_find(&m->cats, name, strlen(name));
+    return c != UINT32_MAX ? (int)c : -1;
 }
 
 struct reco_model *reco__model_build(const struct reco_config *cfg,
@@ -529,6 +533,8 @@ struct reco_model *reco__model_build(const struct reco_config *cfg,
     atomic_init(&m->refs, 1);
     core_arena_init(&m->arena);
     reco__ids_init(&m->it);
+    reco__ids_init(&m->cats);
+    reco__ids_init(&m->ctxs);
     struct builder b = {.cfg = cfg, .m = m};
     for (uint32_t i = 0, nc = cooc ? reco__cooc_count(cooc) : 0; i < nc; i++) {
         uint32_t len;
@@ -558,6 +564,7 @@ struct reco_model *reco__model_build(const struct reco_config *cfg,
     free(b.published);
     free(b.available);
     free(b.in_catalog);
+    m->cat_slot = b.cat_slot;
     free(b.ncat_of);
     free(b.tok_off);
     free(b.toks);
@@ -576,11 +583,14 @@ void reco__model_unref(struct reco_model *m)
     free(m->cov);
     core_arena_dispose(&m->arena);
     reco__ids_dispose(&m->it);
+    reco__ids_dispose(&m->cats);
+    reco__ids_dispose(&m->ctxs);
     free(m->ctx_keys);
     free(m->cat_of_sym);
     free(m->ctx.off);
     free(m->ctx.e);
     free(m->pop);
+    free(m->cat_slot);
     free(m->knn.off);
     free(m->knn.e);
     free(m->content.off);

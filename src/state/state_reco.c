@@ -395,7 +395,16 @@ void state_shard_user_read(struct state_shard *s, const char *user_key, struct s
         }
     }
     pthread_rwlock_unlock(&s->lock);
-    qsort(out->cats, (size_t)out->ncats, sizeof out->cats[0], cmp_cat);
+    /* strongest first: a stable insertion sort of the few (<= STATE_READ_CATS_MAX) entries,
+     * as qsort's merge sort ordered them, without its temporary buffer (malloc'ed for
+     * entries this size) */
+    for (int i = 1; i < out->ncats; i++) {
+        struct state_user_cat c = out->cats[i];
+        int j = i;
+        for (; j > 0 && cmp_cat(&c, &out->cats[j - 1]) < 0; j--)
+            out->cats[j] = out->cats[j - 1];
+        out->cats[j] = c;
+    }
 }
 
 static int list_each(struct st *d, const struct st_item *it, int64_t as_of, state_score_fn fn,

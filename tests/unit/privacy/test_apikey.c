@@ -184,6 +184,12 @@ static void test_reload_revoke_and_buckets(void **state)
     assert_int_equal(check(s, key, APIKEY_ROLE_READ, NULL, t0), APIKEY_UNAUTHENTICATED);
     /* ...then picked up. Burst 2 at 1/s: two pass, the third waits a second. */
     assert_int_equal(check(s, key, APIKEY_ROLE_READ, NULL, t), APIKEY_OK);
+    /* Its id with another secret, right after the key passed (the thread keeps the hash of the
+     * last key text it checked): refused, and it takes nothing from the bucket. */
+    char forged[APIKEY_TEXT_LEN + 1];
+    memcpy(forged, key, sizeof forged);
+    forged[APIKEY_TEXT_LEN - 1] = forged[APIKEY_TEXT_LEN - 1] == '0' ? '1' : '0';
+    assert_int_equal(check(s, forged, APIKEY_ROLE_READ, NULL, t), APIKEY_UNAUTHENTICATED);
     assert_int_equal(check(s, key, APIKEY_ROLE_READ, NULL, t), APIKEY_OK);
     char id[APIKEY_ID_LEN + 1];
     int retry = 0;

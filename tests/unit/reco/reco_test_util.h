@@ -73,15 +73,23 @@ static inline void rt_str(struct event_str *s, const char *v)
     s->len = strlen(v);
 }
 
-static inline struct catalog *rt_catalog_new(void)
+/* An in-memory catalog; max_items 0: the default. */
+static inline struct catalog *rt_catalog_new_max(int64_t max_items)
 {
     struct catalog_options o;
     catalog_options_init(&o);
     o.dir = NULL;
     o.fsync = false;
+    if (max_items > 0)
+        o.max_items = max_items;
     struct catalog *cat = NULL;
     assert_int_equal(catalog_open(&o, &cat), 0);
     return cat;
+}
+
+static inline struct catalog *rt_catalog_new(void)
+{
+    return rt_catalog_new_max(0);
 }
 
 /* Puts item id from a JSON text; fails the test when the catalog refuses it. */
@@ -202,11 +210,13 @@ static inline void rt_world_events(struct rt_world *w)
     rt_apply(w, &ev);
 }
 
-/* Builds the world; tweak (may be NULL) adjusts the recommender's configuration. */
-static inline void rt_world_init(struct rt_world *w, void (*tweak)(struct reco_config *))
+/* Builds the world; tweak (may be NULL) adjusts the recommender's configuration; the catalog
+ * holds at most max_items live items (0: the default). */
+static inline void rt_world_init_max(struct rt_world *w, void (*tweak)(struct reco_config *),
+                                     int64_t max_items)
 {
     memset(w, 0, sizeof *w);
-    w->cat = rt_catalog_new();
+    w->cat = rt_catalog_new_max(max_items);
     rt_world_catalog(w->cat);
     reco_config_init(&w->cfg);
     w->cfg.refresh_ms = 0;
@@ -221,6 +231,11 @@ static inline void rt_world_init(struct rt_world *w, void (*tweak)(struct reco_c
     rt_world_events(w);
     w->r = reco_new(&w->cfg, w->shards, RT_NSHARDS, w->cat);
     assert_non_null(w->r);
+}
+
+static inline void rt_world_init(struct rt_world *w, void (*tweak)(struct reco_config *))
+{
+    rt_world_init_max(w, tweak, 0);
 }
 
 static inline void rt_world_free(struct rt_world *w)

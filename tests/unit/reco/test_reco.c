@@ -107,16 +107,21 @@ struct fx {
     struct reco_result *a, *b;
 };
 
-static int fx_setup(void **st, void (*tweak)(struct reco_config *))
+static int fx_setup_max(void **st, void (*tweak)(struct reco_config *), int64_t max_items)
 {
     struct fx *f = calloc(1, sizeof *f);
     assert_non_null(f);
-    rt_world_init(&f->w, tweak);
+    rt_world_init_max(&f->w, tweak, max_items);
     f->a = calloc(1, sizeof *f->a);
     f->b = calloc(1, sizeof *f->b);
     assert_true(f->a && f->b);
     *st = f;
     return 0;
+}
+
+static int fx_setup(void **st, void (*tweak)(struct reco_config *))
+{
+    return fx_setup_max(st, tweak, 0);
 }
 
 static int fx_teardown(void **st)
@@ -132,6 +137,11 @@ static int fx_teardown(void **st)
 static int setup_default(void **st)
 {
     return fx_setup(st, NULL);
+}
+
+static int setup_small_catalog(void **st)
+{
+    return fx_setup_max(st, NULL, 512);
 }
 
 static void no_exploration(struct reco_config *c)
@@ -555,6 +565,35 @@ static void test_unavailable_never_returned(void **st)
     assert_false(listed_anywhere(f, "c2-9"));
 }
 
+/* The request path finds catalog items through the slot they had when the model was built;
+ * a slot that went to another id since must not lend that item's availability. */
+static void test_catalog_slot_reused_after_build(void **st)
+{
+    struct fx *f = *st;
+    assert_true(listed_anywhere(f, "c2-9"));
+    /* Ids that come and go until the catalog has all its slots (2 x 512 = 1024): then a new
+     * id takes the slot deleted last. */
+    char id[16];
+    for (int i = 0; i < 1024; i++) {
+        snprintf(id, sizeof id, "fill-%d", i);
+        rt_put(f->w.cat, id, "{\"categories\":[\"c3\"]}");
+        assert_int_equal(catalog_delete(f->w.cat, id, strlen(id)), 0);
+    }
+    catalog_read_begin(f->w.cat);
+    int64_t slot = catalog_idx_find(f->w.cat, "c2-9", 4);
+    catalog_read_end(f->w.cat);
+    assert_true(slot >= 0);
+    /* c2-9 leaves the catalog (an item the catalog does not know may still be listed) and an
+     * unavailable item takes its slot */
+    assert_int_equal(catalog_delete(f->w.cat, "c2-9", 4), 0);
+    rt_put(f->w.cat, "reuses-slot", "{\"categories\":[\"c2\"],\"available\":false}");
+    catalog_read_begin(f->w.cat);
+    int64_t now_at = catalog_idx_find(f->w.cat, "reuses-slot", 11);
+    catalog_read_end(f->w.cat);
+    assert_int_equal(now_at, slot);
+    assert_true(listed_anywhere(f, "c2-9"));
+}
+
 /* Every list of count items for users 0..49 and the special users has at most cap items of
  * one category. */
 static void check_caps(struct fx *f, int count, int cap)
@@ -794,6 +833,7 @@ int main(void)
         T(test_category_filter, setup_default),
         T(test_category_filter_every_category, setup_default),
         T(test_unavailable_never_returned, setup_default),
+        T(test_catalog_slot_reused_after_build, setup_small_catalog),
         T(test_diversity_cap_explicit, setup_cap3),
         T(test_diversity_cap_default, setup_no_exploration),
         T(test_diversity_cap_with_exploration_slot, setup_default),
