@@ -784,9 +784,9 @@ static void reason(struct reco *r, const struct reco_model *m, const struct stat
         seed = seed_name(r->catalog, u, sn, why);
     const char *cat = NULL;
     if ((src == RECO_SRC_CATEGORY || src == RECO_SRC_FRESH) && why >= 0 && why < uc->n)
-        cat = m->cat_names[uc->idx[why]];
+        cat = m->cats.ids[uc->idx[why]];
     else if (c->ncats > 0)
-        cat = m->cat_names[c->cats[0]];
+        cat = m->cats.ids[c->cats[0]];
     switch (src) {
     case RECO_SRC_SESSION:
         reason_cat(out, "viewed together with ", seed ? seed : "items", " in this session");

@@ -60,15 +60,12 @@ struct reco_model {
     int ntrending, npopular, nfresh;
     /* categories (catalog symbols) with their popular and fresh items */
     int ncats;
-    const char **cat_names; /* cats.ids: category c is cats' id c */
-    struct reco_ids cats;
-    int32_t *cat_of_sym; /* catalog symbol -> category index (-1: not a category) */
+    struct reco_ids cats; /* category names: category c is cats' id c */
+    int32_t *cat_of_sym;  /* catalog symbol -> category index (-1: not a category) */
     uint32_t nsym;
     struct reco_csr cat_pop, cat_fresh;
     /* context popularity merged over the shards: key "device:mobile" -> top items */
-    int nctx;
-    const char **ctx_keys; /* ctxs.ids: key k is ctxs' id k */
-    struct reco_ids ctxs;
+    struct reco_ids ctxs; /* context keys: key k is ctxs' id k, its list ctx row k */
     struct reco_csr ctx;
     int64_t now_ms;   /* event time the model was built at (0: no events yet) */
     int64_t built_ns; /* monotonic */

@@ -119,14 +119,13 @@ static void catalog_load(struct builder *b, struct catalog *cat)
             }
             if (cat_of_sym[sym] < 0) {
                 cat_of_sym[sym] = m->ncats++;
-                m->cat_names = core_xrealloc(m->cat_names, (size_t)m->ncats * sizeof(char *));
                 const char *name = catalog_symbol(cat, sym);
                 bool added;
                 uint32_t ci_name =
                     reco__ids_intern(&m->cats, name ? name : "", name ? strlen(name) : 0, &added);
-                /* one symbol per name (the catalog interns them), so category c is name c */
+                /* one symbol per name (the catalog interns them), so category c is cats' id c */
                 assert(added && ci_name == (uint32_t)m->ncats - 1);
-                m->cat_names[m->ncats - 1] = m->cats.ids[ci_name];
+                (void)ci_name;
             }
         }
     }
@@ -447,8 +446,6 @@ struct ctx_entry {
 
 struct ctx_builder {
     struct builder *b;
-    const char **keys;
-    int nkeys;
     struct ctx_entry *e;
     size_t n, cap;
 };
@@ -458,16 +455,12 @@ static void ctx_fn(void *arg, const char *key, size_t klen, const char *id, size
 {
     struct ctx_builder *cb = arg;
     bool added;
-    int k = (int)reco__ids_intern(&cb->b->m->ctxs, key, klen, &added);
-    if (added) {
-        cb->keys = core_xrealloc(cb->keys, (size_t)(cb->nkeys + 1) * sizeof *cb->keys);
-        cb->keys[cb->nkeys++] = cb->b->m->ctxs.ids[k];
-    }
+    uint32_t k = reco__ids_intern(&cb->b->m->ctxs, key, klen, &added);
     if (cb->n == cb->cap) {
         cb->cap = cb->cap ? cb->cap * 2 : 1024;
         cb->e = core_xrealloc(cb->e, cb->cap * sizeof *cb->e);
     }
-    cb->e[cb->n++] = (struct ctx_entry){(uint32_t)k, intern(cb->b, id, len), (float)score};
+    cb->e[cb->n++] = (struct ctx_entry){k, intern(cb->b, id, len), (float)score};
 }
 
 static int cmp_ctx_entry(const void *a, const void *b)
@@ -487,19 +480,18 @@ static void build_contexts(struct builder *b, struct state_shard *const *shards,
     struct reco_model *m = b->m;
     if (cb.n > 0)
         qsort(cb.e, cb.n, sizeof *cb.e, cmp_ctx_entry);
-    m->nctx = cb.nkeys;
-    m->ctx_keys = cb.keys;
-    m->ctx.off = core_xcalloc((size_t)cb.nkeys + 1, sizeof *m->ctx.off);
-    m->ctx.e = core_xmalloc(((size_t)cb.nkeys * CTX_MAX + 1) * sizeof *m->ctx.e);
+    uint32_t nkeys = m->ctxs.n; /* key k is ctxs' id k */
+    m->ctx.off = core_xcalloc((size_t)nkeys + 1, sizeof *m->ctx.off);
+    m->ctx.e = core_xmalloc(((size_t)nkeys * CTX_MAX + 1) * sizeof *m->ctx.e);
     struct topk t = {core_xmalloc(CTX_MAX * sizeof *t.h), 0, CTX_MAX};
     size_t i = 0, ne = 0;
-    for (int k = 0; k < cb.nkeys; k++) {
+    for (uint32_t k = 0; k < nkeys; k++) {
         m->ctx.off[k] = (uint32_t)ne;
         t.n = 0;
-        while (i < cb.n && cb.e[i].key == (uint32_t)k) {
+        while (i < cb.n && cb.e[i].key == k) {
             uint32_t item = cb.e[i].item;
             double sum = 0;
-            for (; i < cb.n && cb.e[i].key == (uint32_t)k && cb.e[i].item == item; i++)
+            for (; i < cb.n && cb.e[i].key == k && cb.e[i].item == item; i++)
                 sum += cb.e[i].score;
             topk_push(&t, item, (float)sum);
         }
@@ -507,7 +499,7 @@ static void build_contexts(struct builder *b, struct state_shard *const *shards,
         memcpy(m->ctx.e + ne, t.h, (size_t)n * sizeof *t.h);
         ne += (size_t)n;
     }
-    m->ctx.off[cb.nkeys] = (uint32_t)ne;
+    m->ctx.off[nkeys] = (uint32_t)ne;
     free(t.h);
     free(cb.e);
 }
@@ -585,7 +577,6 @@ void reco__model_unref(struct reco_model *m)
     reco__ids_dispose(&m->it);
     reco__ids_dispose(&m->cats);
     reco__ids_dispose(&m->ctxs);
-    free(m->ctx_keys);
     free(m->cat_of_sym);
     free(m->ctx.off);
     free(m->ctx.e);
@@ -598,7 +589,6 @@ void reco__model_unref(struct reco_model *m)
     free(m->trending);
     free(m->popular);
     free(m->fresh);
-    free(m->cat_names);
     free(m->cat_pop.off);
     free(m->cat_pop.e);
     free(m->cat_fresh.off);
