@@ -113,8 +113,9 @@ static void get_expect(struct httpc *c, const char *path, const char *body)
     httpc_reply_dispose(&r);
 }
 
-static void keepalive_and_async(bool batch)
+static void test_keepalive_and_async(void **state)
 {
+    bool batch = *(const bool *)*state;
     struct http_server *srv = start(batch, 2);
     struct httpc *c = client(srv);
     char path[32], want[16];
@@ -130,18 +131,6 @@ static void keepalive_and_async(bool batch)
     assert_int_equal(httpc_connects(c), 1); /* one keep-alive connection throughout */
     httpc_free(c);
     http_server_stop(srv);
-}
-
-static void test_keepalive_batched(void **state)
-{
-    (void)state;
-    keepalive_and_async(true);
-}
-
-static void test_keepalive_unbatched(void **state)
-{
-    (void)state;
-    keepalive_and_async(false);
 }
 
 #define CLIENTS 32
@@ -169,8 +158,9 @@ static void *worker(void *arg)
 }
 
 /* Many connections at once: replies of one pass never cross connections or go missing. */
-static void concurrent(bool batch)
+static void test_concurrent(void **state)
 {
+    bool batch = *(const bool *)*state;
     struct http_server *srv = start(batch, 2);
     pthread_t t[CLIENTS];
     struct worker w[CLIENTS];
@@ -181,18 +171,6 @@ static void concurrent(bool batch)
     for (int i = 0; i < CLIENTS; i++)
         pthread_join(t[i], NULL);
     http_server_stop(srv);
-}
-
-static void test_concurrent_batched(void **state)
-{
-    (void)state;
-    concurrent(true);
-}
-
-static void test_concurrent_unbatched(void **state)
-{
-    (void)state;
-    concurrent(false);
 }
 
 struct one {
@@ -212,8 +190,9 @@ static void *get_one(void *arg)
 /* One loop thread. /slow holds it for 300 ms; /a and /b arrive meanwhile and are computed
  * in the next pass. Batched: /slow's reply is queued in that pass and sent in the one after,
  * so it arrives after /b was computed. Unbatched: it arrives before /a starts. */
-static void pass_order(bool batch)
+static void test_pass_order(void **state)
 {
+    bool batch = *(const bool *)*state;
     memset(&T, 0, sizeof T);
     struct http_server *srv = start(batch, 1);
     struct one slow = {client(srv), "/slow", 0}, a = {client(srv), "/a", 0},
@@ -241,24 +220,19 @@ static void pass_order(bool batch)
     http_server_stop(srv);
 }
 
-static void test_pass_order_batched(void **state)
-{
-    (void)state;
-    pass_order(true);
-}
-
-static void test_pass_order_unbatched(void **state)
-{
-    (void)state;
-    pass_order(false);
-}
+/* Each test runs with batching on, then off (its state points to the mode). */
+static bool ON = true, OFF = false;
+/* clang-format off */
+#define BATCHED(f) {#f "_batched", f, NULL, NULL, &ON}
+#define UNBATCHED(f) {#f "_unbatched", f, NULL, NULL, &OFF}
+/* clang-format on */
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_keepalive_batched),  cmocka_unit_test(test_keepalive_unbatched),
-        cmocka_unit_test(test_concurrent_batched), cmocka_unit_test(test_concurrent_unbatched),
-        cmocka_unit_test(test_pass_order_batched), cmocka_unit_test(test_pass_order_unbatched),
+        BATCHED(test_keepalive_and_async), UNBATCHED(test_keepalive_and_async),
+        BATCHED(test_concurrent),          UNBATCHED(test_concurrent),
+        BATCHED(test_pass_order),          UNBATCHED(test_pass_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
