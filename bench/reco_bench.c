@@ -631,7 +631,7 @@ static void run(struct world *w, struct reco *reco, const struct scenario *sc, i
                  rb.builds, rb.builds ? (double)rb.sum_us / rb.builds / 1000.0 : 0,
                  (double)rb.max_us / 1000.0, (double)catchup_us / 1000.0);
     }
-    printf("| %-34s | %d | %7zu | %7.0f | %6.0f | %6.0f | %6.0f | %6.0f | %7.0f | %7.0f | %4.0f / "
+    printf("| %-34s | %d | %7zu | %7.0f | %6.1f | %6.0f | %6.0f | %6.0f | %7.0f | %7.0f | %4.1f / "
            "%4.0f | %5.2f%% | %s |\n",
            sc->name, sc->threads, total, (double)total / secs, sum / (double)total / 1000.0,
            pct(all, total, 50), pct(all, total, 90), pct(all, total, 99), pct(all, total, 99.9),

@@ -8,9 +8,12 @@ then serves a copy of that data directory (restored the same way), and the same 
 both: 300 random users, counts 1-100, `category=`, device/locale context, `exclude=`, unknown
 users, similar items. Replies are compared byte for byte after blanking `tookUs` and the
 random part of the recId. Exit status 1 and the first differences when any reply differs.
+With --score-tol REL, scores may differ by that relative amount (a change of floating-point
+arithmetic, e.g. another summation order); items, their order, sources and reasons must not.
 
-Usage: bench/reco_diff.py OLD_BINARY NEW_BINARY [--keep DIR]"""
+Usage: bench/reco_diff.py OLD_BINARY NEW_BINARY [--keep DIR] [--score-tol REL]"""
 import argparse
+import json
 import os
 import random
 import re
@@ -77,6 +80,53 @@ def requests():
     return paths
 
 
+def same(x, y, tol):
+    """x and y equal, numbers under key "score" within relative tolerance tol (plus one unit
+    of the 6 decimals printed: a value near a rounding boundary may print either way)."""
+    if isinstance(x, dict) and isinstance(y, dict):
+        return x.keys() == y.keys() and all(
+            abs(x[k] - y[k]) <= tol * max(abs(x[k]), abs(y[k])) + 1.5e-6 if k == "score" and tol
+            and isinstance(x[k], (int, float)) and isinstance(y[k], (int, float))
+            else same(x[k], y[k], tol) for k in x)
+    if isinstance(x, list) and isinstance(y, list):
+        return len(x) == len(y) and all(same(a, b, tol) for a, b in zip(x, y))
+    return x == y
+
+
+def first_diff(x, y, path=""):
+    """Where two parsed replies first differ, as "path: old -> new"."""
+    if isinstance(x, dict) and isinstance(y, dict) and x.keys() == y.keys():
+        for k in x:
+            d = first_diff(x[k], y[k], path + "." + k)
+            if d:
+                return d
+        return None
+    if isinstance(x, list) and isinstance(y, list) and len(x) == len(y):
+        for i, (a, b) in enumerate(zip(x, y)):
+            d = first_diff(a, b, "%s[%d]" % (path, i))
+            if d:
+                return d
+        return None
+    return None if x == y else "%s: %s -> %s" % (path or "reply", json.dumps(x)[:200],
+                                                  json.dumps(y)[:200])
+
+
+def where(x, y):
+    try:
+        return first_diff(json.loads(x), json.loads(y))
+    except ValueError:
+        return "not JSON"
+
+
+def equal(x, y, tol):
+    if x == y:
+        return True
+    try:
+        return bool(tol) and same(json.loads(x), json.loads(y), tol)
+    except ValueError:
+        return False
+
+
 def replies(binary, gold, work):
     shutil.copytree(gold, work, symlinks=True)
     proc, port, key = start(binary, os.path.join(work, "data"))
@@ -98,6 +148,8 @@ def main():
     ap.add_argument("old")
     ap.add_argument("new")
     ap.add_argument("--keep", help="keep the loaded state in this directory")
+    ap.add_argument("--score-tol", type=float, default=0,
+                    help="relative tolerance for scores (default 0: byte-identical replies)")
     args = ap.parse_args()
     tmp = args.keep or tempfile.mkdtemp(prefix="rs-reco-diff-")
     try:
@@ -114,10 +166,11 @@ def main():
             proc.wait(60)
         a = replies(args.old, gold, os.path.join(tmp, "old"))
         b = replies(args.new, gold, os.path.join(tmp, "new"))
-        diff = [(p, x, y) for (p, x), (_, y) in zip(a, b) if x != y]
+        diff = [(p, x, y) for (p, x), (_, y) in zip(a, b) if not equal(x, y, args.score_tol)]
         print("%d requests, %d replies differ" % (len(a), len(diff)))
         for p, x, y in diff[:3]:
-            print("%s\n  old: %s\n  new: %s" % (p, x[:400], y[:400]))
+            print("%s\n  old: %s\n  new: %s\n  first difference at %s" % (p, x[:400], y[:400],
+                                                                where(x, y)))
         return 1 if diff else 0
     finally:
         for d in ("old", "new"):

@@ -21,6 +21,7 @@
 #define HCAP 1024     /* hash slots for ids the model does not know (rare: newer items) */
 #define HMAX (HCAP / 2)
 #define SCRATCH_ARENA (64 * 1024) /* a request's arrays: room for ~800 candidates */
+#define COV_MAX 50                /* merged co-visitation neighbours kept per item */
 
 static const char *const source_names[RECO_SRC__COUNT] = {
 #define XX(id, name, w) name,
@@ -91,7 +92,6 @@ struct cand {
     uint64_t hash;  /* of the id, for ids the model does not know */
     const char *id; /* ids the model does not know: in the scratch arena */
     uint32_t len;
-    int32_t fi;                            /* row in the feature matrix */
     uint16_t cats[CATALOG_CATEGORIES_MAX]; /* model category indexes (diversity, reasons) */
 };
 _Static_assert(sizeof(struct cand) == 128, "a candidate is two cache lines");
@@ -281,11 +281,24 @@ static inline void feature_row(float *f, const float *score, const float *inv)
     f[8] = score[8] * inv[8];
 }
 
+/* The score of a linear ranker from raw source scores and folded weights (fw[k] = weight x
+ * normaliser): the nine products summed in a fixed order, four lanes at a time. */
+static inline float dot_row(const float *score, const float *fw)
+{
+    v4f a, b, wa, wb;
+    memcpy(&a, score, sizeof a);
+    memcpy(&b, score + 4, sizeof b);
+    memcpy(&wa, fw, sizeof wa);
+    memcpy(&wb, fw + 4, sizeof wb);
+    v4f p = a * wa + b * wb;
+    return (p[0] + p[1]) + (p[2] + p[3]) + score[8] * fw[8];
+}
+
 /* ---- exclusion set ------------------------------------------------------------------------- */
 
-/* Marks an id (model index x, UINT32_MAX when the model does not know it) as excluded: its
- * candidate (now, or when it becomes one), else its hash in the seen set. */
-static void exclude(struct scratch *s, uint32_t x, const char *id, size_t len)
+/* Marks an id (model index x, UINT32_MAX when the model does not know it; h its XXH3 hash) as
+ * excluded: its candidate (now, or when it becomes one), else its hash in the seen set. */
+static void exclude(struct scratch *s, uint32_t x, uint64_t h)
 {
     if (x != UINT32_MAX) {
         uint64_t e = s->imap[x];
@@ -295,7 +308,7 @@ static void exclude(struct scratch *s, uint32_t x, const char *id, size_t len)
             s->imap[x] = (uint64_t)s->gen << 32;
         return;
     }
-    uint64_t h = XXH3_64bits(id, len) | 1;
+    h |= 1;
     uint32_t k = (uint32_t)h & s->seen_mask;
     while (s->seen[k] && s->seen[k] != h)
         k = (k + 1) & s->seen_mask;
@@ -385,6 +398,32 @@ static void model_csr(struct scratch *s, const struct reco_csr *c, uint32_t key,
     model_list(s, c->e + c->off[key], (int)(c->off[key + 1] - c->off[key]), src, w, why, max);
 }
 
+/* Asks for the first max entries of a list. The lists one request reads lie scattered over
+ * the model (MiBs): asked for together, their cache misses overlap instead of coming one
+ * list at a time. */
+static inline void prefetch_list(const struct reco_nb *e, int n, int max)
+{
+    const char *p = (const char *)e, *end = (const char *)(e + (n < max ? n : max));
+    for (; p < end; p += 64)
+        __builtin_prefetch(p);
+}
+
+static inline void prefetch_csr(const struct reco_csr *c, uint32_t key, int max)
+{
+    prefetch_list(c->e + c->off[key], (int)(c->off[key + 1] - c->off[key]), max);
+}
+
+/* How many collaborative neighbours the k-th seed contributes: older seeds weigh less. */
+static inline int knn_depth(int k)
+{
+    return k < 5 ? 50 : k < 10 ? 30 : 15;
+}
+
+static inline bool same_item(const struct state_user_item *a, const struct state_user_item *b)
+{
+    return a->hash == b->hash && a->len == b->len && !memcmp(a->item_id, b->item_id, a->len);
+}
+
 /* Seeds: the user's recent distinct items, newest first (index into user.recent); midx holds
  * their model indexes. */
 static int seeds(const struct state_user_read *u, const uint32_t *midx, int max, int *out)
@@ -396,7 +435,7 @@ static int seeds(const struct state_user_read *u, const uint32_t *midx, int max,
         bool dup = false;
         for (int j = 0; j < n && !dup; j++)
             dup = midx[i] != UINT32_MAX ? midx[out[j]] == midx[i]
-                                        : !strcmp(u->recent[out[j]].item_id, u->recent[i].item_id);
+                                        : same_item(&u->recent[out[j]], &u->recent[i]);
         if (!dup)
             out[n++] = i;
     }
@@ -568,7 +607,6 @@ static void take(struct cand *c, int *per_cat)
 struct rank {
     double final;
     struct cand *c;
-    int32_t fi; /* row in the feature matrix */
 };
 
 static inline bool rank_before(const struct reco_model *m, const struct rank *x,
@@ -577,11 +615,10 @@ static inline bool rank_before(const struct reco_model *m, const struct rank *x,
     return x->final != y->final ? x->final > y->final : id_before(m, x->c, y->c);
 }
 
-/* A candidate leaves the ranking: its score and feature row go with it. */
+/* A candidate leaves the ranking: its score goes with it. */
 static inline struct cand *ranked(const struct rank *x)
 {
     x->c->final = x->final;
-    x->c->fi = x->fi;
     return x->c;
 }
 
@@ -639,7 +676,7 @@ static void select_top(struct picker *p, int k)
         double f = p->score[i];
         if (nt == k && f < last)
             continue;
-        struct rank x = {f, p->all[i], i};
+        struct rank x = {f, p->all[i]};
         if (nt == k && !rank_before(p->m, &x, &top[k - 1]))
             continue;
         int j = nt < k ? nt++ : k - 1;
@@ -662,7 +699,7 @@ static struct cand *next_ranked(struct picker *p)
         p->heaped = true;
         for (int i = 0; i < p->nall; i++)
             if (!p->all[i]->top)
-                p->heap[p->nheap++] = (struct rank){p->score[i], p->all[i], i};
+                p->heap[p->nheap++] = (struct rank){p->score[i], p->all[i]};
         for (int i = p->nheap / 2 - 1; i >= 0; i--)
             heap_down(p->m, p->heap, p->nheap, i);
     }
@@ -879,8 +916,6 @@ static int cmp_nb_score(const void *a, const void *b)
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 
-#define COV_MAX 50 /* merged co-visitation neighbours kept per item */
-
 /* Co-visitation of one seed (model index x, UINT32_MAX when the model does not know it). An
  * item the model knows has its lists merged over the shards once per model (then cached:
  * contiguous, no locks, at most one model period old); a newer item is read from the shards
@@ -987,13 +1022,10 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     if (now <= 0)
         now = core_now_ms();              /* no event yet anywhere */
     uint32_t midx[STATE_READ_RECENT_MAX]; /* model index of each recent item */
-    uint64_t rh[STATE_READ_RECENT_MAX];
-    for (int i = 0; i < u->nrecent; i++) { /* hash all, fetch their slots, then probe */
-        rh[i] = XXH3_64bits(u->recent[i].item_id, u->recent[i].len);
-        __builtin_prefetch(reco__model_slot(m, rh[i]));
-    }
+    for (int i = 0; i < u->nrecent; i++)  /* fetch their slots, then probe */
+        __builtin_prefetch(reco__model_slot(m, u->recent[i].hash));
     for (int i = 0; i < u->nrecent; i++)
-        midx[i] = reco__model_find_h(m, rh[i], u->recent[i].item_id, u->recent[i].len);
+        midx[i] = reco__model_find_h(m, u->recent[i].hash, u->recent[i].item_id, u->recent[i].len);
     int seed_idx[STATE_READ_RECENT_MAX];
     int nseeds = seeds(u, midx, r->cfg.recent_items, seed_idx);
     struct ucats uc;
@@ -1007,13 +1039,26 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
 
     /* candidates */
     if (personal) {
+        for (int k = 0; k < nseeds; k++) {
+            uint32_t mi = midx[seed_idx[k]];
+            if (mi == UINT32_MAX)
+                continue;
+            const struct reco_cov *cv =
+                k < r->cfg.covisit_seeds ? atomic_load_explicit(&m->cov[mi], memory_order_acquire)
+                                         : NULL;
+            if (cv)
+                prefetch_list(cv->e, cv->n, COV_MAX);
+            if (w.w[RECO_SRC_COLLAB] > 0)
+                prefetch_csr(&m->knn, mi, knn_depth(k));
+            if (w.w[RECO_SRC_CONTENT] > 0 && k < 5)
+                prefetch_csr(&m->content, mi, 20);
+        }
         /* session items first, then the rest of the history */
         for (int k = 0; k < nseeds && k < r->cfg.covisit_seeds; k++) {
             const struct state_user_item *it = &u->recent[seed_idx[k]];
             bool in_session = false;
             for (int j = 0; j < u->nsession && !in_session; j++)
-                in_session = u->session[j].len == it->len &&
-                             !memcmp(u->session[j].item_id, it->item_id, it->len);
+                in_session = same_item(&u->session[j], it);
             double sw = r->seed_w[k];
             if (in_session && w.w[RECO_SRC_SESSION] > 0)
                 covisit(r, s, m, it->item_id, it->len, midx[seed_idx[k]], RECO_SRC_SESSION, sw,
@@ -1028,10 +1073,7 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
                 continue;
             double sw = r->seed_w[k];
             if (w.w[RECO_SRC_COLLAB] > 0)
-                model_csr(s, &m->knn, mi, RECO_SRC_COLLAB, sw, seed_idx[k],
-                          k < 5    ? 50
-                          : k < 10 ? 30
-                                   : 15); /* older seeds weigh less */
+                model_csr(s, &m->knn, mi, RECO_SRC_COLLAB, sw, seed_idx[k], knn_depth(k));
             if (w.w[RECO_SRC_CONTENT] > 0 && k < 5)
                 model_csr(s, &m->content, mi, RECO_SRC_CONTENT, sw, seed_idx[k], 20);
         }
@@ -1063,15 +1105,19 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     for (int i = 0; i < u->nrecent; i++)
         if (u->recent[i].type >= 0 && u->recent[i].type < 32 &&
             (r->cfg.exclude_types & (1u << u->recent[i].type)))
-            exclude(s, midx[i], u->recent[i].item_id, u->recent[i].len);
-    for (int i = 0; i < rq->nexclude; i++)
-        exclude(s, reco__model_find(m, rq->exclude[i], rq->exclude_len[i]), rq->exclude[i],
-                rq->exclude_len[i]);
+            exclude(s, midx[i], u->recent[i].hash);
+    for (int i = 0; i < rq->nexclude; i++) {
+        uint64_t h = XXH3_64bits(rq->exclude[i], rq->exclude_len[i]);
+        exclude(s, reco__model_find_h(m, h, rq->exclude[i], rq->exclude_len[i]), h);
+    }
 
     /* features, filters */
-    float inv[RECO_SRC__COUNT];
-    for (int k = 0; k < RECO_SRC__COUNT; k++)
+    float inv[RECO_SRC__COUNT], fw[RECO_SRC__COUNT];
+    for (int k = 0; k < RECO_SRC__COUNT; k++) {
         inv[k] = s->max[k] > 0 ? 1.0f / s->max[k] : 0;
+        fw[k] = (float)w.w[k] * inv[k]; /* a linear ranker's weight of the raw score */
+    }
+    const struct reco_ranker *ranker = reco_ranker_blend();
     int want = rq->category ? reco__model_cat(m, rq->category) : -1;
     if (r->catalog)
         catalog_read_begin(r->catalog);
@@ -1092,13 +1138,16 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
             if (!ok)
                 continue;
         }
-        feature_row(s->features + (size_t)nf * RECO_SRC__COUNT, c->s, inv);
+        if (ranker->linear)
+            s->scores[nf] = dot_row(c->s, fw);
+        else
+            feature_row(s->features + (size_t)nf * RECO_SRC__COUNT, c->s, inv);
         if (c->s[RECO_SRC_FRESH] > 0)
             fresh_rows[nfresh++] = nf;
         live[nf++] = c;
     }
-    const struct reco_ranker *ranker = reco_ranker_blend();
-    ranker->score(ranker, &w, s->features, nf, s->scores);
+    if (!ranker->linear)
+        ranker->score(ranker, &w, s->features, nf, s->scores);
     for (int i = 0; i < nf; i++)
         if (!isfinite(s->scores[i]))
             s->scores[i] = 0;
@@ -1124,7 +1173,7 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     pk.fresh = core_arena_alloc(&s->arena, (size_t)(nf + 1) * sizeof *pk.fresh);
     for (int i = 0; i < nfresh; i++)
         pk.fresh[pk.nfresh++] =
-            ranked(&(struct rank){s->scores[fresh_rows[i]], live[fresh_rows[i]], fresh_rows[i]});
+            ranked(&(struct rank){s->scores[fresh_rows[i]], live[fresh_rows[i]]});
     select_top(&pk, count * 2 + 8);
     /* the rules see the best few first; the rest only when they exhaust them */
     int head = count * 8 > 64 ? count * 8 : 64;
@@ -1139,8 +1188,11 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     struct cand **pick = pk.pick;
     int np = pk.np;
     for (int i = 0; i < np; i++) /* reasons: the sources that contributed most */
-        if (pick[i]->best != RECO_SRC_FRESH || pick[i]->second != -2)
-            top_sources(pick[i], &w, s->features + (size_t)pick[i]->fi * RECO_SRC__COUNT);
+        if (pick[i]->best != RECO_SRC_FRESH || pick[i]->second != -2) {
+            float f[RECO_SRC__COUNT];
+            feature_row(f, pick[i]->s, inv);
+            top_sources(pick[i], &w, f);
+        }
     /* rank order; the picks come mostly in that order already, and ids are unique, so an
      * insertion sort gives what qsort_r did without its indirect calls */
     for (int i = 1; i < np; i++) {

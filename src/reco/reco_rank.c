@@ -35,7 +35,7 @@ static void blend_score(const struct reco_ranker *self, const struct reco_weight
     }
 }
 
-static const struct reco_ranker blend = {"blend", blend_score};
+static const struct reco_ranker blend = {"blend", blend_score, true};
 
 const struct reco_ranker *reco_ranker_blend(void)
 {

@@ -13,6 +13,10 @@ struct reco_ranker {
     const char *name;
     void (*score)(const struct reco_ranker *self, const struct reco_weights *w,
                   const float *features, int n, double *out);
+    /* true: score is sum over k of w->w[k] x feature k. A caller that knows the features
+     * as raw source scores times a per-source normaliser may then fold the normaliser into
+     * the weights and skip the feature matrix (what reco_recommend does). */
+    bool linear;
 };
 
 const struct reco_ranker *reco_ranker_blend(void);

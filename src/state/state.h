@@ -194,6 +194,7 @@ int state_shard_top_items(struct state_shard *s, enum state_window w, int g,
 
 struct state_user_item {
     const char *item_id; /* NUL-terminated, in the read's pool */
+    uint64_t hash;       /* XXH3_64bits of the id */
     uint32_t len;
     int32_t type; /* enum event_type (custom types: EVENT_TYPE_CUSTOM) */
     double weight;

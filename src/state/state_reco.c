@@ -335,6 +335,7 @@ static void copy_user_item(struct state_user_read *out, struct state_user_item *
     p[id->len] = 0;
     out->pool_used += id->len + 1;
     o->item_id = p;
+    o->hash = id->hash;
     o->len = id->len;
     o->type = type;
     o->weight = weight;

@@ -177,6 +177,7 @@ static void get_item(struct st_rd *r, struct state_user_read *out, struct state_
     p[n] = 0;
     out->pool_used += n + 1;
     o->item_id = p;
+    o->hash = st__hash(p, n);
     o->len = (uint32_t)n;
     o->type = 0;
     o->weight = 0;
