@@ -188,16 +188,18 @@ static struct scratch *scratch_get(const struct reco_model *m)
     return s;
 }
 
-/* A new candidate's first line. */
+/* A new candidate's first line, copied whole (four vector stores, not a dozen field stores). */
+static const struct cand cand_new = {
+    .why = {-1, -1, -1, -1, -1, -1, -1, -1, -1},
+    .best = -1,
+    .second = -1,
+};
+_Static_assert(RECO_SRC__COUNT == 9, "cand_new.why has one -1 per source");
+
 static inline void cand_init(struct cand *c, uint32_t idx)
 {
-    memset(c->s, 0, sizeof c->s);
-    memset(c->why, -1, sizeof c->why);
-    c->out = c->excluded = c->resolved = false;
-    c->ncats = 0;
+    memcpy(c, &cand_new, offsetof(struct cand, final));
     c->idx = idx;
-    c->best = c->second = -1;
-    c->top = false;
 }
 
 /* The candidate of model item x in the map imap (generation gen) and the array cands of *n
@@ -364,32 +366,44 @@ static void live_fn(void *arg, const char *id, size_t len, double score)
         cand_score(a->s, c, a->src, v, a->why);
 }
 
+/* One list's accumulation, the scratch fields in locals: stores into a candidate may alias
+ * them, so the compiler would otherwise reload them (and store the source's maximum) for
+ * every entry. */
+struct acc {
+    uint64_t *imap;
+    struct cand *cands;
+    uint32_t gen;
+    int n;
+    float mx, w;
+    int src, why;
+};
+
+static inline void acc_entry(struct acc *a, const struct reco_nb *e)
+{
+    float v = a->w * e->score;
+    struct cand *c = v > 0 ? cand_at(a->imap, a->cands, a->gen, &a->n, e->idx) : NULL;
+    if (c) {
+        float sv = cand_add(c, a->src, v, a->why);
+        if (sv > a->mx)
+            a->mx = sv;
+    }
+}
+
 static void model_list(struct scratch *s, const struct reco_nb *e, int n, int src, double w,
                        int why, int max)
 {
-    float fw = (float)w;
+    struct acc a = {s->imap, s->c, s->gen, s->n, s->max[src], (float)w, src, why};
     if (n > max)
         n = max;
-    /* The scratch fields in locals: stores into a candidate may alias them, so the compiler
-     * would otherwise reload them (and store the source's maximum) for every entry. */
-    uint64_t *imap = s->imap;
-    struct cand *cands = s->c;
-    uint32_t gen = s->gen;
-    int nc = s->n;
-    float mx = s->max[src];
-    for (int i = 0; i < n; i++) {
-        if (i + 8 < n) /* the candidate map is read at random: ask for it early */
-            __builtin_prefetch(&imap[e[i + 8].idx]);
-        float v = fw * e[i].score;
-        struct cand *c = v > 0 ? cand_at(imap, cands, gen, &nc, e[i].idx) : NULL;
-        if (c) {
-            float sv = cand_add(c, src, v, why);
-            if (sv > mx)
-                mx = sv;
-        }
+    int i = 0;
+    for (; i + 8 < n; i++) { /* the candidate map is read at random: ask for it early */
+        __builtin_prefetch(&a.imap[e[i + 8].idx]);
+        acc_entry(&a, &e[i]);
     }
-    s->n = nc;
-    s->max[src] = mx;
+    for (; i < n; i++)
+        acc_entry(&a, &e[i]);
+    s->n = a.n;
+    s->max[src] = a.mx;
 }
 
 static void model_csr(struct scratch *s, const struct reco_csr *c, uint32_t key, int src, double w,
@@ -1138,19 +1152,21 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
             if (!ok)
                 continue;
         }
-        if (ranker->linear)
-            s->scores[nf] = dot_row(c->s, fw);
-        else
+        if (ranker->linear) {
+            float v = dot_row(c->s, fw);
+            s->scores[nf] = isfinite(v) ? v : 0;
+        } else
             feature_row(s->features + (size_t)nf * RECO_SRC__COUNT, c->s, inv);
         if (c->s[RECO_SRC_FRESH] > 0)
             fresh_rows[nfresh++] = nf;
         live[nf++] = c;
     }
-    if (!ranker->linear)
+    if (!ranker->linear) {
         ranker->score(ranker, &w, s->features, nf, s->scores);
-    for (int i = 0; i < nf; i++)
-        if (!isfinite(s->scores[i]))
-            s->scores[i] = 0;
+        for (int i = 0; i < nf; i++)
+            if (!isfinite(s->scores[i]))
+                s->scores[i] = 0;
+    }
     /* diversity: at most cap items per category, relaxed when the list would be short */
     int count = rq->count;
     int cap = r->cfg.diversity_cap > 0 ? r->cfg.diversity_cap : (count + 1) / 2;
