@@ -74,9 +74,12 @@ void reco_config_init(struct reco_config *c)
 
 /* ---- candidates ------------------------------------------------------------------------------ */
 
-/* 128 bytes, aligned: creating a candidate and adding a score touch only the first cache
- * line. A model item's id is not copied here: it is the model's (cand_id), looked up only
- * for the few candidates a request compares by id or shows. */
+/* Aligned: creating a candidate, adding a score and the filters touch only the first cache
+ * line; the second is read for the few candidates ranked near the top. Three lines, not two:
+ * at a 128-byte stride every first line would fall in the same half of the L1 cache's sets
+ * (and evict each other at a few hundred candidates); at 192 bytes they spread over all.
+ * A model item's id is not copied here: it is the model's (cand_id), looked up only for the
+ * few candidates a request compares by id or shows. */
 struct cand {
     alignas(64) float s[RECO_SRC__COUNT];
     int8_t why[RECO_SRC__COUNT]; /* per source, what led to it first: the seed (index into the
@@ -94,8 +97,9 @@ struct cand {
     const char *id; /* ids the model does not know: in the scratch arena */
     uint32_t len;
     uint16_t cats[CATALOG_CATEGORIES_MAX]; /* model category indexes (diversity, reasons) */
+    alignas(64) char spread[64];           /* never used: see above */
 };
-_Static_assert(sizeof(struct cand) == 128, "a candidate is two cache lines");
+_Static_assert(sizeof(struct cand) == 192, "a candidate is three cache lines");
 _Static_assert(offsetof(struct cand, final) == 64, "cand_init writes the first line only");
 
 /* The candidate's id and its length (the model's for a model item). */
