@@ -1140,7 +1140,7 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
         inv[k] = s->max[k] > 0 ? 1.0f / s->max[k] : 0;
         fw[k] = (float)w.w[k] * inv[k]; /* a linear ranker's weight of the raw score */
     }
-    const struct reco_ranker *ranker = reco_ranker_blend();
+    const struct reco_ranker *ranker = r->cfg.ranker ? r->cfg.ranker : reco_ranker_blend();
     int want = rq->category ? reco__model_cat(m, rq->category) : -1;
     if (r->catalog)
         catalog_read_begin(r->catalog);

@@ -24,6 +24,8 @@
 #include "core/core.h"
 #include "state/state.h"
 
+struct reco_ranker; /* reco_rank.h */
+
 /* Candidate sources; each has a blend weight (0 disables it). */
 #define RECO_SOURCE_MAP(XX)                                                                        \
     XX(SESSION, "session", 0.6)                                                                    \
@@ -92,6 +94,8 @@ struct reco_config {
     int (*user_read_fn)(void *arg, struct state_shard *shard, int32_t partition,
                         const char *user_key, struct state_user_read *out);
     void *user_read_arg;
+    /* The ranker (reco_rank.h); NULL = the blend ranker, with the weights above. */
+    const struct reco_ranker *ranker;
 };
 void reco_config_init(struct reco_config *c);
 

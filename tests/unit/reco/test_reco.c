@@ -3,6 +3,7 @@
  * in-memory catalog (reco_test_util.h): strategies, exclusions, filters, availability,
  * diversity, determinism, ordering, reasons, recIds, experiments and similar items.
  */
+#include "reco/reco_rank.h"
 #include "reco_test_util.h"
 
 #include <ctype.h>
@@ -686,6 +687,48 @@ static void test_deterministic_default_rules(void **st)
     }
 }
 
+/* ---- rankers -----------------------------------------------------------------------------------
+ */
+
+/* The blend ranker is linear, so requests score it from the raw source scores with folded
+ * weights; the same ranker declared non-linear goes through the feature matrix. Both must
+ * give the same lists (scores equal but for float rounding): this checks the fold and the
+ * matrix path a learned ranker will take. */
+static void test_ranker_matrix_path_same_lists(void **st)
+{
+    struct fx *f = *st;
+    const struct reco_ranker *blend = reco_ranker_blend();
+    assert_true(blend->linear);
+    struct reco_ranker matrix = {"blend-matrix", blend->score, false};
+    struct reco_config cfg = f->w.cfg;
+    cfg.ranker = &matrix;
+    struct reco *r2 = reco_new(&cfg, f->w.shards, RT_NSHARDS, f->w.cat);
+    assert_non_null(r2);
+    reco_refresh(r2);
+    static const int users[] = {RT_USER_PERS, RT_USER_PREF, RT_USER_COLD, 0, 1, 2, 17, 46};
+    int compared = 0;
+    for (size_t u = 0; u < sizeof users / sizeof users[0]; u++) {
+        char key[EVENT_KEY_HEX + 1];
+        struct reco_request rq = rt_request(key, users[u], 20);
+        assert_int_equal(reco_recommend(f->w.r, &rq, f->a), 0);
+        assert_int_equal(reco_recommend(r2, &rq, f->b), 0);
+        assert_int_equal(f->a->n, f->b->n);
+        assert_string_equal(f->a->strategy, f->b->strategy);
+        for (int i = 0; i < f->a->n; i++) {
+            const struct reco_item *x = &f->a->items[i], *y = &f->b->items[i];
+            assert_string_equal(x->item_id, y->item_id);
+            assert_int_equal(x->source, y->source);
+            assert_true(fabs(x->score - y->score) <= 1e-5 * fabs(y->score) + 1e-9);
+            assert_int_equal(x->nreasons, y->nreasons);
+            for (int k = 0; k < x->nreasons; k++)
+                assert_string_equal(x->reasons[k], y->reasons[k]);
+            compared++;
+        }
+    }
+    assert_true(compared >= 100);
+    reco_free(r2);
+}
+
 /* ---- experiments ----------------------------------------------------------------------------- */
 
 static void test_experiment_variants(void **st)
@@ -839,6 +882,7 @@ int main(void)
         T(test_diversity_cap_with_exploration_slot, setup_default),
         T(test_deterministic_and_sorted, setup_big_cap),
         T(test_deterministic_default_rules, setup_default),
+        T(test_ranker_matrix_path_same_lists, setup_default),
         T(test_experiment_variants, setup_experiment),
         T(test_similar_unknown, setup_default),
         T(test_similar_covisited, setup_default),
