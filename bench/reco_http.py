@@ -244,6 +244,14 @@ def main():
     print("(%d runs of %d s each, wrk -t2 -c%d; medians of each column; model builds at the end: %d)"
           % (args.repeat, args.duration, args.connections,
              m.get("recstream_reco_model_builds_total", 0)))
+    # Server and wrk share the cores, so a CPU-bound run's rate is cores / (server + wrk CPU
+    # per request): the ratio of those totals is what the rate ratio tends to, and it moves
+    # less with the other tenants of a shared machine than the rates themselves do.
+    cpu = {n: [r["server_cpu_us"] + r["wrk_cpu_us"] for r in results[n]] for n in results}
+    cratios = [b / a for a, b in zip(cpu["recstream"], cpu["nginx"])]
+    print("CPU per request, server + wrk: recstream %.1f us, nginx %.1f us; nginx / recstream "
+          "%.2f (%.2f-%.2f)" % (statistics.median(cpu["recstream"]), statistics.median(cpu["nginx"]),
+                                statistics.median(cratios), min(cratios), max(cratios)))
     if args.out:
         with open(args.out, "w") as f:
             f.write(table + "\n")
