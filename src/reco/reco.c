@@ -23,6 +23,7 @@
 #define SCRATCH_ARENA (64 * 1024) /* a request's arrays: room for ~800 candidates */
 #define COV_MAX 50                /* merged co-visitation neighbours kept per item */
 #define CONTENT_SEEDS 3           /* the newest seeds that bring content neighbours (weight 0.05) */
+#define CONTENT_DEPTH 20          /* content neighbours each of those seeds brings */
 
 static const char *const source_names[RECO_SRC__COUNT] = {
 #define XX(id, name, w) name,
@@ -1070,7 +1071,7 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
             if (w.w[RECO_SRC_COLLAB] > 0)
                 prefetch_csr(&m->knn, mi, knn_depth(k));
             if (w.w[RECO_SRC_CONTENT] > 0 && k < CONTENT_SEEDS)
-                prefetch_csr(&m->content, mi, 20);
+                prefetch_csr(&m->content, mi, CONTENT_DEPTH);
         }
         /* session items first, then the rest of the history */
         for (int k = 0; k < nseeds && k < r->cfg.covisit_seeds; k++) {
@@ -1094,7 +1095,7 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
             if (w.w[RECO_SRC_COLLAB] > 0)
                 model_csr(s, &m->knn, mi, RECO_SRC_COLLAB, sw, seed_idx[k], knn_depth(k));
             if (w.w[RECO_SRC_CONTENT] > 0 && k < CONTENT_SEEDS)
-                model_csr(s, &m->content, mi, RECO_SRC_CONTENT, sw, seed_idx[k], 20);
+                model_csr(s, &m->content, mi, RECO_SRC_CONTENT, sw, seed_idx[k], CONTENT_DEPTH);
         }
     }
     /* the low-weight lists (category, global): a user with a rich history needs only their
