@@ -36,6 +36,10 @@ enum http_action api__ingest(struct api *api, struct http_request *req, enum api
  * since a rotation: the move happens at their next event). key gets 33 bytes. */
 void api__user_key(struct api *api, const char *id, size_t n, bool anon, char *key);
 
+/* api__user_key, and the pseudonym under the newest version in newest (33 bytes; the consent
+ * decision's key: ingest_consent_decide_key), each computed once. */
+void api__user_keys(struct api *api, const char *id, size_t n, bool anon, char *key, char *newest);
+
 /* Schema registry and dead-letter routes (api_schema.c); rest is the path after the prefix. */
 enum http_action api__schemas(struct api *api, struct http_request *req, const char *rest);
 enum http_action api__deadletters(struct api *api, struct http_request *req, const char *rest);

@@ -37,13 +37,13 @@ static enum http_action recommendations(struct api *api, struct http_request *re
         http_reply_error(req, 40009, "count must be 1..%d", RECO_COUNT_MAX);
         return HTTP_REPLY;
     }
-    char key[EVENT_KEY_HEX + 1];
-    api__user_key(api, user, ulen, false,
-                  key); /* an older secret version's, when only it has state */
+    char key[EVENT_KEY_HEX + 1], newest[EVENT_KEY_HEX + 1];
+    /* key: an older secret version's, when only it has state */
+    api__user_keys(api, user, ulen, false, key, newest);
     /* Without personalization consent the user's state is never read: withdrawal takes
      * effect with this very request, before the processor has cleared the state. */
-    bool personal_ok =
-        !api->cfg.consent || ingest_consent_decide(api->ing, false, user, ulen) == CONSENT_ALLOW;
+    bool personal_ok = !api->cfg.consent || ingest_consent_decide_key(api->ing, false, user, ulen,
+                                                                      newest) == CONSENT_ALLOW;
     struct reco_request rq = {.user_key = key, .count = (int)count, .anonymous = !personal_ok};
     const char *cat = http_request_query(req, "category");
     rq.category = cat && *cat ? cat : NULL;

@@ -103,11 +103,18 @@ static void write_list(struct core_buf *out, const char *key, struct merged *m, 
 
 void api__user_key(struct api *api, const char *id, size_t n, bool anon, char *key)
 {
+    api__user_keys(api, id, n, anon, key, NULL);
+}
+
+void api__user_keys(struct api *api, const char *id, size_t n, bool anon, char *key, char *newest)
+{
     if (!api->ing) { /* role api: the newest secret version (what processors move users to) */
         if (anon)
             privacy_pseudonym_anon(api->cfg.pseudonym_key, id, n, key);
         else
             privacy_pseudonym_user(api->cfg.pseudonym_key, id, n, key);
+        if (newest)
+            memcpy(newest, key, EVENT_KEY_HEX + 1);
         return;
     }
     char v[PRIVACY_KEY_VERSIONS_MAX][33];
@@ -121,6 +128,8 @@ void api__user_key(struct api *api, const char *id, size_t n, bool anon, char *k
         }
     }
     memcpy(key, v[pick], EVENT_KEY_HEX + 1);
+    if (newest)
+        memcpy(newest, v[0], EVENT_KEY_HEX + 1);
 }
 
 /* The shards item reads go over: the stream's, or (role api) the restored ones. */
@@ -144,9 +153,11 @@ static enum http_action user_profile(struct api *api, struct http_request *req, 
         return HTTP_REPLY;
     }
     bool anon = idt && !strcmp(idt, "anonymous");
-    api__user_key(api, id, len, anon, key);
+    char newest[EVENT_KEY_HEX + 1];
+    api__user_keys(api, id, len, anon, key, newest);
     /* A withdrawal hides the profile at once; the processor deletes it shortly after. */
-    if (api->cfg.consent && ingest_consent_decide(api->ing, anon, id, len) != CONSENT_ALLOW) {
+    if (api->cfg.consent &&
+        ingest_consent_decide_key(api->ing, anon, id, len, newest) != CONSENT_ALLOW) {
         http_reply_error(req, 40403, "no profile for this user (no personalization consent)");
         return HTTP_REPLY;
     }

@@ -167,6 +167,11 @@ int ingest_merge_in_append(void *ing, int32_t partition, int64_t offset, const s
 enum consent_decision ingest_consent_decide(struct ingest *ing, bool anon, const char *id,
                                             size_t n);
 
+/* ingest_consent_decide with the id's pseudonym under the newest secret version (key, as
+ * ingest_pseudonym_versions gives it first) already computed. */
+enum consent_decision ingest_consent_decide_key(struct ingest *ing, bool anon, const char *id,
+                                                size_t n, const char *key);
+
 /* The pseudonym whose consent record that decision uses (the newest version's when none has
  * one); out gets 33 bytes. Any thread. */
 void ingest_consent_key(struct ingest *ing, bool anon, const char *id, size_t n, char *out);

@@ -169,6 +169,14 @@ enum consent_decision ingest_consent_decide(struct ingest *ing, bool anon, const
     return ingest__consent(ing, anon, id, n, key);
 }
 
+enum consent_decision ingest_consent_decide_key(struct ingest *ing, bool anon, const char *id,
+                                                size_t n, const char *key)
+{
+    if (!ing->cfg.consent)
+        return CONSENT_ALLOW;
+    return ingest__consent(ing, anon, id, n, key);
+}
+
 /* ---- merge_in records (the stream runtime's hook) ------------------------------------------ */
 
 struct wait {

@@ -75,33 +75,27 @@ void reco_config_init(struct reco_config *c)
 
 /* ---- candidates ------------------------------------------------------------------------------ */
 
-/* Aligned: creating a candidate, adding a score and the filters touch only the first cache
- * line; the second is read for the few candidates ranked near the top. Three lines, not two:
- * at a 128-byte stride every first line would fall in the same half of the L1 cache's sets
- * (and evict each other at a few hundred candidates); at 192 bytes they spread over all.
- * A model item's id is not copied here: it is the model's (cand_id), looked up only for the
- * few candidates a request compares by id or shows. */
+/* A candidate's per-source scores live in the scratch's columns (one array per source, see
+ * struct scratch): a list adds to one source, so its random accesses stay in one compact array
+ * (a few KiB) instead of touching a wide record per candidate. What is here is written once
+ * when the candidate is created, in creation order, and read by the filters and the rules. A
+ * model item's id is not copied: it is the model's (cand_id), looked up only for the few
+ * candidates a request compares by id or shows. */
 struct cand {
-    alignas(64) float s[RECO_SRC__COUNT];
-    int8_t why[RECO_SRC__COUNT]; /* per source, what led to it first: the seed (index into the
-                                    user's recent items), user category or context; -1 none */
+    uint32_t idx; /* model index; UINT32_MAX for an id the model does not know */
     bool out;
     bool excluded; /* consumed or explicitly excluded */
     bool resolved; /* catalog metadata looked up (availability, categories) */
+    bool top;      /* among the best few selected first */
+    /* the fields above are set together when the candidate is created (cand_init) */
+    int8_t best, second; /* the sources its reasons name, once picked */
     uint8_t ncats;
-    uint32_t idx; /* model index; UINT32_MAX for an id the model does not know */
-    int8_t best, second;
-    bool top; /* among the best few selected first */
-    /* second line: ranking and output */
-    double final;
-    uint64_t hash;  /* of the id, for ids the model does not know */
-    const char *id; /* ids the model does not know: in the scratch arena */
     uint32_t len;
+    double final;                          /* ranking score, once ranked */
+    uint64_t hash;                         /* of the id, for ids the model does not know */
+    const char *id;                        /* ids the model does not know: in the scratch arena */
     uint16_t cats[CATALOG_CATEGORIES_MAX]; /* model category indexes (diversity, reasons) */
-    alignas(64) char spread[64];           /* never used: see above */
 };
-_Static_assert(sizeof(struct cand) == 192, "a candidate is three cache lines");
-_Static_assert(offsetof(struct cand, final) == 64, "cand_init writes the first line only");
 
 /* The candidate's id and its length (the model's for a model item). */
 static inline const char *cand_id(const struct reco_model *m, const struct cand *c, size_t *len)
@@ -120,6 +114,12 @@ static inline const char *cand_id(const struct reco_model *m, const struct cand 
 struct scratch {
     struct cand *c;
     int n;
+    /* per source, the candidates' summed scores (src_scores(s, src)[candidate]) and what led to
+     * each first (src_whys(s, src)[candidate]: the seed, as an index into the user's recent items,
+     * the user category or the context; -1 none), valid where the score is > 0. The scores of the
+     * n candidates of the last request are zeroed when the next one starts. */
+    float *cols;
+    int8_t *whys;
     uint64_t *imap;
     uint32_t icap, gen;
     uint32_t hslot[HCAP]; /* candidate + 1 */
@@ -133,6 +133,16 @@ struct scratch {
     double *scores;
 };
 
+static inline float *src_scores(const struct scratch *s, int src)
+{
+    return s->cols + (size_t)src * CAND_MAX;
+}
+
+static inline int8_t *src_whys(const struct scratch *s, int src)
+{
+    return s->whys + (size_t)src * CAND_MAX;
+}
+
 static _Thread_local struct scratch *tl_scratch;
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
@@ -142,6 +152,8 @@ static void scratch_free(void *p)
 {
     struct scratch *s = p;
     free(s->c);
+    free(s->cols);
+    free(s->whys);
     free(s->imap);
     core_arena_dispose(&s->arena);
     free(s->seen);
@@ -162,6 +174,8 @@ static struct scratch *scratch_get(const struct reco_model *m)
         pthread_once(&scratch_once, scratch_key_init);
         struct scratch *s = core_xcalloc(1, sizeof *s);
         s->c = core_xaligned(alignof(struct cand), CAND_MAX * sizeof *s->c);
+        s->cols = core_xcalloc((size_t)RECO_SRC__COUNT * CAND_MAX, sizeof *s->cols);
+        s->whys = core_xmalloc((size_t)RECO_SRC__COUNT * CAND_MAX * sizeof *s->whys);
         core_arena_init(&s->arena);
         /* The arena keeps its first chunk across resets: make it big enough for a typical
          * request's arrays (~76 bytes per candidate), or every request mallocs and frees the
@@ -188,91 +202,101 @@ static struct scratch *scratch_get(const struct reco_model *m)
     if (s->nh > 0)
         memset(s->hslot, 0, sizeof s->hslot);
     s->nh = 0;
+    for (int k = 0; k < RECO_SRC__COUNT && s->n > 0; k++)
+        memset(src_scores(s, k), 0, (size_t)s->n * sizeof *s->cols);
     s->n = 0;
     memset(s->max, 0, sizeof s->max);
     core_arena_reset(&s->arena);
     return s;
 }
 
-/* A new candidate's first line, copied whole (four vector stores, not a dozen field stores). */
-static const struct cand cand_new = {
-    .why = {-1, -1, -1, -1, -1, -1, -1, -1, -1},
-    .best = -1,
-    .second = -1,
-};
-_Static_assert(RECO_SRC__COUNT == 9, "cand_new.why has one -1 per source");
-
-static inline void cand_init(struct cand *c, uint32_t idx)
+/* A new candidate: its index, excluded or not, and out, resolved and top false, in one store;
+ * no reason sources yet. */
+static inline void cand_init(struct cand *c, uint32_t idx, bool excluded)
 {
-    memcpy(c, &cand_new, offsetof(struct cand, final));
-    c->idx = idx;
+    uint64_t v = (uint64_t)idx | (uint64_t)excluded << (8 * offsetof(struct cand, excluded));
+    memcpy(c, &v, sizeof v);
+    c->best = c->second = -1;
 }
+_Static_assert(offsetof(struct cand, idx) == 0 && offsetof(struct cand, out) == 4 &&
+                   offsetof(struct cand, top) == 7 && sizeof(bool) == 1,
+               "cand_init writes idx and the four flags as one 64-bit little-endian word");
 
-/* The candidate of model item x in the map imap (generation gen) and the array cands of *n
- * candidates, added when new; NULL when the array is full. */
-static inline struct cand *cand_at(uint64_t *imap, struct cand *cands, uint32_t gen, int *n,
-                                   uint32_t x)
+/* The candidate number of model item x in the map imap (generation gen) and the array cands
+ * of *n candidates, added when new; -1 when the array is full. */
+static inline int cand_at(uint64_t *imap, struct cand *cands, uint32_t gen, int *n, uint32_t x)
 {
     uint64_t e = imap[x];
     bool marked = (uint32_t)(e >> 32) == gen; /* a candidate, or excluded before it was one */
     if (marked && (uint32_t)e)
-        return &cands[(uint32_t)e - 1];
+        return (int)(uint32_t)e - 1;
     if (*n >= CAND_MAX)
-        return NULL;
+        return -1;
     imap[x] = (uint64_t)gen << 32 | (uint32_t)(*n + 1);
-    struct cand *c = &cands[(*n)++];
-    cand_init(c, x);
-    c->excluded = marked;
-    return c;
+    cand_init(&cands[*n], x, marked);
+    return (*n)++;
 }
 
-/* The candidate of model item x, added when new. */
-static inline struct cand *cand_of(struct scratch *s, uint32_t x)
+/* The candidate number of model item x, added when new (-1: full). */
+static inline int cand_of(struct scratch *s, uint32_t x)
 {
     return cand_at(s->imap, s->c, s->gen, &s->n, x);
 }
 
-/* The candidate of an id the model does not know, added (copied) when new. */
-static struct cand *cand_of_id(struct scratch *s, const char *id, size_t len)
+/* The candidate number of an id the model does not know, added (copied) when new (-1: full). */
+static int cand_of_id(struct scratch *s, const char *id, size_t len)
 {
     uint64_t h = XXH3_64bits(id, len);
     uint32_t k = (uint32_t)h & (HCAP - 1);
     for (uint32_t e; (e = s->hslot[k]); k = (k + 1) & (HCAP - 1)) {
         struct cand *c = &s->c[e - 1];
         if (c->hash == h && c->len == len && memcmp(c->id, id, len) == 0)
-            return c;
+            return (int)e - 1;
     }
     if (s->n >= CAND_MAX || s->nh >= HMAX)
-        return NULL;
+        return -1;
     s->nh++;
     s->hslot[k] = (uint32_t)(s->n + 1);
-    struct cand *c = &s->c[s->n++];
-    cand_init(c, UINT32_MAX);
+    struct cand *c = &s->c[s->n];
+    cand_init(c, UINT32_MAX, false);
     c->id = core_arena_strndup(&s->arena, id, len);
     c->len = (uint32_t)len;
     c->hash = h;
-    return c;
+    return s->n++;
 }
 
-/* Adds score to c's source src; returns the source's new total. */
-static inline float cand_add(struct cand *c, int src, float score, int why)
+/* Adds score (> 0) to candidate i's source (column sc, whys wy); returns the source's new
+ * total. Sources are read strongest seed (category, context) first: the first contribution
+ * names what led to it. */
+static inline float cand_add(float *sc, int8_t *wy, int i, float score, int w)
 {
-    float v = c->s[src] += score;
-    if (c->why[src] < 0) /* sources are read strongest seed (category, context) first */
-        c->why[src] = (int8_t)why;
+    float old = sc[i], v = old + score;
+    sc[i] = v;
+    uint32_t bits;
+    memcpy(&bits, &old, sizeof bits);
+    if (bits == 0) /* +0: nothing added yet (scores are positive) */
+        wy[i] = (int8_t)w;
     return v;
 }
 
-static inline void cand_score(struct scratch *s, struct cand *c, int src, float score, int why)
+static inline void cand_score(struct scratch *s, int i, int src, float score, int w)
 {
-    float v = cand_add(c, src, score, why);
+    float v = cand_add(src_scores(s, src), src_whys(s, src), i, score, w);
     if (v > s->max[src])
         s->max[src] = v;
+}
+
+/* Candidate i's raw score per source, gathered from the columns. */
+static inline void cand_scores(const struct scratch *s, int i, float *out)
+{
+    for (int k = 0; k < RECO_SRC__COUNT; k++)
+        out[k] = src_scores(s, k)[i];
 }
 
 /* f = score x inv per source, four sources per instruction (the same products as one at a
  * time: IEEE multiplication is per element). */
 typedef float v4f __attribute__((vector_size(16)));
+typedef int32_t v4si __attribute__((vector_size(16)));
 _Static_assert(RECO_SRC__COUNT == 9, "feature_row handles 2 x 4 + 1 sources");
 
 static inline void feature_row(float *f, const float *score, const float *inv)
@@ -289,18 +313,39 @@ static inline void feature_row(float *f, const float *score, const float *inv)
     f[8] = score[8] * inv[8];
 }
 
-/* The score of a linear ranker from raw source scores and folded weights (fw[k] = weight x
- * normaliser): the nine products summed in a fixed order, four lanes at a time. */
-static inline float dot_row(const float *score, const float *fw)
+/* Four rows of a column times a weight. */
+static inline v4f wcol(const float *c, int i, v4f w)
 {
-    v4f a, b, wa, wb;
-    memcpy(&a, score, sizeof a);
-    memcpy(&b, score + 4, sizeof b);
-    memcpy(&wa, fw, sizeof wa);
-    memcpy(&wb, fw + 4, sizeof wb);
-    v4f p = a * wa + b * wb;
-    return (p[0] + p[1]) + (p[2] + p[3]) + score[8] * fw[8];
+    v4f x;
+    memcpy(&x, c + i, sizeof x);
+    return x * w;
 }
+
+/* The scores of a linear ranker for the scratch's candidates, from raw source scores and
+ * folded weights (fw[k] = weight x normaliser), four candidates per instruction: per
+ * candidate the nine products summed in a fixed order, (s0 w0 + s4 w4) + (s1 w1 + s5 w5) +
+ * (s2 w2 + s6 w6) + (s3 w3 + s7 w7) + s8 w8, as the sources' lanes were summed before.
+ * A score that is not finite is 0. out has room for n rounded up to 4. */
+static void linear_scores(const struct scratch *s, const float *fw, float *out)
+{
+    const float *c[RECO_SRC__COUNT];
+    v4f w[RECO_SRC__COUNT];
+    for (int k = 0; k < RECO_SRC__COUNT; k++) {
+        c[k] = src_scores(s, k);
+        w[k] = (v4f){fw[k], fw[k], fw[k], fw[k]};
+    }
+    for (int i = 0; i < s->n; i += 4) { /* the columns are zero past n (CAND_MAX % 4 == 0) */
+        v4f v = ((wcol(c[0], i, w[0]) + wcol(c[4], i, w[4])) +
+                 (wcol(c[1], i, w[1]) + wcol(c[5], i, w[5]))) +
+                ((wcol(c[2], i, w[2]) + wcol(c[6], i, w[6])) +
+                 (wcol(c[3], i, w[3]) + wcol(c[7], i, w[7]))) +
+                wcol(c[8], i, w[8]);
+        v4si finite = (v - v) == 0;  /* inf - inf and NaN - NaN are NaN */
+        v = (v4f)((v4si)v & finite); /* a score that is not finite counts 0 */
+        memcpy(out + i, &v, sizeof v);
+    }
+}
+_Static_assert(CAND_MAX % 4 == 0, "linear_scores reads whole groups of four");
 
 /* ---- exclusion set ------------------------------------------------------------------------- */
 
@@ -367,9 +412,9 @@ static void live_fn(void *arg, const char *id, size_t len, double score)
     if (!(v > 0))
         return;
     uint32_t x = reco__model_find(a->m, id, len);
-    struct cand *c = x != UINT32_MAX ? cand_of(a->s, x) : cand_of_id(a->s, id, len);
-    if (c)
-        cand_score(a->s, c, a->src, v, a->why);
+    int i = x != UINT32_MAX ? cand_of(a->s, x) : cand_of_id(a->s, id, len);
+    if (i >= 0)
+        cand_score(a->s, i, a->src, v, a->why);
 }
 
 /* One list's accumulation, the scratch fields in locals: stores into a candidate may alias
@@ -378,18 +423,20 @@ static void live_fn(void *arg, const char *id, size_t len, double score)
 struct acc {
     uint64_t *imap;
     struct cand *cands;
+    float *sc;  /* the source's column */
+    int8_t *wy; /* and its whys */
     uint32_t gen;
     int n;
     float mx, w;
-    int src, why;
+    int why;
 };
 
 static inline void acc_entry(struct acc *a, const struct reco_nb *e)
 {
     float v = a->w * e->score;
-    struct cand *c = v > 0 ? cand_at(a->imap, a->cands, a->gen, &a->n, e->idx) : NULL;
-    if (c) {
-        float sv = cand_add(c, a->src, v, a->why);
+    int i = v > 0 ? cand_at(a->imap, a->cands, a->gen, &a->n, e->idx) : -1;
+    if (i >= 0) {
+        float sv = cand_add(a->sc, a->wy, i, v, a->why);
         if (sv > a->mx)
             a->mx = sv;
     }
@@ -398,7 +445,8 @@ static inline void acc_entry(struct acc *a, const struct reco_nb *e)
 static void model_list(struct scratch *s, const struct reco_nb *e, int n, int src, double w,
                        int why, int max)
 {
-    struct acc a = {s->imap, s->c, s->gen, s->n, s->max[src], (float)w, src, why};
+    struct acc a = {s->imap,  s->c, src_scores(s, src), src_whys(s, src), s->gen, s->n, s->max[src],
+                    (float)w, why};
     if (n > max)
         n = max;
     int i = 0;
@@ -831,9 +879,8 @@ static void reason_cat(char *out, const char *a, const char *b, const char *c)
 
 static void reason(struct reco *r, const struct reco_model *m, const struct state_user_read *u,
                    struct seed_names *sn, const struct ucats *uc, const struct reco_request *rq,
-                   const struct cand *c, int src, char *out)
+                   const struct cand *c, int src, int why, char *out)
 {
-    int why = c->why[src];
     const char *seed = NULL;
     if ((src == RECO_SRC_SESSION || src == RECO_SRC_COVISIT || src == RECO_SRC_COLLAB ||
          src == RECO_SRC_CONTENT) &&
@@ -1148,6 +1195,12 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     int nf = 0, nfresh = 0;
     struct cand **live = core_arena_alloc(&s->arena, (size_t)(s->n + 1) * sizeof *live);
     int *fresh_rows = core_arena_alloc(&s->arena, (size_t)(s->n + 1) * sizeof *fresh_rows);
+    float *lin = NULL;
+    if (ranker->linear) { /* every candidate's score at once, column by column */
+        lin = core_arena_alloc(&s->arena, (size_t)(s->n + 4) * sizeof *lin);
+        linear_scores(s, fw, lin);
+    }
+    const float *fresh = src_scores(s, RECO_SRC_FRESH);
     for (int i = 0; i < s->n; i++) { /* one pass over the candidates: filters, features */
         struct cand *c = &s->c[i];
         if (c->excluded || (c->idx == UINT32_MAX && seen_has(s, c->hash)) ||
@@ -1162,12 +1215,14 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
             if (!ok)
                 continue;
         }
-        if (ranker->linear) {
-            float v = dot_row(c->s, fw);
-            s->scores[nf] = isfinite(v) ? v : 0;
-        } else
-            feature_row(s->features + (size_t)nf * RECO_SRC__COUNT, c->s, inv);
-        if (c->s[RECO_SRC_FRESH] > 0)
+        if (lin) {
+            s->scores[nf] = lin[i];
+        } else {
+            float raw[RECO_SRC__COUNT];
+            cand_scores(s, i, raw);
+            feature_row(s->features + (size_t)nf * RECO_SRC__COUNT, raw, inv);
+        }
+        if (fresh[i] > 0)
             fresh_rows[nfresh++] = nf;
         live[nf++] = c;
     }
@@ -1215,8 +1270,9 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     int np = pk.np;
     for (int i = 0; i < np; i++) /* reasons: the sources that contributed most */
         if (pick[i]->best != RECO_SRC_FRESH || pick[i]->second != -2) {
-            float f[RECO_SRC__COUNT];
-            feature_row(f, pick[i]->s, inv);
+            float raw[RECO_SRC__COUNT], f[RECO_SRC__COUNT];
+            cand_scores(s, (int)(pick[i] - s->c), raw);
+            feature_row(f, raw, inv);
             top_sources(pick[i], &w, f);
         }
     /* rank order; the picks come mostly in that order already, and ids are unique, so an
@@ -1244,10 +1300,13 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
         o->score = c->final;
         o->source = c->best;
         o->nreasons = 0;
+        int ci = (int)(c - s->c);
         if (c->best >= 0)
-            reason(r, m, u, &sn, &uc, rq, c, c->best, o->reasons[o->nreasons++]);
+            reason(r, m, u, &sn, &uc, rq, c, c->best, src_whys(s, c->best)[ci],
+                   o->reasons[o->nreasons++]);
         if (c->second >= 0)
-            reason(r, m, u, &sn, &uc, rq, c, c->second, o->reasons[o->nreasons++]);
+            reason(r, m, u, &sn, &uc, rq, c, c->second, src_whys(s, c->second)[ci],
+                   o->reasons[o->nreasons++]);
     }
     if (r->catalog)
         catalog_read_end(r->catalog);
@@ -1314,7 +1373,7 @@ int reco_similar(struct reco *r, const char *item_id, size_t len, int count, str
         c->final = 0;
         double b = 0;
         for (int k = 0; k < 3; k++) {
-            double v = maxs[src[k]] > 0 ? sw[k] * c->s[src[k]] / maxs[src[k]] : 0;
+            double v = maxs[src[k]] > 0 ? sw[k] * src_scores(s, src[k])[i] / maxs[src[k]] : 0;
             c->final += v;
             if (v > b) {
                 b = v;
