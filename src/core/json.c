@@ -64,10 +64,45 @@ static inline bool plain16(const unsigned char *p)
     return (w[0] | w[1]) == 0;
 }
 
+static inline bool plain_byte(unsigned char c)
+{
+    return c >= 0x20 && c != '"' && c != '\\' && c < 0x80;
+}
+
+/* True when no byte of u[0..n) needs a look; short strings (ids, names) in a few overlapping
+ * loads. */
+static inline bool plain(const unsigned char *u, size_t n)
+{
+    if (n < 8) {
+        for (size_t i = 0; i < n; i++)
+            if (!plain_byte(u[i]))
+                return false;
+        return true;
+    }
+    if (n < 16)
+        return plain8(u) && plain8(u + n - 8);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        if (!plain16(u + i))
+            return false;
+    return i == n || plain16(u + n - 16);
+}
+
 void core_json_str(struct core_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *u = (const unsigned char *)s;
+    if (plain(u, n)) { /* most strings: copied between quotes at once */
+        if (b->len + n + 3 > b->cap)
+            core_buf_reserve(b, n + 2);
+        char *d = b->data + b->len;
+        d[0] = '"';
+        memcpy(d + 1, s, n);
+        d[n + 1] = '"';
+        d[n + 2] = 0;
+        b->len += n + 2;
+        return;
+    }
     core_buf_reserve(b, n + 2);
     core_buf_putc(b, '"');
     size_t run = 0; /* start of a run of bytes that need no escaping */

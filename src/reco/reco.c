@@ -1091,10 +1091,17 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
     uint32_t midx[STATE_READ_RECENT_MAX]; /* model index of each recent item */
     for (int i = 0; i < u->nrecent; i++)  /* fetch their slots, then probe */
         __builtin_prefetch(reco__model_slot(m, u->recent[i].hash));
-    for (int i = 0; i < u->nrecent; i++)
-        midx[i] = reco__model_find_h(m, u->recent[i].hash, u->recent[i].item_id, u->recent[i].len);
+    for (int i = 0; i < u->nrecent; i++) /* by hash: most are only excluded (see find_hash) */
+        midx[i] = reco__model_find_hash(m, u->recent[i].hash, u->recent[i].len);
     int seed_idx[STATE_READ_RECENT_MAX];
     int nseeds = seeds(u, midx, r->cfg.recent_items, seed_idx);
+    for (int k = 0; k < nseeds; k++) { /* the seeds lead to lists: their ids are compared */
+        int i = seed_idx[k];
+        uint32_t mi = midx[i];
+        if (mi != UINT32_MAX && memcmp(m->it.ids[mi], u->recent[i].item_id, u->recent[i].len) != 0)
+            midx[i] =
+                reco__model_find_h(m, u->recent[i].hash, u->recent[i].item_id, u->recent[i].len);
+    }
     struct ucats uc;
     user_categories(m, u, &uc);
     bool personal = nseeds > 0;

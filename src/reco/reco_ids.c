@@ -34,6 +34,17 @@ uint32_t reco__ids_find_h(const struct reco_ids *t, uint64_t h, const char *id, 
     return UINT32_MAX;
 }
 
+uint32_t reco__ids_find_hash(const struct reco_ids *t, uint64_t h, size_t len)
+{
+    if (!t->htab)
+        return UINT32_MAX;
+    for (uint32_t e, k = (uint32_t)h & t->hmask; (e = t->htab[k]); k = (k + 1) & t->hmask) {
+        if (t->hashes[e - 1] == h && t->lens[e - 1] == len)
+            return e - 1;
+    }
+    return UINT32_MAX;
+}
+
 uint32_t reco__ids_find(const struct reco_ids *t, const char *id, size_t len)
 {
     return reco__ids_find_h(t, XXH3_64bits(id, len), id, len);

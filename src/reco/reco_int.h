@@ -42,6 +42,8 @@ void reco__ids_dispose(struct reco_ids *t);
 /* Index of id, or UINT32_MAX; _h when its XXH3 hash h is known. */
 uint32_t reco__ids_find(const struct reco_ids *t, const char *id, size_t len);
 uint32_t reco__ids_find_h(const struct reco_ids *t, uint64_t h, const char *id, size_t len);
+/* Index of the id with XXH3 hash h and length len, its bytes not compared. */
+uint32_t reco__ids_find_hash(const struct reco_ids *t, uint64_t h, size_t len);
 /* Index of id, added (copied) when new; *added tells which. t->cap may grow. */
 uint32_t reco__ids_intern(struct reco_ids *t, const char *id, size_t len, bool *added);
 uint32_t reco__ids_intern_h(struct reco_ids *t, uint64_t h, const char *id, size_t len,
@@ -104,6 +106,10 @@ uint32_t reco__model_find(const struct reco_model *m, const char *id, size_t len
 /* The same for an id whose XXH3 hash h is known (callers looking up several ids hash them
  * all and prefetch reco__model_slot first). */
 uint32_t reco__model_find_h(const struct reco_model *m, uint64_t h, const char *id, size_t len);
+/* The index of the item whose id has XXH3 hash h and length len, the bytes not compared (no
+ * read of the id itself): for matching a user's history against the model, where two ids
+ * sharing 64 hash bits would at worst exclude an item from that user's own list. */
+uint32_t reco__model_find_hash(const struct reco_model *m, uint64_t h, size_t len);
 static inline const uint32_t *reco__model_slot(const struct reco_model *m, uint64_t h)
 {
     return m->it.htab ? &m->it.htab[(uint32_t)h & m->it.hmask] : NULL;

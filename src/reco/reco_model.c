@@ -51,6 +51,11 @@ uint32_t reco__model_find_h(const struct reco_model *m, uint64_t h, const char *
     return reco__ids_find_h(&m->it, h, id, len);
 }
 
+uint32_t reco__model_find_hash(const struct reco_model *m, uint64_t h, size_t len)
+{
+    return reco__ids_find_hash(&m->it, h, len);
+}
+
 /* The index of id, added when new (the builder's per-item arrays follow the table's
  * capacity). */
 static uint32_t intern(struct builder *b, const char *id, size_t len)

@@ -245,8 +245,9 @@ static void ref_json_str(struct core_buf *b, const unsigned char *u, size_t n)
     core_buf_putc(b, '"');
 }
 
-/* The fast paths (16, then 8 plain bytes at a time) agree with the byte rules on random strings of
- * every length and alignment, rich in the bytes that need escaping or UTF-8 checks. */
+/* The fast paths (whole plain strings; 16, then 8 plain bytes at a time) agree with the byte rules
+ * on random strings of every length and alignment, rich in the bytes that need escaping or UTF-8
+ * checks. */
 static void test_json_str_random(void **state)
 {
     (void)state;
