@@ -492,6 +492,16 @@ const struct catalog_item *catalog_at(struct catalog *c, uint32_t idx)
     return idx < c->nslots ? c->slots[idx].item : NULL;
 }
 
+void catalog_prefetch(struct catalog *c, uint32_t idx)
+{
+    const struct catalog_item *it = idx < c->nslots ? c->slots[idx].item : NULL;
+    if (it) {
+        __builtin_prefetch(it);
+        __builtin_prefetch(it->id);
+        __builtin_prefetch(it->categories);
+    }
+}
+
 const char *catalog_symbol(struct catalog *c, uint32_t sym)
 {
     return sym < c->nsyms ? c->syms[sym].s : NULL;

@@ -220,5 +220,8 @@ void event_envelope_schema_json(struct core_buf *out);
 
 /* Writes a new UUIDv7 for time ms as 36 chars + NUL into out. */
 void event_id_generate(int64_t ms, char out[37]);
+/* 64 bits from the same per-thread generator: unique per thread (a counter mixed under a
+ * seed from the OS), not unpredictable. */
+uint64_t event_random_u64(void);
 
 #endif

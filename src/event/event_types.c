@@ -85,7 +85,7 @@ struct id_rng {
 
 static _Thread_local struct id_rng tl_rng;
 
-static void random_tail(uint8_t *b, size_t n)
+static struct id_rng *rng(void)
 {
     struct id_rng *r = &tl_rng;
     if (!r->seeded) {
@@ -93,6 +93,19 @@ static void random_tail(uint8_t *b, size_t n)
         randombytes_buf(&r->salt, sizeof r->salt);
         r->seeded = true;
     }
+    return r;
+}
+
+uint64_t event_random_u64(void)
+{
+    struct id_rng *r = rng();
+    uint64_t in[2] = {r->counter++, r->salt};
+    return XXH3_64bits_withSeed(in, sizeof in, r->seed);
+}
+
+static void random_tail(uint8_t *b, size_t n)
+{
+    struct id_rng *r = rng();
     uint64_t in[2] = {r->counter++, r->salt};
     XXH128_hash_t h = XXH3_128bits_withSeed(in, sizeof in, r->seed);
     uint8_t x[16];

@@ -573,12 +573,7 @@ static size_t join(char *out, size_t size, const char *const *part, int nparts)
 
 static void rec_id(char *out, size_t size, const char *strategy, const char *variant)
 {
-    uint64_t r[2];
-    char id[37];
-    event_id_generate(core_now_ms(), id);
-    r[0] = XXH3_64bits(id, 36);
-    r[1] = (uint64_t)core_mono_ns();
-    uint64_t h = XXH3_64bits(r, sizeof r);
+    uint64_t h = event_random_u64();
     uint8_t be[8];
     for (int i = 0; i < 8; i++)
         be[i] = (uint8_t)(h >> (56 - 8 * i));
@@ -1263,6 +1258,11 @@ int reco_recommend(struct reco *r, const struct reco_request *rq, struct reco_re
         pk.fresh[pk.nfresh++] =
             ranked(&(struct rank){s->scores[fresh_rows[i]], live[fresh_rows[i]]});
     select_top(&pk, count * 2 + 8);
+    for (int i = 0; r->catalog && i < pk.ntop && i < count + 4; i++) { /* the rules read these */
+        uint32_t mi = pk.top[i].c->idx;
+        if (mi != UINT32_MAX && m->cat_slot[mi] != UINT32_MAX)
+            catalog_prefetch(r->catalog, m->cat_slot[mi]);
+    }
     /* the rules see the best few first; the rest only when they exhaust them */
     int head = count * 8 > 64 ? count * 8 : 64;
     for (pk.n = head < nf ? head : nf;; pk.n = nf) {
