@@ -290,10 +290,12 @@ static int open_message(struct evlog_kafka *lk, const rd_kafka_message_t *m, str
 
 static void fix_pointers(struct evlog_batch *b)
 {
+    /* A batch whose records are all empty (erased ones) has no buffer: every offset is 0 */
+    const char *base = b->buf.data ? b->buf.data : "";
     for (size_t i = 0; i < b->n; i++) {
         struct evlog_record *rec = &b->recs[i];
-        rec->key = b->buf.data + (uintptr_t)rec->key;
-        rec->value = b->buf.data + (uintptr_t)rec->value;
+        rec->key = base + (uintptr_t)rec->key;
+        rec->value = base + (uintptr_t)rec->value;
         if (rec->erased)
             rec->key_len = rec->value_len = 0;
     }

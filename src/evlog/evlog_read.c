@@ -71,9 +71,10 @@ static void keep_record(struct read_ctx *rc, const struct evlog_record *rec, siz
 
 static void fix_pointers(struct evlog_batch *b)
 {
+    const char *base = b->buf.data ? b->buf.data : ""; /* no buffer: every offset is 0 */
     for (size_t i = 0; i < b->n; i++) {
         struct evlog_record *rec = &b->recs[i];
-        rec->key = b->buf.data + (uintptr_t)rec->key;
+        rec->key = base + (uintptr_t)rec->key;
         rec->value = (const char *)rec->key + rec->key_len;
     }
 }
