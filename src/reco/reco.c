@@ -219,7 +219,8 @@ static inline void cand_init(struct cand *c, uint32_t idx, bool excluded)
     c->best = c->second = -1;
 }
 _Static_assert(offsetof(struct cand, idx) == 0 && offsetof(struct cand, out) == 4 &&
-                   offsetof(struct cand, top) == 7 && sizeof(bool) == 1,
+                   offsetof(struct cand, top) == 7 && sizeof(bool) == 1 &&
+                   __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "cand_init writes idx and the four flags as one 64-bit little-endian word");
 
 /* The candidate number of model item x in the map imap (generation gen) and the array cands
