@@ -99,8 +99,9 @@ const struct catalog_item *catalog_find(struct catalog *c, const char *id, size_
 /* Iteration: idx from 0 to catalog_capacity()-1; returns NULL for deleted slots. */
 uint32_t catalog_capacity(struct catalog *c);
 const struct catalog_item *catalog_at(struct catalog *c, uint32_t idx);
-/* Inside a read bracket: asks the cache for the item at slot idx and its id (a hint: a caller
- * about to look up several items issues these first, so their misses overlap). */
+/* Inside a read bracket: asks the cache for the item at slot idx, its id and its categories
+ * (a hint: a caller about to look up several items issues these first, so their misses
+ * overlap). */
 void catalog_prefetch(struct catalog *c, uint32_t idx);
 /* A symbol's text (NUL-terminated), or NULL when out of range; symbol_find returns the id or
  * -1. Symbols are never removed. */

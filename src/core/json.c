@@ -97,7 +97,8 @@ void core_json_str(struct core_buf *b, const char *s, size_t n)
             core_buf_reserve(b, n + 2);
         char *d = b->data + b->len;
         d[0] = '"';
-        memcpy(d + 1, s, n);
+        if (n) /* s may be NULL when empty */
+            memcpy(d + 1, s, n);
         d[n + 1] = '"';
         d[n + 2] = 0;
         b->len += n + 2;
@@ -115,7 +116,7 @@ void core_json_str(struct core_buf *b, const char *s, size_t n)
         if (i >= n)
             break;
         unsigned char c = u[i];
-        if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
+        if (plain_byte(c)) {
             i++;
             continue;
         }
