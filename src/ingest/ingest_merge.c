@@ -166,7 +166,7 @@ enum consent_decision ingest_consent_decide(struct ingest *ing, bool anon, const
         privacy_pseudonym_anon(&ing->key, id, n, key);
     else
         privacy_pseudonym_user(&ing->key, id, n, key);
-    return ingest__consent(ing, anon, id, n, key);
+    return ingest_consent_decide_key(ing, anon, id, n, key);
 }
 
 enum consent_decision ingest_consent_decide_key(struct ingest *ing, bool anon, const char *id,

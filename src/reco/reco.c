@@ -8,7 +8,6 @@
 #include "reco/reco_rank.h"
 
 #include <math.h>
-#include <stdalign.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,7 +172,7 @@ static struct scratch *scratch_get(const struct reco_model *m)
     if (!tl_scratch) {
         pthread_once(&scratch_once, scratch_key_init);
         struct scratch *s = core_xcalloc(1, sizeof *s);
-        s->c = core_xaligned(alignof(struct cand), CAND_MAX * sizeof *s->c);
+        s->c = core_xmalloc(CAND_MAX * sizeof *s->c);
         s->cols = core_xcalloc((size_t)RECO_SRC__COUNT * CAND_MAX, sizeof *s->cols);
         s->whys = core_xmalloc((size_t)RECO_SRC__COUNT * CAND_MAX * sizeof *s->whys);
         core_arena_init(&s->arena);

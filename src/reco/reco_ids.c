@@ -23,26 +23,27 @@ void reco__ids_dispose(struct reco_ids *t)
     memset(t, 0, sizeof *t);
 }
 
-uint32_t reco__ids_find_h(const struct reco_ids *t, uint64_t h, const char *id, size_t len)
+/* The entry with hash h, length len and (id not NULL) those bytes. */
+static inline uint32_t probe(const struct reco_ids *t, uint64_t h, const char *id, size_t len)
 {
     if (!t->htab)
         return UINT32_MAX;
     for (uint32_t e, k = (uint32_t)h & t->hmask; (e = t->htab[k]); k = (k + 1) & t->hmask) {
-        if (t->hashes[e - 1] == h && t->lens[e - 1] == len && memcmp(t->ids[e - 1], id, len) == 0)
+        if (t->hashes[e - 1] == h && t->lens[e - 1] == len &&
+            (!id || memcmp(t->ids[e - 1], id, len) == 0))
             return e - 1;
     }
     return UINT32_MAX;
 }
 
+uint32_t reco__ids_find_h(const struct reco_ids *t, uint64_t h, const char *id, size_t len)
+{
+    return probe(t, h, id, len);
+}
+
 uint32_t reco__ids_find_hash(const struct reco_ids *t, uint64_t h, size_t len)
 {
-    if (!t->htab)
-        return UINT32_MAX;
-    for (uint32_t e, k = (uint32_t)h & t->hmask; (e = t->htab[k]); k = (k + 1) & t->hmask) {
-        if (t->hashes[e - 1] == h && t->lens[e - 1] == len)
-            return e - 1;
-    }
-    return UINT32_MAX;
+    return probe(t, h, NULL, len);
 }
 
 uint32_t reco__ids_find(const struct reco_ids *t, const char *id, size_t len)
