@@ -20,6 +20,11 @@ struct api *api_new(const struct api_config *cfg, struct ingest *ing, struct evl
     return api;
 }
 
+void api_set_http_server(struct api *api, struct http_server *srv)
+{
+    atomic_store(&api->http, srv);
+}
+
 void api_free(struct api *api)
 {
     if (!api)
@@ -123,6 +128,9 @@ static void reply_metrics(struct api *api, struct http_request *req)
     }
     if (api->cfg.metrics_fn)
         api->cfg.metrics_fn(api->cfg.metrics_arg, b);
+    struct http_server *srv = atomic_load(&api->http);
+    if (srv)
+        http_server_metrics(srv, b);
     if (api->cfg.reco) {
         struct reco_stats rs;
         reco_get_stats(api->cfg.reco, &rs);

@@ -13,6 +13,7 @@ struct api {
     struct evlog *log;
     atomic_uint_fast64_t requests, replies_2xx, replies_4xx, replies_5xx, replies_429;
     atomic_uint_fast64_t auth_401, auth_403, auth_429;
+    struct http_server *_Atomic http; /* for its metrics, once serving (api_set_http_server) */
 };
 
 /* Access control (api_auth.c). Looks the route up in the route table and checks the key;

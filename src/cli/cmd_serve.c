@@ -1099,6 +1099,7 @@ serve_http:;
     rc = http_server_start(&ho, api_handle, api, c->cors_origin[0] ? c->cors_origin : NULL, &srv);
     if (rc < 0)
         goto out;
+    api_set_http_server(api, srv);
     char fs[32];
     wipe_buf(&tls_key);
     LOG_INFO(

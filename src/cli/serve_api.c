@@ -126,6 +126,7 @@ int serve_api_run(const struct serve_api_config *c)
     rc = http_server_start(&ho, api_handle, api, c->cors_origin, &srv);
     if (rc < 0)
         goto out;
+    api_set_http_server(api, srv);
     LOG_INFO("recstream API node listening", "addr=%s:%u role=api partitions=%d auth=%s pid=%d",
              c->host, (unsigned)http_server_port(srv), (int)nshards, apikeys ? "on" : "OFF",
              (int)getpid());

@@ -90,6 +90,8 @@ uint16_t http_server_port(struct http_server *srv);
 void http_server_quiesce(struct http_server *srv);
 /* Number of requests suspended and not yet completed. */
 unsigned http_server_inflight(struct http_server *srv);
+/* Prometheus lines: open connections per worker thread, connections refused at the limit. */
+void http_server_metrics(struct http_server *srv, struct core_buf *out);
 /* Stops the server (waits for in-flight suspended requests first) and frees it. */
 void http_server_stop(struct http_server *srv);
 

@@ -1,9 +1,10 @@
 /*
- * libmicrohttpd wrapper. MHD runs an epoll loop per pool thread; each connection stays on
- * one thread. The access handler is called several times per request: first with headers
- * only, then once per body chunk, then with no data once the body is complete; only that
- * last call dispatches to the application. Asynchronous replies suspend the connection;
- * http_request_complete resumes it from any thread and MHD calls us once more to send.
+ * libmicrohttpd wrapper. Each worker thread is an MHD daemon running its own epoll loop; each
+ * connection stays on the worker our accept thread handed it to (see acceptor_main). The access
+ * handler is called several times per request: first with headers only, then once per body chunk,
+ * then with no data once the body is complete; only that last call dispatches to the application.
+ * Asynchronous replies suspend the connection; http_request_complete resumes it from any thread and
+ * MHD calls us once more to send.
  *
  * Reply batching: a reply ready in the final call is not queued at once. The handler returns
  * without a response, and MHD calls it again on its next pass over the ready connections
@@ -17,6 +18,7 @@
 #include "http/http.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -24,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,8 +48,15 @@ enum req_state {
     REQ_SENT,
 };
 
+struct http_worker;
+
 struct http_server {
-    struct MHD_Daemon *daemon;
+    struct http_worker *workers; /* one MHD daemon (one thread) each, see acceptor_main */
+    unsigned nworkers, worker_limit;
+    unsigned next; /* the accept thread's turn */
+    int listen_fd; /* ours, not MHD's; -1 once quiesced */
+    pthread_t acceptor;
+    atomic_ullong refused;
     struct http_options opt;
     http_handler_fn handler;
     void *app;
@@ -311,9 +321,111 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     LOG_DEBUG("libmicrohttpd", "detail=\"%s\"", msg);
 }
 
+/*
+ * Accepting. A pool of MHD threads sharing one listening socket accepts on whichever thread
+ * wakes first, up to ten connections per wakeup: a burst of keep-alive connections (a load
+ * balancer's pool, a benchmark's clients) often landed on two of four threads and left the
+ * others idle for the connections' lifetime (measured: BENCHMARKS.md, "Session 9"). So each
+ * worker here is its own single-threaded MHD daemon without a listening socket, and one
+ * accept thread hands the connections to the workers in turn (MHD_add_connection; MHD_USE_ITC
+ * wakes the worker), skipping workers at their share of the connection limit.
+ */
+struct http_worker {
+    struct MHD_Daemon *daemon;
+    atomic_uint open; /* connections open on it (MHD's connection notifications) */
+};
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)c;
+    (void)socket_context;
+    struct http_worker *w = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED)
+        atomic_fetch_add_explicit(&w->open, 1, memory_order_relaxed);
+    else if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+        atomic_fetch_sub_explicit(&w->open, 1, memory_order_relaxed);
+}
+
+static int listen_on(const struct sockaddr_in *addr)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int on = 1; /* as MHD_OPTION_LISTENING_ADDRESS_REUSE 1 did: restart while old sockets linger */
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0 ||
+        bind(fd, (const struct sockaddr *)addr, sizeof *addr) != 0 || listen(fd, 1024) != 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    return fd;
+}
+
+/* The next worker in turn below its share of the connection limit, NULL when all are full. */
+static struct http_worker *next_worker(struct http_server *srv)
+{
+    for (unsigned k = 0; k < srv->nworkers; k++) {
+        struct http_worker *w = &srv->workers[srv->next++ % srv->nworkers];
+        if (atomic_load_explicit(&w->open, memory_order_relaxed) < srv->worker_limit)
+            return w;
+    }
+    return NULL;
+}
+
+static void *acceptor_main(void *arg)
+{
+    struct http_server *srv = arg;
+    pthread_setname_np(pthread_self(), "http-accept");
+    int64_t warned_ms = 0;
+    for (;;) {
+        struct sockaddr_storage sa;
+        socklen_t len = sizeof sa;
+        int fd =
+            accept4(srv->listen_fd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            struct http_worker *w = next_worker(srv);
+            if (!w) {
+                close(fd);
+                atomic_fetch_add_explicit(&srv->refused, 1, memory_order_relaxed);
+            } else if (MHD_add_connection(w->daemon, fd, (struct sockaddr *)&sa, len) != MHD_YES) {
+                atomic_fetch_add_explicit(&srv->refused, 1, memory_order_relaxed); /* closed */
+            }
+            continue;
+        }
+        int e = errno;
+        if (e == EINTR || e == ECONNABORTED || e == EPROTO)
+            continue;
+        if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+            if (core_mono_ns() / 1000000 - warned_ms >= 1000) { /* once a second at most */
+                warned_ms = core_mono_ns() / 1000000;
+                LOG_WARN("cannot accept: out of descriptors or memory; retrying every 10 ms",
+                         "error=\"%s\"", strerror(e));
+            }
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        return NULL; /* EINVAL after http_server_quiesce's shutdown */
+    }
+}
+
 bool http_tls_supported(void)
 {
     return MHD_is_feature_supported(MHD_FEATURE_TLS) == MHD_YES;
+}
+
+static void server_free(struct http_server *srv)
+{
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        if (srv->workers[i].daemon)
+            MHD_stop_daemon(srv->workers[i].daemon);
+    if (srv->listen_fd >= 0)
+        close(srv->listen_fd);
+    free(srv->workers);
+    free(srv->cors_origin);
+    free(srv);
 }
 
 int http_server_start(const struct http_options *opt, http_handler_fn handler, void *app,
@@ -342,28 +454,52 @@ int http_server_start(const struct http_options *opt, http_handler_fn handler, v
     srv->handler = handler;
     srv->app = app;
     srv->cors_origin = cors_origin ? core_xstrdup(cors_origin) : NULL;
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG | MHD_USE_TURBO | (tls ? MHD_USE_TLS : 0);
-    /* The TLS options go last: with plain HTTP the list ends before them. */
-    enum MHD_OPTION tls_cert = tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END;
-    srv->daemon = MHD_start_daemon(
-        flags, opt->port, NULL, NULL, on_request, srv, MHD_OPTION_SOCK_ADDR, &addr,
-        MHD_OPTION_THREAD_POOL_SIZE, opt->threads > 1 ? opt->threads : 1,
-        MHD_OPTION_CONNECTION_LIMIT, opt->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        opt->timeout_s, MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, srv,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY, tls_cert, opt->tls_cert_pem,
-        MHD_OPTION_HTTPS_MEM_KEY, opt->tls_key_pem, MHD_OPTION_END);
-    if (!srv->daemon) {
-        LOG_ERROR(tls ? "cannot listen (or the TLS certificate/key were refused)" : "cannot listen",
-                  "host=%s port=%u", opt->host, (unsigned)opt->port);
-        free(srv->cors_origin);
-        free(srv);
+    srv->nworkers = opt->threads > 1 ? opt->threads : 1;
+    srv->workers = core_xcalloc(srv->nworkers, sizeof *srv->workers);
+    srv->worker_limit = opt->max_connections / srv->nworkers;
+    if (srv->worker_limit < 1)
+        srv->worker_limit = 1;
+    srv->listen_fd = listen_on(&addr);
+    if (srv->listen_fd < 0) {
+        LOG_ERROR("cannot listen", "host=%s port=%u error=\"%s\"", opt->host, (unsigned)opt->port,
+                  strerror(-srv->listen_fd));
+        server_free(srv);
         return CORE_E_FAILED;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    srv->port = info ? info->port : opt->port;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC |
+                     MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG | MHD_USE_TURBO |
+                     (tls ? MHD_USE_TLS : 0);
+    /* The TLS options go last: with plain HTTP the list ends before them. */
+    enum MHD_OPTION tls_cert = tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END;
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        struct http_worker *w = &srv->workers[i];
+        w->daemon = MHD_start_daemon(
+            flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_CONNECTION_LIMIT, srv->worker_limit,
+            MHD_OPTION_CONNECTION_TIMEOUT, opt->timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
+            on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, w,
+            MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv, MHD_OPTION_UNESCAPE_CALLBACK, keep_raw,
+            srv, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY, tls_cert,
+            opt->tls_cert_pem, MHD_OPTION_HTTPS_MEM_KEY, opt->tls_key_pem, MHD_OPTION_END);
+        if (!w->daemon) {
+            LOG_ERROR(tls ? "cannot start the HTTP server (or the TLS certificate/key were "
+                            "refused)"
+                          : "cannot start the HTTP server",
+                      "host=%s port=%u", opt->host, (unsigned)opt->port);
+            server_free(srv);
+            return CORE_E_FAILED;
+        }
+    }
+    struct sockaddr_in bound;
+    socklen_t blen = sizeof bound;
+    srv->port = getsockname(srv->listen_fd, (struct sockaddr *)&bound, &blen) == 0
+                    ? ntohs(bound.sin_port)
+                    : opt->port;
+    if (pthread_create(&srv->acceptor, NULL, acceptor_main, srv) != 0) {
+        LOG_ERROR("cannot start the accept thread", "host=%s port=%u", opt->host,
+                  (unsigned)srv->port);
+        server_free(srv);
+        return CORE_E_FAILED;
+    }
     *out = srv;
     return 0;
 }
@@ -375,9 +511,25 @@ uint16_t http_server_port(struct http_server *srv)
 
 void http_server_quiesce(struct http_server *srv)
 {
-    MHD_socket fd = MHD_quiesce_daemon(srv->daemon);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    if (srv->listen_fd < 0)
+        return;
+    shutdown(srv->listen_fd, SHUT_RDWR); /* wakes the blocked accept (EINVAL) */
+    pthread_join(srv->acceptor, NULL);
+    close(srv->listen_fd);
+    srv->listen_fd = -1;
+}
+
+void http_server_metrics(struct http_server *srv, struct core_buf *out)
+{
+    core_buf_puts(out, "# HELP recstream_http_connections Open connections per HTTP worker "
+                       "thread.\n# TYPE recstream_http_connections gauge\n");
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        core_buf_printf(out, "recstream_http_connections{worker=\"%u\"} %u\n", i,
+                        atomic_load_explicit(&srv->workers[i].open, memory_order_relaxed));
+    core_buf_metric(out, "recstream_http_connections_refused_total", "counter",
+                    "Connections closed at accept: every worker at its share of "
+                    "--max-connections.",
+                    (int64_t)atomic_load_explicit(&srv->refused, memory_order_relaxed));
 }
 
 unsigned http_server_inflight(struct http_server *srv)
@@ -392,7 +544,6 @@ void http_server_stop(struct http_server *srv)
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
-    MHD_stop_daemon(srv->daemon);
-    free(srv->cors_origin);
-    free(srv);
+    http_server_quiesce(srv); /* no connection is added to a stopping daemon */
+    server_free(srv);
 }

@@ -6,6 +6,7 @@ server runs, the first start's admin key, --insecure-no-auth, --metrics-auth and
 import http.client
 import json
 import os
+import re
 import socket
 import ssl
 import stat
@@ -276,6 +277,11 @@ def test_insecure_no_auth_and_metrics_auth():
     st, _, body = SRV.request("GET", "/metrics", key=None)
     assert st == 200 and b"recstream_auth_enabled 1" in body
     assert b'recstream_auth_refused_total{reason="rate_limited"}' in body
+    # the HTTP worker threads' open connections: this request's connection is one of them
+    conns = [int(v) for v in re.findall(rb'^recstream_http_connections\{worker="\d+"\} (\d+)$', body,
+                                        re.M)]
+    assert len(conns) >= 1 and sum(conns) >= 1, conns
+    assert re.search(rb"^recstream_http_connections_refused_total 0$", body, re.M)
     srv = rs.Server("--metrics-auth")
     try:
         srv.start()

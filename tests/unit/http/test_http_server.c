@@ -1,7 +1,8 @@
 /* The libmicrohttpd wrapper over real sockets, with reply batching on and off: every request
  * gets its own reply (keep-alive, many connections at once, asynchronous completions from
  * another thread or inside the handler), and with batching a reply computed in one event-loop
- * pass leaves only after the next pass's computations, without it at once. */
+ * pass leaves only after the next pass's computations, without it at once. Connections are
+ * spread over the worker threads in turn, and the connection limit refuses at accept. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -56,6 +57,10 @@ static enum http_action handler(void *app, struct http_request *req)
         pthread_detach(t);
         return HTTP_ASYNC;
     }
+    if (!strcmp(u, "/thread")) { /* which worker thread serves this connection */
+        core_buf_printf(&req->reply, "%lu", (unsigned long)pthread_self());
+        return HTTP_REPLY;
+    }
     if (!strcmp(u, "/early")) {
         core_buf_puts(&req->reply, "early");
         http_request_complete(req);
@@ -76,7 +81,7 @@ static enum http_action handler(void *app, struct http_request *req)
     return HTTP_REPLY;
 }
 
-static struct http_server *start(bool batch, unsigned threads)
+static struct http_server *start_limit(bool batch, unsigned threads, unsigned max_conn)
 {
     struct http_options ho;
     http_options_init(&ho);
@@ -85,9 +90,16 @@ static struct http_server *start(bool batch, unsigned threads)
     ho.port = 0;
     ho.threads = threads;
     ho.batch_replies = batch;
+    if (max_conn)
+        ho.max_connections = max_conn;
     struct http_server *srv = NULL;
     assert_int_equal(http_server_start(&ho, handler, NULL, NULL, &srv), 0);
     return srv;
+}
+
+static struct http_server *start(bool batch, unsigned threads)
+{
+    return start_limit(batch, threads, 0);
 }
 
 static struct httpc *client(struct http_server *srv)
@@ -220,6 +232,99 @@ static void test_pass_order(void **state)
     http_server_stop(srv);
 }
 
+/* GET /thread on c: the serving thread's id. */
+static unsigned long thread_of(struct httpc *c)
+{
+    struct httpc_reply r;
+    httpc_reply_init(&r);
+    assert_int_equal(httpc_request(c, "GET", "/thread", NULL, NULL, 0, &r), 0);
+    assert_int_equal(r.status, 200);
+    unsigned long t = strtoul((const char *)r.body.data, NULL, 10);
+    httpc_reply_dispose(&r);
+    return t;
+}
+
+/* The value on http_server_metrics' line that starts with name (-1 when missing). */
+static long metric(struct http_server *srv, const char *name)
+{
+    struct core_buf b;
+    core_buf_init(&b);
+    core_buf_putc(&b, '\n');
+    http_server_metrics(srv, &b);
+    core_buf_putc(&b, 0);
+    char line[96];
+    snprintf(line, sizeof line, "\n%s", name);
+    const char *p = strstr((const char *)b.data, line);
+    long v = p ? strtol(p + strlen(line), NULL, 10) : -1;
+    core_buf_dispose(&b);
+    return v;
+}
+
+/* 4 workers, 8 keep-alive connections opened one after another: two on each worker thread
+ * (MHD's own accepting let whichever thread woke first take them, often two threads all).
+ * The per-worker gauges follow, and fall back to 0 when the clients leave. */
+static void test_spread(void **state)
+{
+    bool batch = *(const bool *)*state;
+    struct http_server *srv = start(batch, 4);
+    struct httpc *c[8];
+    unsigned long tid[8];
+    for (int i = 0; i < 8; i++) {
+        c[i] = client(srv);
+        tid[i] = thread_of(c[i]);
+    }
+    for (int i = 0; i < 8; i++) {
+        int same = 0;
+        for (int j = 0; j < 8; j++)
+            same += tid[j] == tid[i];
+        assert_int_equal(same, 2);                 /* four threads, two connections each */
+        assert_int_equal(thread_of(c[i]), tid[i]); /* and each connection stays on its thread */
+    }
+    const char *gauge[4] = {
+        "recstream_http_connections{worker=\"0\"} ", "recstream_http_connections{worker=\"1\"} ",
+        "recstream_http_connections{worker=\"2\"} ", "recstream_http_connections{worker=\"3\"} "};
+    for (int k = 0; k < 4; k++)
+        assert_int_equal(metric(srv, gauge[k]), 2);
+    for (int i = 0; i < 8; i++)
+        httpc_free(c[i]);
+    long open = 1;
+    for (int t = 0; t < 500 && open > 0; t++) { /* the workers see the closes */
+        open = 0;
+        for (int k = 0; k < 4; k++)
+            open += metric(srv, gauge[k]);
+        if (open > 0)
+            sleep_ms(10);
+    }
+    assert_int_equal(open, 0);
+    assert_int_equal(metric(srv, "recstream_http_connections_refused_total "), 0);
+    http_server_stop(srv);
+}
+
+/* --max-connections 4 over 2 workers: 2 each; a fifth connection is closed at accept and
+ * counted, and the four keep working. */
+static void test_connection_limit(void **state)
+{
+    bool batch = *(const bool *)*state;
+    struct http_server *srv = start_limit(batch, 2, 4);
+    struct httpc *c[4];
+    for (int i = 0; i < 4; i++) {
+        c[i] = client(srv);
+        get_expect(c[i], "/echo/in", "in");
+    }
+    struct httpc *extra = client(srv);
+    struct httpc_reply r;
+    httpc_reply_init(&r);
+    assert_true(httpc_request(extra, "GET", "/echo/x", NULL, NULL, 0, &r) < 0);
+    httpc_reply_dispose(&r);
+    httpc_free(extra);
+    assert_true(metric(srv, "recstream_http_connections_refused_total ") >= 1);
+    for (int i = 0; i < 4; i++) {
+        get_expect(c[i], "/echo/still", "still");
+        httpc_free(c[i]);
+    }
+    http_server_stop(srv);
+}
+
 /* Each test runs with batching on, then off (its state points to the mode). */
 static bool ON = true, OFF = false;
 /* clang-format off */
@@ -230,9 +335,16 @@ static bool ON = true, OFF = false;
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        BATCHED(test_keepalive_and_async), UNBATCHED(test_keepalive_and_async),
-        BATCHED(test_concurrent),          UNBATCHED(test_concurrent),
-        BATCHED(test_pass_order),          UNBATCHED(test_pass_order),
+        BATCHED(test_keepalive_and_async),
+        UNBATCHED(test_keepalive_and_async),
+        BATCHED(test_concurrent),
+        UNBATCHED(test_concurrent),
+        BATCHED(test_pass_order),
+        UNBATCHED(test_pass_order),
+        BATCHED(test_spread),
+        UNBATCHED(test_spread),
+        BATCHED(test_connection_limit),
+        UNBATCHED(test_connection_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
