@@ -2,7 +2,48 @@
 #include "cli/cli.h"
 #include "cli/cli_int.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/*
+ * Huge pages for the long-running commands. The recommender's reads are random over
+ * megabytes (users' state, the model's lists, the catalog), and with 4 KiB pages most of
+ * them also miss the TLB, which in a virtual machine costs a two-level page walk. glibc puts
+ * its heap on transparent huge pages when the tunable glibc.malloc.hugetlb=1 is set, and
+ * tunables are read only at process start: so serve, eval and dev re-execute themselves once
+ * with it added to GLIBC_TUNABLES (same pid, same arguments; RECSTREAM_HUGE_PAGES=exec marks
+ * the second start). Measured in BENCHMARKS.md, "Session 9". Off with
+ * RECSTREAM_HUGE_PAGES=0, or when the kernel's THP mode is "never".
+ */
+static void huge_pages_reexec(char **argv)
+{
+    if (getenv("RECSTREAM_HUGE_PAGES")) /* "0", or "exec": this is the second start */
+        return;
+    char mode[128] = "";
+    FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+    if (f) {
+        if (!fgets(mode, sizeof mode, f))
+            mode[0] = 0;
+        fclose(f);
+    }
+    if (!mode[0] || strstr(mode, "[never]"))
+        return;
+    const char *t = getenv("GLIBC_TUNABLES");
+    char old[1024], v[1024];
+    snprintf(old, sizeof old, "%s", t ? t : "");
+    int n = snprintf(v, sizeof v, "%s%sglibc.malloc.hugetlb=1", old, old[0] ? ":" : "");
+    if (n < 0 || (size_t)n >= sizeof v || setenv("GLIBC_TUNABLES", v, 1) != 0 ||
+        setenv("RECSTREAM_HUGE_PAGES", "exec", 1) != 0)
+        return;
+    execv("/proc/self/exe", argv);
+    unsetenv("RECSTREAM_HUGE_PAGES"); /* exec failed: carry on with 4 KiB pages */
+    if (t)
+        setenv("GLIBC_TUNABLES", old, 1);
+    else
+        unsetenv("GLIBC_TUNABLES");
+}
 
 static void usage(FILE *out)
 {
@@ -43,6 +84,8 @@ int cli_main(int argc, char **argv)
         printf("recstream %s\n", RECSTREAM_VERSION);
         return 0;
     }
+    if (!strcmp(cmd, "serve") || !strcmp(cmd, "eval") || !strcmp(cmd, "dev"))
+        huge_pages_reexec(argv);
     if (!strcmp(cmd, "serve"))
         return cli_cmd_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "log"))

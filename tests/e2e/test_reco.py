@@ -725,6 +725,50 @@ def test_diversity_cap_option():
     assert len(r["items"]) == 6, r
 
 
+def thp_mode():
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def environ(pid):
+    with open("/proc/%d/environ" % pid, "rb") as f:
+        return dict(kv.decode().split("=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
+
+
+def test_huge_pages():
+    """serve re-executes itself once with glibc's heap on transparent huge pages (same pid: the
+    process started is the one serving), unless THP is off or RECSTREAM_HUGE_PAGES=0."""
+    mode = thp_mode()
+    on = bool(mode) and "[never]" not in mode
+    env = environ(SRV.proc.pid)
+    assert ("glibc.malloc.hugetlb=1" in env.get("GLIBC_TUNABLES", "")) == on, (mode, env)
+    assert (env.get("RECSTREAM_HUGE_PAGES") == "exec") == on, (mode, env)
+    off = rs.Server(env={"RECSTREAM_HUGE_PAGES": "0"})
+    try:
+        off.start()
+        env = environ(off.proc.pid)
+        assert "hugetlb" not in env.get("GLIBC_TUNABLES", "") and env["RECSTREAM_HUGE_PAGES"] == "0"
+        assert off.request("GET", "/healthz")[0] == 200
+    finally:
+        off.stop()
+        off.cleanup()
+    # the user's own tunables are kept (glibc shows only the first one in the environment
+    # after parsing), and the second start does not execute again
+    kept = rs.Server(env={"GLIBC_TUNABLES": "glibc.malloc.check=0"})
+    try:
+        kept.start()
+        env = environ(kept.proc.pid)
+        assert env["GLIBC_TUNABLES"].startswith("glibc.malloc.check=0"), env
+        assert (env.get("RECSTREAM_HUGE_PAGES") == "exec") == on, (mode, env)
+        assert kept.request("GET", "/healthz")[0] == 200
+    finally:
+        kept.stop()
+        kept.cleanup()
+
+
 def test_bad_options():
     cases = [
         ({"name": "e", "variants": [{"name": "a", "share": 40}, {"name": "b", "share": 50}]},
@@ -766,7 +810,8 @@ def main():
                      test_impressions_are_not_interest,
                      test_preferences, test_preferences_validation,
                      test_preferences_content_types, test_preferences_unseen_items,
-                     test_similar_items, test_ctr, test_state_survives_restart]),
+                     test_similar_items, test_ctr, test_state_survives_restart,
+                     test_huge_pages]),
               (XSRV, [test_experiment_assignment, test_experiment_significance,
                       test_diversity_cap_option])]
     try:
