@@ -341,6 +341,11 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_con
     (void)c;
     (void)socket_context;
     struct http_worker *w = cls;
+    static _Thread_local bool named;
+    if (!named) { /* MHD names its threads "MHD-single"; top -H and profiles show this */
+        named = true;
+        pthread_setname_np(pthread_self(), "http-worker");
+    }
     if (code == MHD_CONNECTION_NOTIFY_STARTED)
         atomic_fetch_add_explicit(&w->open, 1, memory_order_relaxed);
     else if (code == MHD_CONNECTION_NOTIFY_CLOSED)

@@ -12,6 +12,7 @@
 #include "cli/httpc.h"
 #include "http/http.h"
 
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -260,6 +261,29 @@ static long metric(struct http_server *srv, const char *name)
     return v;
 }
 
+/* Threads of this process whose name is name (/proc/self/task/N/comm). */
+static int threads_named(const char *name)
+{
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[300], comm[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (fgets(comm, sizeof comm, f))
+            comm[strcspn(comm, "\n")] = 0;
+        fclose(f);
+        n += !strcmp(comm, name);
+    }
+    closedir(d);
+    return n;
+}
+
 /* 4 workers, 8 keep-alive connections opened one after another: two on each worker thread
  * (MHD's own accepting let whichever thread woke first take them, often two threads all).
  * The per-worker gauges follow, and fall back to 0 when the clients leave. */
@@ -285,6 +309,7 @@ static void test_spread(void **state)
         "recstream_http_connections{worker=\"2\"} ", "recstream_http_connections{worker=\"3\"} "};
     for (int k = 0; k < 4; k++)
         assert_int_equal(metric(srv, gauge[k]), 2);
+    assert_int_equal(threads_named("http-worker"), 4); /* named at their first connection */
     for (int i = 0; i < 8; i++)
         httpc_free(c[i]);
     long open = 1;
