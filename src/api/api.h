@@ -98,8 +98,8 @@ void api_free(struct api *api);
 /* The http_handler_fn to pass to http_server_start with the api as app. Every request is
  * checked against the route table (api_auth.c) before it is routed. */
 enum http_action api_handle(void *app, struct http_request *req);
-/* The server api_handle runs under (borrowed; NULL before it stops): /metrics reports its
- * connections per worker thread. */
+/* The server api_handle runs under, once http_server_start has returned it (borrowed: the
+ * api must not outlive it in use): /metrics reports its connections per worker thread. */
 void api_set_http_server(struct api *api, struct http_server *srv);
 
 /* Appends the route table as JSON: [{"method":..,"path":..,"role":..,"queryKey":bool,
