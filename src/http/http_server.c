@@ -52,7 +52,7 @@ struct http_worker;
 
 struct http_server {
     struct http_worker *workers; /* one MHD daemon (one thread) each, see acceptor_main */
-    unsigned nworkers, worker_limit;
+    unsigned nworkers;
     unsigned next; /* the accept thread's turn */
     int listen_fd; /* ours, not MHD's; -1 once quiesced */
     pthread_t acceptor;
@@ -333,6 +333,7 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 struct http_worker {
     struct MHD_Daemon *daemon;
     atomic_uint open; /* connections open on it (MHD's connection notifications) */
+    unsigned limit;   /* its share of --max-connections (0: gets none) */
 };
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
@@ -373,7 +374,7 @@ static struct http_worker *next_worker(struct http_server *srv)
 {
     for (unsigned k = 0; k < srv->nworkers; k++) {
         struct http_worker *w = &srv->workers[srv->next++ % srv->nworkers];
-        if (atomic_load_explicit(&w->open, memory_order_relaxed) < srv->worker_limit)
+        if (atomic_load_explicit(&w->open, memory_order_relaxed) < w->limit)
             return w;
     }
     return NULL;
@@ -461,9 +462,6 @@ int http_server_start(const struct http_options *opt, http_handler_fn handler, v
     srv->cors_origin = cors_origin ? core_xstrdup(cors_origin) : NULL;
     srv->nworkers = opt->threads > 1 ? opt->threads : 1;
     srv->workers = core_xcalloc(srv->nworkers, sizeof *srv->workers);
-    srv->worker_limit = opt->max_connections / srv->nworkers;
-    if (srv->worker_limit < 1)
-        srv->worker_limit = 1;
     srv->listen_fd = listen_on(&addr);
     if (srv->listen_fd < 0) {
         LOG_ERROR("cannot listen", "host=%s port=%u error=\"%s\"", opt->host, (unsigned)opt->port,
@@ -478,13 +476,17 @@ int http_server_start(const struct http_options *opt, http_handler_fn handler, v
     enum MHD_OPTION tls_cert = tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END;
     for (unsigned i = 0; i < srv->nworkers; i++) {
         struct http_worker *w = &srv->workers[i];
+        /* the limit split exactly: the first max % n workers take one more */
+        w->limit =
+            opt->max_connections / srv->nworkers + (i < opt->max_connections % srv->nworkers);
         w->daemon = MHD_start_daemon(
-            flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_CONNECTION_LIMIT, srv->worker_limit,
-            MHD_OPTION_CONNECTION_TIMEOUT, opt->timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
-            on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, w,
-            MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv, MHD_OPTION_UNESCAPE_CALLBACK, keep_raw,
-            srv, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY, tls_cert,
-            opt->tls_cert_pem, MHD_OPTION_HTTPS_MEM_KEY, opt->tls_key_pem, MHD_OPTION_END);
+            flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_CONNECTION_LIMIT,
+            w->limit > 0 ? w->limit : 1u, MHD_OPTION_CONNECTION_TIMEOUT, opt->timeout_s,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv, MHD_OPTION_NOTIFY_CONNECTION,
+            on_connection, w, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, srv,
+            MHD_OPTION_UNESCAPE_CALLBACK, keep_raw, srv, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+            (size_t)HTTP_CONN_MEMORY, tls_cert, opt->tls_cert_pem, MHD_OPTION_HTTPS_MEM_KEY,
+            opt->tls_key_pem, MHD_OPTION_END);
         if (!w->daemon) {
             LOG_ERROR(tls ? "cannot start the HTTP server (or the TLS certificate/key were "
                             "refused)"

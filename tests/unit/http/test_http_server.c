@@ -325,14 +325,12 @@ static void test_spread(void **state)
     http_server_stop(srv);
 }
 
-/* --max-connections 4 over 2 workers: 2 each; a fifth connection is closed at accept and
- * counted, and the four keep working. */
-static void test_connection_limit(void **state)
+/* Opens n connections (each answered), then one more, which must be closed at accept and
+ * counted; the n keep working. */
+static void limit_holds(struct http_server *srv, int n)
 {
-    bool batch = *(const bool *)*state;
-    struct http_server *srv = start_limit(batch, 2, 4);
-    struct httpc *c[4];
-    for (int i = 0; i < 4; i++) {
+    struct httpc *c[8];
+    for (int i = 0; i < n; i++) {
         c[i] = client(srv);
         get_expect(c[i], "/echo/in", "in");
     }
@@ -343,10 +341,22 @@ static void test_connection_limit(void **state)
     httpc_reply_dispose(&r);
     httpc_free(extra);
     assert_true(metric(srv, "recstream_http_connections_refused_total ") >= 1);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < n; i++) {
         get_expect(c[i], "/echo/still", "still");
         httpc_free(c[i]);
     }
+}
+
+/* --max-connections split over the workers: 4 over 2 (2 each); 3 over 4, where one worker
+ * gets none (each worker taking at least one would let a fourth in). */
+static void test_connection_limit(void **state)
+{
+    bool batch = *(const bool *)*state;
+    struct http_server *srv = start_limit(batch, 2, 4);
+    limit_holds(srv, 4);
+    http_server_stop(srv);
+    srv = start_limit(batch, 4, 3);
+    limit_holds(srv, 3);
     http_server_stop(srv);
 }
 
