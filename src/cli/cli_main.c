@@ -10,7 +10,7 @@
 /*
  * Huge pages for the long-running commands. The recommender's reads are random over
  * megabytes (users' state, the model's lists, the catalog), and with 4 KiB pages most of
- * them also miss the TLB, which in a virtual machine costs a two-level page walk. glibc puts
+ * them also miss the TLB, which in a virtual machine can cost a nested page walk. glibc puts
  * its heap on transparent huge pages when the tunable glibc.malloc.hugetlb=1 is set, and
  * tunables are read only at process start: so serve, eval and dev re-execute themselves once
  * with it added to GLIBC_TUNABLES (same pid, same arguments; RECSTREAM_HUGE_PAGES=exec marks

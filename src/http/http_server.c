@@ -404,8 +404,9 @@ static void *acceptor_main(void *arg)
         if (e == EINTR || e == ECONNABORTED || e == EPROTO)
             continue;
         if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
-            if (core_mono_ns() / 1000000 - warned_ms >= 1000) { /* once a second at most */
-                warned_ms = core_mono_ns() / 1000000;
+            int64_t now_ms = core_mono_ns() / 1000000;
+            if (now_ms - warned_ms >= 1000) { /* once a second at most */
+                warned_ms = now_ms;
                 LOG_WARN("cannot accept: out of descriptors or memory; retrying every 10 ms",
                          "error=\"%s\"", strerror(e));
             }
