@@ -2,8 +2,10 @@
 all 100k, sorted by time then line; lower LIMIT if ASan runs get slow) is sent in batches to a
 server that is SIGKILLed at least 5 times at random moments and restarted (the batch in
 flight is resent: eventId dedup makes that exactly-once; checkpoints every 200 ms make
-recovery restore a checkpoint and replay the rest). After a clean stop, `recstream state
-dump` must be byte-identical to the dump of a run that was never interrupted."""
+recovery restore a checkpoint and replay the rest). The first kill waits for the first
+checkpoint (under ASan on a loaded machine it can take seconds), so every restart must
+restore one. After a clean stop, `recstream state dump` must be byte-identical to the dump
+of a run that was never interrupted."""
 import glob
 import http.client
 import json
@@ -22,10 +24,7 @@ LIMIT = 100000  # the whole dataset: about 10 s under ASan with the real state
 BATCH = 500
 KILLS = 8
 SERVE_ARGS = ["--checkpoint-interval", "200ms", "--partitions", "4", "--processor-threads", "2"]
-
-
-
-
+CHECKPOINT_WAIT_S = 120
 
 
 def send(srv, batch):
@@ -56,6 +55,26 @@ def applied_total(dump):
     return sum(int(line.split()[4]) for line in dump.splitlines() if line.startswith("# partition "))
 
 
+def wait_for_checkpoint(data):
+    """Waits until data has a finished checkpoint (a directory named by 20 digits)."""
+    path = os.path.join(data, "checkpoints")
+    deadline = time.time() + CHECKPOINT_WAIT_S
+    while not (os.path.isdir(path) and any(n.isdigit() and len(n) == 20 for n in os.listdir(path))):
+        assert time.time() < deadline, "no checkpoint written in %d s" % CHECKPOINT_WAIT_S
+        time.sleep(0.05)
+
+
+def checkpoint_lines(tmp):
+    """The checkpoint, warning and error lines of every server log, oldest log first."""
+    out = []
+    for name in sorted(glob.glob(os.path.join(tmp, "server-*.log")), key=os.path.getmtime):
+        with open(name) as f:
+            out.append("%s:" % os.path.basename(name))
+            out += ["  " + l[:300] for l in f.read().splitlines()
+                    if "checkpoint" in l or "level=warn" in l or "level=error" in l]
+    return "\n".join(out)
+
+
 def run(events, data, key_file, kills):
     """Sends every batch, SIGKILLing the server at the batches in kills. Returns the dump."""
     srv = rs.Server(*(SERVE_ARGS + ["--key-file", key_file]), data=data).start()
@@ -65,6 +84,7 @@ def run(events, data, key_file, kills):
         for i, batch in enumerate(batches):
             timer = victim = None
             if i in kills:
+                wait_for_checkpoint(data)
                 # Kill while this batch is in flight or, with a longer delay, while the
                 # processors replay / a checkpoint is being written.
                 victim = srv.proc
@@ -106,7 +126,8 @@ def test_exactly_once_across_sigkill():
         for name in glob.glob(os.path.join(tmp, "server-*.log")):
             with open(name) as f:
                 restores += f.read().count("state restored from checkpoint")
-        assert restores >= 3, "only %d restarts restored a checkpoint" % restores
+        assert restores == killed, "%d of %d restarts restored a checkpoint:\n%s" % (
+            restores, killed, checkpoint_lines(tmp))
         assert "state restored from checkpoint" in log, "the last restart restored no checkpoint"
         assert os.listdir(os.path.join(crashy, "checkpoints")), "no checkpoint written"
         _, _ = run(events, clean, key_file, set())
