@@ -144,7 +144,9 @@ def item(r, item_id):
     raise AssertionError("%s not recommended: %s" % (item_id, r))
 
 
-def wait_for(what, fetch, pred, timeout=10):
+def wait_for(what, fetch, pred, timeout=60):
+    """rs.wait_for, polling every 20 ms. The timeout is generous: under ASan on a loaded
+    two-core machine a model rebuild can take seconds, and it returns as soon as pred holds."""
     return rs.wait_for(what, fetch, pred, timeout, 0.02)
 
 
