@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 /*
@@ -19,8 +20,19 @@
  */
 static void huge_pages_reexec(char **argv)
 {
-    if (getenv("RECSTREAM_HUGE_PAGES")) /* "0", or "exec": this is the second start */
+    const char *marker = getenv("RECSTREAM_HUGE_PAGES");
+    if (marker) { /* "0", or "exec": this is the second start */
+        /* Executing /proc/self/exe named the process "exe" (the kernel takes the name from
+         * the file executed): give it back the name it was started under, so ps, top, pgrep
+         * and pkill see "recstream" (threads started later inherit it). */
+        if (!strcmp(marker, "exec")) {
+            const char *base = strrchr(argv[0], '/');
+            char name[16]; /* the kernel keeps 15 bytes */
+            snprintf(name, sizeof name, "%s", base ? base + 1 : argv[0]);
+            prctl(PR_SET_NAME, name, 0, 0, 0);
+        }
         return;
+    }
     char mode[128] = "";
     FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
     if (f) {

@@ -748,6 +748,12 @@ def test_huge_pages():
     env = environ(SRV.proc.pid)
     assert ("glibc.malloc.hugetlb=1" in env.get("GLIBC_TUNABLES", "")) == on, (mode, env)
     assert (env.get("RECSTREAM_HUGE_PAGES") == "exec") == on, (mode, env)
+    # the process and its threads keep the binary's name (not "exe" from /proc/self/exe)
+    name = os.path.basename(rs.BIN)[:15]
+    comms = [open("/proc/%d/task/%s/comm" % (SRV.proc.pid, t)).read().strip()
+             for t in os.listdir("/proc/%d/task" % SRV.proc.pid)]
+    assert open("/proc/%d/comm" % SRV.proc.pid).read().strip() == name, comms
+    assert "exe" not in comms and comms.count(name) >= 3, comms
     off = rs.Server(env={"RECSTREAM_HUGE_PAGES": "0"})
     try:
         off.start()
