@@ -327,6 +327,7 @@ static int attempt(struct serve_erasure *j, struct erasure_receipt *r)
 static void *job_main(void *arg)
 {
     struct serve_erasure *j = arg;
+    pthread_setname_np(pthread_self(), "erasure");
     struct erasure_receipt *r = core_xmalloc(sizeof *r);
     for (;;) {
         pthread_mutex_lock(&j->mu);

@@ -211,6 +211,7 @@ static void run_epoch_keys(struct serve_retention *r)
 static void *retention_main(void *arg)
 {
     struct serve_retention *r = arg;
+    pthread_setname_np(pthread_self(), "retention");
     pthread_mutex_lock(&r->mu);
     while (!r->stop) {
         struct timespec ts;

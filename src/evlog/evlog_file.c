@@ -375,6 +375,7 @@ static void lead_writes(struct evlog_file *lf)
 static void *writer_main(void *arg)
 {
     struct evlog_file *lf = arg;
+    pthread_setname_np(pthread_self(), "log-writer");
     struct evlog_queue *q = &lf->q;
     pthread_mutex_lock(&q->lock);
     for (;;) {

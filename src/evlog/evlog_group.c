@@ -125,6 +125,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 static void *group_main(void *arg)
 {
     struct evlog_group *g = arg;
+    pthread_setname_np(pthread_self(), "log-group");
     int64_t last = core_mono_ns();
     while (!atomic_load(&g->stop)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(g->rk, POLL_MS);

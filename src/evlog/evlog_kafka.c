@@ -317,6 +317,7 @@ static int kafka_append(struct evlog *log, struct evlog_record *recs, size_t n, 
 static void *poller_main(void *arg)
 {
     struct evlog_kafka *lk = arg;
+    pthread_setname_np(pthread_self(), "kafka-poll");
     char err[256];
     while (!atomic_load(&lk->stop_poller)) {
         /* Returns as soon as a delivery report was served, else after 100 ms. */

@@ -54,6 +54,7 @@ static void pool_work(struct evlog_file *lf, struct evlog_sync_pool *pool)
 static void *helper_main(void *arg)
 {
     struct evlog_file *lf = arg;
+    pthread_setname_np(pthread_self(), "log-fsync");
     struct evlog_sync_pool *pool = &lf->sync.pool;
     pthread_mutex_lock(&pool->lock);
     while (!pool->stop) {
@@ -199,6 +200,7 @@ int evlog__sync_before_roll(struct evlog_file *lf, struct evlog_part *part)
 static void *syncer_main(void *arg)
 {
     struct evlog_file *lf = arg;
+    pthread_setname_np(pthread_self(), "log-sync");
     struct evlog_sync *s = &lf->sync;
     int64_t interval_ns = (int64_t)lf->opt.fsync_interval_ms * 1000000;
     pthread_mutex_lock(&s->lock);

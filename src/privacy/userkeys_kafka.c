@@ -209,6 +209,7 @@ static void advance(struct userkeys_kafka *k, int32_t p, int64_t next)
 static void *consume(void *arg)
 {
     struct userkeys_kafka *k = arg;
+    pthread_setname_np(pthread_self(), "userkeys-kafka");
     while (!atomic_load(&k->stop)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(k->cons, 100);
         if (!m)

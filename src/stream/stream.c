@@ -177,6 +177,7 @@ static int apply_batch(struct stream *s, int32_t p, struct evlog_batch *batch)
 static void *worker_main(void *arg)
 {
     struct stream_worker *w = arg;
+    pthread_setname_np(pthread_self(), "stream-proc");
     struct stream *s = w->s;
     struct evlog_batch batch;
     evlog_batch_init(&batch);
@@ -256,6 +257,7 @@ static int checkpoint_locked(struct stream *s, int keep)
 static void *ckpt_main(void *arg)
 {
     struct stream *s = arg;
+    pthread_setname_np(pthread_self(), "checkpoint");
     pthread_mutex_lock(&s->mu);
     int64_t last = core_mono_ns();
     while (!s->stopping) {
