@@ -3,10 +3,11 @@
 BUILD      ?= build
 TEST_BUILD ?= build-test
 JOBS       ?= $(shell nproc)
-CLANG      := $(shell command -v clang 2>/dev/null)
+# clang 19 first: its AddressSanitizer is fork-safe (forked checkpoints); any clang otherwise.
+CLANG      := $(shell command -v clang-19 2>/dev/null || command -v clang 2>/dev/null)
 TEST_FLAGS := -DRECSTREAM_SANITIZE=ON
 ifneq ($(CLANG),)
-TEST_FLAGS += -DCMAKE_C_COMPILER=clang -DRECSTREAM_FUZZ=ON
+TEST_FLAGS += -DCMAKE_C_COMPILER=$(CLANG) -DRECSTREAM_FUZZ=ON
 endif
 
 .PHONY: all build test run bench clean format

@@ -51,7 +51,7 @@ struct serve_config {
     int64_t max_connections, timeout_s, threads, retry_after_s;
     int64_t checkpoint_interval_ms, processor_threads;
     char cors_origin[256];
-    bool insecure_no_auth, metrics_auth, batch_replies;
+    bool insecure_no_auth, metrics_auth, batch_replies, checkpoint_fork;
     char tls_cert[1024], tls_key[1024];
     struct reco_config reco;
     bool consent_required;
@@ -339,6 +339,11 @@ static int set_batch_replies(void *cfg, const char *v, char *err, size_t es)
     return set_bool(&CFG->batch_replies, v, err, es);
 }
 
+static int set_checkpoint_fork(void *cfg, const char *v, char *err, size_t es)
+{
+    return set_bool(&CFG->checkpoint_fork, v, err, es);
+}
+
 static int set_tls_cert(void *cfg, const char *v, char *err, size_t es)
 {
     return cli__set_str(CFG->tls_cert, sizeof CFG->tls_cert, v, err, es);
@@ -562,6 +567,10 @@ static const struct cli_opt serve_opts[] = {
     {"retry-after", "SECONDS", "Retry-After sent with 429 (default 1)", set_retry_after},
     {"checkpoint-interval", "DURATION", "write a state checkpoint this often (default 10s)",
      set_checkpoint_interval},
+    {"checkpoint-fork", "BOOL",
+     "serialise periodic checkpoints in a forked child, so processing pauses only for the "
+     "fork (default true; false: the processors serialise their shards themselves)",
+     set_checkpoint_fork},
     {"processor-threads", "N", "stream processor threads (default 1)", set_processor_threads},
     {"cors-origin", "ORIGIN", "Access-Control-Allow-Origin for event routes (default *)", set_cors},
     {"consent-required", NULL,
@@ -646,6 +655,7 @@ static void serve_defaults(struct serve_config *c)
     c->batch_replies = hd.batch_replies;
     c->retry_after_s = 1;
     c->checkpoint_interval_ms = 10000;
+    c->checkpoint_fork = stream_fork_checkpoints_supported();
     c->processor_threads = 1;
     c->retention_events_ms = 30LL * 24 * 3600 * 1000;
     c->retention_state_ms = 30LL * 24 * 3600 * 1000;
@@ -972,6 +982,7 @@ static int run(struct serve_config *c)
     snprintf(ckpt_path, sizeof ckpt_path, "%s/checkpoints", c->data);
     sc.checkpoint_dir = c->checkpoint_dir[0] ? c->checkpoint_dir : ckpt_path;
     sc.checkpoint_interval_ms = c->checkpoint_interval_ms;
+    sc.fork_checkpoints = c->checkpoint_fork;
     sc.threads = (int)c->processor_threads;
     sc.state.catalog = cat;
     sc.state.user_ttl_ms = c->retention_state_ms;

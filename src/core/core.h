@@ -199,7 +199,9 @@ int core_parse_size(const char *s, int64_t *out);
  * Structured logs on stderr in logfmt: ts=... level=info msg="..." key=value...
  * The level is process-wide (the one deliberate global: logging has no other owner).
  */
-enum core_log_level { CORE_LOG_DEBUG, CORE_LOG_INFO, CORE_LOG_WARN, CORE_LOG_ERROR };
+/* CORE_LOG_OFF, as a level only: nothing is logged (e.g. in a forked child, where another
+ * thread of the parent may have held stderr's lock at the fork). */
+enum core_log_level { CORE_LOG_DEBUG, CORE_LOG_INFO, CORE_LOG_WARN, CORE_LOG_ERROR, CORE_LOG_OFF };
 
 void core_log_set_level(enum core_log_level lvl);
 int core_log_parse_level(const char *s, enum core_log_level *out);

@@ -138,6 +138,13 @@ int64_t state_shard_next_offset(const struct state_shard *s);
  * leaves the shard unchanged; CORE_E_INVALID when the snapshot was taken with a different
  * state_config). Restoring and continuing gives the same state as never snapshotting. */
 void state_shard_snapshot(struct state_shard *s, struct core_buf *out);
+/* For a snapshot in a forked child: state_shard_hold takes the shard's read lock (no writer
+ * is inside it, none can start) and state_shard_release drops it; fork while holding it, and
+ * the child, whose copy of the lock is held, snapshots with state_shard_snapshot_held (the
+ * same bytes as state_shard_snapshot, without taking the lock). */
+void state_shard_hold(struct state_shard *s);
+void state_shard_release(struct state_shard *s);
+void state_shard_snapshot_held(struct state_shard *s, struct core_buf *out);
 int state_shard_restore(struct state_shard *s, const void *data, size_t len);
 
 /* Appends a canonical, sorted, human-readable text dump of everything in the shard (floats

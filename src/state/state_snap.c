@@ -319,9 +319,10 @@ static void put_co(struct core_buf *b, const struct st *d)
 
 /* The whole shard, or (users false) everything but its users: the serving store's aggregate
  * image, which restores like any snapshot into a shard that then simply has no users. */
-static void snapshot(struct state_shard *s, struct core_buf *out, bool users)
+static void snapshot(struct state_shard *s, struct core_buf *out, bool users, bool lock)
 {
-    pthread_rwlock_rdlock(&s->lock);
+    if (lock)
+        pthread_rwlock_rdlock(&s->lock);
     const struct st *d = &s->d;
     size_t start = out->len;
     core_buf_put_u32(out, SNAP_MAGIC);
@@ -347,7 +348,8 @@ static void snapshot(struct state_shard *s, struct core_buf *out, bool users)
         put_item(out, (const struct st_item *)((const char *)l - offsetof(struct st_item, l)));
     put_reco(out, d);
     put_co(out, d);
-    pthread_rwlock_unlock(&s->lock);
+    if (lock)
+        pthread_rwlock_unlock(&s->lock);
 
     uint64_t len = out->len - body;
     uint64_t sum = XXH3_64bits(out->data + body, (size_t)len);
@@ -359,12 +361,27 @@ static void snapshot(struct state_shard *s, struct core_buf *out, bool users)
 
 void state_shard_snapshot(struct state_shard *s, struct core_buf *out)
 {
-    snapshot(s, out, true);
+    snapshot(s, out, true, true);
+}
+
+void state_shard_hold(struct state_shard *s)
+{
+    pthread_rwlock_rdlock(&s->lock);
+}
+
+void state_shard_release(struct state_shard *s)
+{
+    pthread_rwlock_unlock(&s->lock);
+}
+
+void state_shard_snapshot_held(struct state_shard *s, struct core_buf *out)
+{
+    snapshot(s, out, true, false);
 }
 
 void state_shard_snapshot_aggregates(struct state_shard *s, struct core_buf *out)
 {
-    snapshot(s, out, false);
+    snapshot(s, out, false, true);
 }
 
 /* ---- reading ------------------------------------------------------------------------------- */

@@ -5,19 +5,47 @@
  * new records (the timeout only bounds how late a checkpoint request is served).
  *
  * Checkpoints: the checkpoint thread bumps snap_gen; each processor notices it between
- * batches, copies its shards into memory (the only pause in processing) and reports back;
- * the checkpoint thread then writes the files while processing goes on.
+ * batches and reports back. With fork_checkpoints (the default) the processors then wait,
+ * parked, while the checkpoint thread holds every shard's read lock and forks; they resume
+ * as soon as fork returns, and the child, which has the state as of that instant, serialises
+ * the shards, writes the checkpoint, reports through a pipe and exits (as Redis's BGSAVE).
+ * Processing pauses for the fork only (page tables: tens of ms for GBs), not for the
+ * serialisation (seconds for GBs). Without it, each processor serialises its own shards
+ * (the pause) and the checkpoint thread writes the files while processing goes on.
  */
 #include "stream/stream_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #define READ_MAX 1024
 #define WAIT_MS 50
+
+/* AddressSanitizer runtimes before LLVM 16 do not lock their allocator around fork: a
+ * checkpoint child could deadlock in its first malloc. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) && defined(__clang_major__) && __clang_major__ < 16
+#define FORK_UNSAFE_ALLOCATOR 1
+#endif
+#endif
+#ifndef FORK_UNSAFE_ALLOCATOR
+#define FORK_UNSAFE_ALLOCATOR 0
+#endif
+
+bool stream_fork_checkpoints_supported(void)
+{
+    return !FORK_UNSAFE_ALLOCATOR;
+}
 
 void stream_config_init(struct stream_config *cfg)
 {
@@ -27,6 +55,7 @@ void stream_config_init(struct stream_config *cfg)
     cfg->checkpoint_events = 1000000;
     cfg->keep = 3;
     cfg->threads = 1;
+    cfg->fork_checkpoints = stream_fork_checkpoints_supported();
     state_config_init(&cfg->state);
 }
 
@@ -72,11 +101,14 @@ static void serve_snapshot(struct stream_worker *w)
     if (gen == w->seen_gen)
         return;
     w->seen_gen = gen;
-    for (int32_t p = w->idx; p < s->nparts; p += s->nworkers)
+    bool park = atomic_load(&s->park_only);
+    for (int32_t p = w->idx; !park && p < s->nparts; p += s->nworkers)
         snapshot_part(&s->parts[p]);
     pthread_mutex_lock(&s->mu);
     s->snaps_pending--;
     pthread_cond_broadcast(&s->cond);
+    while (park && s->parked && !s->stopping)
+        pthread_cond_wait(&s->cond, &s->mu);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -229,7 +261,8 @@ static int write_snaps(struct stream *s, int keep)
     int rc = 0;
     if (n > 0) {
         pthread_mutex_lock(&s->write_mu);
-        rc = stream__ckpt_write(s->ckpt_dir, &s->next_seq, snaps, n, s->nparts, keep, &s->data_key);
+        rc = stream__ckpt_write(s->ckpt_dir, &s->next_seq, snaps, n, s->nparts, keep, &s->data_key,
+                                NULL);
         pthread_mutex_unlock(&s->write_mu);
     }
     for (int i = 0; rc == 0 && i < n; i++)
@@ -238,9 +271,212 @@ static int write_snaps(struct stream *s, int keep)
     return rc;
 }
 
+/* What a checkpoint child reports through its pipe: the header, then n of {partition,
+ * offset}. */
+struct fork_report {
+    int32_t rc, n;
+    uint64_t seq; /* the number written */
+    uint64_t bytes;
+};
+
+static int write_all(int fd, const void *p, size_t n)
+{
+    for (const char *c = p; n > 0;) {
+        ssize_t k = write(fd, c, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        c += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* The child: alone in its copy of the process (other threads' locks may be held forever, so
+ * no logging and no lock but the allocator's, which glibc and the sanitizers reset at fork).
+ * Serialises the partitions owned at the fork, writes the checkpoint, reports, exits. */
+static _Noreturn void checkpoint_child(struct stream *s, int keep, int fd, pid_t parent)
+{
+    /* Die with the serving thread: a SIGKILLed server leaves no writer behind (its temporary
+     * directory, named by the parent's pid, goes as any crashed writer's: after an hour). */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(1);
+    core_log_set_level(CORE_LOG_OFF);
+    stream__ckpt_owner = parent;
+    /* Sockets and files the server closes must not stay open here (a client would wait for
+     * its connection's end until the child exits). */
+    if (fd > 3)
+        close_range(3, (unsigned)fd - 1, 0);
+    close_range((unsigned)fd + 1, ~0U, 0);
+    struct stream__snap *snaps = core_xcalloc((size_t)s->nparts, sizeof *snaps);
+    struct core_buf *bufs = core_xcalloc((size_t)s->nparts, sizeof *bufs);
+    int n = 0;
+    for (int32_t p = 0; p < s->nparts; p++) {
+        if (!atomic_load(&s->parts[p].owned))
+            continue;
+        core_buf_init(&bufs[n]);
+        state_shard_snapshot_held(s->parts[p].shard, &bufs[n]);
+        snaps[n] = (struct stream__snap){.partition = p,
+                                         .data = bufs[n].data,
+                                         .len = bufs[n].len,
+                                         .offset = state_shard_next_offset(s->parts[p].shard)};
+        n++;
+    }
+    uint64_t seq = s->next_seq;
+    size_t bytes = 0;
+    int rc = n > 0 ? stream__ckpt_write(s->ckpt_dir, &seq, snaps, n, s->nparts, keep, &s->data_key,
+                                        &bytes)
+                   : 0;
+    struct fork_report r = {.rc = rc, .n = rc == 0 ? n : 0, .seq = seq - 1, .bytes = bytes};
+    int bad = write_all(fd, &r, sizeof r);
+    for (int i = 0; !bad && i < r.n; i++) {
+        int64_t po[2] = {snaps[i].partition, snaps[i].offset};
+        bad = write_all(fd, po, sizeof po);
+    }
+    _exit(bad || rc < 0 ? 1 : 0);
+}
+
+/* Reads exactly n bytes from fd, giving up (CORE_E_CLOSED) when the stream stops. */
+static int read_report(struct stream *s, int fd, void *p, size_t n)
+{
+    for (char *c = p; n > 0;) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        int k = poll(&pf, 1, 200);
+        if (k < 0 && errno != EINTR)
+            return -errno;
+        if (k <= 0) {
+            pthread_mutex_lock(&s->mu);
+            bool stop = s->stopping;
+            pthread_mutex_unlock(&s->mu);
+            if (stop)
+                return CORE_E_CLOSED;
+            continue;
+        }
+        ssize_t m = read(fd, c, n);
+        if (m < 0 && errno == EINTR)
+            continue;
+        if (m <= 0)
+            return CORE_E_FAILED; /* the child died without a full report */
+        c += m;
+        n -= (size_t)m;
+    }
+    return 0;
+}
+
+/*
+ * A checkpoint by fork (mu held; processors asked to park). Returns 1 when fork or pipe
+ * failed before anything happened (the caller falls back to in-process snapshots), else 0
+ * or a negative error.
+ */
+static int checkpoint_forked(struct stream *s, int keep)
+{
+    int64_t t0 = core_mono_ns();
+    /* write_mu first (a revocation may be writing): taken with mu held, processors could wait
+     * for mu meanwhile. Order: write_mu, then mu. */
+    pthread_mutex_unlock(&s->mu);
+    pthread_mutex_lock(&s->write_mu);
+    pthread_mutex_lock(&s->mu);
+    atomic_store(&s->events_since, 0);
+    s->snaps_pending = s->nworkers;
+    s->parked = true;
+    atomic_store(&s->park_only, true);
+    atomic_fetch_add(&s->snap_gen, 1);
+    while (s->snaps_pending > 0 && !s->stopping && !atomic_load(&s->failed))
+        pthread_cond_wait(&s->cond, &s->mu);
+    int rc = 0;
+    if (s->snaps_pending > 0) {
+        rc = atomic_load(&s->failed) ? CORE_E_FAILED : CORE_E_CLOSED;
+        goto unpark;
+    }
+    /* Every processor waits in serve_snapshot; other writers (erasure, assignment) are kept
+     * out by the read locks, and checkpoint writers of this process by write_mu. */
+    int64_t t_parked = core_mono_ns();
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        rc = 1;
+        goto unpark;
+    }
+    for (int32_t p = 0; p < s->nparts; p++)
+        state_shard_hold(s->parts[p].shard);
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0)
+        checkpoint_child(s, keep, fds[1], parent);
+    int fork_errno = errno;
+    for (int32_t p = 0; p < s->nparts; p++)
+        state_shard_release(s->parts[p].shard);
+    int64_t paused = core_mono_ns() - t_parked;
+    close(fds[1]);
+    if (pid < 0) {
+        close(fds[0]);
+        if (!s->fork_failed_logged)
+            LOG_WARN("cannot fork for a checkpoint; the processors serialise their own shards",
+                     "err=\"%s\"", strerror(fork_errno));
+        s->fork_failed_logged = true;
+        rc = 1;
+        goto unpark;
+    }
+    s->parked = false;
+    atomic_store(&s->park_only, false);
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+
+    struct fork_report r;
+    struct {
+        int64_t p, offset;
+    } *po = NULL;
+    rc = read_report(s, fds[0], &r, sizeof r);
+    if (rc == 0 && (r.n < 0 || r.n > s->nparts))
+        rc = CORE_E_FAILED;
+    if (rc == 0 && r.n > 0) {
+        po = core_xmalloc((size_t)r.n * sizeof *po);
+        rc = read_report(s, fds[0], po, (size_t)r.n * sizeof *po);
+    }
+    close(fds[0]);
+    if (rc == CORE_E_CLOSED)
+        kill(pid, SIGKILL); /* stopping: the final checkpoint supersedes it */
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (rc == 0 && r.rc < 0)
+        rc = r.rc;
+    if (rc == 0) {
+        s->next_seq = r.seq + 1;
+        for (int32_t i = 0; i < r.n; i++)
+            if (po[i].p >= 0 && po[i].p < s->nparts)
+                atomic_store(&s->parts[po[i].p].ckpt_offset, po[i].offset);
+        if (r.n > 0)
+            LOG_INFO("checkpoint written",
+                     "dir=%s/%020" PRIu64 " partitions=%d bytes=%" PRIu64
+                     " took_ms=%lld paused_ms=%.1f forked=true",
+                     s->ckpt_dir, r.seq, (int)r.n, r.bytes,
+                     (long long)((core_mono_ns() - t0) / 1000000), (double)paused / 1e6);
+    } else if (rc != CORE_E_CLOSED) {
+        LOG_ERROR("checkpoint failed", "dir=%s err=\"%s\" child_status=%d", s->ckpt_dir,
+                  core_strerror(rc), status);
+    }
+    free(po);
+    pthread_mutex_unlock(&s->write_mu);
+    pthread_mutex_lock(&s->mu);
+    return rc;
+unpark:
+    s->parked = false;
+    atomic_store(&s->park_only, false);
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->write_mu);
+    return rc;
+}
+
 /* Asks every processor for snapshots, waits for them (mu held), then writes unlocked. */
 static int checkpoint_locked(struct stream *s, int keep)
 {
+    if (s->cfg.fork_checkpoints) {
+        int rc = checkpoint_forked(s, keep);
+        if (rc != 1)
+            return rc;
+    }
     atomic_store(&s->events_since, 0);
     s->snaps_pending = s->nworkers;
     atomic_fetch_add(&s->snap_gen, 1);
@@ -392,6 +628,12 @@ int stream_start(const struct stream_config *cfg, struct evlog *log, struct stre
         if (p >= 0 && p < s->nparts)
             want[p] = true;
     }
+    if (s->cfg.fork_checkpoints && !stream_fork_checkpoints_supported()) {
+        LOG_WARN("forked checkpoints are not safe in this build (AddressSanitizer before LLVM "
+                 "16); the processors serialise their own shards",
+                 NULL);
+        s->cfg.fork_checkpoints = false;
+    }
     s->cfg.owned = NULL; /* borrowed only for the start */
     s->cfg.nowned = 0;
     int64_t t0 = core_mono_ns();
@@ -435,9 +677,10 @@ int stream_start(const struct stream_config *cfg, struct evlog *log, struct stre
     if (rc < 0)
         goto fail;
     s->ckpt_started = true;
-    LOG_INFO("stream started", "partitions=%d threads=%d checkpoint_dir=%s took_ms=%lld",
-             (int)s->nparts, s->nworkers, s->ckpt_dir,
-             (long long)((core_mono_ns() - t0) / 1000000));
+    LOG_INFO(
+        "stream started", "partitions=%d threads=%d checkpoint_dir=%s checkpoints=%s took_ms=%lld",
+        (int)s->nparts, s->nworkers, s->ckpt_dir, s->cfg.fork_checkpoints ? "forked" : "in-process",
+        (long long)((core_mono_ns() - t0) / 1000000));
     *out = s;
     return 0;
 fail:
@@ -620,7 +863,7 @@ int stream_revoke(struct stream *s, const int32_t *parts, int32_t n)
     if (nsnaps > 0) {
         pthread_mutex_lock(&s->write_mu);
         int wrc = stream__ckpt_write(s->ckpt_dir, &s->next_seq, snaps, nsnaps, s->nparts,
-                                     s->cfg.keep, &s->data_key);
+                                     s->cfg.keep, &s->data_key, NULL);
         pthread_mutex_unlock(&s->write_mu);
         if (wrc < 0 && rc == 0)
             rc = wrc;

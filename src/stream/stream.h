@@ -28,6 +28,10 @@ struct stream_config {
     int64_t checkpoint_events;      /* or after this many events (default 1,000,000) */
     int keep;                       /* checkpoints kept (default 3) */
     int threads;                    /* processor threads (default 1) */
+    /* Periodic checkpoints serialise the state in a forked child (default true): processing
+     * pauses only for the fork. False: each processor serialises its shards itself, pausing
+     * for that (as stream_stop's final checkpoint always does). */
+    bool fork_checkpoints;
     /* The partitions to own from the start (borrowed for stream_start only); NULL: all. A
      * processor in a group starts with none and is given its share by stream_assign. */
     const int32_t *owned;
@@ -46,6 +50,10 @@ struct stream_config {
 };
 
 void stream_config_init(struct stream_config *cfg);
+
+/* False in builds whose allocator cannot be used in a forked child of a threaded process
+ * (AddressSanitizer before LLVM 16): fork_checkpoints is then off by default and ignored. */
+bool stream_fork_checkpoints_supported(void);
 
 struct stream;
 

@@ -34,6 +34,14 @@
 #define CKPT_NAME_LEN 20
 #define MANIFEST_MAX (1u << 20)
 
+pid_t stream__ckpt_owner;
+
+/* The pid that names this process's temporary directories: a checkpoint child's parent's. */
+static long owner_pid(void)
+{
+    return stream__ckpt_owner ? (long)stream__ckpt_owner : (long)getpid();
+}
+
 static bool is_ckpt_name(const char *name)
 {
     if (strlen(name) != CKPT_NAME_LEN)
@@ -166,7 +174,7 @@ static bool stale_tmp(const char *dir, const char *name)
             return false;
     if (len == CKPT_NAME_LEN + 4)
         return true;
-    if (name[CKPT_NAME_LEN] != '.' || atol(name + CKPT_NAME_LEN + 1) == (long)getpid())
+    if (name[CKPT_NAME_LEN] != '.' || atol(name + CKPT_NAME_LEN + 1) == owner_pid())
         return name[CKPT_NAME_LEN] == '.';
     char path[1200];
     struct stat st;
@@ -235,7 +243,7 @@ static int write_once(const char *dir, uint64_t seq, const struct stream__snap *
     core_buf_init(&man);
     core_buf_init(&sealed);
     *bytes = 0;
-    snprintf(tmp, sizeof tmp, "%s/%020" PRIu64 ".%ld.tmp", dir, seq, (long)getpid());
+    snprintf(tmp, sizeof tmp, "%s/%020" PRIu64 ".%ld.tmp", dir, seq, owner_pid());
     snprintf(final, sizeof final, "%s/%020" PRIu64, dir, seq);
     remove_dir(tmp);
     int rc = 0;
@@ -277,7 +285,7 @@ out:
 }
 
 int stream__ckpt_write(const char *dir, uint64_t *seq, const struct stream__snap *snaps, int nsnaps,
-                       int32_t nparts, int keep, const struct seal_key *key)
+                       int32_t nparts, int keep, const struct seal_key *key, size_t *bytes_out)
 {
     int64_t t0 = core_mono_ns();
     size_t bytes = 0;
@@ -303,6 +311,8 @@ int stream__ckpt_write(const char *dir, uint64_t *seq, const struct stream__snap
     }
     LOG_INFO("checkpoint written", "dir=%s/%020" PRIu64 " partitions=%d bytes=%zu took_ms=%lld",
              dir, *seq, nsnaps, bytes, (long long)((core_mono_ns() - t0) / 1000000));
+    if (bytes_out)
+        *bytes_out = bytes;
     (*seq)++;
     prune(dir, nparts, keep, key);
     return 0;

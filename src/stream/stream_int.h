@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/types.h>
 
 /* One partition: its shard and how far it has been applied (for stream_wait_applied). */
 struct stream_part {
@@ -55,9 +56,13 @@ struct stream {
     atomic_bool stop_workers;      /* processors exit after the batch in hand */
     atomic_uint_fast64_t snap_gen; /* bumped to ask every processor for snapshots */
     int snaps_pending;             /* processors yet to snapshot for snap_gen */
-    uint64_t want_gen, done_gen;   /* stream_checkpoint requests and completions */
-    uint64_t only_gen;             /* stream_checkpoint_only: the request whose checkpoint
-                                    * is to be the only one kept */
+    /* A forked checkpoint: processors only report for snap_gen and wait while parked. */
+    atomic_bool park_only;
+    bool parked;
+    bool fork_failed_logged;
+    uint64_t want_gen, done_gen; /* stream_checkpoint requests and completions */
+    uint64_t only_gen;           /* stream_checkpoint_only: the request whose checkpoint
+                                  * is to be the only one kept */
     int last_rc;
     atomic_int_fast64_t events_since; /* events applied since the last checkpoint */
     uint64_t next_seq;                /* guarded by write_mu */
@@ -80,10 +85,15 @@ struct stream__snap {
  * and dir, rename, fsync dir) holding the nsnaps snapshots (ascending partitions, of nparts in
  * all) and a MANIFEST, then deletes the checkpoints no partition needs any more (each keeps its
  * newest keep). When another process sharing dir took *seq first, the next free number is
- * used. On success *seq is one past the number written. Returns 0 or a negative error (logged).
+ * used. On success *seq is one past the number written and *bytes_out (may be NULL) the bytes
+ * written. Returns 0 or a negative error (logged).
  */
 int stream__ckpt_write(const char *dir, uint64_t *seq, const struct stream__snap *snaps, int nsnaps,
-                       int32_t nparts, int keep, const struct seal_key *key);
+                       int32_t nparts, int keep, const struct seal_key *key, size_t *bytes_out);
+
+/* Set in a checkpoint child to its parent's pid: temporary directories are named, and
+ * recognised as this process's own leftovers, by the serving process's pid (0: getpid()). */
+extern pid_t stream__ckpt_owner;
 
 /*
  * Restores each partition p with want[p] (every partition when want is NULL) from the newest

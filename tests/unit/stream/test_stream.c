@@ -5,12 +5,15 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
+#include <errno.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "evlog/evlog_group.h"
 #include "stream/stream_int.h"
@@ -160,12 +163,16 @@ static void append_events(struct evlog *log, const char *tag, int n)
     core_buf_dispose(&val);
 }
 
+/* Checkpoints by fork (the default) or by the processors themselves. */
+static bool g_fork = true;
+
 /* A stream over e's log and checkpoint directory owning the given partitions (owned NULL:
  * all), only explicit checkpoints. */
 static struct stream *start_with(struct env *e, int threads, const int32_t *owned, int32_t n)
 {
     struct stream_config cfg;
     stream_config_init(&cfg);
+    cfg.fork_checkpoints = g_fork;
     cfg.checkpoint_dir = e->ckpt_dir;
     cfg.checkpoint_interval_ms = 3600 * 1000; /* only explicit checkpoints */
     cfg.threads = threads;
@@ -214,9 +221,8 @@ static char *offline_dump(struct env *e)
 
 /* ---- tests --------------------------------------------------------------------------------- */
 
-static void test_apply_checkpoint_restart(void **state)
+static void apply_checkpoint_restart(void)
 {
-    (void)state;
     struct env e;
     env_init(&e, 3);
     append_events(e.log, "a", 40);
@@ -251,6 +257,93 @@ static void test_apply_checkpoint_restart(void **state)
     free(before);
     free(after);
     free(off);
+    env_dispose(&e);
+}
+
+static void test_apply_checkpoint_restart(void **state)
+{
+    (void)state;
+    struct stream_config cfg;
+    stream_config_init(&cfg);
+    assert_true(cfg.fork_checkpoints == stream_fork_checkpoints_supported()); /* the default */
+    g_fork = cfg.fork_checkpoints;
+    apply_checkpoint_restart();
+    g_fork = true;
+}
+
+static void test_apply_checkpoint_restart_inline(void **state)
+{
+    (void)state;
+    g_fork = false;
+    apply_checkpoint_restart();
+    g_fork = true;
+}
+
+static size_t count_checkpoints(const char *dir)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    size_t n = 0;
+    for (struct dirent *de; (de = readdir(d)) != NULL;)
+        n += strlen(de->d_name) == 20 && strspn(de->d_name, "0123456789") == 20;
+    closedir(d);
+    return n;
+}
+
+/* A forked checkpoint: written by a child that is reaped (no zombie, no child left), its
+ * offsets reach the parent (stream_checkpointed_offset), and processing goes on meanwhile;
+ * a checkpoint of the processors' own snapshots and one by fork restore the same state. */
+static void test_fork_checkpoint(void **state)
+{
+    (void)state;
+    if (!stream_fork_checkpoints_supported()) {
+        print_message(
+            "forked checkpoints are off in this build (AddressSanitizer before LLVM 16)\n");
+        skip();
+    }
+    struct env e;
+    env_init(&e, 3);
+    append_events(e.log, "a", 30);
+    struct stream *s = start(&e, 2);
+    wait_all(s, 30);
+    for (int32_t p = 0; p < 3; p++)
+        assert_int_equal(stream_checkpointed_offset(s, p), 0);
+    assert_int_equal(stream_checkpoint(s), 0);
+    int st;
+    assert_int_equal(waitpid(-1, &st, WNOHANG), -1); /* the child was reaped */
+    assert_int_equal(errno, ECHILD);
+    assert_int_equal(count_checkpoints(e.ckpt_dir), 1);
+    for (int32_t p = 0; p < 3; p++)
+        assert_int_equal(stream_checkpointed_offset(s, p), 30);
+    for (int k = 0; k < 5; k++) { /* processing resumes after each fork */
+        append_events(e.log, "b", 2);
+        wait_all(s, 32 + 2 * k);
+        assert_int_equal(stream_checkpoint(s), 0);
+        for (int32_t p = 0; p < 3; p++)
+            assert_int_equal(stream_checkpointed_offset(s, p), 32 + 2 * k);
+    }
+    assert_int_equal(count_checkpoints(e.ckpt_dir), 3); /* keep 3: the children pruned */
+    char *live = live_dump(s);
+    stream_stop(s, false);
+    s = start(&e, 1); /* restored from the newest forked checkpoint, nothing to replay */
+    wait_all(s, 40);
+    char *back = live_dump(s);
+    assert_string_equal(live, back);
+    free(back);
+    stream_stop(s, false);
+    g_fork = false;
+    s = start(&e, 2);
+    wait_all(s, 40);
+    assert_int_equal(stream_checkpoint(s), 0); /* in-process snapshots of the same state */
+    stream_stop(s, false);
+    g_fork = true;
+    s = start(&e, 2);
+    wait_all(s, 40);
+    back = live_dump(s);
+    assert_string_equal(live, back);
+    stream_stop(s, false);
+    free(live);
+    free(back);
     env_dispose(&e);
 }
 
@@ -714,6 +807,8 @@ int main(void)
     core_log_set_level(CORE_LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_apply_checkpoint_restart),
+        cmocka_unit_test(test_apply_checkpoint_restart_inline),
+        cmocka_unit_test(test_fork_checkpoint),
         cmocka_unit_test(test_corrupt_newest_falls_back),
         cmocka_unit_test(test_keep_prunes_old),
         cmocka_unit_test(test_partition_handover),

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Checkpoint pauses: what a periodic checkpoint does to freshness when the state is large.
+
+Fills a data directory with N view events over HTTP (100-event batches, 100k users, 20k
+items, as bench/startup.py) and stops cleanly. Then, per repetition and per mode
+(`--checkpoint-fork true` and `false`, alternating which goes first), starts a server on a
+copy of that directory with `--checkpoint-interval 2s`, waits until it is ready, sends
+background events at --background events/s and samples freshness back to back for
+--duration seconds: post one event of a new user, poll its profile until it shows (one
+keep-alive connection each). A checkpoint that pauses processing shows as samples that wait
+for the pause. Reports per mode the median of each repetition's p50 / p99 / p99.9 / max
+freshness, the samples over 100 ms, and from the server's log the checkpoints written and
+(forked mode) the processing pause per checkpoint.
+
+Usage: bench/checkpoint_pause.py [--events N] [--duration S] [--repeat R] [--background EV_PER_S]"""
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+
+import startup
+from benchlib import BIN, admin_key, auth_headers, free_port
+from freshness import background_load, AUTH as FRESH_AUTH
+
+
+def serve(data, port, fork, log):
+    proc = subprocess.Popen([BIN, "serve", "--data", data, "--listen", "127.0.0.1:%d" % port,
+                             "--fsync", "batch:5", "--queue-bytes", "256MiB",
+                             "--checkpoint-interval", "2s", "--checkpoint-fork", fork],
+                            stderr=open(log, "w"))
+    t0 = time.time()
+    while True:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            c.request("GET", "/readyz")
+            if c.getresponse().status == 200:
+                return proc
+        except OSError:
+            pass
+        if time.time() - t0 > 300:
+            raise RuntimeError("server not ready")
+        time.sleep(0.05)
+
+
+def sample(port, auth, duration, tag):
+    post = http.client.HTTPConnection("127.0.0.1", port)
+    poll = http.client.HTTPConnection("127.0.0.1", port)
+    lat = []
+    end = time.time() + duration
+    i = 0
+    while time.time() < end:
+        user = "fresh-%s-%d" % (tag, i)
+        i += 1
+        post.request("POST", "/v1/events", json.dumps([{"userId": user, "eventType": "click",
+                                                        "itemId": "i%d" % (i % 100)}]),
+                     {"Content-Type": "application/json", **auth})
+        r = post.getresponse()
+        r.read()
+        assert r.status == 200, r.status
+        acked = time.perf_counter()
+        while True:
+            poll.request("GET", "/v1/users/%s/profile" % user, headers=auth)
+            pr = poll.getresponse()
+            pr.read()
+            assert pr.status in (200, 404), pr.status
+            if pr.status == 200:
+                lat.append((time.perf_counter() - acked) * 1e3)
+                break
+    return sorted(lat)
+
+
+def pct(v, q):
+    return v[min(len(v) - 1, int(len(v) * q))]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--events", type=int, default=2_000_000)
+    ap.add_argument("--duration", type=float, default=20)
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--background", type=int, default=5000)
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="rs-ckpt-pause-")
+    base = os.path.join(tmp, "base")
+    try:
+        port = free_port()
+        proc, _ = startup.start(base, port)
+        t0 = time.time()
+        startup.fill(port, args.events)
+        c = http.client.HTTPConnection("127.0.0.1", port)
+        c.request("POST", "/v1/events", json.dumps([{"userId": "probe", "eventType": "view", "itemId": "p"}]),
+                  {"Content-Type": "application/json", **startup.AUTH})
+        c.getresponse().read()
+        startup.caught_up(port, "probe", 1)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(600)
+        du = subprocess.run(["du", "-sb", os.path.join(base, "checkpoints")], stdout=subprocess.PIPE,
+                            text=True).stdout.split()
+        print("filled and processed %d events in %.0f s; checkpoints %.0f MiB (3 kept)" % (
+            args.events, time.time() - t0, int(du[0]) / 2**20), flush=True)
+        res = {"true": [], "false": []}
+        for rep in range(args.repeat):
+            for fork in (["true", "false"] if rep % 2 == 0 else ["false", "true"]):
+                data = os.path.join(tmp, "run")
+                shutil.rmtree(data, ignore_errors=True)
+                shutil.copytree(base, data)
+                log = os.path.join(tmp, "server-%d-%s.log" % (rep, fork))
+                port = free_port()
+                proc = serve(data, port, fork, log)
+                auth = auth_headers(admin_key(data))
+                FRESH_AUTH.clear()
+                FRESH_AUTH.update(auth)
+                stop = threading.Event()
+                bg = threading.Thread(target=background_load, args=(port, args.background, stop), daemon=True)
+                try:
+                    time.sleep(1)
+                    bg.start()
+                    lat = sample(port, auth, args.duration, "%d%s" % (rep, fork))
+                finally:
+                    stop.set()
+                    bg.join(10)
+                    proc.send_signal(signal.SIGTERM)
+                    proc.wait(600)
+                text = open(log).read()
+                ckpts = [l for l in text.splitlines() if "checkpoint written" in l]
+                paused = [float(x) for x in re.findall(r"paused_ms=([0-9.]+)", text)]
+                took = [int(x) for x in re.findall(r"took_ms=(\d+)", "\n".join(ckpts[:-1]))]
+                row = {"n": len(lat), "p50": pct(lat, 0.5), "p99": pct(lat, 0.99), "p999": pct(lat, 0.999),
+                       "max": lat[-1], "over100": sum(1 for x in lat if x > 100), "ckpts": len(ckpts) - 1,
+                       "paused": statistics.median(paused) if paused else None,
+                       "took": statistics.median(took) if took else None}
+                res[fork].append(row)
+                print("rep %d fork=%-5s samples %5d  p50 %.2f ms  p99 %.2f ms  p99.9 %.1f ms  max %.1f ms  "
+                      ">100ms %d  checkpoints %d (took %s ms, paused %s ms)" % (
+                          rep, fork, row["n"], row["p50"], row["p99"], row["p999"], row["max"],
+                          row["over100"], row["ckpts"], row["took"], row["paused"]), flush=True)
+        print("\n| --checkpoint-fork | reps | samples | p50 ms | p99 ms | p99.9 ms | max ms | samples > 100 ms | "
+              "checkpoint took ms | paused ms |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
+        for fork in ("true", "false"):
+            rows = res[fork]
+            med = lambda k: statistics.median(r[k] for r in rows)
+            pz = [r["paused"] for r in rows if r["paused"] is not None]
+            tk = [r["took"] for r in rows if r["took"] is not None]
+            print("| %s | %d | %d | %.2f | %.2f | %.1f | %.1f | %d | %s | %s |" % (
+                fork, len(rows), med("n"), med("p50"), med("p99"), med("p999"), med("max"), med("over100"),
+                "%.0f" % statistics.median(tk) if tk else "-",
+                "%.1f" % statistics.median(pz) if pz else "(not logged: the whole serialisation)"))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
