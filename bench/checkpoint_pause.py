@@ -10,10 +10,13 @@ background events at --background events/s and samples freshness back to back fo
 keep-alive connection each). A checkpoint that pauses processing shows as samples that wait
 for the pause. Reports per mode the median of each repetition's p50 / p99 / p99.9 / max
 freshness, the samples over 100 ms, and from the server's log the checkpoints written and
-(forked mode) the processing pause per checkpoint.
+(forked mode) the processing pause per checkpoint; also the server's peak resident memory
+and (forked mode) the checkpoint child's peak private memory (sampled every 50 ms from
+/proc: its serialised snapshots plus the pages the server copied on write meanwhile).
 
 Usage: bench/checkpoint_pause.py [--events N] [--duration S] [--repeat R] [--background EV_PER_S]"""
 import argparse
+import glob
 import http.client
 import json
 import os
@@ -77,6 +80,32 @@ def sample(port, auth, duration, tag):
     return sorted(lat)
 
 
+def kib(path, key):
+    try:
+        with open(path) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def watch_memory(pid, stop, peak):
+    """Peak VmRSS of pid and peak Private_Dirty of any child of pid, in MiB."""
+    while not stop.is_set():
+        peak["rss"] = max(peak["rss"], kib("/proc/%d/status" % pid, "VmRSS") / 1024)
+        kids = []
+        for t in glob.glob("/proc/%d/task/*/children" % pid):  # forked by the checkpoint thread
+            try:
+                kids += open(t).read().split()
+            except OSError:
+                pass
+        for k in kids:
+            peak["child"] = max(peak["child"], kib("/proc/%s/smaps_rollup" % k, "Private_Dirty") / 1024)
+        time.sleep(0.05)
+
+
 def pct(v, q):
     return v[min(len(v) - 1, int(len(v) * q))]
 
@@ -120,13 +149,17 @@ def main():
                 FRESH_AUTH.update(auth)
                 stop = threading.Event()
                 bg = threading.Thread(target=background_load, args=(port, args.background, stop), daemon=True)
+                peak = {"rss": 0, "child": 0}
+                mem = threading.Thread(target=watch_memory, args=(proc.pid, stop, peak), daemon=True)
                 try:
                     time.sleep(1)
+                    mem.start()
                     bg.start()
                     lat = sample(port, auth, args.duration, "%d%s" % (rep, fork))
                 finally:
                     stop.set()
                     bg.join(10)
+                    mem.join(10)
                     proc.send_signal(signal.SIGTERM)
                     proc.wait(600)
                 text = open(log).read()
@@ -136,24 +169,27 @@ def main():
                 row = {"n": len(lat), "p50": pct(lat, 0.5), "p99": pct(lat, 0.99), "p999": pct(lat, 0.999),
                        "max": lat[-1], "over100": sum(1 for x in lat if x > 100), "ckpts": len(ckpts) - 1,
                        "paused": statistics.median(paused) if paused else None,
-                       "took": statistics.median(took) if took else None}
+                       "took": statistics.median(took) if took else None,
+                       "rss": peak["rss"], "child": peak["child"]}
                 res[fork].append(row)
                 print("rep %d fork=%-5s samples %5d  p50 %.2f ms  p99 %.2f ms  p99.9 %.1f ms  max %.1f ms  "
-                      ">100ms %d  checkpoints %d (took %s ms, paused %s ms)" % (
+                      ">100ms %d  checkpoints %d (took %s ms, paused %s ms)  rss %.0f MiB child %.0f MiB" % (
                           rep, fork, row["n"], row["p50"], row["p99"], row["p999"], row["max"],
-                          row["over100"], row["ckpts"], row["took"], row["paused"]), flush=True)
+                          row["over100"], row["ckpts"], row["took"], row["paused"], row["rss"],
+                          row["child"]), flush=True)
         print("\n| --checkpoint-fork | reps | samples | p50 ms | p99 ms | p99.9 ms | max ms | samples > 100 ms | "
-              "checkpoint took ms | paused ms |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+              "checkpoint took ms | paused ms | server peak RSS MiB | child peak private MiB |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for fork in ("true", "false"):
             rows = res[fork]
             med = lambda k: statistics.median(r[k] for r in rows)
             pz = [r["paused"] for r in rows if r["paused"] is not None]
             tk = [r["took"] for r in rows if r["took"] is not None]
-            print("| %s | %d | %d | %.2f | %.2f | %.1f | %.1f | %d | %s | %s |" % (
+            print("| %s | %d | %d | %.2f | %.2f | %.1f | %.1f | %d | %s | %s | %.0f | %s |" % (
                 fork, len(rows), med("n"), med("p50"), med("p99"), med("p999"), med("max"), med("over100"),
                 "%.0f" % statistics.median(tk) if tk else "-",
-                "%.1f" % statistics.median(pz) if pz else "(not logged: the whole serialisation)"))
+                "%.1f" % statistics.median(pz) if pz else "(not logged: the whole serialisation)",
+                med("rss"), "%.0f" % med("child") if fork == "true" else "-"))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
