@@ -1,6 +1,7 @@
 """Shared bits of the benchmark scripts: where the release binary is (RECSTREAM_BIN overrides),
 free ports, and the admin API key a server creates on its first start."""
 import os
+import http.client
 import socket
 import time
 
@@ -25,6 +26,22 @@ def wait_port(port, timeout=20):
         except OSError:
             time.sleep(0.05)
     raise RuntimeError("port %d not listening" % port)
+
+
+def wait_ready(port, timeout=300):
+    """Waits until GET /readyz answers 200 (the log recovered, the state restored)."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            c.request("GET", "/readyz")
+            if c.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        if time.time() > deadline:
+            raise RuntimeError("port %d not ready in %d s" % (port, timeout))
+        time.sleep(0.01)
 
 
 def admin_key(data, timeout=20):

@@ -30,8 +30,8 @@ import threading
 import time
 
 import startup
-from benchlib import BIN, admin_key, auth_headers, free_port
-from freshness import background_load, AUTH as FRESH_AUTH
+from benchlib import BIN, admin_key, auth_headers, free_port, wait_ready
+from freshness import background_load, sample_once, AUTH as FRESH_AUTH
 
 
 def serve(data, port, fork, log):
@@ -39,18 +39,8 @@ def serve(data, port, fork, log):
                              "--fsync", "batch:5", "--queue-bytes", "256MiB",
                              "--checkpoint-interval", "2s", "--checkpoint-fork", fork],
                             stderr=open(log, "w"))
-    t0 = time.time()
-    while True:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            c.request("GET", "/readyz")
-            if c.getresponse().status == 200:
-                return proc
-        except OSError:
-            pass
-        if time.time() - t0 > 300:
-            raise RuntimeError("server not ready")
-        time.sleep(0.05)
+    wait_ready(port)
+    return proc
 
 
 def sample(port, auth, duration, tag):
@@ -60,23 +50,8 @@ def sample(port, auth, duration, tag):
     end = time.time() + duration
     i = 0
     while time.time() < end:
-        user = "fresh-%s-%d" % (tag, i)
         i += 1
-        post.request("POST", "/v1/events", json.dumps([{"userId": user, "eventType": "click",
-                                                        "itemId": "i%d" % (i % 100)}]),
-                     {"Content-Type": "application/json", **auth})
-        r = post.getresponse()
-        r.read()
-        assert r.status == 200, r.status
-        acked = time.perf_counter()
-        while True:
-            poll.request("GET", "/v1/users/%s/profile" % user, headers=auth)
-            pr = poll.getresponse()
-            pr.read()
-            assert pr.status in (200, 404), pr.status
-            if pr.status == 200:
-                lat.append((time.perf_counter() - acked) * 1e3)
-                break
+        lat.append(sample_once(post, poll, "fresh-%s-%d" % (tag, i), "i%d" % (i % 100), auth))
     return sorted(lat)
 
 

@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 
-from benchlib import BIN, admin_key, auth_headers, free_port, wait_port
+from benchlib import BIN, admin_key, auth_headers, free_port, wait_ready
 
 AUTH = {}  # Authorization header with the server's admin key (auth on, as in production)
 
@@ -26,16 +26,9 @@ def start(data, port):
     proc = subprocess.Popen([BIN, "serve", "--data", data, "--listen", "127.0.0.1:%d" % port,
                              "--fsync", "batch:5", "--queue-bytes", "256MiB"], stderr=subprocess.DEVNULL)
     t0 = time.time()
-    while True:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            c.request("GET", "/readyz")
-            if c.getresponse().status == 200:
-                AUTH.update(auth_headers(admin_key(data)))
-                return proc, time.time() - t0
-        except OSError:
-            pass
-        time.sleep(0.01)
+    wait_ready(port, 3600)
+    AUTH.update(auth_headers(admin_key(data)))
+    return proc, time.time() - t0
 
 
 def caught_up(port, probe_user, expect):
