@@ -310,6 +310,15 @@ static _Noreturn void checkpoint_child(struct stream *s, int keep, int fd, pid_t
     if (fd > 3)
         close_range(3, (unsigned)fd - 1, 0);
     close_range((unsigned)fd + 1, ~0U, 0);
+    /* Under memory pressure the OOM killer takes the child, not the server (the pages they
+     * share count for both; the value is Redis's for its background savers). */
+    int oom = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (oom >= 0) {
+        if (write(oom, "800", 3) < 0) {
+            /* not allowed here: the default score */
+        }
+        close(oom);
+    }
     struct stream__snap *snaps = core_xcalloc((size_t)s->nparts, sizeof *snaps);
     struct core_buf *bufs = core_xcalloc((size_t)s->nparts, sizeof *bufs);
     int n = 0;

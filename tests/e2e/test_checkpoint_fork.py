@@ -1,7 +1,8 @@
 """End-to-end: periodic checkpoints are serialised in a forked child (`--checkpoint-fork`,
 default true). While a child is alive it holds no socket and no file of the server (a client
 whose connection the server closes sees the close at once), it is named after the thread
-that forked it ("checkpoint"), and a SIGKILLed server takes it along (the test stops the
+that forked it ("checkpoint"), the OOM killer would take it before the server
+(oom_score_adj 800), and a SIGKILLed server takes it along (the test stops the
 child with SIGSTOP mid-checkpoint first, so it cannot have finished on its own);
 the restarted server restores a checkpoint and catches up. `--checkpoint-fork false` writes
 checkpoints too (the processors serialise their own shards). Real data: MovieLens 100k."""
@@ -72,7 +73,12 @@ def catch_child(srv, events, timeout=60):
         deadline = time.time() + timeout
         while time.time() < deadline:
             for c in children(srv.proc.pid):
+                # Its last step before the snapshots sets oom_score_adj: once it reads 800, the
+                # child is past its setup (descriptors closed). Then stop it there.
                 try:
+                    with open("/proc/%d/oom_score_adj" % c) as f:
+                        if f.read().strip() != "800":
+                            continue
                     os.kill(c, signal.SIGSTOP)  # it stays alive, mid-checkpoint, until killed
                     fds = [os.readlink(f) for f in glob.glob("/proc/%d/fd/*" % c)]
                     with open("/proc/%d/comm" % c) as f:
@@ -83,7 +89,7 @@ def catch_child(srv, events, timeout=60):
                     stop.set()
                     t.join()
                     return c, fds, name, sent[0]
-            time.sleep(0.002)
+            time.sleep(0.001)
         raise AssertionError("no checkpoint child seen in %d s" % timeout)
     finally:
         stop.set()
@@ -104,7 +110,7 @@ def test_child_holds_nothing_and_dies_with_the_server():
             time.sleep(0.02)
         child, fds, name, more = catch_child(srv, events[LIMIT // 2:])
         sent += more
-        assert name == "checkpoint", name
+        assert name == "checkpoint", name  # (oom_score_adj 800: how it was caught)
         # Only what the child was given or opens itself: stdin/stdout/stderr, its pipe to the
         # server, and files under the checkpoint directory. No socket, no log segment.
         sockets = [f for f in fds if f.startswith("socket:")]
