@@ -101,13 +101,13 @@ static void serve_snapshot(struct stream_worker *w)
     if (gen == w->seen_gen)
         return;
     w->seen_gen = gen;
-    bool park = atomic_load(&s->park_only);
+    bool park = atomic_load(&s->parked);
     for (int32_t p = w->idx; !park && p < s->nparts; p += s->nworkers)
         snapshot_part(&s->parts[p]);
     pthread_mutex_lock(&s->mu);
     s->snaps_pending--;
     pthread_cond_broadcast(&s->cond);
-    while (park && s->parked && !s->stopping)
+    while (park && atomic_load(&s->parked) && !s->stopping)
         pthread_cond_wait(&s->cond, &s->mu);
     pthread_mutex_unlock(&s->mu);
 }
@@ -374,6 +374,13 @@ static int read_report(struct stream *s, int fd, void *p, size_t n)
     return 0;
 }
 
+/* Lets parked processors go on (mu held). */
+static void unpark(struct stream *s)
+{
+    atomic_store(&s->parked, false);
+    pthread_cond_broadcast(&s->cond);
+}
+
 /*
  * A checkpoint by fork (mu held; processors asked to park). Returns 1 when fork or pipe
  * failed before anything happened (the caller falls back to in-process snapshots), else 0
@@ -389,15 +396,14 @@ static int checkpoint_forked(struct stream *s, int keep)
     pthread_mutex_lock(&s->mu);
     atomic_store(&s->events_since, 0);
     s->snaps_pending = s->nworkers;
-    s->parked = true;
-    atomic_store(&s->park_only, true);
+    atomic_store(&s->parked, true);
     atomic_fetch_add(&s->snap_gen, 1);
     while (s->snaps_pending > 0 && !s->stopping && !atomic_load(&s->failed))
         pthread_cond_wait(&s->cond, &s->mu);
     int rc = 0;
     if (s->snaps_pending > 0) {
         rc = atomic_load(&s->failed) ? CORE_E_FAILED : CORE_E_CLOSED;
-        goto unpark;
+        goto out;
     }
     /* Every processor waits in serve_snapshot; other writers (erasure, assignment) are kept
      * out by the read locks, and checkpoint writers of this process by write_mu. */
@@ -405,7 +411,7 @@ static int checkpoint_forked(struct stream *s, int keep)
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) < 0) {
         rc = 1;
-        goto unpark;
+        goto out;
     }
     for (int32_t p = 0; p < s->nparts; p++)
         state_shard_hold(s->parts[p].shard);
@@ -425,11 +431,9 @@ static int checkpoint_forked(struct stream *s, int keep)
                      "err=\"%s\"", strerror(fork_errno));
         s->fork_failed_logged = true;
         rc = 1;
-        goto unpark;
+        goto out;
     }
-    s->parked = false;
-    atomic_store(&s->park_only, false);
-    pthread_cond_broadcast(&s->cond);
+    unpark(s);
     pthread_mutex_unlock(&s->mu);
 
     struct fork_report r;
@@ -470,10 +474,8 @@ static int checkpoint_forked(struct stream *s, int keep)
     pthread_mutex_unlock(&s->write_mu);
     pthread_mutex_lock(&s->mu);
     return rc;
-unpark:
-    s->parked = false;
-    atomic_store(&s->park_only, false);
-    pthread_cond_broadcast(&s->cond);
+out:
+    unpark(s);
     pthread_mutex_unlock(&s->write_mu);
     return rc;
 }

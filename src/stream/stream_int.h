@@ -56,9 +56,9 @@ struct stream {
     atomic_bool stop_workers;      /* processors exit after the batch in hand */
     atomic_uint_fast64_t snap_gen; /* bumped to ask every processor for snapshots */
     int snaps_pending;             /* processors yet to snapshot for snap_gen */
-    /* A forked checkpoint: processors only report for snap_gen and wait while parked. */
-    atomic_bool park_only;
-    bool parked;
+    /* A forked checkpoint: processors only report for snap_gen, then wait while it is set
+     * (cleared with mu held). */
+    atomic_bool parked;
     bool fork_failed_logged;
     uint64_t want_gen, done_gen; /* stream_checkpoint requests and completions */
     uint64_t only_gen;           /* stream_checkpoint_only: the request whose checkpoint
